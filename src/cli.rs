@@ -1,0 +1,252 @@
+//! The command line: clap definitions and their validation into the config
+//! structs the library uses. `tickfeed` with no subcommand means `serve`.
+
+use crate::auth::Tokens;
+use crate::config::{self, Limits, ServeConfig, SourceConfig};
+use crate::source::generator::GeneratorConfig;
+use crate::source::universe;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Live market-data fan-out over WebSocket.
+#[derive(Debug, Parser)]
+#[command(name = "tickfeed", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the feed and the dashboard (the default).
+    Serve(ServeArgs),
+}
+
+/// Options of `tickfeed serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Number of simulated symbols [default: all of the universe].
+    #[arg(long)]
+    pub symbols: Option<usize>,
+    /// Universe file: CSV with header symbol,price,volatility.
+    #[arg(long)]
+    pub universe: Option<PathBuf>,
+    /// Source updates per second over all symbols (e.g. 5000, 20k).
+    #[arg(long, default_value_t = config::DEFAULT_RATE, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Seed of the simulated market [default: random, logged at start].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How unevenly activity is spread: 0 = uniform round-robin, 1 = market-like.
+    #[arg(long, default_value_t = config::DEFAULT_SKEW)]
+    pub skew: f64,
+    /// Seconds between WebSocket pings (e.g. 15, 15s, 500ms).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// Close a client whose socket accepts nothing for this long (1008).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub stall_timeout: Duration,
+    /// Most open WebSocket connections; over it the handshake gets 503.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most subscriptions per connection (`*` counts as one).
+    #[arg(long, default_value_t = config::DEFAULT_MAX_SUBSCRIPTIONS)]
+    pub max_subscriptions: usize,
+    /// Largest request accepted (e.g. 64KiB); larger ones get `too_large`.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub max_request_bytes: usize,
+    /// Largest WebSocket message read at all; larger closes with 1009.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub max_message_bytes: usize,
+    /// Sustained request rate per connection; more get `rate_limited`.
+    #[arg(long, default_value_t = config::DEFAULT_REQUESTS_PER_SEC)]
+    pub max_requests_per_sec: f64,
+    /// Requests a connection may send in one burst.
+    #[arg(long, default_value_t = config::DEFAULT_REQUEST_BURST)]
+    pub request_burst: f64,
+    /// Refused requests (beyond accepted ones) before closing with 1008.
+    #[arg(long, default_value_t = config::DEFAULT_ABUSE_THRESHOLD)]
+    pub abuse_threshold: u32,
+    /// Capacity of the symbol table.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_SYMBOLS)]
+    pub max_symbols: usize,
+    /// Kernel send buffer per connection (SO_SNDBUF); 0 keeps the OS default.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub send_buffer: usize,
+    /// Largest data frame built; bigger batches are split.
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    pub max_frame_bytes: usize,
+    /// Least time between two data frames to one client (e.g. 0, 5ms).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub min_write_interval: Duration,
+    /// Accepted bearer token (repeatable). With none, no authentication.
+    #[arg(long = "token", env = "TICKFEED_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    pub tokens: Vec<String>,
+}
+
+/// A flag value that does not make sense together with the others.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{flag}: {msg}")]
+    Invalid { flag: &'static str, msg: String },
+    #[error(transparent)]
+    Universe(#[from] universe::UniverseError),
+}
+
+fn invalid(flag: &'static str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { flag, msg: msg.into() }
+}
+
+impl ServeArgs {
+    /// Validates the flags into a [`ServeConfig`].
+    pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        if !(self.rate > 0.0 && self.rate.is_finite()) {
+            return Err(invalid("rate", "must be a positive number of updates per second"));
+        }
+        if !(self.skew >= 0.0 && self.skew.is_finite()) {
+            return Err(invalid("skew", "must be 0 (uniform) or more"));
+        }
+        if self.heartbeat.is_zero() || self.stall_timeout.is_zero() {
+            return Err(invalid("heartbeat", "--heartbeat and --stall-timeout must be above zero"));
+        }
+        if self.max_requests_per_sec <= 0.0 || self.request_burst < 1.0 {
+            return Err(invalid("max-requests-per-sec", "rate must be above 0 and burst at least 1"));
+        }
+        if self.max_request_bytes > self.max_message_bytes {
+            return Err(invalid("max-request-bytes", "must not exceed --max-message-bytes"));
+        }
+        let base = match &self.universe {
+            Some(path) => universe::load(path)?,
+            None => universe::default_universe(),
+        };
+        let count = self.symbols.unwrap_or(base.len());
+        if count == 0 {
+            return Err(invalid("symbols", "must be at least 1"));
+        }
+        if count > self.max_symbols {
+            return Err(invalid("symbols", format!("{count} exceeds --max-symbols {}", self.max_symbols)));
+        }
+        let seed = self.seed.unwrap_or_else(rand::random);
+        let listings = universe::sized(base, count, seed);
+        let mut config = ServeConfig::with_source(SourceConfig::Generator(GeneratorConfig {
+            listings,
+            rate: self.rate,
+            seed,
+            skew: self.skew,
+        }));
+        config.listen = self.listen;
+        config.limits = Limits {
+            max_connections: self.max_connections,
+            max_subscriptions: self.max_subscriptions,
+            max_request_bytes: self.max_request_bytes,
+            max_message_bytes: self.max_message_bytes,
+            requests_per_sec: self.max_requests_per_sec,
+            request_burst: self.request_burst,
+            abuse_threshold: self.abuse_threshold.max(1),
+        };
+        config.heartbeat = self.heartbeat;
+        config.stall_timeout = self.stall_timeout;
+        config.tokens = Tokens::new(self.tokens.into_iter().filter(|t| !t.is_empty()).collect());
+        config.max_symbols = self.max_symbols;
+        config.send_buffer = self.send_buffer;
+        config.max_frame_bytes = self.max_frame_bytes.max(4096);
+        config.min_write_interval = self.min_write_interval;
+        Ok(config)
+    }
+}
+
+/// `15`, `15s`, `500ms`, `2m`: a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return if secs >= 0.0 && secs.is_finite() {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(format!("{text:?} is not a duration"))
+        };
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e}); try 15s or 500ms"))
+}
+
+/// `65536`, `64k`, `64KiB`, `1M`, `1MiB`: binary multiples.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let (number, multiplier) = split_unit(text, &[("kib", 1 << 10), ("k", 1 << 10), ("mib", 1 << 20), ("m", 1 << 20), ("gib", 1 << 30), ("g", 1 << 30), ("b", 1)]);
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("{text:?} is not a size; try 65536, 64KiB or 1MiB"))
+}
+
+/// `20000`, `20k`, `1.5M`: decimal multiples.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let (number, multiplier) = split_unit(text, &[("k", 1_000), ("m", 1_000_000)]);
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * multiplier as f64)
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a number; try 20000 or 20k"))
+}
+
+fn split_unit<'a>(text: &'a str, units: &[(&str, usize)]) -> (&'a str, usize) {
+    let trimmed = text.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    for (unit, multiplier) in units {
+        if lower.ends_with(unit) && lower.len() > unit.len() {
+            return (trimmed[..trimmed.len() - unit.len()].trim(), *multiplier);
+        }
+    }
+    (trimmed, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("tickfeed").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let args = match cli.command {
+            Some(Command::Serve(a)) => a,
+            None => cli.serve,
+        };
+        args.into_config().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn serve_is_the_default_and_defaults_are_safe() {
+        let config = serve(&[]).unwrap();
+        assert!(config.listen.ip().is_loopback());
+        assert_eq!(config.listen.port(), 8080);
+        assert!(!config.tokens.enabled());
+        let sub = serve(&["serve", "--rate", "20k", "--symbols", "1000", "--skew", "0"]).unwrap();
+        let SourceConfig::Generator(g) = sub.source;
+        assert_eq!((g.rate, g.listings.len(), g.skew), (20_000.0, 1000, 0.0));
+    }
+
+    #[test]
+    fn human_units_parse() {
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_rate("1.5k"), Ok(1500.0));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn bad_flags_say_which_flag() {
+        assert!(serve(&["--rate", "0"]).unwrap_err().contains("--rate"));
+        assert!(serve(&["--symbols", "0"]).unwrap_err().contains("--symbols"));
+        assert!(serve(&["--listen", "nowhere"]).unwrap_err().contains("--listen"));
+        assert!(serve(&["--heartbeat", "soon"]).unwrap_err().contains("not a duration"));
+    }
+}

@@ -1,0 +1,287 @@
+//! Bytes on the wire: JSON or MessagePack encoding of protocol events, the
+//! per-tick shared encoding, and the per-client frame builder that batches
+//! many events into one WebSocket message.
+//!
+//! Hot-path contract: each tick is serialised at most once per encoding
+//! ([`EncodedTick`]) and the bytes are shared by every client. A client that
+//! needs a non-zero merge count `n` copies the shared prefix and appends its
+//! own `n` (the field is last on purpose, see `protocol::Tick`).
+
+use crate::protocol::{Event, Tick};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::OnceLock;
+
+/// Wire encoding of server frames, chosen at the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[derive(clap::ValueEnum)]
+pub enum Encoding {
+    Json,
+    Msgpack,
+}
+
+impl Encoding {
+    pub const ALL: [Encoding; 2] = [Encoding::Json, Encoding::Msgpack];
+
+    /// Name used in `hello`, `?encoding=` and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Json => "json",
+            Encoding::Msgpack => "msgpack",
+        }
+    }
+
+    /// The `Sec-WebSocket-Protocol` value that selects this encoding.
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Encoding::Json => "tickfeed.v1.json",
+            Encoding::Msgpack => "tickfeed.v1.msgpack",
+        }
+    }
+
+    pub fn from_subprotocol(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.subprotocol() == value.trim())
+    }
+
+    pub fn from_name(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == value)
+    }
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or_else(|| format!("unknown encoding {s:?}: use json or msgpack"))
+    }
+}
+
+/// Serialises one event. Events are plain data, so this cannot fail.
+pub fn encode_event(encoding: Encoding, event: &Event) -> Vec<u8> {
+    match encoding {
+        Encoding::Json => serde_json::to_vec(event).expect("events serialise to JSON"),
+        Encoding::Msgpack => {
+            rmp_serde::to_vec_named(event).expect("events serialise to MessagePack")
+        }
+    }
+}
+
+/// Serialises a whole frame (an array of events) for the control path.
+pub fn encode_frame(encoding: Encoding, events: &[Event]) -> Bytes {
+    let mut frame = FrameBuilder::new(encoding);
+    for event in events {
+        frame.push_encoded(&encode_event(encoding, event));
+    }
+    frame.finish()
+}
+
+/// A tick from the source, with its encodings made lazily, once, and shared.
+#[derive(Debug)]
+pub struct EncodedTick {
+    pub tick: Tick,
+    json: OnceLock<Bytes>,
+    msgpack: OnceLock<Bytes>,
+}
+
+impl EncodedTick {
+    /// Wraps a live tick; `n` must be 0 and `snap` unset (both are per client).
+    pub fn new(tick: Tick) -> Self {
+        debug_assert!(tick.n == 0 && tick.snap.is_none());
+        Self {
+            tick,
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.tick.seq
+    }
+
+    /// The shared encoding with `n == 0`.
+    pub fn bytes(&self, encoding: Encoding) -> &Bytes {
+        let cell = match encoding {
+            Encoding::Json => &self.json,
+            Encoding::Msgpack => &self.msgpack,
+        };
+        cell.get_or_init(|| Bytes::from(encode_event(encoding, &Event::Tick(self.tick.clone()))))
+    }
+
+    /// Appends this tick to `frame` with merge count `n`: the shared bytes
+    /// when `n == 0`, otherwise the shared prefix and a re-encoded `n`.
+    pub fn write_to(&self, frame: &mut FrameBuilder, n: u32) {
+        let bytes = self.bytes(frame.encoding);
+        if n == 0 {
+            frame.push_encoded(bytes);
+            return;
+        }
+        frame.begin_event();
+        match frame.encoding {
+            Encoding::Json => {
+                // Shared bytes end in `"n":0}`: keep `"n":`, write n, close.
+                frame.buf.put_slice(&bytes[..bytes.len() - 2]);
+                frame.buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
+                frame.buf.put_u8(b'}');
+            }
+            Encoding::Msgpack => {
+                // Shared bytes end in fixstr "n" then positive fixint 0.
+                frame.buf.put_slice(&bytes[..bytes.len() - 1]);
+                let mut writer = (&mut frame.buf).writer();
+                rmp::encode::write_uint(&mut writer, u64::from(n))
+                    .expect("writing to memory cannot fail");
+            }
+        }
+    }
+}
+
+/// Room reserved at the front of a MessagePack frame for the array header,
+/// which is only known once every event is in (array32 takes 5 bytes).
+const MSGPACK_HEADER_ROOM: usize = 5;
+
+/// Builds one frame (an array of events) in a buffer reused between frames.
+#[derive(Debug)]
+pub struct FrameBuilder {
+    encoding: Encoding,
+    buf: BytesMut,
+    events: u32,
+}
+
+impl FrameBuilder {
+    pub fn new(encoding: Encoding) -> Self {
+        let mut builder = Self {
+            encoding,
+            buf: BytesMut::new(),
+            events: 0,
+        };
+        builder.reset();
+        builder
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// Number of events in the frame being built.
+    pub fn len(&self) -> usize {
+        self.events as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// Bytes in the frame so far.
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.events = 0;
+        match self.encoding {
+            Encoding::Json => self.buf.put_u8(b'['),
+            Encoding::Msgpack => self.buf.put_bytes(0, MSGPACK_HEADER_ROOM),
+        }
+    }
+
+    fn begin_event(&mut self) {
+        if self.events > 0 && self.encoding == Encoding::Json {
+            self.buf.put_u8(b',');
+        }
+        self.events += 1;
+    }
+
+    /// Appends one already-encoded event.
+    pub fn push_encoded(&mut self, event: &[u8]) {
+        self.begin_event();
+        self.buf.put_slice(event);
+    }
+
+    /// Closes the array and hands out the frame; the builder starts afresh.
+    pub fn finish(&mut self) -> Bytes {
+        match self.encoding {
+            Encoding::Json => self.buf.put_u8(b']'),
+            Encoding::Msgpack => {
+                let header = msgpack_array_header(self.events);
+                let start = MSGPACK_HEADER_ROOM - header.len();
+                self.buf[start..MSGPACK_HEADER_ROOM].copy_from_slice(&header);
+                let _ = self.buf.split_to(start);
+            }
+        }
+        let frame = self.buf.split().freeze();
+        self.reset();
+        frame
+    }
+}
+
+/// The most compact MessagePack array header for `len` elements.
+fn msgpack_array_header(len: u32) -> Vec<u8> {
+    let mut header = Vec::with_capacity(MSGPACK_HEADER_ROOM);
+    rmp::encode::write_array_len(&mut header, len).expect("writing to memory cannot fail");
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(n: u32) -> Tick {
+        Tick {
+            sym: "AAPL".into(),
+            seq: 42,
+            ts: 1_764_000_000_123_456_789,
+            xt: None,
+            px: Some(189.25),
+            sz: Some(100),
+            bid: Some(189.24),
+            ask: Some(189.26),
+            bsz: Some(300),
+            asz: Some(200),
+            vol: 1_234_567,
+            snap: None,
+            n,
+        }
+    }
+
+    #[test]
+    fn json_tick_matches_the_protocol_example() {
+        let text = String::from_utf8(encode_event(Encoding::Json, &Event::Tick(tick(0)))).unwrap();
+        assert_eq!(
+            text,
+            r#"{"ev":"tick","sym":"AAPL","seq":42,"ts":1764000000123456789,"px":189.25,"sz":100,"bid":189.24,"ask":189.26,"bsz":300,"asz":200,"vol":1234567,"n":0}"#
+        );
+    }
+
+    #[test]
+    fn patched_merge_count_equals_full_encoding() {
+        let shared = EncodedTick::new(tick(0));
+        for encoding in Encoding::ALL {
+            for n in [1u32, 7, 127, 128, 255, 256, 65_535, 65_536, u32::MAX] {
+                let mut frame = FrameBuilder::new(encoding);
+                shared.write_to(&mut frame, n);
+                let expected = encode_frame(encoding, &[Event::Tick(tick(n))]);
+                assert_eq!(frame.finish(), expected, "{encoding:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn frames_are_arrays_of_events_in_both_encodings() {
+        let shared = EncodedTick::new(tick(0));
+        for count in [1usize, 15, 16, 70_000] {
+            for encoding in Encoding::ALL {
+                let mut frame = FrameBuilder::new(encoding);
+                for i in 0..count {
+                    shared.write_to(&mut frame, (i % 3) as u32);
+                }
+                let bytes = frame.finish();
+                let events: Vec<Event> = match encoding {
+                    Encoding::Json => serde_json::from_slice(&bytes).unwrap(),
+                    Encoding::Msgpack => rmp_serde::from_slice(&bytes).unwrap(),
+                };
+                assert_eq!(events.len(), count);
+                assert_eq!(events[count - 1], Event::Tick(tick(((count - 1) % 3) as u32)));
+                assert!(frame.is_empty(), "builder starts afresh");
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Validated server settings. The CLI (`cli.rs`) parses and checks flags
+//! once into a [`ServeConfig`]; the rest of the server only sees valid
+//! values. Every default is a named constant with the reason for its value.
+
+use crate::source::generator::GeneratorConfig;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Loopback only unless told otherwise: a fresh server is never exposed.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Lively dashboard, a fraction of one core.
+pub const DEFAULT_RATE: f64 = 5_000.0;
+/// Market-like activity: a few symbols far busier than most.
+pub const DEFAULT_SKEW: f64 = 1.0;
+/// PROTOCOL.md `heartbeat_s` example; idle proxies keep 30-60 s.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// PROTOCOL.md default.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Room for the 10,000-client benchmark with margin; each idle connection
+/// costs a few KiB, so this stays far below the machine's memory.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Enough for a watchlist screen; `*` counts as one.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1_000;
+/// PROTOCOL.md default request size.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest WebSocket message accepted at all; above it the connection is
+/// closed with 1009. Between the request limit and this, the request is
+/// refused with `too_large` and the connection stays.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// A dashboard sends a handful of requests per second; scripts a burst.
+pub const DEFAULT_REQUESTS_PER_SEC: f64 = 50.0;
+pub const DEFAULT_REQUEST_BURST: f64 = 100.0;
+/// Refused requests (rate-limited or malformed) in excess of accepted ones
+/// after which the connection is closed with 1008.
+pub const DEFAULT_ABUSE_THRESHOLD: u32 = 200;
+/// Symbol table capacity; each subscribing connection holds one bit per
+/// symbol of it (16,384 = 2 KiB).
+pub const DEFAULT_MAX_SYMBOLS: usize = 16_384;
+/// Kernel send buffer per connection. Small on purpose: on loopback Linux
+/// would otherwise buffer up to 4 MiB per socket, hiding a slow client for
+/// seconds before conflation starts (PERFORMANCE.md).
+pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
+/// The largest frame the server builds; a larger batch is split.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
+/// Per-connection read buffer: requests are tiny (tungstenite's default of
+/// 128 KiB would cost 1.25 GiB at 10,000 connections).
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Where updates come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Generator(GeneratorConfig),
+}
+
+/// Per-connection limits (PROTOCOL.md "Limits and close codes").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_subscriptions: usize,
+    pub max_request_bytes: usize,
+    pub max_message_bytes: usize,
+    pub requests_per_sec: f64,
+    pub request_burst: f64,
+    pub abuse_threshold: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            requests_per_sec: DEFAULT_REQUESTS_PER_SEC,
+            request_burst: DEFAULT_REQUEST_BURST,
+            abuse_threshold: DEFAULT_ABUSE_THRESHOLD,
+        }
+    }
+}
+
+/// Everything `serve` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub source: SourceConfig,
+    pub limits: Limits,
+    pub heartbeat: Duration,
+    pub stall_timeout: Duration,
+    /// Bearer tokens; empty means no authentication.
+    pub tokens: crate::auth::Tokens,
+    pub max_symbols: usize,
+    pub send_buffer: usize,
+    pub max_frame_bytes: usize,
+    /// Least time between two data frames to one client; 0 writes as soon
+    /// as the client is ready. Larger values trade latency for fewer writes.
+    pub min_write_interval: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults with the given source, for tests and embedding.
+    pub fn with_source(source: SourceConfig) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            source,
+            limits: Limits::default(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            tokens: crate::auth::Tokens::default(),
+            max_symbols: DEFAULT_MAX_SYMBOLS,
+            send_buffer: DEFAULT_SEND_BUFFER,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            min_write_interval: Duration::ZERO,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! tickfeed: a live market-data fan-out server.
+//!
+//! Data path (see `docs/architecture.md`):
+//! `source` -> `router` -> per-client `conflate::Mailbox` -> `session` -> socket.
+//! `server::start` runs it all in-process; `main.rs` only parses the command
+//! line and calls in here.
+
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod conflate;
+pub mod metrics;
+pub mod protocol;
+pub mod ratelimit;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod shutdown;
+pub mod source;
+pub mod stats;
+pub mod symbols;

@@ -1,0 +1,385 @@
+//! The router: the one owner of topic state (which client wants which
+//! symbol) and the only writer of the symbol table.
+//!
+//! It runs as a single task fed by two bounded channels: batches from the
+//! source and commands from sessions. Because both are handled by one task,
+//! "register a subscriber and read the latest tick for its snapshot" is
+//! atomic with respect to updates: no tick is lost or repeated between a
+//! snapshot and the live stream. Fan-out marks each subscriber's mailbox
+//! (`conflate`), which never blocks, so a slow client never delays the
+//! router or any other client.
+
+use crate::codec::EncodedTick;
+use crate::conflate::Mailbox;
+use crate::protocol::{SymbolSet, Tick};
+use crate::shutdown::{DoneGuard, Shutdown};
+use crate::source::{SourceMsg, SourceReceiver, now_ns};
+use crate::stats::{Stage, Stats, record_latencies};
+use crate::symbols::{SymbolId, SymbolTable};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::{mpsc, oneshot};
+
+/// Identifies one connection to the router.
+pub type ClientId = u64;
+
+/// Commands queued per session before it waits; sessions send one at a time
+/// and wait for the reply, so this only absorbs bursts of many sessions.
+const COMMAND_QUEUE: usize = 1024;
+
+/// A symbol granted to a subscriber, with its latest tick at the moment it
+/// was registered (the snapshot, and the baseline for `n`).
+#[derive(Debug)]
+pub struct Grant {
+    pub id: SymbolId,
+    pub latest: Option<Arc<EncodedTick>>,
+}
+
+/// Reply to a subscribe.
+#[derive(Debug, Default)]
+pub struct Subscribed {
+    pub granted: Vec<Grant>,
+    /// Requested names the router does not know.
+    pub unknown: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Subscribe {
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: SymbolSet,
+        reply: oneshot::Sender<Subscribed>,
+    },
+    Unsubscribe {
+        client: ClientId,
+        symbols: SymbolSet,
+        reply: oneshot::Sender<Vec<SymbolId>>,
+    },
+    Leave {
+        client: ClientId,
+    },
+}
+
+/// The router has stopped (the server is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("router stopped")]
+pub struct RouterGone;
+
+/// Cheap-to-clone handle sessions use to reach the router.
+#[derive(Debug, Clone)]
+pub struct RouterHandle {
+    commands: mpsc::Sender<Command>,
+    table: Arc<SymbolTable>,
+}
+
+impl RouterHandle {
+    pub fn table(&self) -> &Arc<SymbolTable> {
+        &self.table
+    }
+
+    /// Registers `mailbox` for `symbols` and returns the grants with their
+    /// latest ticks, atomically with respect to routing.
+    pub async fn subscribe(
+        &self,
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: SymbolSet,
+    ) -> Result<Subscribed, RouterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe { client, mailbox, symbols, reply })
+            .await
+            .map_err(|_| RouterGone)?;
+        rx.await.map_err(|_| RouterGone)
+    }
+
+    /// Removes `symbols` (or everything, for `All`); returns the ids removed.
+    pub async fn unsubscribe(&self, client: ClientId, symbols: SymbolSet) -> Result<Vec<SymbolId>, RouterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Unsubscribe { client, symbols, reply })
+            .await
+            .map_err(|_| RouterGone)?;
+        rx.await.map_err(|_| RouterGone)
+    }
+
+    /// Forgets a client that disconnected. Never waits for the router.
+    pub fn leave(&self, client: ClientId) {
+        let commands = self.commands.clone();
+        if commands.try_send(Command::Leave { client }).is_err() {
+            tokio::spawn(async move {
+                let _ = commands.send(Command::Leave { client }).await;
+            });
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    client: ClientId,
+    mailbox: Arc<Mailbox>,
+}
+
+/// Router state; owned by the router task alone.
+pub struct Router {
+    table: Arc<SymbolTable>,
+    stats: Arc<Stats>,
+    ids: HashMap<Arc<str>, SymbolId>,
+    topics: Vec<Vec<Subscriber>>,
+    wildcard: Vec<Subscriber>,
+    /// Symbols each client holds explicitly, to leave in O(subscriptions).
+    clients: HashMap<ClientId, HashSet<SymbolId>>,
+    dropped_table_full: u64,
+}
+
+impl Router {
+    pub fn new(table: Arc<SymbolTable>, stats: Arc<Stats>) -> Self {
+        Self {
+            table,
+            stats,
+            ids: HashMap::new(),
+            topics: Vec::new(),
+            wildcard: Vec::new(),
+            clients: HashMap::new(),
+            dropped_table_full: 0,
+        }
+    }
+
+    /// Starts the router task; returns the handle sessions use.
+    pub fn spawn(self, source: SourceReceiver, shutdown: Shutdown, done: DoneGuard) -> RouterHandle {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let handle = RouterHandle {
+            commands: tx,
+            table: self.table.clone(),
+        };
+        tokio::spawn(async move {
+            self.run(source, rx, shutdown).await;
+            drop(done);
+        });
+        handle
+    }
+
+    async fn run(mut self, mut source: SourceReceiver, mut commands: mpsc::Receiver<Command>, mut shutdown: Shutdown) {
+        let mut source_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                Some(command) = commands.recv() => self.handle(command),
+                msg = source.recv(), if source_open => match msg {
+                    Some(SourceMsg::Declare(names)) => {
+                        for name in names {
+                            self.intern(&name);
+                        }
+                    }
+                    Some(SourceMsg::Ticks(batch)) => self.route(batch),
+                    None => {
+                        tracing::info!("source finished; serving the last values");
+                        source_open = false;
+                    }
+                },
+            }
+        }
+    }
+
+    /// The id of `name`, creating the symbol on first sight.
+    fn intern(&mut self, name: &Arc<str>) -> Option<SymbolId> {
+        if let Some(id) = self.ids.get(name) {
+            return Some(*id);
+        }
+        match self.table.push(name.clone()) {
+            Ok(id) => {
+                self.ids.insert(name.clone(), id);
+                self.topics.push(Vec::new());
+                Some(id)
+            }
+            Err(full) => {
+                if self.dropped_table_full == 0 {
+                    tracing::warn!(symbol = %name, "{full}; its updates are dropped");
+                }
+                self.dropped_table_full += 1;
+                None
+            }
+        }
+    }
+
+    /// Fans a batch out: store each tick as its symbol's latest, then mark
+    /// the mailbox of every subscriber.
+    pub fn route(&mut self, batch: Vec<Tick>) {
+        record_latencies(&self.stats, Stage::Route, now_ns(), batch.iter().map(|t| t.ts));
+        self.stats.ticks_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for tick in batch {
+            let Some(id) = self.intern(&tick.sym) else { continue };
+            self.table.store(id, Arc::new(EncodedTick::new(tick)));
+            for sub in self.topics[id as usize].iter().chain(&self.wildcard) {
+                sub.mailbox.mark(id);
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Subscribe { client, mailbox, symbols, reply } => {
+                let _ = reply.send(self.subscribe(client, mailbox, symbols));
+            }
+            Command::Unsubscribe { client, symbols, reply } => {
+                let _ = reply.send(self.unsubscribe(client, symbols));
+            }
+            Command::Leave { client } => {
+                self.unsubscribe(client, SymbolSet::All);
+            }
+        }
+    }
+
+    fn grant(&self, id: SymbolId) -> Grant {
+        Grant {
+            id,
+            latest: self.table.cell(id).latest(),
+        }
+    }
+
+    pub fn subscribe(&mut self, client: ClientId, mailbox: Arc<Mailbox>, symbols: SymbolSet) -> Subscribed {
+        let mut reply = Subscribed::default();
+        match symbols {
+            SymbolSet::All => {
+                if !self.wildcard.iter().any(|s| s.client == client) {
+                    self.wildcard.push(Subscriber { client, mailbox });
+                }
+                reply.granted = (0..self.topics.len() as SymbolId).map(|id| self.grant(id)).collect();
+            }
+            SymbolSet::Named(names) => {
+                let held = self.clients.entry(client).or_default();
+                for name in names {
+                    let Some(&id) = self.ids.get(name.as_str()) else {
+                        reply.unknown.push(name);
+                        continue;
+                    };
+                    if held.insert(id) {
+                        self.topics[id as usize].push(Subscriber {
+                            client,
+                            mailbox: mailbox.clone(),
+                        });
+                    }
+                    reply.granted.push(Grant {
+                        id,
+                        latest: self.table.cell(id).latest(),
+                    });
+                }
+            }
+        }
+        reply
+    }
+
+    /// Removes subscriptions. Returns the ids of every named symbol that
+    /// exists (held or not, so a session can exclude it from `*`), or for
+    /// `All` the ids that were held.
+    pub fn unsubscribe(&mut self, client: ClientId, symbols: SymbolSet) -> Vec<SymbolId> {
+        let held = self.clients.get_mut(&client);
+        let (ids, removed): (Vec<SymbolId>, Vec<SymbolId>) = match symbols {
+            SymbolSet::All => {
+                self.wildcard.retain(|s| s.client != client);
+                let removed: Vec<SymbolId> = self.clients.remove(&client).into_iter().flatten().collect();
+                (removed.clone(), removed)
+            }
+            SymbolSet::Named(names) => {
+                let ids: Vec<SymbolId> = names
+                    .iter()
+                    .filter_map(|name| self.ids.get(name.as_str()).copied())
+                    .collect();
+                let removed = match held {
+                    Some(held) => ids.iter().copied().filter(|id| held.remove(id)).collect(),
+                    None => Vec::new(),
+                };
+                (ids, removed)
+            }
+        };
+        for &id in &removed {
+            self.topics[id as usize].retain(|s| s.client != client);
+        }
+        ids
+    }
+
+    /// Subscribers of one symbol, not counting `*` (for tests and stats).
+    pub fn subscriber_count(&self, id: SymbolId) -> usize {
+        self.topics.get(id as usize).map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(sym: &str, seq: u64) -> Tick {
+        Tick {
+            sym: sym.into(),
+            seq,
+            ts: now_ns(),
+            xt: None,
+            px: Some(1.0),
+            sz: Some(100),
+            bid: None,
+            ask: None,
+            bsz: None,
+            asz: None,
+            vol: seq * 100,
+            snap: None,
+            n: 0,
+        }
+    }
+
+    fn pending(mailbox: &Mailbox) -> Vec<SymbolId> {
+        let mut ids = Vec::new();
+        mailbox.drain(|id| ids.push(id));
+        ids
+    }
+
+    fn router() -> Router {
+        Router::new(Arc::new(SymbolTable::new(64)), Arc::new(Stats::new()))
+    }
+
+    fn named(names: &[&str]) -> SymbolSet {
+        SymbolSet::Named(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn updates_reach_only_subscribers_and_the_latest_wins() {
+        let mut r = router();
+        r.route(vec![tick("AAPL", 1), tick("MSFT", 1)]);
+        let (a, b) = (Arc::new(Mailbox::new(64)), Arc::new(Mailbox::new(64)));
+        let sub = r.subscribe(1, a.clone(), named(&["AAPL", "NOPE"]));
+        assert_eq!(sub.unknown, ["NOPE"]);
+        assert_eq!(sub.granted[0].latest.as_ref().unwrap().seq(), 1, "snapshot baseline");
+        r.subscribe(2, b.clone(), named(&["MSFT"]));
+        r.route(vec![tick("AAPL", 2), tick("AAPL", 3), tick("AAPL", 4)]);
+        assert_eq!(pending(&a), [0]);
+        assert!(pending(&b).is_empty());
+        assert_eq!(r.table.cell(0).latest_seq(), 4, "conflated to the latest");
+    }
+
+    #[test]
+    fn wildcard_includes_symbols_that_appear_later() {
+        let mut r = router();
+        let m = Arc::new(Mailbox::new(64));
+        assert!(r.subscribe(1, m.clone(), SymbolSet::All).granted.is_empty());
+        r.route(vec![tick("NEW", 1)]);
+        assert_eq!(pending(&m), [0]);
+    }
+
+    #[test]
+    fn resubscribing_never_creates_a_second_stream_and_leave_cleans_up() {
+        let mut r = router();
+        r.route(vec![tick("AAPL", 1)]);
+        let m = Arc::new(Mailbox::new(64));
+        r.subscribe(1, m.clone(), named(&["AAPL"]));
+        r.subscribe(1, m.clone(), named(&["AAPL"]));
+        assert_eq!(r.subscriber_count(0), 1);
+        assert_eq!(r.unsubscribe(1, named(&["AAPL"])), [0]);
+        assert_eq!(r.subscriber_count(0), 0);
+        r.subscribe(1, m.clone(), named(&["AAPL"]));
+        r.subscribe(1, m, SymbolSet::All);
+        r.unsubscribe(1, SymbolSet::All);
+        assert_eq!((r.subscriber_count(0), r.wildcard.len(), r.clients.len()), (0, 0, 0));
+    }
+}

@@ -1,0 +1,246 @@
+//! The server: binds the listener, starts source and router, and serves
+//! HTTP (dashboard, health, API, metrics) and the WebSocket endpoint `/ws`.
+//!
+//! [`start`] returns a [`RunningServer`] with the bound address, so tests
+//! and `tickfeed bench` run the real server in-process on port 0.
+
+use crate::api;
+use crate::auth::{Tokens, presented_token};
+use crate::codec::Encoding;
+use crate::config::{READ_BUFFER_BYTES, ServeConfig};
+use crate::router::{Router, RouterHandle};
+use crate::session::{Session, SessionSettings, Stop};
+use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
+use crate::source;
+use crate::stats::Stats;
+use crate::symbols::SymbolTable;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use rand::RngExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long shutdown waits for sessions to flush and close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+}
+
+/// State shared by every HTTP handler.
+pub struct AppState {
+    pub settings: Arc<SessionSettings>,
+    pub stats: Arc<Stats>,
+    pub router: RouterHandle,
+    tokens: Tokens,
+    send_buffer: usize,
+    next_client: AtomicU64,
+    shutdown: Shutdown,
+    done: DoneGuard,
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<Stats>,
+    pub router: RouterHandle,
+    trigger: ShutdownTrigger,
+}
+
+impl RunningServer {
+    /// Closes every client with 1001 after flushing, stops every task, and
+    /// returns once all are done (or the grace period ran out).
+    pub async fn shutdown(mut self) {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.trigger.stop_and_wait()).await.is_err() {
+            tracing::warn!("shutdown grace period of {SHUTDOWN_GRACE:?} ran out");
+        }
+    }
+}
+
+/// Binds, starts every task, and returns once connections are accepted.
+pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let trigger = ShutdownTrigger::new();
+    let stats = Arc::new(Stats::new());
+    let table = Arc::new(SymbolTable::new(config.max_symbols));
+    let (source_tx, source_rx) = source::channel();
+    source::spawn(&config.source, source_tx, stats.clone(), trigger.subscribe(), trigger.guard())?;
+    let router = Router::new(table, stats.clone()).spawn(source_rx, trigger.subscribe(), trigger.guard());
+    let settings = Arc::new(SessionSettings {
+        router: router.clone(),
+        stats: stats.clone(),
+        limits: config.limits.clone(),
+        heartbeat: config.heartbeat,
+        stall_timeout: config.stall_timeout,
+        max_frame_bytes: config.max_frame_bytes,
+        min_write_interval: config.min_write_interval,
+        server_name: format!("tickfeed {}", env!("CARGO_PKG_VERSION")),
+    });
+    let state = Arc::new(AppState {
+        settings,
+        stats: stats.clone(),
+        router: router.clone(),
+        tokens: config.tokens.clone(),
+        send_buffer: config.send_buffer,
+        next_client: AtomicU64::new(1),
+        shutdown: trigger.subscribe(),
+        done: trigger.guard(),
+    });
+    let send_buffer = config.send_buffer;
+    let listener = listener.tap_io(move |tcp| tune_socket(tcp, send_buffer));
+    let app = routes(state);
+    let mut stop = trigger.subscribe();
+    let done = trigger.guard();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("HTTP server failed: {e}");
+        }
+        drop(done);
+    });
+    Ok(RunningServer { addr, stats, router, trigger })
+}
+
+/// Runs until `signal` resolves, then shuts down gracefully.
+pub async fn run(config: ServeConfig, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let server = start(config).await?;
+    println!("tickfeed listening on http://{}", server.addr);
+    tracing::info!(addr = %server.addr, "listening on http://{}", server.addr);
+    signal.await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Per-connection socket options: no Nagle delay (the server batches
+/// itself) and a bounded kernel send buffer so conflation, not the kernel,
+/// decides what a slow client sees.
+fn tune_socket(tcp: &mut tokio::net::TcpStream, send_buffer: usize) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    if send_buffer > 0 {
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer) {
+            tracing::debug!("SO_SNDBUF: {e}");
+        }
+    }
+}
+
+fn routes(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .route("/ws", get(ws_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/symbols", get(api::symbols))
+        .route("/api/stats", get(api::stats))
+        .route("/metrics", get(api::metrics))
+        .fallback(crate::assets::serve)
+        .with_state(state)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct WsQuery {
+    encoding: Option<String>,
+    token: Option<String>,
+}
+
+/// Decrements the open-connection gauge when a connection ends, however.
+struct ConnectionSlot(Arc<Stats>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Picks the encoding: subprotocol first (client's order), then
+/// `?encoding=`, then JSON. Returns the subprotocol to echo.
+fn negotiate(ws: &WebSocketUpgrade, query: Option<&str>) -> Result<(Encoding, Option<&'static str>), String> {
+    for requested in ws.requested_protocols() {
+        let Ok(text) = requested.to_str() else { continue };
+        for offered in text.split(',') {
+            if let Some(encoding) = Encoding::from_subprotocol(offered) {
+                return Ok((encoding, Some(encoding.subprotocol())));
+            }
+        }
+    }
+    match query {
+        None => Ok((Encoding::Json, None)),
+        Some(name) => Encoding::from_name(name)
+            .map(|e| (e, None))
+            .ok_or_else(|| format!("unknown encoding {name:?}: use json or msgpack")),
+    }
+}
+
+async fn ws_handler(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    if !app.tokens.accepts(presented_token(authorization, query.token.as_deref())) {
+        app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(token_present = authorization.is_some() || query.token.is_some(), "handshake refused: unauthorized");
+        return (StatusCode::UNAUTHORIZED, "unauthorized: send Authorization: Bearer TOKEN or ?token=TOKEN\n").into_response();
+    }
+    let (encoding, protocol) = match negotiate(&ws, query.encoding.as_deref()) {
+        Ok(chosen) => chosen,
+        Err(msg) => return (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
+    };
+    let limits = &app.settings.limits;
+    let open = app.stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let slot = ConnectionSlot(app.stats.clone());
+    if open as usize > limits.max_connections || app.shutdown.is_stopping() {
+        app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("server full: {} connections (--max-connections)\n", limits.max_connections),
+        )
+            .into_response();
+    }
+    app.stats.connections_total.fetch_add(1, Ordering::Relaxed);
+    let mut ws = ws
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(app.send_buffer.max(READ_BUFFER_BYTES))
+        .max_write_buffer_size(4 * app.settings.max_frame_bytes + app.send_buffer + (1 << 20))
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes);
+    if let Some(protocol) = protocol {
+        ws.set_selected_protocol(HeaderValue::from_static(protocol));
+    }
+    let client = app.next_client.fetch_add(1, Ordering::Relaxed);
+    ws.on_upgrade(move |socket| async move {
+        let _slot = slot;
+        let _done = app.done.clone();
+        let session_id = new_session_id();
+        let session = Session::new(socket, app.settings.clone(), client, encoding);
+        let stop = session.run(session_id.clone(), app.shutdown.clone()).await;
+        match &stop {
+            Stop::ClientClosed | Stop::ShuttingDown => tracing::debug!(session = %session_id, ?stop, "session ended"),
+            Stop::SocketError(e) => tracing::debug!(session = %session_id, "session ended: {e}"),
+            other => tracing::info!(session = %session_id, ?other, "session closed by server"),
+        }
+    })
+}
+
+/// A short random id for logs and `hello`.
+fn new_session_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
