@@ -1,0 +1,185 @@
+//! Shared helpers for integration tests: start the real server in-process
+//! on port 0, connect real WebSocket clients, and poll with deadlines
+//! (never fixed sleeps).
+#![allow(dead_code)]
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tickfeed::cli::{Cli, Command};
+use tickfeed::server::{RunningServer, start};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Generous upper bound for anything a test waits for; tests poll and
+/// return as soon as the condition holds.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    server: RunningServer,
+}
+
+/// Starts a server with `tickfeed serve` flags (plus `--listen 127.0.0.1:0`).
+pub async fn start_server(args: &[&str]) -> TestServer {
+    let mut argv = vec!["tickfeed", "serve", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(&argv).expect("valid test flags");
+    let Some(Command::Serve(serve)) = cli.command else { panic!("not serve") };
+    let server = start(serve.into_config().expect("valid test config")).await.expect("server starts");
+    TestServer { addr: server.addr, server }
+}
+
+impl TestServer {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn running(&self) -> &RunningServer {
+        &self.server
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        reqwest::get(self.http_url(path)).await.expect("GET").json().await.expect("JSON body")
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
+    /// Polls `/api/stats` until `check` holds.
+    pub async fn wait_for_stats(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        poll(what, || async {
+            let stats = self.get_json("/api/stats").await;
+            check(&stats).then_some(stats)
+        })
+        .await
+    }
+}
+
+/// Retries `probe` every 20 ms until it yields a value or `DEADLINE` passes.
+pub async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A protocol client that decodes every frame into JSON values.
+pub struct Client {
+    pub ws: Socket,
+    pub hello: Value,
+    /// Events received but not yet taken.
+    pub backlog: std::collections::VecDeque<Value>,
+    pub protocol: Option<String>,
+}
+
+impl Client {
+    /// Connects to `url` (with extra headers) and reads `hello`.
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let (ws, response) = tokio_tungstenite::connect_async(request).await?;
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut client = Client { ws, hello: Value::Null, backlog: Default::default(), protocol };
+        client.hello = client.next_event().await;
+        assert_eq!(client.hello["ev"], "hello", "first frame is hello");
+        Ok(client)
+    }
+
+    pub async fn connect(url: &str) -> Client {
+        Self::connect_with(url, &[]).await.expect("connect")
+    }
+
+    pub async fn send(&mut self, request: Value) {
+        self.ws.send(Message::text(request.to_string())).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// Reads one frame and returns its events (JSON or MessagePack).
+    pub async fn read_frame(&mut self) -> Option<Vec<Value>> {
+        loop {
+            let message = tokio::time::timeout(DEADLINE, self.ws.next()).await.expect("frame within deadline")?;
+            match message.ok()? {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("frame is a JSON array")),
+                Message::Binary(bytes) => return Some(rmp_serde::from_slice(&bytes).expect("frame is a MessagePack array")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                return event;
+            }
+            let events = self.read_frame().await.expect("connection open");
+            self.backlog.extend(events);
+        }
+    }
+
+    /// Skips events until one satisfies `matches`; returns it.
+    pub async fn wait_event(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.next_event()).await.expect("expected event within deadline");
+            if matches(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Sends `request` and returns the reply events with its `id` (ack
+    /// and/or error), skipping ticks; snapshots that follow stay queued.
+    pub async fn request(&mut self, request: Value) -> Value {
+        let id = request["id"].clone();
+        self.send(request).await;
+        self.wait_event(|e| e["id"] == id && e["ev"] != "tick").await
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub async fn closed(&mut self) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("close within deadline") {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+pub fn is_tick(event: &Value) -> bool {
+    event["ev"] == "tick"
+}
