@@ -78,6 +78,9 @@ pub fn encode_frame(encoding: Encoding, events: &[Event]) -> Bytes {
 #[derive(Debug)]
 pub struct EncodedTick {
     pub tick: Tick,
+    /// When the router published it; tells a session whether the tick
+    /// arrived while the client was ready to receive (see `session::outbox`).
+    pub routed_at: tokio::time::Instant,
     json: OnceLock<Bytes>,
     msgpack: OnceLock<Bytes>,
 }
@@ -88,6 +91,7 @@ impl EncodedTick {
         debug_assert!(tick.n == 0 && tick.snap.is_none());
         Self {
             tick,
+            routed_at: tokio::time::Instant::now(),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
         }

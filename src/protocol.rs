@@ -131,6 +131,18 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request's `id`, echoed in its replies.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Request::Subscribe { id, .. }
+            | Request::Unsubscribe { id, .. }
+            | Request::Symbols { id }
+            | Request::Ping { id, .. } => *id,
+        }
+    }
+}
+
 /// Why a request was refused; becomes an `error` event.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code:?}: {msg}")]

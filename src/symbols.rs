@@ -4,6 +4,12 @@
 //! new tick; read lock-free by sessions (to fetch the latest tick of a
 //! pending symbol) and by the HTTP API (`/api/symbols`). Capacity is fixed
 //! at start-up (`--max-symbols`) so that readers never race a reallocation.
+//!
+//! Besides the latest tick, each symbol keeps its last [`HISTORY`] ticks in a
+//! ring indexed by `seq`. A session that was ready while several updates of
+//! one symbol arrived between two of its wake-ups sends all of them instead
+//! of merging them: conflation is for clients that cannot keep up, not for
+//! scheduling jitter.
 
 use crate::codec::EncodedTick;
 use arc_swap::ArcSwapOption;
@@ -13,11 +19,17 @@ use std::sync::{Arc, OnceLock};
 /// Dense index of a symbol in the table.
 pub type SymbolId = u32;
 
-/// One symbol: its name and its latest tick (the last-value cache).
+/// Ticks of one symbol kept for catching up, by `seq % HISTORY`. Shared by
+/// all clients; a client's own state stays one bit and one seq per symbol.
+pub const HISTORY: usize = 32;
+
+/// One symbol: its name, its latest tick (the last-value cache) and a short
+/// history.
 #[derive(Debug, Default)]
 pub struct SymbolCell {
     name: OnceLock<Arc<str>>,
     latest: ArcSwapOption<EncodedTick>,
+    history: OnceLock<Box<[ArcSwapOption<EncodedTick>]>>,
 }
 
 impl SymbolCell {
@@ -33,6 +45,12 @@ impl SymbolCell {
     /// The latest tick without touching its reference count (hot path).
     pub fn load(&self) -> arc_swap::Guard<Option<Arc<EncodedTick>>> {
         self.latest.load()
+    }
+
+    /// The tick with exactly this `seq`, if it is still in the history.
+    pub fn historic(&self, seq: u64) -> Option<Arc<EncodedTick>> {
+        let slot = &self.history.get()?[(seq % HISTORY as u64) as usize];
+        slot.load_full().filter(|t| t.seq() == seq)
     }
 
     /// Sequence number of the latest tick (0 before the first).
@@ -96,13 +114,18 @@ impl SymbolTable {
             capacity: self.capacity(),
         })?;
         cell.name.set(name).expect("router is the only writer");
+        let _ = cell.history.set((0..HISTORY).map(|_| ArcSwapOption::empty()).collect());
         self.len.store(id + 1, Ordering::Release);
         Ok(id as SymbolId)
     }
 
     /// Stores the latest tick of a symbol (router only).
     pub(crate) fn store(&self, id: SymbolId, tick: Arc<EncodedTick>) {
-        self.cells[id as usize].latest.store(Some(tick));
+        let cell = &self.cells[id as usize];
+        if let Some(history) = cell.history.get() {
+            history[(tick.seq() % HISTORY as u64) as usize].store(Some(tick.clone()));
+        }
+        cell.latest.store(Some(tick));
     }
 }
 

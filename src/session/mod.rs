@@ -97,6 +97,8 @@ pub struct Session<S> {
     budget: RequestBudget,
     frames: Vec<Bytes>,
     last_heard: Instant,
+    /// When the last data write completed: the client has been ready since.
+    ready_since: Instant,
     next_write_at: Instant,
     /// Subscriptions this session added to the shared gauge.
     counted_subscriptions: i64,
@@ -118,6 +120,7 @@ where
             budget: RequestBudget::new(limits.requests_per_sec, limits.request_burst, limits.abuse_threshold, now),
             frames: Vec::new(),
             last_heard: now,
+            ready_since: now,
             next_write_at: now,
             counted_subscriptions: 0,
             settings,
@@ -196,10 +199,11 @@ where
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Stop> {
+        let max = self.settings.limits.max_request_bytes;
         let parsed = match message {
-            Message::Text(text) => self.check_request(text.len()).and_then(|()| parse_json_request(text.as_bytes())),
+            Message::Text(text) => check_size(text.len(), max).and_then(|()| parse_json_request(text.as_bytes())),
             Message::Binary(bytes) if self.encoding == Encoding::Msgpack => {
-                self.check_request(bytes.len()).and_then(|()| parse_msgpack_request(&bytes))
+                check_size(bytes.len(), max).and_then(|()| parse_msgpack_request(&bytes))
             }
             Message::Binary(_) => Err(RequestError::new(
                 None,
@@ -208,6 +212,21 @@ where
             )),
             Message::Close(_) => return Err(Stop::ClientClosed),
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        // Every request costs a token, valid or not; the refusal names the
+        // request's id when it could be read, so clients can match it.
+        let parsed = if self.budget.try_take(Instant::now()) {
+            parsed
+        } else {
+            let id = match &parsed {
+                Ok(request) => request.id(),
+                Err(error) => error.id,
+            };
+            Err(RequestError::new(
+                id,
+                ErrorCode::RateLimited,
+                format!("more than {} requests per second", self.settings.limits.requests_per_sec),
+            ))
         };
         let stats = &self.settings.stats;
         stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -241,26 +260,6 @@ where
         self.send_control(&reply.events).await
     }
 
-    /// Size and rate checks that come before parsing.
-    fn check_request(&mut self, len: usize) -> Result<(), RequestError> {
-        let limits = &self.settings.limits;
-        if len > limits.max_request_bytes {
-            return Err(RequestError::new(
-                None,
-                ErrorCode::TooLarge,
-                format!("request of {len} bytes exceeds the limit of {} bytes", limits.max_request_bytes),
-            ));
-        }
-        if !self.budget.try_take(Instant::now()) {
-            return Err(RequestError::new(
-                None,
-                ErrorCode::RateLimited,
-                format!("more than {} requests per second", limits.requests_per_sec),
-            ));
-        }
-        Ok(())
-    }
-
     fn update_subscription_gauge(&mut self) {
         let now = self.outbox.subscription_count() as i64;
         let delta = now - self.counted_subscriptions;
@@ -273,7 +272,7 @@ where
     /// Sends every pending update in as few frames as the size cap allows,
     /// with one flush.
     async fn deliver(&mut self) -> Result<(), Stop> {
-        let collected = self.outbox.collect(Instant::now(), &mut self.frames);
+        let collected = self.outbox.collect(Instant::now(), self.ready_since, &mut self.frames);
         if self.frames.is_empty() {
             return Ok(());
         }
@@ -307,7 +306,8 @@ where
             stats.events_conflated.fetch_add(collected.conflated, Ordering::Relaxed);
             stats.updates_merged.fetch_add(collected.merged, Ordering::Relaxed);
         }
-        self.next_write_at = Instant::now() + self.settings.min_write_interval;
+        self.ready_since = Instant::now();
+        self.next_write_at = self.ready_since + self.settings.min_write_interval;
         Ok(())
     }
 
@@ -352,6 +352,18 @@ where
         self.update_subscription_gauge();
         stop
     }
+}
+
+/// Refuses a request over the size limit before parsing it.
+fn check_size(len: usize, max: usize) -> Result<(), RequestError> {
+    if len > max {
+        return Err(RequestError::new(
+            None,
+            ErrorCode::TooLarge,
+            format!("request of {len} bytes exceeds the limit of {max} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits for the mailbox, or forever when the client has none yet.

@@ -7,11 +7,11 @@
 //! that are not due yet are re-marked and picked up at their next slot.
 //! Nothing here allocates per event: buffers are reused between frames.
 
-use crate::codec::{Encoding, FrameBuilder, encode_event};
+use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use crate::conflate::Mailbox;
 use crate::protocol::Event;
 use crate::router::Grant;
-use crate::symbols::{SymbolId, SymbolTable};
+use crate::symbols::{HISTORY, SymbolId, SymbolTable};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -151,13 +151,25 @@ impl Outbox {
     }
 
     /// Drains pending symbols into frames (pushed onto `frames`).
-    pub fn collect(&mut self, now: Instant, frames: &mut Vec<Bytes>) -> Collected {
+    ///
+    /// `ready_since` is when the client's last write completed: updates
+    /// routed after it arrived while the client was keeping up, so each is
+    /// sent (from the symbol's history) rather than merged. Updates routed
+    /// while a write was blocked are merged into the latest, with `n`.
+    pub fn collect(&mut self, now: Instant, ready_since: Instant, frames: &mut Vec<Bytes>) -> Collected {
         let mut out = Collected::default();
         self.sent_ts.clear();
         self.deferred_until = None;
         let Some(mailbox) = &self.mailbox else { return out };
         self.pending.clear();
         mailbox.drain(|id| self.pending.push(id));
+        let mut emit = Emitter {
+            frame: &mut self.frame,
+            frames,
+            sent_ts: &mut self.sent_ts,
+            out: &mut out,
+            max_frame_bytes: self.max_frame_bytes,
+        };
         for &id in &self.pending {
             let cell = self.table.cell(id);
             let latest = cell.load();
@@ -185,25 +197,47 @@ impl Outbox {
                     continue;
                 }
                 sub.next_due = now + interval;
+            } else {
+                let first = (sub.last_seq + 1).max(latest.seq().saturating_sub(HISTORY as u64 - 1));
+                for seq in first..latest.seq() {
+                    if let Some(missed) = cell.historic(seq).filter(|t| t.routed_at >= ready_since) {
+                        emit.tick(&missed, &mut sub.last_seq);
+                    }
+                }
             }
-            let n = latest.seq() - sub.last_seq - 1;
-            let n = u32::try_from(n).unwrap_or(u32::MAX);
-            sub.last_seq = latest.seq();
-            latest.write_to(&mut self.frame, n);
-            self.sent_ts.push(latest.tick.ts);
-            out.events += 1;
-            if n > 0 {
-                out.conflated += 1;
-                out.merged += u64::from(n);
-            }
-            if self.frame.byte_len() >= self.max_frame_bytes {
-                frames.push(self.frame.finish());
-            }
+            emit.tick(latest, &mut sub.last_seq);
         }
         if !self.frame.is_empty() {
             frames.push(self.frame.finish());
         }
         out
+    }
+}
+
+/// Appends ticks to the frame being built, splitting at the size cap.
+struct Emitter<'a> {
+    frame: &'a mut FrameBuilder,
+    frames: &'a mut Vec<Bytes>,
+    sent_ts: &'a mut Vec<u64>,
+    out: &'a mut Collected,
+    max_frame_bytes: usize,
+}
+
+impl Emitter<'_> {
+    /// Writes `tick` with `n` = updates since `last_seq`, and advances it.
+    fn tick(&mut self, tick: &EncodedTick, last_seq: &mut u64) {
+        let n = u32::try_from(tick.seq() - *last_seq - 1).unwrap_or(u32::MAX);
+        *last_seq = tick.seq();
+        tick.write_to(self.frame, n);
+        self.sent_ts.push(tick.tick.ts);
+        self.out.events += 1;
+        if n > 0 {
+            self.out.conflated += 1;
+            self.out.merged += u64::from(n);
+        }
+        if self.frame.byte_len() >= self.max_frame_bytes {
+            self.frames.push(self.frame.finish());
+        }
     }
 }
 
@@ -219,7 +253,6 @@ pub fn reply_frame(encoding: Encoding, events: &[Event]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::EncodedTick;
     use crate::protocol::Tick;
 
     fn table_with(sym: &str) -> Arc<SymbolTable> {
@@ -270,11 +303,11 @@ mod tests {
         assert!(reply.is_empty(), "no snapshot before the first tick");
         let mut frames = Vec::new();
         publish(&table, &mailbox, 1);
-        outbox.collect(now, &mut frames);
+        outbox.collect(now, now + Duration::from_secs(1), &mut frames);
         for seq in 2..=10 {
             publish(&table, &mailbox, seq);
         }
-        let got = outbox.collect(now, &mut frames);
+        let got = outbox.collect(now, now + Duration::from_secs(1), &mut frames);
         let ticks = events(&frames);
         assert_eq!(ticks.iter().map(|t| (t.seq, t.n)).collect::<Vec<_>>(), [(1, 0), (10, 8)]);
         assert_eq!(got, Collected { events: 1, conflated: 1, merged: 8 });
@@ -289,13 +322,48 @@ mod tests {
         outbox.add(&[Grant { id: 0, latest: None }], 2.0, false, &mut Vec::new(), t0);
         let mut frames = Vec::new();
         publish(&table, &mailbox, 1);
-        outbox.collect(t0, &mut frames);
+        outbox.collect(t0, t0, &mut frames);
         publish(&table, &mailbox, 2);
         publish(&table, &mailbox, 3);
-        assert_eq!(outbox.collect(t0 + Duration::from_millis(100), &mut frames).events, 0);
+        assert_eq!(outbox.collect(t0 + Duration::from_millis(100), t0, &mut frames).events, 0);
         assert_eq!(outbox.deferred_until, Some(t0 + Duration::from_millis(500)));
-        outbox.collect(t0 + Duration::from_millis(500), &mut frames);
+        outbox.collect(t0 + Duration::from_millis(500), t0, &mut frames);
         assert_eq!(events(&frames).iter().map(|t| (t.seq, t.n)).collect::<Vec<_>>(), [(1, 0), (3, 1)]);
+    }
+
+    #[test]
+    fn ready_client_gets_every_update_of_a_burst_in_order() {
+        let table = table_with("AAPL");
+        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
+        let mailbox = outbox.mailbox();
+        let ready_since = Instant::now();
+        outbox.add(&[Grant { id: 0, latest: None }], 0.0, false, &mut Vec::new(), ready_since);
+        for seq in 1..=5 {
+            publish(&table, &mailbox, seq);
+        }
+        let mut frames = Vec::new();
+        outbox.collect(Instant::now(), ready_since, &mut frames);
+        let got: Vec<_> = events(&frames).iter().map(|t| (t.seq, t.n)).collect();
+        assert_eq!(got, [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]);
+    }
+
+    #[test]
+    fn a_burst_longer_than_the_history_is_merged_with_its_count() {
+        let table = table_with("AAPL");
+        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
+        let mailbox = outbox.mailbox();
+        let ready_since = Instant::now();
+        outbox.add(&[Grant { id: 0, latest: None }], 0.0, false, &mut Vec::new(), ready_since);
+        let last = HISTORY as u64 + 10;
+        for seq in 1..=last {
+            publish(&table, &mailbox, seq);
+        }
+        let mut frames = Vec::new();
+        outbox.collect(Instant::now(), ready_since, &mut frames);
+        let ticks = events(&frames);
+        assert_eq!(ticks.len(), HISTORY);
+        assert_eq!((ticks[0].seq, ticks[0].n), (11, 10));
+        assert!(ticks.windows(2).all(|w| w[1].seq - w[0].seq - 1 == u64::from(w[1].n)));
     }
 
     #[test]
@@ -308,7 +376,7 @@ mod tests {
         publish(&table, &mailbox, 1);
         outbox.remove(&[0]);
         let mut frames = Vec::new();
-        assert_eq!(outbox.collect(now, &mut frames).events, 0);
+        assert_eq!(outbox.collect(now, now + Duration::from_secs(1), &mut frames).events, 0);
         assert!(frames.is_empty());
     }
 }

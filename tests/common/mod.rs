@@ -113,6 +113,18 @@ impl Client {
         Ok(client)
     }
 
+    /// Connects with a tiny receive buffer, so that a client that stops
+    /// reading fills up in kilobytes rather than megabytes.
+    pub async fn connect_small_buffer(url: &str, addr: SocketAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("handshake");
+        let mut client = Client { ws, hello: Value::Null, backlog: Default::default(), protocol: None };
+        client.hello = client.next_event().await;
+        client
+    }
+
     pub async fn connect(url: &str) -> Client {
         Self::connect_with(url, &[]).await.expect("connect")
     }

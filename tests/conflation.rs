@@ -1,0 +1,100 @@
+//! Slow consumers: conflation keeps the invariant `B.seq - A.seq - 1 == B.n`
+//! for a client that reads slowly, while a client that keeps up on the same
+//! symbols receives every seq with `n == 0`; a client that stops reading is
+//! closed at the stall timeout and the others carry on.
+
+mod common;
+
+use common::{Client, is_tick, start_server};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Checks seq order and the conflation invariant per symbol; returns
+/// (events checked, sum of n).
+fn check_invariant(last: &mut HashMap<String, u64>, tick: &Value) -> u64 {
+    let sym = tick["sym"].as_str().unwrap().to_string();
+    let seq = tick["seq"].as_u64().unwrap();
+    let n = tick["n"].as_u64().unwrap();
+    if tick.get("snap").is_none() {
+        if let Some(prev) = last.get(&sym) {
+            assert!(seq > *prev, "seq went backwards for {sym}: {prev} then {seq}");
+            assert_eq!(seq - prev - 1, n, "conflation invariant broken: {tick}");
+        }
+        last.insert(sym, seq);
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_every_seq() {
+    // 3 symbols at 600 updates/s each: slow enough for a debug build to keep
+    // up, fast enough that a reader pausing 5 ms per frame falls behind.
+    let server = start_server(&["--rate", "1800", "--symbols", "3", "--skew", "0", "--send-buffer", "4KiB"]).await;
+    let subscribe = json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT","NVDA"],"snapshot":false});
+    let mut fast = Client::connect(&server.ws_url()).await;
+    let mut slow = Client::connect_small_buffer(&server.ws_url(), server.addr).await;
+    fast.request(subscribe.clone()).await;
+    slow.request(subscribe).await;
+
+    let slow_task = tokio::spawn(async move {
+        let (mut last, mut events, mut merged) = (HashMap::new(), 0u64, 0u64);
+        while events < 1500 || merged == 0 {
+            let frame = slow.read_frame().await.expect("slow client stays connected");
+            for tick in frame.iter().filter(|e| is_tick(e)) {
+                merged += check_invariant(&mut last, tick);
+                events += 1;
+            }
+            // Deliberately slow reader (simulated work, not a wait).
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (events, merged)
+    });
+    let (mut last, mut events) = (HashMap::new(), 0u64);
+    let mut gaps = 0;
+    while events < 3000 {
+        let tick = fast.wait_event(is_tick).await;
+        gaps += check_invariant(&mut last, &tick);
+        events += 1;
+    }
+    let (slow_events, slow_merged) = slow_task.await.unwrap();
+    assert_eq!(gaps, 0, "the fast client received every seq with n == 0");
+    assert!(slow_events >= 1500 && slow_merged > 0, "slow client was conflated: {slow_events} events, {slow_merged} merged");
+    let stats = server.wait_for_stats("conflation counted", |s| s["updates_merged"].as_u64().unwrap() > 0).await;
+    assert!(stats["events_conflated"].as_u64().unwrap() > 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() {
+    let server = start_server(&[
+        "--rate", "3000", "--symbols", "2", "--skew", "0", "--stall-timeout", "1s", "--send-buffer", "4KiB",
+    ])
+    .await;
+    let mut stalled = Client::connect_small_buffer(&server.ws_url(), server.addr).await;
+    stalled.request(json!({"op":"subscribe","id":1,"symbols":["*"]})).await;
+    let mut healthy = Client::connect(&server.ws_url()).await;
+    healthy.request(json!({"op":"subscribe","id":1,"symbols":["*"],"snapshot":false})).await;
+    // The healthy client reads all along, before and after the close.
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        let (mut last, mut gaps, mut after) = (HashMap::new(), 0, 0);
+        while after < 500 {
+            let tick = healthy.wait_event(is_tick).await;
+            gaps += check_invariant(&mut last, &tick);
+            if matches!(done_rx.try_recv(), Ok(()) | Err(tokio::sync::oneshot::error::TryRecvError::Closed)) {
+                after += 1;
+            }
+        }
+        gaps
+    });
+    // The stalled client reads nothing; the server must close it as a slow
+    // consumer once its socket has accepted nothing for a second.
+    server.wait_for_stats("a slow consumer close", |s| s["slow_consumer_closes"].as_u64().unwrap() >= 1).await;
+    done_tx.send(()).unwrap();
+    assert_eq!(reader.await.unwrap(), 0, "the healthy client received every seq with n == 0");
+    // The stalled client finds the end of the stream after the data it
+    // never read.
+    while stalled.read_frame().await.is_some() {}
+    server.shutdown().await;
+}
