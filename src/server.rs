@@ -134,10 +134,10 @@ fn tune_socket(tcp: &mut tokio::net::TcpStream, send_buffer: usize) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
     }
-    if send_buffer > 0 {
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer) {
-            tracing::debug!("SO_SNDBUF: {e}");
-        }
+    if send_buffer > 0
+        && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
+    {
+        tracing::debug!("SO_SNDBUF: {e}");
     }
 }
 

@@ -100,7 +100,7 @@ fn parse(bytes: &[u8], path: &str) -> Result<Vec<Listing>, UniverseError> {
 /// `seed`, so the same flags give the same market.
 pub fn sized(mut base: Vec<Listing>, count: usize, seed: u64) -> Vec<Listing> {
     use rand::{RngExt, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed_0f_5ca1e);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x05ee_d0f5_ca1e);
     base.truncate(count);
     let mut next = base.len();
     while base.len() < count {
