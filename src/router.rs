@@ -8,10 +8,16 @@
 //! snapshot and the live stream. Fan-out marks each subscriber's mailbox
 //! (`conflate`), which never blocks, so a slow client never delays the
 //! router or any other client.
+//!
+//! An on-demand source (the NATS edge, `nats::edge`) is told which symbols
+//! local clients want through [`Interest`]; a subscribe that makes a symbol
+//! wanted is answered once that source has routed its latest value
+//! (`SourceMsg::Ready`), so the snapshot is current. Without such a source
+//! none of this runs.
 
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
-use crate::protocol::{SymbolSet, Tick};
+use crate::protocol::{SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::source::{SourceMsg, SourceReceiver, now_ns};
 use crate::stats::{Stage, Stats, record_latencies};
@@ -60,6 +66,37 @@ enum Command {
     Leave {
         client: ClientId,
     },
+}
+
+/// A change in local interest, reported to an on-demand source (the NATS
+/// edge) so that it fetches only what local clients want. The name
+/// [`WILDCARD`] (`*`) stands for "every symbol".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interest {
+    /// The first subscriber of a symbol (or the first `*`). The source starts
+    /// delivering it, routes its latest value, then answers with
+    /// `SourceMsg::Ready`; the subscribes that caused this wait for that.
+    Wanted(Arc<str>),
+    /// The last subscriber of a symbol (or of `*`) left.
+    Unwanted(Arc<str>),
+}
+
+/// Where the router reports [`Interest`]. Unbounded on purpose: the router
+/// must never wait on its source, and each message stands for a
+/// subscription change a session already made (at most one per symbol per
+/// command), so the queue grows only as fast as sessions issue commands.
+pub type InterestSender = mpsc::UnboundedSender<Interest>;
+
+/// A subscribe waiting for the latest values of some of its symbols.
+#[derive(Debug)]
+struct Parked {
+    /// Names still warming (see [`Interest::Wanted`]).
+    waiting: Vec<Arc<str>>,
+    /// `*`: grant every symbol known when answered.
+    all: bool,
+    ids: Vec<SymbolId>,
+    unknown: Vec<String>,
+    reply: oneshot::Sender<Subscribed>,
 }
 
 /// The router has stopped (the server is shutting down).
@@ -132,6 +169,12 @@ pub struct Router {
     /// Symbols each client holds explicitly, to leave in O(subscriptions).
     clients: HashMap<ClientId, HashSet<SymbolId>>,
     dropped_table_full: u64,
+    /// Reports interest to an on-demand source; `None` for a local source.
+    interest: Option<InterestSender>,
+    /// Names reported `Wanted` whose `Ready` has not come yet.
+    warming: HashSet<Arc<str>>,
+    /// Subscribes waiting for some of `warming`.
+    parked: Vec<Parked>,
 }
 
 impl Router {
@@ -144,7 +187,17 @@ impl Router {
             wildcard: Vec::new(),
             clients: HashMap::new(),
             dropped_table_full: 0,
+            interest: None,
+            warming: HashSet::new(),
+            parked: Vec::new(),
         }
+    }
+
+    /// Reports [`Interest`] to `interest` and holds subscribes until the
+    /// source has routed their symbols' latest values.
+    pub fn with_interest(mut self, interest: InterestSender) -> Self {
+        self.interest = Some(interest);
+        self
     }
 
     /// Starts the router task; returns the handle sessions use.
@@ -175,6 +228,7 @@ impl Router {
                         }
                     }
                     Some(SourceMsg::Ticks(batch)) => self.route(batch),
+                    Some(SourceMsg::Ready(names)) => self.ready(&names),
                     None => {
                         tracing::info!("source finished; serving the last values");
                         source_open = false;
@@ -222,7 +276,9 @@ impl Router {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Subscribe { client, mailbox, symbols, reply } => {
-                let _ = reply.send(self.subscribe(client, mailbox, symbols));
+                let all = matches!(symbols, SymbolSet::All);
+                let subscribed = self.subscribe(client, mailbox, symbols);
+                self.reply_when_warm(subscribed, all, reply);
             }
             Command::Unsubscribe { client, symbols, reply } => {
                 let _ = reply.send(self.unsubscribe(client, symbols));
@@ -245,18 +301,25 @@ impl Router {
         match symbols {
             SymbolSet::All => {
                 if !self.wildcard.iter().any(|s| s.client == client) {
+                    if self.wildcard.is_empty() {
+                        self.want([Arc::from(WILDCARD)]);
+                    }
                     self.wildcard.push(Subscriber { client, mailbox });
                 }
                 reply.granted = (0..self.topics.len() as SymbolId).map(|id| self.grant(id)).collect();
             }
             SymbolSet::Named(names) => {
                 let held = self.clients.entry(client).or_default();
+                let mut first = Vec::new();
                 for name in names {
                     let Some(&id) = self.ids.get(name.as_str()) else {
                         reply.unknown.push(name);
                         continue;
                     };
                     if held.insert(id) {
+                        if self.topics[id as usize].is_empty() {
+                            first.push(id);
+                        }
                         self.topics[id as usize].push(Subscriber {
                             client,
                             mailbox: mailbox.clone(),
@@ -267,9 +330,78 @@ impl Router {
                         latest: self.table.cell(id).latest(),
                     });
                 }
+                self.want(self.names(&first));
             }
         }
         reply
+    }
+
+    fn names(&self, ids: &[SymbolId]) -> Vec<Arc<str>> {
+        ids.iter().filter_map(|&id| self.table.cell(id).name().cloned()).collect()
+    }
+
+    /// Reports names that just got their first subscriber.
+    fn want(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
+        let Some(interest) = &self.interest else { return };
+        for name in names {
+            if interest.send(Interest::Wanted(name.clone())).is_ok() {
+                self.warming.insert(name);
+            }
+        }
+    }
+
+    /// Reports names whose last subscriber left.
+    fn unwant(&self, names: impl IntoIterator<Item = Arc<str>>) {
+        let Some(interest) = &self.interest else { return };
+        for name in names {
+            let _ = interest.send(Interest::Unwanted(name));
+        }
+    }
+
+    /// Answers a subscribe now, or once every one of its symbols that is
+    /// still warming is [`ready`](Self::ready).
+    fn reply_when_warm(&mut self, subscribed: Subscribed, all: bool, reply: oneshot::Sender<Subscribed>) {
+        let waiting: Vec<Arc<str>> = if self.warming.is_empty() {
+            Vec::new()
+        } else if all {
+            self.warming.iter().cloned().collect()
+        } else {
+            let granted: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
+            self.names(&granted).into_iter().filter(|n| self.warming.contains(n)).collect()
+        };
+        if waiting.is_empty() {
+            let _ = reply.send(subscribed);
+            return;
+        }
+        self.parked.push(Parked {
+            waiting,
+            all,
+            ids: subscribed.granted.iter().map(|g| g.id).collect(),
+            unknown: subscribed.unknown,
+            reply,
+        });
+    }
+
+    /// The source has routed the latest values of `names`: answers the
+    /// subscribes that no longer wait for anything, with those values as
+    /// their snapshots.
+    fn ready(&mut self, names: &[Arc<str>]) {
+        for name in names {
+            self.warming.remove(name);
+        }
+        for mut parked in std::mem::take(&mut self.parked) {
+            parked.waiting.retain(|n| self.warming.contains(n));
+            if !parked.waiting.is_empty() {
+                self.parked.push(parked);
+                continue;
+            }
+            let granted = if parked.all {
+                (0..self.topics.len() as SymbolId).map(|id| self.grant(id)).collect()
+            } else {
+                parked.ids.into_iter().map(|id| self.grant(id)).collect()
+            };
+            let _ = parked.reply.send(Subscribed { granted, unknown: parked.unknown });
+        }
     }
 
     /// Removes subscriptions. Returns the ids of every named symbol that
@@ -279,7 +411,11 @@ impl Router {
         let held = self.clients.get_mut(&client);
         let (ids, removed): (Vec<SymbolId>, Vec<SymbolId>) = match symbols {
             SymbolSet::All => {
+                let had_wildcard = !self.wildcard.is_empty();
                 self.wildcard.retain(|s| s.client != client);
+                if had_wildcard && self.wildcard.is_empty() {
+                    self.unwant([Arc::from(WILDCARD)]);
+                }
                 let removed: Vec<SymbolId> = self.clients.remove(&client).into_iter().flatten().collect();
                 (removed.clone(), removed)
             }
@@ -295,9 +431,14 @@ impl Router {
                 (ids, removed)
             }
         };
+        let mut last = Vec::new();
         for &id in &removed {
             self.topics[id as usize].retain(|s| s.client != client);
+            if self.topics[id as usize].is_empty() {
+                last.push(id);
+            }
         }
+        self.unwant(self.names(&last));
         ids
     }
 
@@ -308,10 +449,10 @@ impl Router {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tick(sym: &str, seq: u64) -> Tick {
+    pub(crate) fn tick(sym: &str, seq: u64) -> Tick {
         Tick {
             sym: sym.into(),
             seq,

@@ -373,3 +373,107 @@ async fn wait_for(mailbox: Option<&Mailbox>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::Router;
+    use crate::shutdown::ShutdownTrigger;
+    use crate::source::SourceMsg;
+    use crate::symbols::SymbolTable;
+    use futures_channel::mpsc;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A socket made of two channels: what the test sends in, what the
+    /// session writes out.
+    struct ChannelSocket {
+        inbound: mpsc::UnboundedReceiver<Result<Message, ChannelError>>,
+        outbound: mpsc::UnboundedSender<Message>,
+    }
+
+    #[derive(Debug)]
+    struct ChannelError;
+
+    impl std::fmt::Display for ChannelError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("channel closed")
+        }
+    }
+
+    impl SocketError for ChannelError {
+        fn is_too_big(&self) -> bool {
+            false
+        }
+    }
+
+    impl Stream for ChannelSocket {
+        type Item = Result<Message, ChannelError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.inbound).poll_next(cx)
+        }
+    }
+
+    impl Sink<Message> for ChannelSocket {
+        type Error = ChannelError;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), ChannelError> {
+            self.outbound.unbounded_send(item).map_err(|_| ChannelError)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn events(message: Message) -> Vec<serde_json::Value> {
+        match message {
+            Message::Text(text) => serde_json::from_str(&text).unwrap(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn session_over_channels_says_hello_answers_and_streams() {
+        let trigger = ShutdownTrigger::new();
+        let (source_tx, source_rx) = crate::source::channel();
+        let stats = Arc::new(Stats::new());
+        let router = Router::new(Arc::new(SymbolTable::new(64)), stats.clone()).spawn(
+            source_rx,
+            trigger.subscribe(),
+            trigger.guard(),
+        );
+        source_tx.send(SourceMsg::Declare(vec!["AAPL".into()])).await.unwrap();
+        let settings = Arc::new(SessionSettings {
+            router,
+            stats,
+            limits: Limits::default(),
+            heartbeat: Duration::from_secs(15),
+            stall_timeout: Duration::from_secs(5),
+            max_frame_bytes: 1 << 16,
+            min_write_interval: Duration::ZERO,
+            server_name: "tickfeed test".into(),
+        });
+        let (in_tx, in_rx) = mpsc::unbounded();
+        let (out_tx, mut out_rx) = mpsc::unbounded();
+        let socket = ChannelSocket { inbound: in_rx, outbound: out_tx };
+        let session = tokio::spawn(Session::new(socket, settings, 1, Encoding::Json).run("s1".into(), trigger.subscribe()));
+
+        assert_eq!(events(out_rx.next().await.unwrap())[0]["ev"], "hello");
+        let request = r#"{"op":"subscribe","id":1,"symbols":["AAPL"]}"#;
+        in_tx.unbounded_send(Ok(Message::text(request))).unwrap();
+        assert_eq!(events(out_rx.next().await.unwrap())[0]["ev"], "ack");
+        let mut tick = crate::router::tests::tick("AAPL", 1);
+        tick.ts = now_ns();
+        source_tx.send(SourceMsg::Ticks(vec![tick])).await.unwrap();
+        let live = events(out_rx.next().await.unwrap());
+        assert_eq!((live[0]["sym"].as_str(), live[0]["seq"].as_u64()), (Some("AAPL"), Some(1)));
+
+        drop(in_tx);
+        assert_eq!(session.await.unwrap(), Stop::ClientClosed);
+    }
+}

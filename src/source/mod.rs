@@ -26,6 +26,10 @@ pub enum SourceMsg {
     Declare(Vec<Arc<str>>),
     /// Updates in emission order, already stamped with `seq` and `ts`.
     Ticks(Vec<Tick>),
+    /// The latest values of these symbols (or `*`) have been sent: the
+    /// subscribes waiting for them can be answered. Sent only by on-demand
+    /// sources, in reply to `router::Interest::Wanted`.
+    Ready(Vec<Arc<str>>),
 }
 
 /// Batches in flight between source and router. Small: the router drains
