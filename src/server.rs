@@ -8,6 +8,9 @@ use crate::api;
 use crate::auth::{Tokens, presented_token};
 use crate::codec::Encoding;
 use crate::config::{READ_BUFFER_BYTES, ServeConfig};
+use crate::feed_thread::FeedThread;
+use crate::listener::{self, ListenerSettings};
+use crate::origin::AllowedOrigins;
 use crate::router::{Router, RouterHandle};
 use crate::session::{Session, SessionSettings, Stop};
 use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
@@ -19,7 +22,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use rand::RngExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Source(#[from] source::SourceError),
+    #[error("cannot start the feed thread: {0}")]
+    FeedThread(std::io::Error),
 }
 
 /// State shared by every HTTP handler.
@@ -43,6 +47,7 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     pub router: RouterHandle,
     tokens: Tokens,
+    origins: AllowedOrigins,
     send_buffer: usize,
     next_client: AtomicU64,
     shutdown: Shutdown,
@@ -77,8 +82,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let stats = Arc::new(Stats::new());
     let table = Arc::new(SymbolTable::new(config.max_symbols));
     let (source_tx, source_rx) = source::channel();
-    source::spawn(&config.source, source_tx, stats.clone(), trigger.subscribe(), trigger.guard())?;
-    let router = Router::new(table, stats.clone()).spawn(source_rx, trigger.subscribe(), trigger.guard());
+    let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
+    let router = feed.enter(|| {
+        source::spawn(&config.source, source_tx, stats.clone(), trigger.subscribe(), trigger.guard())?;
+        Ok::<_, ServeError>(Router::new(table, stats.clone()).spawn(source_rx, trigger.subscribe(), trigger.guard()))
+    })?;
     let settings = Arc::new(SessionSettings {
         router: router.clone(),
         stats: stats.clone(),
@@ -94,51 +102,31 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         stats: stats.clone(),
         router: router.clone(),
         tokens: config.tokens.clone(),
+        origins: config.allowed_origins.clone(),
         send_buffer: config.send_buffer,
         next_client: AtomicU64::new(1),
         shutdown: trigger.subscribe(),
         done: trigger.guard(),
     });
-    let send_buffer = config.send_buffer;
-    let listener = listener.tap_io(move |tcp| tune_socket(tcp, send_buffer));
-    let app = routes(state);
-    let mut stop = trigger.subscribe();
-    let done = trigger.guard();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!("HTTP server failed: {e}");
-        }
-        drop(done);
-    });
+    let listening = ListenerSettings {
+        send_buffer: config.send_buffer,
+        tls: config.tls.clone(),
+        handshake_timeout: config.handshake_timeout,
+    };
+    tokio::spawn(listener::serve(listener, routes(state), listening, trigger.subscribe(), trigger.guard()));
     Ok(RunningServer { addr, stats, router, trigger })
 }
 
 /// Runs until `signal` resolves, then shuts down gracefully.
 pub async fn run(config: ServeConfig, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let server = start(config).await?;
-    println!("tickfeed listening on http://{}", server.addr);
-    tracing::info!(addr = %server.addr, "listening on http://{}", server.addr);
+    println!("tickfeed listening on {scheme}://{}", server.addr);
+    tracing::info!(addr = %server.addr, "listening on {scheme}://{}", server.addr);
     signal.await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
-}
-
-/// Per-connection socket options: no Nagle delay (the server batches
-/// itself) and a bounded kernel send buffer so conflation, not the kernel,
-/// decides what a slow client sees.
-fn tune_socket(tcp: &mut tokio::net::TcpStream, send_buffer: usize) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!("TCP_NODELAY: {e}");
-    }
-    if send_buffer > 0
-        && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
-    {
-        tracing::debug!("SO_SNDBUF: {e}");
-    }
 }
 
 fn routes(state: Arc<AppState>) -> axum::Router {
@@ -192,6 +180,12 @@ async fn ws_handler(
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+    if !app.origins.allows(origin, headers.get(header::HOST).and_then(|h| h.to_str().ok())) {
+        app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(origin, "handshake refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "forbidden: this origin is not in --allowed-origin\n").into_response();
+    }
     let authorization = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
     if !app.tokens.accepts(presented_token(authorization, query.token.as_deref())) {
         app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);

@@ -149,12 +149,16 @@ where
         let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
         let wake = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(wake);
+        // Created once: re-creating it per iteration would take the watch
+        // channel's lock on every wake-up of every session.
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
         let mut wake_armed = false;
         loop {
             let mailbox = self.outbox.mailbox_ref().cloned();
             let result = tokio::select! {
                 biased;
-                _ = shutdown.wait() => {
+                _ = &mut stop => {
                     let _ = self.deliver().await;
                     return Stop::ShuttingDown;
                 }
