@@ -153,7 +153,11 @@ where
         // channel's lock on every wake-up of every session.
         let stop = shutdown.wait();
         tokio::pin!(stop);
+        // `wake` fires for a paced (`max_hz`) symbol falling due, or at the
+        // end of `--min-write-interval`; only the latter holds back new
+        // updates of other symbols (`write_gated`).
         let mut wake_armed = false;
+        let mut write_gated = false;
         loop {
             let mailbox = self.outbox.mailbox_ref().cloned();
             let result = tokio::select! {
@@ -171,17 +175,19 @@ where
                         self.on_message(message).await
                     }
                 },
-                _ = wait_for(mailbox.as_deref()), if !wake_armed => {
+                _ = wait_for(mailbox.as_deref()), if !write_gated => {
                     if Instant::now() >= self.next_write_at {
                         self.deliver().await
                     } else {
                         wake.as_mut().reset(self.next_write_at);
                         wake_armed = true;
+                        write_gated = true;
                         Ok(())
                     }
                 }
                 _ = &mut wake, if wake_armed => {
                     wake_armed = false;
+                    write_gated = false;
                     self.deliver().await
                 }
                 _ = ping.tick() => {

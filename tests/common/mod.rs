@@ -24,9 +24,13 @@ pub struct TestServer {
     server: RunningServer,
 }
 
-/// Starts a server with `tickfeed serve` flags (plus `--listen 127.0.0.1:0`).
+/// Starts a server with `tickfeed serve` flags (plus `--listen 127.0.0.1:0`
+/// unless the flags name an address).
 pub async fn start_server(args: &[&str]) -> TestServer {
-    let mut argv = vec!["tickfeed", "serve", "--listen", "127.0.0.1:0"];
+    let mut argv = vec!["tickfeed", "serve"];
+    if !args.contains(&"--listen") {
+        argv.extend(["--listen", "127.0.0.1:0"]);
+    }
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(&argv).expect("valid test flags");
     let Some(Command::Serve(serve)) = cli.command else { panic!("not serve") };

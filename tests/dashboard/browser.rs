@@ -51,7 +51,8 @@ impl Browser {
         let chromium = tool("TICKFEED_CHROMIUM", CHROMIUM);
         let chromedriver = tool("TICKFEED_CHROMEDRIVER", CHROMEDRIVER);
         let port = free_port();
-        let profile = std::env::temp_dir().join(format!("tickfeed-chromium-{}-{port}", std::process::id()));
+        let profile =
+            std::env::temp_dir().join(format!("tickfeed-chromium-{}-{port}", std::process::id()));
         // Its own process group, so teardown can end chromedriver and the
         // browsers it started in one signal, even after a panic.
         let driver = Command::new(&chromedriver)
@@ -61,7 +62,11 @@ impl Browser {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
-        Browser { client: connect(port, &chromium, &profile).await, driver, profile }
+        Browser {
+            client: connect(port, &chromium, &profile).await,
+            driver,
+            profile,
+        }
     }
 
     /// End the session and chromedriver. Tests call this at the end; a
@@ -83,7 +88,10 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.client.goto(url).await.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
     }
 
     /// Poll `script` until it returns something truthy, and return that.
@@ -97,7 +105,9 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let state = self.js(STATE_JS).await;
-                panic!("timed out after {PATIENCE:?} waiting for {what}\nlast value: {value}\npage: {state}");
+                panic!(
+                    "timed out after {PATIENCE:?} waiting for {what}\nlast value: {value}\npage: {state}"
+                );
             }
             tokio::time::sleep(POLL_EVERY).await;
         }
@@ -106,13 +116,19 @@ impl Browser {
     /// Errors the page recorded (js/errors.js): uncaught errors, rejections,
     /// failed loads and console.error calls.
     pub async fn page_errors(&self) -> Vec<String> {
-        let v = self.js("return window.__tickfeedErrors || ['js/errors.js did not run'];").await;
+        let v = self
+            .js("return window.__tickfeedErrors || ['js/errors.js did not run'];")
+            .await;
         serde_json::from_value(v).expect("an array of strings")
     }
 
     pub async fn assert_no_page_errors(&self) {
         let errors = self.page_errors().await;
-        assert!(errors.is_empty(), "the page logged errors:\n{}", errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "the page logged errors:\n{}",
+            errors.join("\n")
+        );
     }
 
     pub async fn screenshot(&self, path: &Path) {
@@ -127,7 +143,11 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         // Negative pid: the whole process group (chromedriver and Chromium).
-        let _ = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{}", self.driver.id())).status();
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg("--")
+            .arg(format!("-{}", self.driver.id()))
+            .status();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
@@ -169,9 +189,15 @@ async fn connect(port: u16, chromium: &Path, profile: &Path) -> Client {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + PATIENCE;
     loop {
-        match ClientBuilder::native().capabilities(caps.clone()).connect(&url).await {
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
             Ok(client) => return client,
-            Err(e) if Instant::now() > deadline => panic!("chromedriver on port {port} never accepted a session: {e}"),
+            Err(e) if Instant::now() > deadline => {
+                panic!("chromedriver on port {port} never accepted a session: {e}")
+            }
             Err(_) => tokio::time::sleep(POLL_EVERY).await,
         }
     }

@@ -1,0 +1,292 @@
+// main.js — the dashboard's entry point: wires the modules together.
+//
+// Owns: the single event path (socket -> onEvents -> models, no DOM) and the
+// single render path (one requestAnimationFrame loop writes the DOM and the
+// canvas), the add/remove/select actions, toasts, and the test hook.
+//
+//   Connection --events--> onEvents --> Watchlist.applyTick / Chart.record /
+//                                        LatencyPanel.record      (models)
+//   requestAnimationFrame --> Chart.render, Watchlist.render        (DOM)
+//
+// Stable ids and attributes (the browser tests in tests/dashboard.rs use them):
+//   #status              connection indicator; text contains "connected" when
+//                        live (never otherwise), data-state = live|connecting|offline
+//   #search, #search-list  symbol search box and its suggestions (li[data-sym])
+//   #watchlist           table; rows tr[data-sym="AAPL"], cells td.sym td.last
+//                        td.chg td.chgp td.bid td.ask td.spread td.vol td.ups
+//                        (updates/s) td.n (conflation sum); button.rm removes;
+//                        td.last[data-f=u|d] while tinted after a change;
+//                        td.sym .badge shows a per-symbol max_hz
+//   #watch-all           toggles watching `*`; #watch-count row count
+//   #maxhz               global max_hz select (values 0, 1, 4, 10)
+//   #symhz               max_hz for the charted symbol ('' = global)
+//   #encoding            json | msgpack
+//   #chart               canvas; #chartmode button[data-mode=line|candles]
+//   #latency             latency panel, values in [data-k=p50|p99|max|frames|ticks|fps]
+//   #share, #toast
+// Test hook: window.tickfeed = { fps(), stats(), sym(s) (ticks received per
+//   symbol, kept after removal), resetRenderStats(), msgpackDecode,
+//   LatencyWindow, planSubscribe, add(s), remove(s), setAll(on), select(s) };
+//   page errors are in window.__tickfeedErrors (js/errors.js).
+
+import { Connection } from './connection.js';
+import { listSymbols, subscribe, unsubscribe } from './protocol.js';
+import { decode as msgpackDecode } from './msgpack.js';
+import { Store } from './state.js';
+import { Watchlist } from './watchlist.js';
+import { Search } from './search.js';
+import { Chart } from './chart.js';
+import { LatencyPanel, LatencyWindow, nowEpochMs } from './latency.js';
+import { RateControl, planSubscribe } from './ratecontrol.js';
+
+const $ = (sel) => document.querySelector(sel);
+const store = new Store();
+const st = store.state;
+
+/** Cumulative counters since the page loaded. */
+const counters = { frames: 0, events: 0, ticks: 0, bytes: 0, acks: 0, errors: 0 };
+/** Per-symbol receive stats, kept even after removal so tests can see updates stop. */
+const perSym = new Map();
+/** In `*` mode: symbols the user removed, ignored locally. */
+const hidden = new Set();
+
+// ---- frame clock -----------------------------------------------------------
+const FPS_WINDOW_MS = 1000;
+const frameTimes = [];
+const work = { frames: 0, totalMs: 0, maxMs: 0, chartMs: 0 };
+
+function fps() {
+  const now = performance.now();
+  while (frameTimes.length && now - frameTimes[0] > FPS_WINDOW_MS) frameTimes.shift();
+  return frameTimes.length * (1000 / FPS_WINDOW_MS);
+}
+
+// ---- modules ---------------------------------------------------------------
+const conn = new Connection({ statusEl: $('#status'), encoding: st.encoding, onEvents, onOpen });
+const watchlist = new Watchlist($('#watchlist'), {
+  onSelect: select,
+  onRemove: remove,
+  onSort: (sort) => store.update((s) => { s.sort = sort; }),
+  sort: st.sort,
+});
+const chart = new Chart($('#chart'));
+const search = new Search($('#search'), $('#search-list'), { onAdd: add, isWatched: (s) => watchlist.has(s) });
+const rate = new RateControl(
+  { global: $('#maxhz'), perSymbol: $('#symhz'), perSymbolLabel: $('#symhz-sym') },
+  store,
+  (req) => conn.send(req),
+  () => st.symbols,
+  (sym, hz) => watchlist.setHzBadge(sym, hz),
+);
+const latency = new LatencyPanel($('#latency'), () => counters, fps);
+
+// ---- socket ----------------------------------------------------------------
+function onOpen() {
+  conn.send(listSymbols());
+  for (const req of planSubscribe({ symbols: st.symbols, all: st.all, globalHz: st.maxHz, symHz: st.symHz, snapshot: true })) {
+    conn.send(req);
+  }
+}
+
+function onEvents(events, bytes) {
+  counters.frames += 1;
+  counters.bytes += bytes;
+  counters.events += events.length;
+  const now = nowEpochMs();
+  for (const ev of events) {
+    switch (ev.ev) {
+      case 'tick': onTick(ev, now); break;
+      case 'symbols': search.setSymbols(ev.symbols || []); break;
+      case 'ack': counters.acks += 1; break;
+      case 'error': onError(ev); break;
+      default: // hello and pong are the connection's business
+    }
+  }
+}
+
+function onTick(t, now) {
+  counters.ticks += 1;
+  let p = perSym.get(t.sym);
+  if (!p) perSym.set(t.sym, (p = { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }));
+  p.count += 1;
+  p.nSum += t.n || 0;
+  p.seq = t.seq;
+  if (t.px !== undefined) p.px = t.px;
+  if (t.snap) p.snaps += 1;
+  else latency.record(t.ts, now); // a snapshot's ts is the last update's, not fresh
+  if (!watchlist.has(t.sym)) {
+    if (!st.all || hidden.has(t.sym)) return; // in flight after a remove
+    watchlist.ensure(t.sym);
+  }
+  watchlist.applyTick(t);
+  chart.record(t);
+}
+
+function onError(ev) {
+  counters.errors += 1;
+  if (ev.code === 'unknown_symbol' && Array.isArray(ev.symbols)) {
+    for (const sym of ev.symbols) dropLocal(sym);
+    toast(`Unknown symbol: ${ev.symbols.join(', ')}`);
+  } else {
+    toast(`${ev.code || 'error'}: ${ev.msg || ''}`);
+  }
+}
+
+// ---- actions ---------------------------------------------------------------
+function add(sym) {
+  if (sym === '*') {
+    setAll(true);
+    return;
+  }
+  hidden.delete(sym);
+  if (!st.symbols.includes(sym)) {
+    store.update((s) => { s.symbols.push(sym); });
+    watchlist.ensure(sym);
+    const o = st.symHz[sym];
+    if (o !== undefined) watchlist.setHzBadge(sym, o);
+    conn.send(subscribe([sym], { maxHz: store.hzFor(sym), snapshot: true }));
+  }
+  select(sym);
+}
+
+function remove(sym) {
+  if (st.all) hidden.add(sym);
+  else conn.send(unsubscribe([sym]));
+  dropLocal(sym);
+}
+
+/** Forget a symbol on the page (after remove, or an unknown_symbol error). */
+function dropLocal(sym) {
+  watchlist.remove(sym);
+  chart.forget(sym);
+  store.update((s) => {
+    s.symbols = s.symbols.filter((x) => x !== sym);
+    delete s.symHz[sym];
+  });
+  if (watchlist.selected === sym) select(watchlist.symbols()[0] || '');
+}
+
+function setAll(on) {
+  if (on === st.all) return;
+  store.update((s) => { s.all = on; });
+  hidden.clear();
+  if (on) {
+    conn.send(subscribe(['*'], { maxHz: st.maxHz, snapshot: true }));
+  } else {
+    conn.send(unsubscribe(['*'])); // stops everything: re-add the explicit list
+    for (const sym of watchlist.symbols()) if (!st.symbols.includes(sym)) dropLocal(sym);
+    for (const req of planSubscribe({ symbols: st.symbols, all: false, globalHz: st.maxHz, symHz: st.symHz, snapshot: true })) {
+      conn.send(req);
+    }
+  }
+  paintAll();
+}
+
+function select(sym) {
+  watchlist.select(sym);
+  chart.show(sym);
+  rate.showSymbol(sym);
+  if (sym !== st.selected) store.update((s) => { s.selected = sym; });
+}
+
+function paintAll() {
+  const b = $('#watch-all');
+  b.setAttribute('aria-pressed', String(st.all));
+  b.textContent = st.all ? 'Watching all ×' : 'Watch all';
+}
+
+let toastTimer = 0;
+function toast(text) {
+  const el = $('#toast');
+  el.textContent = text;
+  el.classList.add('show');
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.classList.remove('show'), 4000);
+}
+
+// ---- controls --------------------------------------------------------------
+$('#encoding').value = st.encoding;
+$('#encoding').addEventListener('change', (e) => {
+  const enc = e.target.value;
+  store.update((s) => { s.encoding = enc; });
+  conn.setEncoding(enc);
+});
+$('#watch-all').addEventListener('click', () => setAll(!st.all));
+$('#share').addEventListener('click', async () => {
+  store.save();
+  const url = location.href;
+  try {
+    await navigator.clipboard.writeText(url);
+    toast('Link copied');
+  } catch {
+    toast(url); // clipboard needs a secure context; show the link instead
+  }
+});
+const modeButtons = document.querySelectorAll('#chartmode button');
+function setMode(mode) {
+  chart.setMode(mode);
+  for (const b of modeButtons) b.setAttribute('aria-pressed', String(b.dataset.mode === mode));
+  if (mode !== st.chartMode) store.update((s) => { s.chartMode = mode; });
+}
+for (const b of modeButtons) b.addEventListener('click', () => setMode(b.dataset.mode));
+
+// ---- render loop -----------------------------------------------------------
+let shownCount = -1;
+function frame() {
+  const t0 = performance.now();
+  frameTimes.push(t0);
+  while (t0 - frameTimes[0] > FPS_WINDOW_MS) frameTimes.shift();
+  // The chart first: setting a canvas font may resolve styles, which is
+  // cheap before this frame's table writes and costly after them.
+  chart.render();
+  work.chartMs += performance.now() - t0;
+  watchlist.render(t0);
+  if (watchlist.size !== shownCount) {
+    shownCount = watchlist.size;
+    $('#watch-count').textContent = shownCount ? `· ${shownCount}` : '';
+  }
+  const ms = performance.now() - t0;
+  work.frames += 1;
+  work.totalMs += ms;
+  if (ms > work.maxMs) work.maxMs = ms;
+  requestAnimationFrame(frame);
+}
+
+// ---- start -----------------------------------------------------------------
+for (const sym of st.symbols) {
+  watchlist.ensure(sym);
+  if (st.symHz[sym] !== undefined) watchlist.setHzBadge(sym, st.symHz[sym]);
+}
+select(st.symbols.includes(st.selected) ? st.selected : st.symbols[0] || '');
+setMode(st.chartMode);
+paintAll();
+conn.start();
+requestAnimationFrame(frame);
+
+window.tickfeed = {
+  fps,
+  stats: () => ({
+    state: $('#status').dataset.state,
+    connected: conn.isOpen,
+    connects: conn.connects,
+    encoding: conn.serverEncoding,
+    rttMs: conn.rttMs,
+    ...counters,
+    rows: watchlist.size,
+    fps: fps(),
+    renderFrames: work.frames,
+    renderAvgMs: work.frames ? work.totalMs / work.frames : 0,
+    renderMaxMs: work.maxMs,
+    chartAvgMs: work.frames ? work.chartMs / work.frames : 0,
+    handleMs: conn.handleMs,
+  }),
+  sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
+  resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
+  msgpackDecode,
+  LatencyWindow,
+  planSubscribe,
+  add,
+  remove,
+  setAll,
+  select,
+};

@@ -1,0 +1,67 @@
+// protocol.js — the tickfeed v1 wire protocol, client side (see PROTOCOL.md).
+//
+// Owns: building request objects, the WebSocket URL for an encoding, and
+// decoding one server frame (JSON text or MessagePack binary) into an array
+// of events. Knows nothing about the DOM or the socket's life; connection.js
+// sends what this builds and hands back what this decodes.
+
+import { decode as msgpackDecode } from './msgpack.js';
+
+export const ENCODINGS = ['json', 'msgpack'];
+
+/** Valid symbol per PROTOCOL.md: 1 to 32 chars of A-Z a-z 0-9 . - _ / : ^ = */
+export const SYMBOL_RE = /^[A-Za-z0-9.\-_/:^=]{1,32}$/;
+
+/** `*` (all symbols) or a well-formed symbol. */
+export function isValidSymbol(s) {
+  return s === '*' || SYMBOL_RE.test(s);
+}
+
+/**
+ * The /ws URL on the page's own host. The encoding travels in the query
+ * string rather than as a subprotocol: a browser aborts the handshake if it
+ * offers a subprotocol the server does not echo, while an unknown query
+ * parameter just falls back to JSON, which we detect from the `hello`.
+ */
+export function wsUrl(loc, encoding) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  const q = encoding === 'msgpack' ? '?encoding=msgpack' : '';
+  return `${scheme}//${loc.host}/ws${q}`;
+}
+
+let nextId = 1;
+/** A fresh request id (unsigned integer, echoed by the server). */
+export function newId() {
+  return nextId++;
+}
+
+export function subscribe(symbols, { maxHz = 0, snapshot = true } = {}) {
+  return { op: 'subscribe', id: newId(), symbols, max_hz: maxHz, snapshot };
+}
+
+export function unsubscribe(symbols) {
+  return { op: 'unsubscribe', id: newId(), symbols };
+}
+
+export function listSymbols() {
+  return { op: 'symbols', id: newId() };
+}
+
+export function ping(t) {
+  return { op: 'ping', id: newId(), t };
+}
+
+/**
+ * Decode one frame's payload into an array of events.
+ * Text frames are JSON; binary frames (ArrayBuffer) are MessagePack.
+ * A lone object is wrapped so callers always get an array.
+ */
+export function decodeFrame(data) {
+  const value = typeof data === 'string' ? JSON.parse(data) : msgpackDecode(data);
+  return Array.isArray(value) ? value : [value];
+}
+
+/** Byte size of a frame payload, for the throughput readout. */
+export function frameBytes(data) {
+  return typeof data === 'string' ? data.length : data.byteLength;
+}
