@@ -25,6 +25,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the feed and the dashboard (the default).
     Serve(ServeArgs),
+    /// Measure fan-out latency (in-process server, --url, or nats-server).
+    Bench(crate::bench::BenchArgs),
+    /// Record, check and convert feed files (see docs/replay.md).
+    Feed(crate::feed::args::FeedArgs),
 }
 
 /// Options of `tickfeed serve`.
@@ -87,9 +91,52 @@ pub struct ServeArgs {
     /// Least time between two data frames to one client (e.g. 0, 5ms).
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub min_write_interval: Duration,
+    /// Replay these CSV files instead of the simulated feed, merged in time
+    /// order (generic CSV or LOBSTER messages; see docs/replay.md).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["symbols", "universe", "seed", "rate", "skew"])]
+    pub replay: Vec<PathBuf>,
+    /// Replay pace: a multiple of the original (1, 10, 0.5) or `max`.
+    #[arg(long, default_value = "1", requires = "replay")]
+    pub speed: crate::source::replay::Speed,
+    /// Start the replay again at the end (seq and vol keep growing).
+    #[arg(long = "loop", requires = "replay")]
+    pub looping: bool,
+    /// Replay rows from this time: RFC 3339, epoch, or +10m after the start.
+    #[arg(long, requires = "replay")]
+    pub from: Option<crate::feed::time::TimeBound>,
+    /// Replay rows before this time: RFC 3339, epoch, or +10m after the start.
+    #[arg(long, requires = "replay")]
+    pub to: Option<crate::feed::time::TimeBound>,
+    /// Format of the replayed files.
+    #[arg(long, value_enum, default_value_t, requires = "replay")]
+    pub format: crate::feed::detect::FormatChoice,
+    /// Stop at the first bad row (exit non-zero) instead of skipping it.
+    #[arg(long, requires = "replay")]
+    pub strict: bool,
     /// Accepted bearer token (repeatable). With none, no authentication.
     #[arg(long = "token", env = "TICKFEED_TOKENS", value_delimiter = ',', hide_env_values = true)]
     pub tokens: Vec<String>,
+    /// PEM certificate chain: serve https:// and wss:// (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Browser origin allowed to open /ws, e.g. https://dash.example.com
+    /// (repeatable; * allows any). With none, every origin is allowed.
+    #[arg(long = "allowed-origin", env = "TICKFEED_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Longest time for a TLS handshake and for an HTTP request head.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Scale out through this NATS server, e.g. nats://127.0.0.1:4222
+    /// (needs --role; see docs/scaling.md). Without it, no broker is used.
+    #[arg(long, value_name = "URL", requires = "role")]
+    pub nats: Option<String>,
+    /// With --nats: `source` runs the feed and publishes it; `edge` serves
+    /// clients with updates taken from NATS (feed flags are then ignored).
+    #[arg(long, value_enum, requires = "nats")]
+    pub role: Option<crate::nats::NatsRole>,
 }
 
 /// A flag value that does not make sense together with the others.
@@ -99,6 +146,12 @@ pub enum ConfigError {
     Invalid { flag: &'static str, msg: String },
     #[error(transparent)]
     Universe(#[from] universe::UniverseError),
+    #[error(transparent)]
+    Feed(#[from] crate::feed::FeedError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Origin(#[from] crate::origin::OriginError),
 }
 
 fn invalid(flag: &'static str, msg: impl Into<String>) -> ConfigError {
@@ -119,6 +172,9 @@ impl ServeArgs {
         }
         if self.max_requests_per_sec <= 0.0 || self.request_burst < 1.0 {
             return Err(invalid("max-requests-per-sec", "rate must be above 0 and burst at least 1"));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(invalid("handshake-timeout", "must be above zero"));
         }
         if self.max_request_bytes > self.max_message_bytes {
             return Err(invalid("max-request-bytes", "must not exceed --max-message-bytes"));
@@ -142,6 +198,9 @@ impl ServeArgs {
             seed,
             skew: self.skew,
         }));
+        if !self.replay.is_empty() {
+            config.source = SourceConfig::Replay(crate::source::replay::ReplayConfig::prepare(self.replay_options())?);
+        }
         config.listen = self.listen;
         config.limits = Limits {
             max_connections: self.max_connections,
@@ -159,7 +218,34 @@ impl ServeArgs {
         config.send_buffer = self.send_buffer;
         config.max_frame_bytes = self.max_frame_bytes.max(4096);
         config.min_write_interval = self.min_write_interval;
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
+            _ => None,
+        };
+        config.allowed_origins = crate::origin::AllowedOrigins::parse(&self.allowed_origins)?;
+        config.handshake_timeout = self.handshake_timeout;
+        config.nats = match (self.nats, self.role) {
+            (Some(url), Some(role)) => {
+                url.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222")))?;
+                Some(crate::nats::NatsConfig { url, role })
+            }
+            _ => None,
+        };
         Ok(config)
+    }
+}
+
+impl ServeArgs {
+    fn replay_options(&self) -> crate::source::replay::ReplayOptions {
+        crate::source::replay::ReplayOptions {
+            files: self.replay.clone(),
+            format: self.format,
+            speed: self.speed,
+            looping: self.looping,
+            window: crate::feed::time::WindowArgs { from: self.from, to: self.to },
+            strict: self.strict,
+        }
     }
 }
 
@@ -216,6 +302,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("tickfeed").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         let args = match cli.command {
             Some(Command::Serve(a)) => a,
+            Some(other) => return Err(format!("not serve: {other:?}")),
             None => cli.serve,
         };
         args.into_config().map_err(|e| e.to_string())
@@ -228,7 +315,7 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert!(!config.tokens.enabled());
         let sub = serve(&["serve", "--rate", "20k", "--symbols", "1000", "--skew", "0"]).unwrap();
-        let SourceConfig::Generator(g) = sub.source;
+        let SourceConfig::Generator(g) = sub.source else { panic!("the generator is the default source") };
         assert_eq!((g.rate, g.listings.len(), g.skew), (20_000.0, 1000, 0.0));
     }
 

@@ -8,10 +8,12 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod conflate;
+pub mod feed;
 pub mod feed_thread;
 pub mod listener;
 pub mod metrics;

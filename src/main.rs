@@ -18,6 +18,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Bench(args)) => tickfeed::bench::run(args).await.map(|_| ()),
+            Some(Command::Feed(args)) => tickfeed::feed::run(args).map_err(Into::into),
             None => serve(cli.serve).await,
         }
     });
@@ -33,8 +35,23 @@ fn main() -> std::process::ExitCode {
 async fn serve(args: tickfeed::cli::ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let config = args.into_config()?;
-    tickfeed::server::run(config, shutdown_signal()).await?;
-    Ok(())
+    // A `--strict` replay that meets a bad row stops the server like a
+    // signal does, and its error becomes the exit status.
+    let failure = match &config.source {
+        tickfeed::config::SourceConfig::Replay(replay) => replay.failure.clone(),
+        _ => Default::default(),
+    };
+    let stop = async {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = failure.wait() => {}
+        }
+    };
+    tickfeed::server::run(config, stop).await?;
+    match failure.error() {
+        Some(error) => Err(anyhow::anyhow!(error)),
+        None => Ok(()),
+    }
 }
 
 /// Many clients need many sockets: lift the soft descriptor limit to the

@@ -175,6 +175,8 @@ pub struct Router {
     warming: HashSet<Arc<str>>,
     /// Subscribes waiting for some of `warming`.
     parked: Vec<Parked>,
+    /// Fired once the source's first message is handled (see `first_message`).
+    first_message: Option<oneshot::Sender<()>>,
 }
 
 impl Router {
@@ -190,7 +192,17 @@ impl Router {
             interest: None,
             warming: HashSet::new(),
             parked: Vec::new(),
+            first_message: None,
         }
+    }
+
+    /// Resolves once the source's first message (normally its symbol list)
+    /// has been handled, so a server can take clients only when `hello`
+    /// and `symbols` already show the universe.
+    pub fn first_message(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.first_message = Some(tx);
+        rx
     }
 
     /// Reports [`Interest`] to `interest` and holds subscribes until the
@@ -221,19 +233,24 @@ impl Router {
                 biased;
                 _ = shutdown.wait() => break,
                 Some(command) = commands.recv() => self.handle(command),
-                msg = source.recv(), if source_open => match msg {
-                    Some(SourceMsg::Declare(names)) => {
-                        for name in names {
-                            self.intern(&name);
+                msg = source.recv(), if source_open => {
+                    match msg {
+                        Some(SourceMsg::Declare(names)) => {
+                            for name in names {
+                                self.intern(&name);
+                            }
+                        }
+                        Some(SourceMsg::Ticks(batch)) => self.route(batch),
+                        Some(SourceMsg::Ready(names)) => self.ready(&names),
+                        None => {
+                            tracing::info!("source finished; serving the last values");
+                            source_open = false;
                         }
                     }
-                    Some(SourceMsg::Ticks(batch)) => self.route(batch),
-                    Some(SourceMsg::Ready(names)) => self.ready(&names),
-                    None => {
-                        tracing::info!("source finished; serving the last values");
-                        source_open = false;
+                    if let Some(first) = self.first_message.take() {
+                        let _ = first.send(());
                     }
-                },
+                }
             }
         }
     }
@@ -522,5 +539,60 @@ pub(crate) mod tests {
         r.subscribe(1, m, SymbolSet::All);
         r.unsubscribe(1, SymbolSet::All);
         assert_eq!((r.subscriber_count(0), r.wildcard.len(), r.clients.len()), (0, 0, 0));
+    }
+
+    /// Sends a subscribe the way a session does; the reply comes later.
+    fn subscribe_command(r: &mut Router, client: ClientId, symbols: SymbolSet) -> oneshot::Receiver<Subscribed> {
+        let (reply, rx) = oneshot::channel();
+        let mailbox = Arc::new(Mailbox::new(64));
+        r.handle(Command::Subscribe { client, mailbox, symbols, reply });
+        rx
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<Interest>) -> Vec<Interest> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn interest_is_reported_on_first_and_last_subscriber_and_waits_for_the_latest_value() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut r = router().with_interest(tx);
+        r.intern(&"AAPL".into());
+        let wanted = |name: &str| Interest::Wanted(name.into());
+        let unwanted = |name: &str| Interest::Unwanted(name.into());
+
+        let mut first = subscribe_command(&mut r, 1, named(&["AAPL"]));
+        assert_eq!(drain(&mut rx), [wanted("AAPL")]);
+        assert!(first.try_recv().is_err(), "held until the source is ready");
+        r.route(vec![tick("AAPL", 7)]);
+        r.ready(&["AAPL".into()]);
+        let granted = first.try_recv().expect("answered once ready").granted;
+        assert_eq!(granted[0].latest.as_ref().unwrap().seq(), 7, "snapshot is the fetched value");
+
+        let mut second = subscribe_command(&mut r, 2, named(&["AAPL"]));
+        assert!(second.try_recv().is_ok(), "already wanted: answered at once");
+        r.unsubscribe(1, named(&["AAPL"]));
+        assert!(drain(&mut rx).is_empty(), "one subscriber left");
+        r.handle(Command::Leave { client: 2 });
+        assert_eq!(drain(&mut rx), [unwanted("AAPL")]);
+
+        let mut all = subscribe_command(&mut r, 3, SymbolSet::All);
+        let mut also_all = subscribe_command(&mut r, 4, SymbolSet::All);
+        assert_eq!(drain(&mut rx), [wanted("*")], "reported once");
+        assert!(all.try_recv().is_err() && also_all.try_recv().is_err());
+        r.ready(&["*".into()]);
+        assert_eq!(all.try_recv().unwrap().granted.len(), 1);
+        assert!(also_all.try_recv().is_ok());
+        r.unsubscribe(3, SymbolSet::All);
+        r.unsubscribe(4, SymbolSet::All);
+        assert_eq!(drain(&mut rx), [unwanted("*")]);
+    }
+
+    #[test]
+    fn without_an_interest_hook_subscribes_are_answered_at_once() {
+        let mut r = router();
+        r.intern(&"AAPL".into());
+        assert!(subscribe_command(&mut r, 1, named(&["AAPL"])).try_recv().is_ok());
+        assert!(subscribe_command(&mut r, 2, SymbolSet::All).try_recv().is_ok());
     }
 }

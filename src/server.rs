@@ -10,6 +10,7 @@ use crate::codec::Encoding;
 use crate::config::{READ_BUFFER_BYTES, ServeConfig};
 use crate::feed_thread::FeedThread;
 use crate::listener::{self, ListenerSettings};
+use crate::nats;
 use crate::origin::AllowedOrigins;
 use crate::router::{Router, RouterHandle};
 use crate::session::{Session, SessionSettings, Stop};
@@ -28,6 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// How long start-up waits for the source's first message (its symbols).
+const SOURCE_START_GRACE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for sessions to flush and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -37,6 +40,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Source(#[from] source::SourceError),
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
     #[error("cannot start the feed thread: {0}")]
     FeedThread(std::io::Error),
 }
@@ -82,11 +87,29 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let stats = Arc::new(Stats::new());
     let table = Arc::new(SymbolTable::new(config.max_symbols));
     let (source_tx, source_rx) = source::channel();
+    let nats = match &config.nats {
+        Some(nats) => Some(nats::Node::connect(nats, addr).await?),
+        None => None,
+    };
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
-    let router = feed.enter(|| {
-        source::spawn(&config.source, source_tx, stats.clone(), trigger.subscribe(), trigger.guard())?;
-        Ok::<_, ServeError>(Router::new(table, stats.clone()).spawn(source_rx, trigger.subscribe(), trigger.guard()))
+    let (router, first_message) = feed.enter(|| {
+        let mut router = Router::new(table, stats.clone());
+        let first_message = router.first_message();
+        match nats {
+            None => source::spawn(&config.source, source_tx, stats.clone(), trigger.subscribe(), trigger.guard())?,
+            Some(node) => {
+                if let Some(interest) = node.spawn(&config.source, source_tx, stats.clone(), &trigger)? {
+                    router = router.with_interest(interest);
+                }
+            }
+        }
+        Ok::<_, ServeError>((router.spawn(source_rx, trigger.subscribe(), trigger.guard()), first_message))
     })?;
+    // Take clients only once the source's symbols exist, so the first
+    // `hello` and `symbols` already list them (bounded for remote sources).
+    if tokio::time::timeout(SOURCE_START_GRACE, first_message).await.is_err() {
+        tracing::warn!("the source sent nothing within {SOURCE_START_GRACE:?}; serving anyway");
+    }
     let settings = Arc::new(SessionSettings {
         router: router.clone(),
         stats: stats.clone(),

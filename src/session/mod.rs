@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
 
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -55,6 +56,10 @@ pub enum Stop {
     HeartbeatTimeout,
     Abuse,
     FrameTooBig,
+    /// A text message that is not UTF-8 (RFC 6455 section 8.1).
+    InvalidUtf8,
+    /// A frame that breaks RFC 6455 framing, e.g. a stray continuation.
+    ProtocolViolation,
     ShuttingDown,
     ServerError,
 }
@@ -68,24 +73,46 @@ impl Stop {
             Stop::HeartbeatTimeout => Some((1008, "heartbeat timeout")),
             Stop::Abuse => Some((1008, "too many refused requests")),
             Stop::FrameTooBig => Some((1009, "frame too big")),
+            Stop::InvalidUtf8 => Some((1007, "invalid UTF-8 in a text frame")),
+            Stop::ProtocolViolation => Some((1002, "websocket protocol error")),
             Stop::ShuttingDown => Some((1001, "server shutting down")),
             Stop::ServerError => Some((1011, "server error")),
         }
     }
 }
 
-/// Tells a socket's errors apart: only "message too big" has its own code.
+/// Tells apart the socket errors that have their own close code; any
+/// other error means the connection is gone.
 pub trait SocketError: std::fmt::Display {
     fn is_too_big(&self) -> bool;
+    fn is_invalid_utf8(&self) -> bool {
+        false
+    }
+    fn is_protocol_violation(&self) -> bool {
+        false
+    }
 }
 
 impl SocketError for axum::Error {
     fn is_too_big(&self) -> bool {
-        use std::error::Error as _;
-        self.source()
-            .and_then(|e| e.downcast_ref::<tokio_tungstenite::tungstenite::Error>())
-            .is_some_and(|e| matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)))
+        matches!(tungstenite_error(self), Some(tungstenite::Error::Capacity(_)))
     }
+
+    fn is_invalid_utf8(&self) -> bool {
+        matches!(tungstenite_error(self), Some(tungstenite::Error::Utf8(_)))
+    }
+
+    /// Bad framing from a client that is still there; a peer that vanished
+    /// without a close frame is not one.
+    fn is_protocol_violation(&self) -> bool {
+        use tungstenite::error::ProtocolError::ResetWithoutClosingHandshake;
+        matches!(tungstenite_error(self), Some(tungstenite::Error::Protocol(e)) if *e != ResetWithoutClosingHandshake)
+    }
+}
+
+fn tungstenite_error(error: &axum::Error) -> Option<&tungstenite::Error> {
+    use std::error::Error as _;
+    error.source().and_then(|e| e.downcast_ref::<tungstenite::Error>())
 }
 
 pub struct Session<S> {
@@ -137,11 +164,11 @@ where
             heartbeat_s: self.settings.heartbeat.as_secs(),
             symbols: self.settings.router.table().len(),
         };
-        let stop = match self.send_control(&[hello]).await {
+        let stop = match Box::pin(self.send_control(&[hello])).await {
             Ok(()) => self.event_loop(&mut shutdown).await,
             Err(stop) => stop,
         };
-        self.finish(stop).await
+        Box::pin(self.finish(stop)).await
     }
 
     async fn event_loop(&mut self, shutdown: &mut Shutdown) -> Stop {
@@ -169,10 +196,14 @@ where
                 inbound = self.socket.next() => match inbound {
                     None => return Stop::ClientClosed,
                     Some(Err(e)) if e.is_too_big() => return Stop::FrameTooBig,
+                    Some(Err(e)) if e.is_invalid_utf8() => return Stop::InvalidUtf8,
+                    Some(Err(e)) if e.is_protocol_violation() => return Stop::ProtocolViolation,
                     Some(Err(e)) => return Stop::SocketError(e.to_string()),
                     Some(Ok(message)) => {
                         self.last_heard = Instant::now();
-                        self.on_message(message).await
+                        // Boxed: requests are rare, and inlining their
+                        // futures would grow every idle connection's task.
+                        Box::pin(self.on_message(message)).await
                     }
                 },
                 _ = wait_for(mailbox.as_deref()), if !write_gated => {
@@ -221,7 +252,7 @@ where
                 "binary frames are accepted only in msgpack mode; send JSON text",
             )),
             Message::Close(_) => return Err(Stop::ClientClosed),
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) => return self.on_control_frame(),
         };
         // Every request costs a token, valid or not; the refusal names the
         // request's id when it could be read, so clients can match it.
@@ -268,6 +299,19 @@ where
         stats.snapshots_out.fetch_add(reply.snapshots, Ordering::Relaxed);
         self.update_subscription_gauge();
         self.send_control(&reply.events).await
+    }
+
+    /// Pings and pongs cost a request token, as requests do, so a ping
+    /// flood (which tungstenite answers on its own) counts as abuse and is
+    /// closed with 1008; within the budget they cost nothing more.
+    fn on_control_frame(&mut self) -> Result<(), Stop> {
+        if self.budget.try_take(Instant::now()) {
+            self.budget.accepted();
+        } else if self.budget.refused() {
+            self.settings.stats.abuse_closes.fetch_add(1, Ordering::Relaxed);
+            return Err(Stop::Abuse);
+        }
+        Ok(())
     }
 
     fn update_subscription_gauge(&mut self) {
@@ -353,7 +397,18 @@ where
                 code,
                 reason: Utf8Bytes::from_static(reason),
             }));
-            let _ = tokio::time::timeout(CLOSE_GRACE, self.socket.send(close)).await;
+            // Then wait for the client's close frame: closing a socket with
+            // unread input resets it, and the client could lose ours.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                if self.socket.send(close).await.is_ok() {
+                    while let Some(Ok(message)) = self.socket.next().await {
+                        if matches!(message, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                }
+            })
+            .await;
         }
         if self.outbox.mailbox_ref().is_some() {
             self.settings.router.leave(self.client);

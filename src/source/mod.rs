@@ -8,6 +8,7 @@
 //! the achieved rate is reported in `/api/stats`.
 
 pub mod generator;
+pub mod replay;
 pub mod universe;
 
 use crate::config::SourceConfig;
@@ -56,6 +57,8 @@ pub fn now_ns() -> u64 {
 pub enum SourceError {
     #[error("the generator needs at least one symbol")]
     NoSymbols,
+    #[error("cannot start the replay thread: {0}")]
+    ReplayThread(std::io::Error),
 }
 
 /// Starts the configured source as its own task.
@@ -83,6 +86,9 @@ pub fn spawn(
                 generator::run(generator, out, stats, shutdown).await;
                 drop(done);
             });
+        }
+        SourceConfig::Replay(replay) => {
+            replay::spawn(replay.clone(), out, stats, shutdown, done).map_err(SourceError::ReplayThread)?;
         }
     }
     Ok(())

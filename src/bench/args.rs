@@ -1,0 +1,380 @@
+//! `tickfeed bench` flags (clap) and their validation into a [`Plan`]: the
+//! settings shared by every run and the sweep points to run in turn. The
+//! rest of the bench only sees valid values.
+
+use crate::cli::{parse_duration, parse_rate};
+use crate::codec::Encoding;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Rate of the in-process server and the NATS publisher when `--rate` is
+/// not given: 10k updates/s is a lively market that any setup sustains.
+pub const DEFAULT_RATE: f64 = 10_000.0;
+
+/// What the bench measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// tickfeed: in-process, or the server at `--url`.
+    Tickfeed,
+    /// nats-server's WebSocket listener, fed by the bench's own publisher.
+    Nats,
+}
+
+impl TargetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Tickfeed => "tickfeed",
+            TargetKind::Nats => "nats",
+        }
+    }
+}
+
+/// Measure fan-out latency: connect clients, subscribe, record every event.
+///
+/// With no arguments, starts a tickfeed server in this process (simulated
+/// feed, updates spread evenly over the symbols) and prints a report.
+/// Comma-separated `--target`, `--clients` and `--rate` run a sweep.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Server to measure (`ws://HOST:PORT/ws`) instead of an in-process one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// What to measure, comma-separated: tickfeed, nats.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "tickfeed")]
+    pub target: Vec<TargetKind>,
+    /// Number of clients; a comma-separated list runs a sweep (100,1000,5000).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub clients: Vec<usize>,
+    /// Size of the symbol universe the clients pick from.
+    #[arg(long, default_value_t = 100)]
+    pub symbols: usize,
+    /// Symbols each client subscribes to (distinct, picked with `--seed`);
+    /// 0 connects idle clients that never subscribe.
+    #[arg(long, default_value_t = 10)]
+    pub symbols_per_client: usize,
+    /// Source updates per second over all symbols (20k); a list sweeps
+    /// [default: 10k; not allowed with --url, whose server sets its own].
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
+    pub rate: Vec<f64>,
+    /// Wire encoding the clients ask for.
+    #[arg(long, value_enum, default_value = "json")]
+    pub encoding: Encoding,
+    /// Length of the measured window (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Time after every client has subscribed and before measuring.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// New connections per second while connecting; 0 = as fast as possible.
+    #[arg(long, default_value_t = 2000.0)]
+    pub ramp: f64,
+    /// Share of clients that read slowly (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub slow_fraction: f64,
+    /// Time a slow client spends on each event: it reads at most
+    /// 1/delay events per second, and not at all while busy.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub slow_delay: Duration,
+    /// `max_hz` of every subscription; 0 = as fast as the client reads.
+    #[arg(long, default_value_t = 0.0)]
+    pub max_hz: f64,
+    /// Seed of the simulated market and of each client's symbol picks.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the whole report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the latency histogram in HdrHistogram percentile-distribution
+    /// text (one file per sweep point when sweeping: NAME-LABEL.EXT).
+    #[arg(long)]
+    pub hdr: Option<PathBuf>,
+    /// Draw latency by percentile as SVG, one line per sweep point.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Process id of the server, to read its CPU and RSS from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// nats-server client URL the bench publishes to.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// nats-server WebSocket URL the clients connect to (ws://HOST:PORT).
+    #[arg(long)]
+    pub nats_ws_url: Option<String>,
+}
+
+/// A flag value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag}: {msg}")]
+pub struct ArgsError {
+    pub flag: &'static str,
+    pub msg: String,
+}
+
+fn invalid(flag: &'static str, msg: impl Into<String>) -> ArgsError {
+    ArgsError {
+        flag,
+        msg: msg.into(),
+    }
+}
+
+/// Settings shared by every sweep point.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub url: Option<String>,
+    pub symbols: usize,
+    pub symbols_per_client: usize,
+    pub encoding: Encoding,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Connections per second; `None` = as fast as possible.
+    pub ramp: Option<f64>,
+    pub slow_fraction: f64,
+    pub slow_delay: Duration,
+    pub max_hz: f64,
+    pub seed: u64,
+    pub json: Option<PathBuf>,
+    pub hdr: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub server_pid: Option<u32>,
+    pub nats_url: String,
+    pub nats_ws_url: Option<String>,
+    pub points: Vec<Point>,
+}
+
+/// One run of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub target: TargetKind,
+    pub clients: usize,
+    /// Source updates/s asked for; `None` when an external server decides.
+    pub rate: Option<f64>,
+    /// Names what differs between points ("nats 1000 clients").
+    pub label: String,
+}
+
+impl BenchArgs {
+    /// Validates the flags into a [`Plan`].
+    pub fn into_plan(self) -> Result<Plan, ArgsError> {
+        self.check_numbers()?;
+        let mut targets = self.target.clone();
+        targets.dedup();
+        if self.url.is_some() && targets.contains(&TargetKind::Nats) {
+            return Err(invalid(
+                "url",
+                "is for --target tickfeed; nats uses --nats-url and --nats-ws-url",
+            ));
+        }
+        if targets.contains(&TargetKind::Nats) {
+            if self.nats_ws_url.is_none() {
+                return Err(invalid(
+                    "nats-ws-url",
+                    "is required with --target nats (ws://HOST:PORT of nats-server's websocket listener)",
+                ));
+            }
+            if self.max_hz > 0.0 {
+                return Err(invalid(
+                    "max-hz",
+                    "NATS has no per-subscription rate limit; use 0 with --target nats",
+                ));
+            }
+        }
+        if let Some(url) = &self.url {
+            if !url.starts_with("ws://") {
+                return Err(invalid(
+                    "url",
+                    format!("{url:?} must start with ws:// (e.g. ws://127.0.0.1:8080/ws)"),
+                ));
+            }
+            if !self.rate.is_empty() {
+                return Err(invalid(
+                    "rate",
+                    "the server at --url sets its own rate; start it with --rate",
+                ));
+            }
+        }
+        let rates: Vec<Option<f64>> = if self.url.is_some() {
+            vec![None]
+        } else if self.rate.is_empty() {
+            vec![Some(DEFAULT_RATE)]
+        } else {
+            self.rate.iter().copied().map(Some).collect()
+        };
+        let points = sweep(&targets, &self.clients, &rates);
+        Ok(Plan {
+            url: self.url,
+            symbols: self.symbols,
+            symbols_per_client: self.symbols_per_client,
+            encoding: self.encoding,
+            duration: self.duration,
+            warmup: self.warmup,
+            ramp: (self.ramp > 0.0).then_some(self.ramp),
+            slow_fraction: self.slow_fraction,
+            slow_delay: self.slow_delay,
+            max_hz: self.max_hz,
+            seed: self.seed,
+            json: self.json,
+            hdr: self.hdr,
+            plot: self.plot,
+            server_pid: self.server_pid,
+            nats_url: self.nats_url,
+            nats_ws_url: self.nats_ws_url,
+            points,
+        })
+    }
+
+    fn check_numbers(&self) -> Result<(), ArgsError> {
+        if self.clients.is_empty() || self.clients.contains(&0) {
+            return Err(invalid("clients", "every value must be at least 1"));
+        }
+        if self.symbols == 0 {
+            return Err(invalid("symbols", "must be at least 1"));
+        }
+        if self.symbols_per_client > self.symbols {
+            return Err(invalid(
+                "symbols-per-client",
+                format!("must be at most --symbols ({})", self.symbols),
+            ));
+        }
+        if self.rate.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+            return Err(invalid(
+                "rate",
+                "must be a positive number of updates per second",
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err(invalid("duration", "must be above zero"));
+        }
+        if !(self.ramp >= 0.0 && self.ramp.is_finite()) {
+            return Err(invalid(
+                "ramp",
+                "must be 0 (as fast as possible) or a positive rate",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.slow_fraction) {
+            return Err(invalid("slow-fraction", "must be between 0 and 1"));
+        }
+        if !(self.max_hz >= 0.0 && self.max_hz.is_finite()) {
+            return Err(invalid("max-hz", "must be 0 (unlimited) or positive"));
+        }
+        Ok(())
+    }
+}
+
+/// Every combination of target, client count and rate, labelled by what
+/// varies.
+fn sweep(targets: &[TargetKind], clients: &[usize], rates: &[Option<f64>]) -> Vec<Point> {
+    let mut points = Vec::new();
+    for &target in targets {
+        for &count in clients {
+            for &rate in rates {
+                let mut parts = Vec::new();
+                if targets.len() > 1 || (clients.len() == 1 && rates.len() == 1) {
+                    parts.push(target.name().to_string());
+                }
+                if clients.len() > 1 {
+                    parts.push(format!("{count} clients"));
+                }
+                if rates.len() > 1 {
+                    parts.push(format!("{}/s", human_count(rate.unwrap_or(0.0))));
+                }
+                points.push(Point {
+                    target,
+                    clients: count,
+                    rate,
+                    label: parts.join(" "),
+                });
+            }
+        }
+    }
+    points
+}
+
+/// `20000` -> `20k`, `1500000` -> `1.5M`.
+pub fn human_count(value: f64) -> String {
+    let (scaled, unit) = match value {
+        v if v >= 1e6 => (v / 1e6, "M"),
+        v if v >= 1e3 => (v / 1e3, "k"),
+        v => (v, ""),
+    };
+    let text = format!("{scaled:.1}");
+    format!("{}{unit}", text.trim_end_matches(".0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn plan(argv: &[&str]) -> Result<Plan, String> {
+        let wrapper = Wrapper::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        wrapper.args.into_plan().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn no_arguments_means_one_in_process_tickfeed_point() {
+        let plan = plan(&[]).unwrap();
+        assert_eq!(plan.points.len(), 1);
+        assert_eq!(plan.points[0].target, TargetKind::Tickfeed);
+        assert_eq!(plan.points[0].rate, Some(DEFAULT_RATE));
+        assert!(plan.url.is_none());
+    }
+
+    #[test]
+    fn lists_sweep_every_combination_and_label_what_varies() {
+        let plan = plan(&[
+            "--clients",
+            "100,1000",
+            "--rate",
+            "10k,20k",
+            "--target",
+            "tickfeed,nats",
+            "--nats-ws-url",
+            "ws://127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(plan.points.len(), 8);
+        assert_eq!(plan.points[0].label, "tickfeed 100 clients 10k/s");
+        assert_eq!(plan.points[7].label, "nats 1000 clients 20k/s");
+    }
+
+    #[test]
+    fn impossible_settings_name_their_flag() {
+        assert!(
+            plan(&["--symbols-per-client", "20", "--symbols", "10"])
+                .unwrap_err()
+                .contains("--symbols-per-client")
+        );
+        assert!(
+            plan(&["--url", "ws://x:1/ws", "--rate", "5k"])
+                .unwrap_err()
+                .contains("--rate")
+        );
+        assert!(
+            plan(&["--target", "nats"])
+                .unwrap_err()
+                .contains("--nats-ws-url")
+        );
+        assert!(plan(&["--clients", "0"]).unwrap_err().contains("--clients"));
+        assert!(
+            plan(&["--slow-fraction", "2"])
+                .unwrap_err()
+                .contains("--slow-fraction")
+        );
+    }
+
+    #[test]
+    fn counts_read_as_people_write_them() {
+        assert_eq!(human_count(20_000.0), "20k");
+        assert_eq!(human_count(1_500_000.0), "1.5M");
+        assert_eq!(human_count(950.0), "950");
+    }
+}

@@ -1,0 +1,86 @@
+//! CPU time and resident memory from Linux's `/proc`, so the report can
+//! say which side of the benchmark saturated. Elsewhere every reading is
+//! `None` and the report says "n/a".
+
+use std::path::Path;
+
+/// Which process to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pid {
+    This,
+    Other(u32),
+}
+
+impl Pid {
+    fn dir(self) -> String {
+        match self {
+            Pid::This => "/proc/self".into(),
+            Pid::Other(pid) => format!("/proc/{pid}"),
+        }
+    }
+}
+
+/// Clock ticks per second of `/proc/*/stat` times.
+fn ticks_per_s() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// User plus system CPU seconds from a `stat` file. The command name in
+/// parentheses may hold spaces, so fields are counted after the last `)`.
+fn stat_cpu_s(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based).
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks_per_s())
+}
+
+/// CPU seconds used by the whole process so far.
+pub fn cpu_s(pid: Pid) -> Option<f64> {
+    stat_cpu_s(Path::new(&format!("{}/stat", pid.dir())))
+}
+
+/// CPU seconds of each thread of this process, with its name.
+pub fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
+    let mut threads = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = entry.ok()?.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if let Some(cpu) = stat_cpu_s(&dir.join("stat")) {
+            threads.push((name.trim_end().to_string(), cpu));
+        }
+    }
+    Some(threads)
+}
+
+/// Resident set size in bytes (`VmRSS`).
+pub fn rss_bytes(pid: Pid) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("{}/status", pid.dir())).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        if !Path::new("/proc/self/stat").exists() {
+            return;
+        }
+        let spin = std::time::Instant::now();
+        while spin.elapsed().as_millis() < 30 {
+            std::hint::black_box(spin.elapsed());
+        }
+        assert!(cpu_s(Pid::This).unwrap() > 0.0);
+        assert!(rss_bytes(Pid::This).unwrap() > 1 << 20);
+        let threads = threads_cpu_s().unwrap();
+        assert!(threads.iter().map(|(_, cpu)| cpu).sum::<f64>() > 0.0);
+        assert_eq!(cpu_s(Pid::Other(u32::MAX)), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! What clients measured: latency histograms (every event, no sampling)
+//! and counters. Each worker owns one [`Tally`] and hands it over once at
+//! the end; while running it sends only small [`Summary`] messages.
+
+use crate::stats::new_histogram;
+use hdrhistogram::Histogram;
+
+/// Highest latency recorded as itself; larger values are clamped (one hour,
+/// the same bound as the server's histograms).
+const MAX_TRACKED_NS: u64 = 3_600_000_000_000;
+
+/// Counters of one worker (or of all, once merged).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    /// Tick events received in the measured window (snapshots excluded).
+    pub events: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    /// Ticks with `n > 0`, and the sum of their `n`, in the window.
+    pub conflated_events: u64,
+    pub merged_updates: u64,
+    /// Snapshot ticks, over the whole run.
+    pub snapshots: u64,
+    /// Protocol checks, over the whole run (warm-up included).
+    pub seq_backwards: u64,
+    pub gaps_not_counted: u64,
+    pub unexpected_symbol: u64,
+    pub unreadable_frames: u64,
+    /// `error` events received.
+    pub errors: u64,
+    /// Connections that closed or failed after connecting.
+    pub closed: u64,
+}
+
+impl Counters {
+    pub fn violations(&self) -> u64 {
+        self.seq_backwards + self.gaps_not_counted + self.unexpected_symbol + self.unreadable_frames
+    }
+
+    fn add(&mut self, o: &Counters) {
+        self.events += o.events;
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+        self.conflated_events += o.conflated_events;
+        self.merged_updates += o.merged_updates;
+        self.snapshots += o.snapshots;
+        self.seq_backwards += o.seq_backwards;
+        self.gaps_not_counted += o.gaps_not_counted;
+        self.unexpected_symbol += o.unexpected_symbol;
+        self.unreadable_frames += o.unreadable_frames;
+        self.errors += o.errors;
+        self.closed += o.closed;
+    }
+}
+
+/// Latency of fast and slow clients, in ns, plus counters.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub fast: Histogram<u64>,
+    pub slow: Histogram<u64>,
+    pub counters: Counters,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            fast: new_histogram(),
+            slow: new_histogram(),
+            counters: Counters::default(),
+        }
+    }
+}
+
+impl Tally {
+    pub fn record(&mut self, slow: bool, age_ns: u64) {
+        let hist = if slow { &mut self.slow } else { &mut self.fast };
+        hist.saturating_record(age_ns.clamp(1, MAX_TRACKED_NS));
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.fast
+            .add(&other.fast)
+            .expect("bench histograms share their bounds");
+        self.slow
+            .add(&other.slow)
+            .expect("bench histograms share their bounds");
+        self.counters.add(&other.counters);
+    }
+}
+
+/// Ages seen by one class of client (fast or slow) over an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AgeSpan {
+    pub events: u64,
+    pub sum_ns: u128,
+    pub max_ns: u64,
+}
+
+impl AgeSpan {
+    pub fn add(&mut self, age_ns: u64) {
+        self.events += 1;
+        self.sum_ns += u128::from(age_ns);
+        self.max_ns = self.max_ns.max(age_ns);
+    }
+
+    pub fn merge(&mut self, o: &AgeSpan) {
+        self.events += o.events;
+        self.sum_ns += o.sum_ns;
+        self.max_ns = self.max_ns.max(o.max_ns);
+    }
+
+    pub fn mean_ns(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.sum_ns as f64 / self.events as f64)
+    }
+}
+
+/// A worker's figures since its previous summary: enough for a progress
+/// line and a latency-over-time series, a few dozen bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Summary {
+    pub fast: AgeSpan,
+    pub slow: AgeSpan,
+    pub violations: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_tallies_adds_counts_and_keeps_extremes() {
+        let mut a = Tally::default();
+        a.record(false, 1_000);
+        a.counters.events = 1;
+        let mut b = Tally::default();
+        b.record(false, 9_000_000);
+        b.record(true, 0);
+        b.counters.events = 2;
+        b.counters.gaps_not_counted = 1;
+        a.merge(&b);
+        assert_eq!((a.fast.len(), a.slow.len(), a.counters.events), (2, 1, 3));
+        assert!(a.fast.max() >= 8_990_000);
+        assert_eq!(a.slow.min(), 1, "zero age is clamped to 1 ns, never lost");
+        assert_eq!(a.counters.violations(), 1);
+    }
+
+    #[test]
+    fn age_spans_average_and_keep_the_max() {
+        let mut s = AgeSpan::default();
+        assert_eq!(s.mean_ns(), None);
+        s.add(10);
+        s.add(30);
+        let mut t = AgeSpan::default();
+        t.add(50);
+        s.merge(&t);
+        assert_eq!((s.mean_ns(), s.max_ns), (Some(30.0), 50));
+    }
+}

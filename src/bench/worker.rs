@@ -1,0 +1,322 @@
+//! A worker drives a group of client connections in one task: it reads
+//! every frame as soon as it arrives, checks each tick, and records its
+//! age (receive time minus `ts`) into the worker's own histograms. It sends
+//! the controller a [`Summary`] once a second, never a message per event,
+//! and hands its [`Tally`] back when told to stop.
+
+use super::check::{SeqCheck, Verdict};
+use super::connection::{Connection, Incoming, Pace};
+use super::parse::{self, EventView, Kind};
+use super::tally::{Summary, Tally};
+use crate::codec::Encoding;
+use crate::source::now_ns;
+use futures_util::StreamExt;
+use futures_util::stream::SelectAll;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// How often a worker reports to the controller.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where the run is; workers only record latencies while `Measuring`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Connecting = 0,
+    Warmup = 1,
+    Measuring = 2,
+    Done = 3,
+}
+
+/// State shared by the controller and all workers of one run.
+#[derive(Debug)]
+pub struct Shared {
+    phase: AtomicU8,
+    /// Clients whose subscription was acknowledged.
+    pub subscribed: AtomicU64,
+    /// Clients that closed before their subscription was acknowledged.
+    pub lost_before_ack: AtomicU64,
+    /// Symbol name to universe index.
+    pub symbols: HashMap<Box<str>, u32>,
+    pub encoding: Encoding,
+    /// Clients per worker: client `i` is slot `i / workers` of worker
+    /// `i % workers`.
+    pub workers: usize,
+}
+
+impl Shared {
+    pub fn new(symbols: &[String], encoding: Encoding, workers: usize) -> Self {
+        Self {
+            phase: AtomicU8::new(Phase::Connecting as u8),
+            subscribed: AtomicU64::new(0),
+            lost_before_ack: AtomicU64::new(0),
+            symbols: symbols
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str().into(), i as u32))
+                .collect(),
+            encoding,
+            workers,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    fn measuring(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) == Phase::Measuring as u8
+    }
+}
+
+/// A connected client, handed to its worker.
+pub struct NewClient {
+    /// Index of the client in the whole run.
+    pub index: usize,
+    pub connection: Connection,
+    pub symbols: Vec<u32>,
+    /// For a slow client: where to tell its connection how many ticks each
+    /// frame held, so it pauses accordingly.
+    pub pace: Option<Pace>,
+    /// Already subscribed (NATS confirms with a flush before handing over);
+    /// otherwise the worker waits for the `ack`.
+    pub subscribed: bool,
+}
+
+struct Slot {
+    check: SeqCheck,
+    pace: Option<Pace>,
+    awaiting_ack: bool,
+}
+
+/// One worker's state.
+pub struct Worker {
+    shared: Arc<Shared>,
+    slots: Vec<Option<Slot>>,
+    tally: Tally,
+    interval: Summary,
+    /// Why the first connection that closed did so.
+    pub first_close: Option<String>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, clients: usize) -> Self {
+        let slots = (0..clients.div_ceil(shared.workers))
+            .map(|_| None)
+            .collect();
+        Self {
+            shared,
+            slots,
+            tally: Tally::default(),
+            interval: Summary::default(),
+            first_close: None,
+        }
+    }
+
+    /// Runs until `stop` changes; returns what was measured.
+    pub async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<NewClient>,
+        summaries: mpsc::Sender<Summary>,
+        mut stop: watch::Receiver<bool>,
+    ) -> (Tally, Option<String>) {
+        let mut connections = SelectAll::new();
+        let mut report = tokio::time::interval(SUMMARY_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                Some(client) = inbox.recv() => connections.push(self.admit(client)),
+                Some((client, incoming)) = connections.next(), if !connections.is_empty() => {
+                    let slot = client as usize / self.shared.workers;
+                    match incoming {
+                        Incoming::Frame(bytes) => self.on_frame(slot, std::slice::from_ref(&bytes), now_ns()),
+                        Incoming::Messages(payloads) => self.on_frame(slot, &payloads, now_ns()),
+                        Incoming::Closed(why) => self.on_closed(slot, why),
+                    }
+                }
+                _ = report.tick() => {
+                    let _ = summaries.try_send(std::mem::take(&mut self.interval));
+                }
+            }
+        }
+        (self.tally, self.first_close)
+    }
+
+    fn admit(&mut self, client: NewClient) -> Connection {
+        if client.subscribed {
+            self.shared.subscribed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.slots[client.index / self.shared.workers] = Some(Slot {
+            check: SeqCheck::new(&client.symbols),
+            pace: client.pace,
+            awaiting_ack: !client.subscribed,
+        });
+        client.connection
+    }
+
+    /// Handles one frame received at `recv_ns`: a tickfeed frame (one
+    /// part), or the NATS messages read together (one event per part).
+    pub fn on_frame<B: AsRef<[u8]>>(&mut self, slot: usize, parts: &[B], recv_ns: u64) {
+        let measuring = self.shared.measuring();
+        let Some(state) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let counters = &mut self.tally.counters;
+        if measuring {
+            counters.frames += 1;
+            counters.bytes += parts.iter().map(|p| p.as_ref().len() as u64).sum::<u64>();
+        }
+        let shared = &self.shared;
+        let (tally, interval) = (&mut self.tally, &mut self.interval);
+        let slow = state.pace.is_some();
+        let mut ticks = 0;
+        let mut on_event = |event: EventView<'_>| match event.kind {
+            Kind::Tick => {
+                ticks += 1;
+                let c = &mut tally.counters;
+                let Some(&sym) = shared.symbols.get(&*event.sym) else {
+                    c.unexpected_symbol += 1;
+                    return;
+                };
+                match state.check.observe(sym, event.seq, event.n, event.snap) {
+                    Verdict::Ok => {}
+                    Verdict::Backwards => c.seq_backwards += 1,
+                    Verdict::GapNotCounted => c.gaps_not_counted += 1,
+                    Verdict::Unexpected => c.unexpected_symbol += 1,
+                }
+                if event.snap {
+                    c.snapshots += 1;
+                } else if measuring {
+                    c.events += 1;
+                    if event.n > 0 {
+                        c.conflated_events += 1;
+                        c.merged_updates += event.n;
+                    }
+                    let age = recv_ns.saturating_sub(event.ts);
+                    tally.record(slow, age);
+                    if slow {
+                        interval.slow.add(age)
+                    } else {
+                        interval.fast.add(age)
+                    }
+                }
+            }
+            Kind::Ack => {
+                if std::mem::take(&mut state.awaiting_ack) {
+                    shared.subscribed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Kind::Error => tally.counters.errors += 1,
+            Kind::Other => {}
+        };
+        let parsed = parts.iter().try_for_each(|part| match shared.encoding {
+            Encoding::Json => parse::json_events(part.as_ref(), &mut on_event),
+            Encoding::Msgpack => parse::msgpack_events(part.as_ref(), &mut on_event),
+        });
+        if let Some(pace) = &state.pace {
+            pace.store(ticks, Ordering::Relaxed);
+        }
+        if let Err(e) = parsed {
+            self.tally.counters.unreadable_frames += 1;
+            self.first_close.get_or_insert_with(|| e.to_string());
+        }
+        self.interval.violations = self.tally.counters.violations();
+    }
+
+    fn on_closed(&mut self, slot: usize, why: Option<String>) {
+        let Some(state) = self.slots[slot].take() else {
+            return;
+        };
+        if state.awaiting_ack {
+            self.shared.lost_before_ack.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tally.counters.closed += 1;
+        if self.first_close.is_none() {
+            self.first_close = Some(why.unwrap_or_else(|| "closed without a close frame".into()));
+        }
+    }
+
+    #[cfg(test)]
+    fn tally(&self) -> &Tally {
+        &self.tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        let shared = Arc::new(Shared::new(
+            &["AAA".into(), "BBB".into()],
+            Encoding::Json,
+            1,
+        ));
+        let mut worker = Worker::new(shared, 1);
+        worker.slots[0] = Some(Slot {
+            check: SeqCheck::new(&[0, 1]),
+            pace: None,
+            awaiting_ack: true,
+        });
+        worker
+    }
+
+    #[test]
+    fn ticks_are_checked_always_but_timed_only_while_measuring() {
+        let mut w = worker();
+        let ack = br#"[{"ev":"ack","id":1},{"ev":"tick","sym":"AAA","seq":1,"ts":100,"n":0,"snap":true}]"#;
+        w.on_frame(0, &[ack], 1_000);
+        assert_eq!(w.shared.subscribed.load(Ordering::Relaxed), 1);
+        w.on_frame(
+            0,
+            &[br#"[{"ev":"tick","sym":"AAA","seq":3,"ts":100,"n":0}]"#],
+            1_000,
+        );
+        assert_eq!(
+            w.tally().counters.gaps_not_counted,
+            1,
+            "checked during warm-up"
+        );
+        assert_eq!(w.tally().counters.events, 0, "not timed during warm-up");
+        w.shared.set_phase(Phase::Measuring);
+        let frame = br#"[{"ev":"tick","sym":"AAA","seq":6,"ts":400,"n":2},{"ev":"tick","sym":"ZZZ","seq":1,"ts":1,"n":0}]"#;
+        w.on_frame(0, &[frame], 1_400);
+        let c = &w.tally().counters;
+        let seen = (
+            c.events,
+            c.conflated_events,
+            c.merged_updates,
+            c.unexpected_symbol,
+            c.snapshots,
+        );
+        assert_eq!(seen, (1, 1, 2, 1, 1));
+        assert_eq!(w.tally().fast.max(), 1000);
+        assert_eq!(w.interval.fast.events, 1);
+        assert_eq!(w.interval.violations, 2);
+    }
+
+    #[test]
+    fn nats_messages_read_together_count_as_one_frame_of_single_events() {
+        let mut w = worker();
+        w.shared.set_phase(Phase::Measuring);
+        let messages: [&[u8]; 2] = [
+            br#"{"ev":"tick","sym":"BBB","seq":1,"ts":10,"n":0}"#,
+            br#"{"ev":"tick","sym":"BBB","seq":2,"ts":20,"n":0}"#,
+        ];
+        w.on_frame(0, &messages, 50);
+        let c = &w.tally().counters;
+        assert_eq!((c.frames, c.events, c.violations()), (1, 2, 0));
+    }
+
+    #[test]
+    fn unreadable_frames_count_as_violations() {
+        let mut w = worker();
+        w.on_frame(0, &[b"[{\"ev\":"], 1);
+        assert_eq!(w.tally().counters.unreadable_frames, 1);
+        assert!(w.first_close.as_deref().unwrap().contains("unreadable"));
+    }
+}

@@ -1,0 +1,152 @@
+//! Recorded feeds: the file formats tickfeed reads (a generic CSV and
+//! LOBSTER message files), and the `tickfeed feed` tools that record,
+//! check and convert them. The replay source (`source::replay`) reads files
+//! through [`reader::open`] and [`merge::Merge`]; nothing here knows about
+//! the server.
+//!
+//! Every format becomes the same stream of [`Update`]s: the state of one
+//! symbol after one event, stamped with the event's original time. Files
+//! are read as streams (one CSV record buffer each), so memory does not
+//! grow with the file.
+
+pub mod args;
+pub mod book;
+pub mod check;
+pub mod convert;
+pub mod detect;
+pub mod generic;
+pub mod lobster;
+pub mod merge;
+pub mod reader;
+pub mod record;
+pub mod time;
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// The state of one symbol after one event of a feed file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Line of the file the event was read from (1-based).
+    pub line: u64,
+    /// Original event time, ns since the Unix epoch.
+    pub xt: u64,
+    pub sym: Arc<str>,
+    /// Last trade, carried forward until the next one.
+    pub px: Option<f64>,
+    pub sz: Option<u64>,
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+    pub bsz: Option<u64>,
+    pub asz: Option<u64>,
+    /// Shares traded in this file so far.
+    pub vol: u64,
+    /// This event is a trade (its `px` and `sz` are new).
+    pub traded: bool,
+}
+
+/// Which format a file is in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Format {
+    /// CSV with a header naming its columns (`generic.rs`).
+    Generic,
+    /// LOBSTER message file of one ticker on one day (`lobster.rs`).
+    Lobster(lobster::FileName),
+}
+
+impl Format {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Generic => "generic CSV",
+            Format::Lobster(_) => "LOBSTER messages",
+        }
+    }
+}
+
+/// A row that cannot be used, located as `file:line:column`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{path}:{line}:{column}: {what}")]
+pub struct BadRow {
+    pub path: Arc<str>,
+    pub line: u64,
+    /// 1-based character column where the bad field starts.
+    pub column: u64,
+    pub what: String,
+    /// The row is well formed but earlier than the row before it.
+    pub out_of_order: bool,
+}
+
+/// Why a feed cannot be read. Each message is one sentence that names the
+/// file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("{path}: no such file; check the path")]
+    Missing { path: String },
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: the file is empty; a feed needs a generic CSV header and rows, or LOBSTER message rows")]
+    Empty { path: String },
+    #[error(
+        "{path}: unknown format: the first line is neither a CSV header with ts and sym columns nor a LOBSTER message row (see docs/replay.md, or say --format)"
+    )]
+    UnknownFormat { path: String },
+    #[error(
+        "{path}: a LOBSTER message file's name must carry its ticker and date, like AAPL_2012-06-21_34200000_37800000_message_50.csv; rename the file"
+    )]
+    LobsterName { path: String },
+    #[error("{path}:1: the header has no {column} column; the generic CSV needs ts and sym (found: {found})")]
+    MissingColumn { path: String, column: &'static str, found: String },
+    #[error("{0}")]
+    BadRow(BadRow),
+    #[error("{from}..{to}: no rows in this --from/--to window; the files run from {first} to {last}")]
+    EmptyWindow { from: String, to: String, first: String, last: String },
+    #[error("{path}: cannot write: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("{count} bad rows (listed above): a replay skips them, or stops at the first with --strict")]
+    BadRows { count: u64 },
+    #[error("--{flag}: {msg}")]
+    Invalid { flag: &'static str, msg: String },
+}
+
+impl FeedError {
+    /// The error of opening `path` for reading.
+    pub fn open(path: &Path, source: std::io::Error) -> FeedError {
+        let path = path.display().to_string();
+        match source.kind() {
+            std::io::ErrorKind::NotFound => FeedError::Missing { path },
+            _ => FeedError::Read { path, source },
+        }
+    }
+}
+
+/// Runs a `tickfeed feed` subcommand.
+pub fn run(args: args::FeedArgs) -> Result<(), FeedError> {
+    match args.command {
+        args::FeedCommand::Check(check) => check::run(&check),
+        args::FeedCommand::Convert(convert) => convert::run(&convert),
+        args::FeedCommand::Record(record) => record::run(&record),
+    }
+}
+
+/// What a progress bar counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    Bytes,
+    Rows,
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise (logs
+/// and CI output stay clean).
+pub fn progress_bar(total: u64, unit: Progress) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let template = match unit {
+        Progress::Bytes => "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        Progress::Rows => "{msg} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
+    };
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
+    bar
+}

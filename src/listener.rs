@@ -1,0 +1,123 @@
+//! The accept loop: takes TCP connections, tunes their sockets, runs the
+//! TLS handshake when `--tls-cert` is set, and serves HTTP/1.1 (with
+//! WebSocket upgrades) on each through hyper, until shutdown.
+//!
+//! `server.rs` hands it the bound listener and the axum app. Every step
+//! before the app sees a request is bounded by `--handshake-timeout`: the
+//! TLS handshake here, and reading the request head through hyper's
+//! `header_read_timeout`. A client that opens a connection and trickles a
+//! partial request (slow-loris) is therefore dropped, holding one socket
+//! and one small task until then. Each connection runs in its own task, so
+//! a slow handshake never delays accepting the next one.
+
+use crate::shutdown::{DoneGuard, Shutdown};
+use crate::tls::TlsConfig;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Pause after an accept error such as "too many open files", so that a
+/// full descriptor table does not turn the loop into a busy spin; closing
+/// connections free descriptors within this time.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How connections are accepted.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// Kernel send buffer per connection (`SO_SNDBUF`); 0 keeps the default.
+    pub send_buffer: usize,
+    pub tls: Option<TlsConfig>,
+    /// Longest time for the TLS handshake and for the HTTP request head.
+    pub handshake_timeout: Duration,
+}
+
+/// Accepts and serves connections until `stop` fires, then lets each open
+/// HTTP connection finish its current request. Upgraded WebSocket sessions
+/// run on their own tasks and close themselves on the same signal.
+pub async fn serve(listener: TcpListener, app: axum::Router, settings: ListenerSettings, mut stop: Shutdown, done: DoneGuard) {
+    let settings = Arc::new(settings);
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _peer)) => tcp,
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                tokio::select! {
+                    _ = stop.wait() => break,
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        tune_socket(&tcp, settings.send_buffer);
+        tokio::spawn(connection(tcp, app.clone(), settings.clone(), stop.clone(), done.clone()));
+    }
+}
+
+/// Errors that concern one connection only, not the listener.
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
+}
+
+/// Per-connection socket options: no Nagle delay (the server batches
+/// itself) and a bounded kernel send buffer so conflation, not the kernel,
+/// decides what a slow client sees.
+fn tune_socket(tcp: &TcpStream, send_buffer: usize) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    if send_buffer > 0
+        && let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(send_buffer)
+    {
+        tracing::debug!("SO_SNDBUF: {e}");
+    }
+}
+
+/// One connection, from the TLS handshake (if any) to its last request.
+async fn connection(tcp: TcpStream, app: axum::Router, settings: Arc<ListenerSettings>, mut stop: Shutdown, _done: DoneGuard) {
+    let Some(tls) = &settings.tls else {
+        return serve_http(tcp, app, &settings, stop).await;
+    };
+    let handshake = tokio::time::timeout(settings.handshake_timeout, tls.acceptor().accept(tcp));
+    let stream = tokio::select! {
+        _ = stop.wait() => return,
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
+            Err(_) => return tracing::debug!("TLS handshake timed out after {:?}", settings.handshake_timeout),
+        },
+    };
+    serve_http(stream, app, &settings, stop).await;
+}
+
+/// Serves HTTP/1.1 requests on one connection; a WebSocket upgrade hands
+/// the connection over to its session and ends this.
+async fn serve_http<IO>(io: IO, app: axum::Router, settings: &ListenerSettings, mut stop: Shutdown)
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(settings.handshake_timeout);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stop.wait() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("HTTP connection ended: {e}");
+    }
+}

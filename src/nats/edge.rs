@@ -1,0 +1,486 @@
+//! The edge role: the local router's source on an edge node, fed from NATS
+//! with only what local clients want. The router reports [`Interest`]; the
+//! edge holds a subscription to a symbol's subject while the symbol has a
+//! local subscriber, and to `tickfeed.ticks.>` alone while someone holds
+//! `*`. A quiet edge holds no tick subscription at all.
+//!
+//! Snapshots: on `Wanted` the edge subscribes first, then reads the
+//! symbol's last value from the broker's stream (`store`), routes it, and
+//! sends `Ready`; the router answers the waiting subscribe only then, so its
+//! snapshot is the one every node gives.
+//!
+//! Faults: the NATS client reconnects by itself and renews every
+//! subscription; the edge then reads the universe and the last value of
+//! every wanted symbol again. Every tick passes one filter: only a `seq`
+//! above the last one forwarded for its symbol reaches the router, so
+//! redelivery and overlapping subscriptions never duplicate, and updates
+//! missed in an outage show as a jump in `seq`, which clients see as `n`.
+//! The broker hop (source `ts` to receipt here) is recorded as `hop`.
+
+use super::payload;
+use super::store::{FETCH_TIMEOUT, LastValues};
+use super::subject::{self, ALL_TICKS, UNIVERSE};
+use super::{Connection, NatsError};
+use crate::protocol::{Tick, WILDCARD};
+use crate::router::Interest;
+use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
+use crate::source::{SourceMsg, SourceSender, now_ns};
+use crate::stats::{Stage, Stats, record_latencies};
+use async_nats::connection::State;
+use futures_util::stream::{SelectAll, TakeUntil};
+use futures_util::{FutureExt, StreamExt};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most ticks forwarded to the router in one batch: amortises the hand-off
+/// under load while keeping each of the router's turns short.
+const MAX_BATCH: usize = 1024;
+/// Interest changes applied together (their snapshot reads overlap).
+const INTEREST_BATCH: usize = 256;
+/// Snapshot reads in flight at once.
+const PARALLEL_READS: usize = 16;
+/// How often the edge's status in `/api/stats` (`source`) is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One subscription's messages; it ends (and unsubscribes) when the
+/// matching sender in `Edge::subscriptions` is dropped.
+type Incoming = TakeUntil<async_nats::Subscriber, oneshot::Receiver<()>>;
+
+/// Counters shown in the edge's status.
+#[derive(Debug, Default, serde::Serialize)]
+struct Counters {
+    received: u64,
+    forwarded: u64,
+    /// Not newer than what was already forwarded (redelivery, overlap).
+    stale: u64,
+    unreadable: u64,
+    snapshots_read: u64,
+    reconnects: u64,
+    slow_consumer: u64,
+}
+
+/// A connected edge that has read the universe, ready to run.
+pub struct Edge {
+    url: String,
+    connection: Connection,
+    store: LastValues,
+    universe: Vec<Arc<str>>,
+    universe_updates: async_nats::Subscriber,
+}
+
+impl Edge {
+    /// Reads the universe and subscribes to its updates.
+    pub async fn prepare(
+        url: String,
+        connection: Connection,
+        store: LastValues,
+    ) -> Result<Self, NatsError> {
+        let universe = store.universe().await?;
+        tracing::info!(symbols = universe.len(), "universe read from NATS");
+        let universe_updates = connection
+            .client
+            .subscribe(UNIVERSE)
+            .await
+            .map_err(|cause| NatsError::Subscribe {
+                subject: UNIVERSE.into(),
+                cause,
+            })?;
+        Ok(Self {
+            url,
+            connection,
+            store,
+            universe,
+            universe_updates,
+        })
+    }
+
+    /// Starts the edge task, which first declares the universe to `out`.
+    pub fn spawn(
+        self,
+        interest: mpsc::UnboundedReceiver<Interest>,
+        out: SourceSender,
+        stats: Arc<Stats>,
+        trigger: &ShutdownTrigger,
+    ) {
+        let Connection { client, events } = self.connection;
+        let state = EdgeState {
+            url: self.url,
+            client,
+            store: self.store,
+            out,
+            stats,
+            wanted: HashSet::new(),
+            wildcard: false,
+            subscriptions: HashMap::new(),
+            incoming: SelectAll::new(),
+            last: HashMap::new(),
+            counters: Counters::default(),
+        };
+        let tasks = Tasks {
+            interest,
+            universe_updates: self.universe_updates,
+            events,
+            shutdown: trigger.subscribe(),
+        };
+        tokio::spawn(state.run(self.universe, tasks, trigger.guard()));
+    }
+}
+
+/// Everything the edge task waits on besides its subscriptions.
+struct Tasks {
+    interest: mpsc::UnboundedReceiver<Interest>,
+    universe_updates: async_nats::Subscriber,
+    events: mpsc::Receiver<async_nats::Event>,
+    shutdown: Shutdown,
+}
+
+/// The edge task's state; owned by that task alone.
+struct EdgeState {
+    url: String,
+    client: async_nats::Client,
+    store: LastValues,
+    out: SourceSender,
+    stats: Arc<Stats>,
+    /// Symbols with a local subscriber.
+    wanted: HashSet<Arc<str>>,
+    /// Someone holds `*`: one subscription to every tick subject instead.
+    wildcard: bool,
+    /// Live subscriptions by symbol, or `*`.
+    subscriptions: HashMap<Arc<str>, oneshot::Sender<()>>,
+    incoming: SelectAll<Incoming>,
+    /// `seq` of the last tick forwarded, per symbol.
+    last: HashMap<Arc<str>, u64>,
+    counters: Counters,
+}
+
+impl EdgeState {
+    async fn run(mut self, universe: Vec<Arc<str>>, mut tasks: Tasks, done: DoneGuard) {
+        if self.out.send(SourceMsg::Declare(universe)).await.is_err() {
+            return;
+        }
+        let mut status = tokio::time::interval(STATUS_INTERVAL);
+        let mut changes = Vec::new();
+        let mut lost = false;
+        loop {
+            let router_open = tokio::select! {
+                biased;
+                _ = tasks.shutdown.wait() => break,
+                n = tasks.interest.recv_many(&mut changes, INTEREST_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.apply(std::mem::take(&mut changes)).await
+                }
+                Some(message) = self.incoming.next(), if !self.incoming.is_empty() => self.live(message).await,
+                Some(message) = tasks.universe_updates.next() => self.declare(&message.payload).await,
+                Some(event) = tasks.events.recv() => self.connection_event(event, &mut lost).await,
+                _ = status.tick() => {
+                    self.report();
+                    true
+                }
+            };
+            if !router_open {
+                break;
+            }
+        }
+        drop(done);
+    }
+
+    /// Applies interest changes, then routes the latest values of the newly
+    /// wanted symbols and answers with `Ready`.
+    async fn apply(&mut self, changes: Vec<Interest>) -> bool {
+        let mut ready = Vec::new();
+        let mut read = Vec::new();
+        let mut read_all = false;
+        for change in changes {
+            match change {
+                Interest::Wanted(name) if &*name == WILDCARD => {
+                    self.wildcard = true;
+                    self.subscribe(name.clone(), ALL_TICKS.into()).await;
+                    read_all = true;
+                    ready.push(name);
+                }
+                Interest::Unwanted(name) if &*name == WILDCARD => {
+                    self.wildcard = false;
+                    for symbol in self.wanted.clone() {
+                        self.subscribe(symbol.clone(), subject::for_symbol(&symbol))
+                            .await;
+                    }
+                    self.subscriptions.remove(&name);
+                }
+                Interest::Wanted(name) => {
+                    self.wanted.insert(name.clone());
+                    if !self.wildcard {
+                        self.subscribe(name.clone(), subject::for_symbol(&name))
+                            .await;
+                        read.push(name.clone());
+                    }
+                    ready.push(name);
+                }
+                Interest::Unwanted(name) => {
+                    self.wanted.remove(&name);
+                    if !self.wildcard {
+                        self.subscriptions.remove(&name);
+                    }
+                }
+            }
+        }
+        if self.wildcard {
+            self.subscriptions.retain(|key, _| &**key == WILDCARD);
+        }
+        let latest = self.read_latest(read_all, read).await;
+        let open =
+            self.forward(latest).await && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
+        self.report();
+        open
+    }
+
+    /// Subscribes to `subject` under `key` unless already subscribed.
+    async fn subscribe(&mut self, key: Arc<str>, subject: String) {
+        if self.subscriptions.contains_key(&key) {
+            return;
+        }
+        match self.client.subscribe(subject.clone()).await {
+            Ok(subscriber) => {
+                let (cancel, cancelled) = oneshot::channel();
+                self.incoming.push(subscriber.take_until(cancelled));
+                self.subscriptions.insert(key, cancel);
+            }
+            Err(e) => tracing::warn!("subscribing to {subject}: {e}"),
+        }
+    }
+
+    /// The latest stored values of `names` (or of everything). Empty while
+    /// the broker is away: a subscribe then gets no snapshot rather than
+    /// wait, and the values arrive with the next update or the reconnect.
+    async fn read_latest(&mut self, all: bool, names: Vec<Arc<str>>) -> Vec<Tick> {
+        if (!all && names.is_empty()) || self.client.connection_state() != State::Connected {
+            return Vec::new();
+        }
+        // A round trip first, so the broker has the new subscriptions: an
+        // update it takes after this comes live, not only in the read.
+        let _ = tokio::time::timeout(FETCH_TIMEOUT, self.client.flush()).await;
+        let read = if all {
+            self.store
+                .all_last()
+                .await
+                .map(|ticks| ticks.into_iter().map(Ok).collect())
+        } else {
+            let store = &self.store;
+            Ok(futures_util::stream::iter(names)
+                .map(|name| async move { store.last(&name).await })
+                .buffer_unordered(PARALLEL_READS)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .filter_map(Result::transpose)
+                .collect::<Vec<_>>())
+        };
+        let mut ticks = Vec::new();
+        match read {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(tick) => ticks.push(tick),
+                        Err(e) => tracing::warn!("reading a last value: {e}"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("reading last values: {e}"),
+        }
+        self.counters.snapshots_read += ticks.len() as u64;
+        ticks
+    }
+
+    /// Forwards live messages: the first, and whatever else is already
+    /// waiting, as one batch.
+    async fn live(&mut self, first: async_nats::Message) -> bool {
+        let mut batch = Vec::new();
+        self.decode_into(&first, &mut batch);
+        while batch.len() < MAX_BATCH {
+            match self.incoming.next().now_or_never() {
+                Some(Some(message)) => self.decode_into(&message, &mut batch),
+                _ => break,
+            }
+        }
+        record_latencies(
+            &self.stats,
+            Stage::Hop,
+            now_ns(),
+            batch.iter().map(|t| t.ts),
+        );
+        self.forward(batch).await
+    }
+
+    fn decode_into(&mut self, message: &async_nats::Message, batch: &mut Vec<Tick>) {
+        self.counters.received += 1;
+        let decoded = subject::symbol_of(&message.subject)
+            .ok_or_else(|| "not a tick subject".to_string())
+            .and_then(|symbol| {
+                let sym = match self.last.get_key_value(&*symbol) {
+                    Some((known, _)) => known.clone(),
+                    None => Arc::from(&*symbol),
+                };
+                payload::decode_tick(sym, &message.payload).map_err(|e| e.to_string())
+            });
+        match decoded {
+            Ok(tick) => batch.push(tick),
+            Err(e) => {
+                if self.counters.unreadable == 0 {
+                    tracing::warn!(subject = %message.subject, "ignoring a message: {e}");
+                }
+                self.counters.unreadable += 1;
+            }
+        }
+    }
+
+    /// Passes the ticks newer than the last forwarded of their symbol on
+    /// to the router. Returns false once the router is gone.
+    async fn forward(&mut self, ticks: Vec<Tick>) -> bool {
+        let before = ticks.len();
+        let fresh: Vec<Tick> = ticks
+            .into_iter()
+            .filter(|t| advance(&mut self.last, t))
+            .collect();
+        self.counters.stale += (before - fresh.len()) as u64;
+        self.counters.forwarded += fresh.len() as u64;
+        fresh.is_empty() || self.out.send(SourceMsg::Ticks(fresh)).await.is_ok()
+    }
+
+    async fn declare(&mut self, bytes: &[u8]) -> bool {
+        match payload::decode_universe(bytes) {
+            Ok(names) => self.out.send(SourceMsg::Declare(names)).await.is_ok(),
+            Err(e) => {
+                tracing::warn!("ignoring a universe message: {e}");
+                true
+            }
+        }
+    }
+
+    async fn connection_event(&mut self, event: async_nats::Event, lost: &mut bool) -> bool {
+        match event {
+            async_nats::Event::Disconnected => {
+                tracing::warn!(url = %self.url, "lost NATS; reconnecting");
+                *lost = true;
+                self.report();
+                true
+            }
+            async_nats::Event::Connected if *lost => {
+                *lost = false;
+                self.counters.reconnects += 1;
+                tracing::info!(url = %self.url, "NATS reconnected; catching up");
+                self.catch_up().await
+            }
+            async_nats::Event::SlowConsumer(_) => {
+                if self.counters.slow_consumer == 0 {
+                    tracing::warn!(
+                        "this edge falls behind NATS; the broker drops updates for it (clients see n)"
+                    );
+                }
+                self.counters.slow_consumer += 1;
+                true
+            }
+            other => {
+                tracing::debug!("NATS: {other}");
+                true
+            }
+        }
+    }
+
+    /// After a reconnect: the universe and the last value of every wanted
+    /// symbol may have moved while the edge was away.
+    async fn catch_up(&mut self) -> bool {
+        let mut open = true;
+        match self.store.universe().await {
+            Ok(names) if !names.is_empty() => {
+                open = self.out.send(SourceMsg::Declare(names)).await.is_ok()
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("reading the universe: {e}"),
+        }
+        let wanted = if self.wildcard {
+            Vec::new()
+        } else {
+            self.wanted.iter().cloned().collect()
+        };
+        let latest = self.read_latest(self.wildcard, wanted).await;
+        self.report();
+        open && self.forward(latest).await
+    }
+
+    /// Publishes the edge's status as the `source` section of `/api/stats`.
+    fn report(&self) {
+        let mut subjects: Vec<String> = self
+            .subscriptions
+            .keys()
+            .map(|key| {
+                if &**key == WILDCARD {
+                    ALL_TICKS.into()
+                } else {
+                    subject::for_symbol(key)
+                }
+            })
+            .collect();
+        subjects.sort();
+        self.stats.set_source_status(serde_json::json!({
+            "kind": "nats-edge",
+            "url": self.url,
+            "connected": self.client.connection_state() == State::Connected,
+            "wanted": self.wanted.len(),
+            "wildcard": self.wildcard,
+            "subjects": subjects,
+            "counters": self.counters,
+        }));
+    }
+}
+
+/// Records `tick` as its symbol's last forwarded one if it is newer.
+fn advance(last: &mut HashMap<Arc<str>, u64>, tick: &Tick) -> bool {
+    match last.get_mut(&tick.sym) {
+        Some(seq) if tick.seq <= *seq => false,
+        Some(seq) => {
+            *seq = tick.seq;
+            true
+        }
+        None => {
+            last.insert(tick.sym.clone(), tick.seq);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(sym: &str, seq: u64) -> Tick {
+        Tick {
+            sym: sym.into(),
+            seq,
+            ts: seq,
+            xt: None,
+            px: None,
+            sz: None,
+            bid: Some(1.0),
+            ask: Some(1.01),
+            bsz: None,
+            asz: None,
+            vol: 0,
+            snap: None,
+            n: 0,
+        }
+    }
+
+    #[test]
+    fn only_newer_seqs_pass_so_redelivery_never_duplicates() {
+        let mut last = HashMap::new();
+        let passed: Vec<u64> = [1, 2, 2, 1, 5, 4, 6]
+            .into_iter()
+            .filter(|&seq| advance(&mut last, &tick("AAPL", seq)))
+            .collect();
+        assert_eq!(passed, [1, 2, 5, 6]);
+        assert!(advance(&mut last, &tick("MSFT", 1)), "per symbol");
+    }
+}

@@ -1,0 +1,182 @@
+//! Scale-out through NATS: one source node, many edge nodes
+//! (`--nats URL --role source|edge`; see `docs/scaling.md`). Without
+//! `--nats` nothing here runs and a single process needs no broker.
+//!
+//! ```text
+//! source node: source -> publisher -+-> router -> sessions
+//!                                   +-> NATS tickfeed.ticks.<SYMBOL>
+//!                                        (stream TICKFEED: last value each)
+//! edge node:   NATS -> edge -> router -> sessions
+//!                      ^        |
+//!                      +--------+ Interest: subscribe only while wanted
+//! ```
+//!
+//! `subject` names subjects, `payload` encodes messages, `store` is the
+//! broker's last-value stream, `publisher` the source role and `edge` the
+//! edge role. Both roles need the broker at start (they fail with a clear
+//! error otherwise) and reconnect by themselves after that.
+
+pub mod edge;
+pub mod payload;
+pub mod publisher;
+pub mod store;
+pub mod subject;
+
+use crate::config::SourceConfig;
+use crate::router::InterestSender;
+use crate::shutdown::ShutdownTrigger;
+use crate::source::{self, SourceError, SourceSender};
+use crate::stats::Stats;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What this node does in a scaled-out deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NatsRole {
+    /// Runs the feed (generator or replay) and publishes every update.
+    Source,
+    /// Serves clients with updates taken from NATS.
+    Edge,
+}
+
+impl NatsRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            NatsRole::Source => "source",
+            NatsRole::Edge => "edge",
+        }
+    }
+}
+
+/// Where the broker is and what this node does.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port` (several comma-separated for a cluster).
+    pub url: String,
+    pub role: NatsRole,
+}
+
+/// A scale-out role that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error(
+        "cannot connect to NATS at {url}: {cause} (is nats-server running there with -js? see docs/scaling.md)"
+    )]
+    Connect {
+        url: String,
+        cause: async_nats::ConnectError,
+    },
+    #[error("subscribing to {subject} on NATS: {cause}")]
+    Subscribe {
+        subject: String,
+        cause: async_nats::SubscribeError,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// Longest pause between reconnect attempts, so a broker back from a
+/// restart is found within about this long.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+/// Connection events queued for the role's task. When full, later events
+/// are dropped: each only asks for a refresh that a queued one already asks.
+const EVENT_QUEUE: usize = 16;
+
+/// A connected client and its connection events (connected, disconnected,
+/// slow consumer), which the role's task watches.
+pub struct Connection {
+    pub client: async_nats::Client,
+    pub events: mpsc::Receiver<async_nats::Event>,
+}
+
+/// Connects as `name` (shown by the broker's `/connz`); fails if the broker
+/// is unreachable now, retries forever once connected.
+async fn connect(url: &str, name: String) -> Result<Connection, NatsError> {
+    let (tx, events) = mpsc::channel(EVENT_QUEUE);
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .reconnect_delay_callback(|attempts| {
+            let exponent = attempts.min(4) as u32;
+            (Duration::from_millis(30) * 2u32.pow(exponent)).min(MAX_RECONNECT_DELAY)
+        })
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.try_send(event);
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|cause| NatsError::Connect {
+            url: url.into(),
+            cause,
+        })?;
+    Ok(Connection { client, events })
+}
+
+/// A node connected to the broker with what its role read at start, ready
+/// to run ([`Node::spawn`]).
+pub enum Node {
+    Source(publisher::Publisher),
+    /// Boxed: it holds the broker's stream description.
+    Edge(Box<edge::Edge>),
+}
+
+impl Node {
+    /// Connects as `tickfeed-<role>@<addr>` (the name the broker's `/connz`
+    /// shows), opens the last-value stream, and reads what the role needs
+    /// first: the stored `seq` of every symbol, or the universe.
+    pub async fn connect(config: &NatsConfig, addr: SocketAddr) -> Result<Node, NatsError> {
+        let connection = connect(
+            &config.url,
+            format!("tickfeed-{}@{addr}", config.role.name()),
+        )
+        .await?;
+        let store = store::LastValues::open(connection.client.clone()).await?;
+        tracing::info!(url = %config.url, role = config.role.name(), "scale-out through NATS");
+        Ok(match config.role {
+            NatsRole::Source => {
+                Node::Source(publisher::Publisher::prepare(connection, store).await?)
+            }
+            NatsRole::Edge => Node::Edge(Box::new(
+                edge::Edge::prepare(config.url.clone(), connection, store).await?,
+            )),
+        })
+    }
+
+    /// Starts the role's tasks on the current runtime: on a source, the
+    /// configured source feeding the publisher; on an edge, the edge in
+    /// place of a source. Returns the interest hook the router must report
+    /// to (edge only).
+    pub fn spawn(
+        self,
+        source: &SourceConfig,
+        out: SourceSender,
+        stats: Arc<Stats>,
+        trigger: &ShutdownTrigger,
+    ) -> Result<Option<InterestSender>, NatsError> {
+        match self {
+            Node::Source(publisher) => {
+                let (source_tx, source_rx) = source::channel();
+                source::spawn(
+                    source,
+                    source_tx,
+                    stats,
+                    trigger.subscribe(),
+                    trigger.guard(),
+                )?;
+                publisher.spawn(source_rx, out, trigger);
+                Ok(None)
+            }
+            Node::Edge(edge) => {
+                let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+                edge.spawn(interest_rx, out, stats, trigger);
+                Ok(Some(interest_tx))
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The source role: sits between the source and the local router, forwards
+//! everything to the router, and publishes every tick on its symbol's
+//! subject and the universe on `tickfeed.symbols`. The broker's stream
+//! (`store`) keeps the last message of each, for edges' snapshots.
+//!
+//! `seq` continues across source restarts: at start the publisher reads the
+//! last stored tick of every symbol and offsets that symbol's `seq` by it,
+//! so a restarted generator or replay carries on where the previous one
+//! stopped (the local router sees the same offset numbers). Only `seq`
+//! continues: prices and `vol` start afresh with the new source.
+//!
+//! Publishing never delays the local router. Ticks go to the broker through
+//! a bounded queue of [`PUBLISH_QUEUE_BATCHES`]; while the broker is away
+//! that queue fills and further batches are dropped and counted. Edges see
+//! the outage as a jump in `seq`, which their clients see as `n`.
+
+use super::payload;
+use super::store::LastValues;
+use super::subject::{self, UNIVERSE};
+use super::{Connection, NatsError};
+use crate::protocol::Tick;
+use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
+use crate::source::{SourceMsg, SourceReceiver, SourceSender};
+use async_nats::Subject;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Batches waiting for the broker: about a quarter of a second of updates
+/// (the generator emits a batch a millisecond), so a hiccup is absorbed but
+/// an outage is dropped rather than hoarded and replayed late.
+const PUBLISH_QUEUE_BATCHES: usize = 256;
+/// How long shutdown waits for queued publishes to reach the broker.
+const FLUSH_GRACE: Duration = Duration::from_secs(2);
+
+/// What goes to the broker, already encoded.
+type Outgoing = Vec<(Subject, Bytes)>;
+
+/// Per-symbol publishing state.
+struct Route {
+    subject: Subject,
+    /// Last stored `seq` at start, added to every `seq` of this source.
+    base: u64,
+}
+
+/// A connected publisher that knows where each symbol's `seq` stands.
+pub struct Publisher {
+    connection: Connection,
+    routes: HashMap<Arc<str>, Route>,
+}
+
+impl Publisher {
+    /// Reads the stored `seq` of every symbol.
+    pub async fn prepare(connection: Connection, store: LastValues) -> Result<Self, NatsError> {
+        let stored = store.all_last().await?;
+        if !stored.is_empty() {
+            tracing::info!(
+                symbols = stored.len(),
+                "continuing seq from the broker's last values"
+            );
+        }
+        let routes = stored
+            .into_iter()
+            .map(|t| {
+                (
+                    t.sym.clone(),
+                    Route {
+                        subject: subject::for_symbol(&t.sym).into(),
+                        base: t.seq,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self { connection, routes })
+    }
+
+    /// Starts the forwarding task (source to router) and the writer task
+    /// (queue to broker).
+    pub fn spawn(self, input: SourceReceiver, out: SourceSender, trigger: &ShutdownTrigger) {
+        let (queue_tx, queue_rx) = mpsc::channel(PUBLISH_QUEUE_BATCHES);
+        let tee = Tee {
+            routes: self.routes,
+            universe: Vec::new(),
+            declared: HashSet::new(),
+            queue: queue_tx,
+            dropped: 0,
+        };
+        tokio::spawn(tee.run(input, out, trigger.subscribe(), trigger.guard()));
+        let writer = Writer {
+            connection: self.connection,
+            universe: None,
+        };
+        tokio::spawn(writer.run(queue_rx, trigger.subscribe(), trigger.guard()));
+    }
+}
+
+/// Forwards to the router and queues for the broker.
+struct Tee {
+    routes: HashMap<Arc<str>, Route>,
+    /// Every symbol declared so far, in order, and as a set.
+    universe: Vec<Arc<str>>,
+    declared: HashSet<Arc<str>>,
+    queue: mpsc::Sender<Outgoing>,
+    /// Batches dropped since the queue last had room.
+    dropped: u64,
+}
+
+impl Tee {
+    async fn run(
+        mut self,
+        mut input: SourceReceiver,
+        out: SourceSender,
+        mut shutdown: Shutdown,
+        done: DoneGuard,
+    ) {
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.wait() => break,
+                msg = input.recv() => match msg {
+                    Some(msg) => msg,
+                    None => break,
+                },
+            };
+            let msg = match msg {
+                SourceMsg::Ticks(batch) => SourceMsg::Ticks(self.publish_ticks(batch)),
+                SourceMsg::Declare(names) => {
+                    self.publish_universe(&names);
+                    SourceMsg::Declare(names)
+                }
+                ready @ SourceMsg::Ready(_) => ready,
+            };
+            if out.send(msg).await.is_err() {
+                break;
+            }
+        }
+        drop(done);
+    }
+
+    /// Continues each tick's `seq` and queues the batch for the broker.
+    fn publish_ticks(&mut self, mut batch: Vec<Tick>) -> Vec<Tick> {
+        let mut outgoing = Vec::with_capacity(batch.len());
+        for tick in &mut batch {
+            let route = self
+                .routes
+                .entry(tick.sym.clone())
+                .or_insert_with(|| Route {
+                    subject: subject::for_symbol(&tick.sym).into(),
+                    base: 0,
+                });
+            tick.seq += route.base;
+            outgoing.push((route.subject.clone(), payload::encode_tick(tick)));
+        }
+        self.queue_for_broker(outgoing);
+        batch
+    }
+
+    fn publish_universe(&mut self, names: &[Arc<str>]) {
+        let before = self.universe.len();
+        for name in names {
+            if self.declared.insert(name.clone()) {
+                self.universe.push(name.clone());
+            }
+        }
+        if self.universe.len() > before {
+            self.queue_for_broker(vec![(
+                UNIVERSE.into(),
+                payload::encode_universe(&self.universe),
+            )]);
+        }
+    }
+
+    fn queue_for_broker(&mut self, outgoing: Outgoing) {
+        match self.queue.try_send(outgoing) {
+            Ok(()) if self.dropped > 0 => {
+                tracing::info!(
+                    batches = self.dropped,
+                    "publishing to NATS again; batches dropped meanwhile"
+                );
+                self.dropped = 0;
+            }
+            Ok(()) => {}
+            Err(_) => {
+                if self.dropped == 0 {
+                    tracing::warn!(
+                        "NATS is not taking updates; dropping them until it does (edges will see a gap)"
+                    );
+                }
+                self.dropped += 1;
+            }
+        }
+    }
+}
+
+/// Hands queued messages to the broker; after a reconnect makes sure the
+/// stream exists and the universe is stored (the broker may have lost both).
+struct Writer {
+    connection: Connection,
+    /// The latest universe message, to publish again after a reconnect.
+    universe: Option<Bytes>,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Outgoing>,
+        mut shutdown: Shutdown,
+        done: DoneGuard,
+    ) {
+        let client = self.connection.client.clone();
+        let mut lost = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                batch = queue.recv() => {
+                    let Some(batch) = batch else { break };
+                    // Waits while the broker is away; shutdown must not.
+                    tokio::select! {
+                        _ = shutdown.wait() => break,
+                        _ = self.publish(batch) => {}
+                    }
+                }
+                Some(event) = self.connection.events.recv() => match event {
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("lost NATS; reconnecting");
+                        lost = true;
+                    }
+                    async_nats::Event::Connected if lost => {
+                        lost = false;
+                        self.restore().await;
+                    }
+                    other => tracing::debug!("NATS: {other}"),
+                },
+            }
+        }
+        if tokio::time::timeout(FLUSH_GRACE, client.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS did not take the last updates within {FLUSH_GRACE:?}");
+        }
+        drop(done);
+    }
+
+    async fn publish(&mut self, batch: Outgoing) {
+        for (subject, payload) in batch {
+            if subject.as_str() == UNIVERSE {
+                self.universe = Some(payload.clone());
+            }
+            if let Err(e) = self.connection.client.publish(subject, payload).await {
+                tracing::warn!("publishing to NATS: {e}");
+            }
+        }
+    }
+
+    async fn restore(&mut self) {
+        tracing::info!("NATS reconnected");
+        if let Err(e) = LastValues::open(self.connection.client.clone()).await {
+            tracing::warn!("after reconnecting: {e}");
+        }
+        if let Some(universe) = self.universe.clone()
+            && let Err(e) = self.connection.client.publish(UNIVERSE, universe).await
+        {
+            tracing::warn!("publishing the universe: {e}");
+        }
+    }
+}

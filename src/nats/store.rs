@@ -1,0 +1,162 @@
+//! The last value per symbol, kept by the broker: the JetStream stream
+//! `TICKFEED` over every tick subject and the universe, holding one message
+//! per subject (`max_msgs_per_subject = 1`) in file storage, so it survives a
+//! broker restart with the same store directory.
+//!
+//! The publisher fills it just by publishing (the stream captures its
+//! subjects; no acknowledgements on the hot path) and reads it once at start
+//! to continue `seq`. The edge reads it for snapshots (one direct get per
+//! symbol, answered by any server holding the stream) and for the universe.
+
+use super::payload::{self, PayloadError};
+use super::subject::{self, ALL_TICKS, UNIVERSE};
+use crate::protocol::Tick;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::stream::{self, DirectGetErrorKind, DiscardPolicy, StorageType};
+use async_nats::jetstream::{self, Context};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the stream; one tickfeed deployment per broker (or account).
+pub const STREAM: &str = "TICKFEED";
+/// A broker that takes longer than this to answer counts as unavailable,
+/// so that a subscribe waiting for a snapshot is answered without it rather
+/// than hang.
+pub(super) const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The temporary consumer used to read every last value is removed by the
+/// broker this long after use, should this node vanish mid-read.
+const READER_IDLE: Duration = Duration::from_secs(30);
+
+/// The broker refused or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("JetStream stream {STREAM}: {what}: {cause}")]
+    Broker {
+        what: &'static str,
+        cause: async_nats::Error,
+    },
+    #[error("JetStream stream {STREAM}: {subject}: {cause}")]
+    Payload {
+        subject: String,
+        cause: PayloadError,
+    },
+}
+
+fn broker(what: &'static str) -> impl FnOnce(async_nats::Error) -> StoreError {
+    move |cause| StoreError::Broker { what, cause }
+}
+
+/// Cheap-to-clone handle on the stream.
+#[derive(Clone)]
+pub struct LastValues {
+    stream: jetstream::stream::Stream,
+}
+
+fn config() -> stream::Config {
+    stream::Config {
+        name: STREAM.into(),
+        description: Some(
+            "tickfeed: last value per symbol, and the universe (docs/scaling.md)".into(),
+        ),
+        subjects: vec![ALL_TICKS.into(), UNIVERSE.into()],
+        max_messages_per_subject: 1,
+        discard: DiscardPolicy::Old,
+        storage: StorageType::File,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+impl LastValues {
+    /// Opens the stream, creating it if this is the first node to start.
+    pub async fn open(client: async_nats::Client) -> Result<Self, StoreError> {
+        let context: Context = jetstream::ContextBuilder::new()
+            .timeout(FETCH_TIMEOUT)
+            .build(client);
+        let stream = context.get_or_create_stream(config()).await.map_err(|e| {
+            broker("open or create (is JetStream enabled? start nats-server with -js)")(e.into())
+        })?;
+        Ok(Self { stream })
+    }
+
+    /// The latest tick of `symbol`, if the stream has one.
+    pub async fn last(&self, symbol: &Arc<str>) -> Result<Option<Tick>, StoreError> {
+        let subject = subject::for_symbol(symbol);
+        match self
+            .stream
+            .direct_get_last_for_subject(subject.as_str())
+            .await
+        {
+            Ok(message) => payload::decode_tick(symbol.clone(), &message.payload)
+                .map(Some)
+                .map_err(|cause| StoreError::Payload { subject, cause }),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(broker("direct get")(e.into())),
+        }
+    }
+
+    /// The universe the source last declared (empty before it did).
+    pub async fn universe(&self) -> Result<Vec<Arc<str>>, StoreError> {
+        match self.stream.direct_get_last_for_subject(UNIVERSE).await {
+            Ok(message) => {
+                payload::decode_universe(&message.payload).map_err(|cause| StoreError::Payload {
+                    subject: UNIVERSE.into(),
+                    cause,
+                })
+            }
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(Vec::new()),
+            Err(e) => Err(broker("direct get")(e.into())),
+        }
+    }
+
+    /// The latest tick of every symbol, read through a temporary consumer
+    /// that delivers the last message of each tick subject. Messages that
+    /// cannot be read are skipped with a warning.
+    pub async fn all_last(&self) -> Result<Vec<Tick>, StoreError> {
+        let reader = self
+            .stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                filter_subject: ALL_TICKS.into(),
+                ack_policy: AckPolicy::None,
+                inactive_threshold: READER_IDLE,
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| broker("create reader")(e.into()))?;
+        let name = reader.cached_info().name.clone();
+        let mut left = reader.cached_info().num_pending as usize;
+        let mut ticks = Vec::with_capacity(left);
+        while left > 0 {
+            let mut batch = reader
+                .fetch()
+                .max_messages(left)
+                .messages()
+                .await
+                .map_err(|e| broker("fetch last values")(e.into()))?;
+            let before = left;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(broker("fetch last values"))?;
+                left = left.saturating_sub(1);
+                let Some(symbol) = subject::symbol_of(&message.subject) else {
+                    continue;
+                };
+                match payload::decode_tick(Arc::from(&*symbol), &message.payload) {
+                    Ok(tick) => ticks.push(tick),
+                    Err(e) => {
+                        tracing::warn!(subject = %message.subject, "skipping a stored tick: {e}")
+                    }
+                }
+            }
+            if left == before {
+                break;
+            }
+        }
+        if let Err(e) = self.stream.delete_consumer(&name).await {
+            tracing::debug!("removing reader {name}: {e}");
+        }
+        Ok(ticks)
+    }
+}

@@ -1,0 +1,114 @@
+//! NATS subject names: `tickfeed.ticks.<SYMBOL>` for a symbol's updates and
+//! `tickfeed.symbols` for the universe. Used by the publisher (source role)
+//! and the edge, so both spell subjects the same way.
+//!
+//! A symbol becomes one subject token. Characters that NATS gives a meaning
+//! in subjects (`.` separates tokens, `*` and `>` are wildcards, whitespace
+//! ends the subject) are written as `%XX`, their byte in upper-case hex, and
+//! so is `%` itself, so the mapping is reversible: `BRK.B` is
+//! `tickfeed.ticks.BRK%2EB`. Every other character is kept, so the common
+//! symbols read as themselves in `nats sub` and in the broker's monitoring.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// Prefix of every tick subject.
+pub const TICKS_PREFIX: &str = "tickfeed.ticks.";
+/// Every tick subject (the edge's subscription while a client holds `*`).
+pub const ALL_TICKS: &str = "tickfeed.ticks.>";
+/// The universe: the list of every symbol the source declared.
+pub const UNIVERSE: &str = "tickfeed.symbols";
+
+fn needs_escape(byte: u8) -> bool {
+    matches!(byte, b'.' | b'*' | b'>' | b'%')
+        || byte.is_ascii_whitespace()
+        || byte.is_ascii_control()
+}
+
+/// The subject carrying `symbol`'s updates.
+pub fn for_symbol(symbol: &str) -> String {
+    let mut subject = String::with_capacity(TICKS_PREFIX.len() + symbol.len() + 4);
+    subject.push_str(TICKS_PREFIX);
+    for ch in symbol.chars() {
+        match u8::try_from(ch) {
+            Ok(byte) if needs_escape(byte) => {
+                write!(subject, "%{byte:02X}").expect("writing to a String")
+            }
+            _ => subject.push(ch),
+        }
+    }
+    subject
+}
+
+/// The symbol a tick subject carries; `None` for any other subject or a
+/// malformed escape. Borrows unless the name has escapes.
+pub fn symbol_of(subject: &str) -> Option<Cow<'_, str>> {
+    let token = subject.strip_prefix(TICKS_PREFIX)?;
+    if token.is_empty() || token.contains('.') {
+        return None;
+    }
+    if !token.contains('%') {
+        return Some(Cow::Borrowed(token));
+    }
+    let mut bytes = Vec::with_capacity(token.len());
+    let mut rest = token.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok().map(Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_symbols_read_as_themselves() {
+        assert_eq!(for_symbol("AAPL"), "tickfeed.ticks.AAPL");
+        assert_eq!(for_symbol("EUR/USD:X^=-_"), "tickfeed.ticks.EUR/USD:X^=-_");
+        assert!(matches!(
+            symbol_of("tickfeed.ticks.AAPL"),
+            Some(Cow::Borrowed("AAPL"))
+        ));
+    }
+
+    #[test]
+    fn special_characters_are_escaped_reversibly() {
+        assert_eq!(for_symbol("BRK.B"), "tickfeed.ticks.BRK%2EB");
+        for symbol in [
+            "BRK.B",
+            "a*b>c",
+            "with space",
+            "100%",
+            "%2E",
+            "tab\there",
+            "é.x",
+        ] {
+            let subject = for_symbol(symbol);
+            let token = subject.strip_prefix(TICKS_PREFIX).unwrap();
+            assert!(!token.contains(['.', '*', '>', ' ', '\t']), "{subject}");
+            assert_eq!(symbol_of(&subject).as_deref(), Some(symbol), "{subject}");
+        }
+    }
+
+    #[test]
+    fn other_subjects_and_bad_escapes_are_not_symbols() {
+        for subject in [
+            "tickfeed.symbols",
+            "tickfeed.ticks.",
+            "tickfeed.ticks.A.B",
+            "other.AAPL",
+            "tickfeed.ticks.A%2",
+            "tickfeed.ticks.A%ZZ",
+        ] {
+            assert_eq!(symbol_of(subject), None, "{subject}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The real `tickfeed` binary in a child process, for what only a separate
+//! process shows: its resident memory and open descriptors (from /proc),
+//! its log output, and how it handles SIGTERM.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Generous bound for the child to start, stop, or settle.
+pub const CHILD_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct ChildServer {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl ChildServer {
+    /// Starts `tickfeed serve --listen 127.0.0.1:0 ARGS` with `envs`, its
+    /// log (stderr) going to a file, and waits for its listening line.
+    pub async fn start(name: &str, args: &[&str], envs: &[(&str, &str)]) -> ChildServer {
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}.log", std::process::id()));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tickfeed"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("TICKFEED_TOKENS")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("tickfeed binary starts");
+        let pid = child.id().expect("child pid");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(CHILD_DEADLINE, lines.next_line())
+            .await
+            .expect("listening line in time")
+            .expect("stdout readable")
+            .unwrap_or_else(|| panic!("tickfeed exited before listening; log in {}", log.display()));
+        let addr = line
+            .rsplit("://")
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ChildServer { child, pid, addr, log }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Resident set size in KiB (`VmRSS` in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("child alive");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Open file descriptors (entries of /proc/PID/fd).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).expect("child alive").count()
+    }
+
+    pub async fn stats(&self) -> Value {
+        let url = format!("http://{}/api/stats", self.addr);
+        reqwest::get(url).await.expect("GET /api/stats").json().await.expect("JSON stats")
+    }
+
+    /// Polls `/api/stats` every 50 ms until `check` holds.
+    pub async fn wait_for_stats(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + CHILD_DEADLINE;
+        loop {
+            let stats = self.stats().await;
+            if check(&stats) {
+                return stats;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {stats}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let sent = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().expect("kill runs");
+        assert!(sent.success(), "SIGTERM delivered");
+        tokio::time::timeout(CHILD_DEADLINE, self.child.wait())
+            .await
+            .expect("tickfeed exits within the deadline after SIGTERM")
+            .expect("exit status")
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

@@ -1,0 +1,266 @@
+//! The processes of a scale-out test: a real `nats-server` with JetStream
+//! on loopback, and tickfeed nodes run from the built binary. Every child
+//! is killed when its guard is dropped, on success and on panic alike; the
+//! scratch directory (broker store, node logs) is removed after a passing
+//! test and kept, with its path printed, after a failing one.
+
+use super::common::{DEADLINE, poll};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A directory for one test's broker store and logs.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("tickfeed-{test}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        Scratch { dir }
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("create log file")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "scale-out test failed; broker store and node logs kept in {}",
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `$NATS_SERVER`, else `nats-server` on the PATH or in Debian's /usr/sbin.
+fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return path.into();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("nats-server not found (PATH, /usr/sbin): install it with `apt-get install -y nats-server` or set NATS_SERVER=/path/to/nats-server")
+        })
+}
+
+/// A nats-server with JetStream, its store in the scratch directory and a
+/// monitoring port for `/connz`.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    monitor: u16,
+    store: PathBuf,
+    log: PathBuf,
+}
+
+impl Broker {
+    pub async fn start(scratch: &Scratch) -> Broker {
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            monitor: free_port(),
+            store: scratch.dir.join("jetstream"),
+            log: scratch.dir.join("nats-server.log"),
+        };
+        broker.restart().await;
+        broker
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill nats-server");
+        }
+    }
+
+    /// Starts the broker (again) on the same ports and store, and waits
+    /// until it answers.
+    pub async fn restart(&mut self) {
+        let child = Command::new(nats_server_binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-m",
+                &self.monitor.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .arg("-l")
+            .arg(&self.log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        poll("nats-server to be healthy", || async {
+            let response = reqwest::get(self.monitor_url("/healthz")).await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    fn monitor_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.monitor)
+    }
+
+    /// The tick subjects the connection named `name` subscribes to, sorted;
+    /// `None` while no such connection exists.
+    pub async fn tick_subjects(&self, name: &str) -> Option<Vec<String>> {
+        let connz: Value = reqwest::get(self.monitor_url("/connz?subs=1"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let connection = connz["connections"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)?;
+        let mut subjects: Vec<String> = connection["subscriptions_list"]
+            .as_array()
+            .map(|subs| {
+                subs.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| s.starts_with("tickfeed.ticks."))
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        subjects.sort();
+        Some(subjects)
+    }
+
+    /// Polls until the connection `name` subscribes to exactly `expected`.
+    pub async fn wait_for_subjects(&self, name: &str, expected: &[&str]) {
+        let mut last = None;
+        let found = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let subjects = self.tick_subjects(name).await;
+                if subjects.as_deref().is_some_and(|s| s == expected) {
+                    return;
+                }
+                last = subjects;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "{name} should subscribe to {expected:?}; the broker last showed {last:?}"
+        );
+    }
+}
+
+/// A tickfeed node (`tickfeed serve --nats ... --role ...`) in its own
+/// process, listening on a free port.
+pub struct Node {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Node {
+    pub async fn start(
+        scratch: &Scratch,
+        log_name: &str,
+        role: &str,
+        nats_url: &str,
+        args: &[&str],
+    ) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tickfeed"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--nats",
+                nats_url,
+                "--role",
+                role,
+            ])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(scratch.log(log_name))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start tickfeed");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let addr = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.expect("read tickfeed stdout") {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    return addr
+                        .trim()
+                        .parse::<SocketAddr>()
+                        .expect("an address after `listening on`");
+                }
+            }
+            panic!(
+                "{log_name} exited before listening; see {}",
+                scratch.dir.join(format!("{log_name}.log")).display()
+            )
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{log_name} did not start listening within {DEADLINE:?}"));
+        // Keep reading so that the node never writes into a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node { child, addr }
+    }
+
+    /// The name this node's NATS connection has in the broker's `/connz`.
+    pub fn nats_name(&self, role: &str) -> String {
+        format!("tickfeed-{role}@{}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let url = format!("http://{}{path}", self.addr);
+        reqwest::get(&url)
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// Kills the node at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill tickfeed");
+    }
+}
