@@ -336,4 +336,14 @@ mod tests {
         assert!(serve(&["--listen", "nowhere"]).unwrap_err().contains("--listen"));
         assert!(serve(&["--heartbeat", "soon"]).unwrap_err().contains("not a duration"));
     }
+
+    #[test]
+    fn nats_is_opt_in_and_needs_a_role_and_a_valid_url() {
+        assert!(serve(&[]).unwrap().nats.is_none(), "no broker by default");
+        let edge = serve(&["--nats", "nats://127.0.0.1:4222", "--role", "edge"]).unwrap().nats.unwrap();
+        assert_eq!((edge.url.as_str(), edge.role), ("nats://127.0.0.1:4222", crate::nats::NatsRole::Edge));
+        assert!(serve(&["--nats", "nats://127.0.0.1:4222"]).unwrap_err().contains("--role"));
+        assert!(serve(&["--role", "source"]).unwrap_err().contains("--nats"));
+        assert!(serve(&["--nats", "nats://[x", "--role", "source"]).unwrap_err().contains("--nats"));
+    }
 }

@@ -394,3 +394,113 @@ mod tests {
         );
     }
 }
+
+/// Property tests: the parser never panics, whatever the bytes, and every
+/// refusal carries the code the protocol prescribes.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const OPS: [&str; 4] = ["subscribe", "unsubscribe", "symbols", "ping"];
+
+    /// JSON values biased towards request-like objects.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop_oneof![Just("*".to_string()), Just("AAPL".to_string()), ".{0,40}"].prop_map(Value::String),
+            proptest::sample::select(OPS.to_vec()).prop_map(Value::from),
+        ];
+        let key = prop_oneof![
+            proptest::sample::select(vec!["op", "id", "symbols", "max_hz", "snapshot", "t"]).prop_map(String::from),
+            ".{0,8}",
+        ];
+        leaf.prop_recursive(3, 32, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn check_refusal(error: &RequestError) -> Result<(), TestCaseError> {
+        prop_assert!(matches!(error.code, ErrorCode::BadRequest | ErrorCode::UnknownOp), "{error:?}");
+        prop_assert!(error.msg.len() <= 256, "an error message echoes too much: {} bytes", error.msg.len());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_and_are_refused_as_bad_requests(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(error) = parse_json_request(&bytes) {
+                check_refusal(&error)?;
+                if serde_json::from_slice::<Value>(&bytes).is_err() {
+                    prop_assert_eq!((error.code, error.id), (ErrorCode::BadRequest, None));
+                }
+            }
+            if let Err(error) = parse_msgpack_request(&bytes) {
+                check_refusal(&error)?;
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_gets_the_error_code_the_protocol_prescribes(value in json_value()) {
+            let text = value.to_string();
+            let result = parse_json_request(text.as_bytes());
+            let msgpack = rmp_serde::to_vec_named(&value).unwrap();
+            prop_assert_eq!(parse_msgpack_request(&msgpack).map_err(|e| e.code), result.clone().map_err(|e| e.code));
+            let Value::Object(map) = &value else {
+                prop_assert_eq!(result.unwrap_err().code, ErrorCode::BadRequest);
+                return Ok(());
+            };
+            let id = match map.get("id") {
+                None | Some(Value::Null) => None,
+                Some(id) => match id.as_u64() {
+                    Some(id) => Some(id),
+                    None => {
+                        prop_assert_eq!(result.unwrap_err().code, ErrorCode::BadRequest);
+                        return Ok(());
+                    }
+                },
+            };
+            match result {
+                Ok(request) => {
+                    prop_assert_eq!(request.id(), id);
+                    prop_assert!(OPS.contains(&map["op"].as_str().unwrap_or_default()));
+                    if let Request::Subscribe { symbols: SymbolSet::Named(names), invalid, .. } = &request {
+                        prop_assert!(names.iter().all(|n| is_valid_symbol(n)));
+                        let unique: std::collections::HashSet<&String> = names.iter().collect();
+                        prop_assert_eq!(unique.len(), names.len(), "duplicates removed");
+                        prop_assert!(invalid.iter().all(|n| !is_valid_symbol(n)));
+                    }
+                }
+                Err(error) => {
+                    check_refusal(&error)?;
+                    prop_assert_eq!(error.id, id, "the refusal echoes the request id");
+                    let op = map.get("op").and_then(Value::as_str);
+                    let expected = match op {
+                        Some(op) if !OPS.contains(&op) => ErrorCode::UnknownOp,
+                        _ => ErrorCode::BadRequest,
+                    };
+                    prop_assert_eq!(error.code, expected);
+                }
+            }
+        }
+
+        #[test]
+        fn symbol_names_follow_the_grammar(name in "[A-Za-z0-9.\\-_/:^=]{1,32}", bad in "[ *#\"\\\\é\u{0}]") {
+            prop_assert!(is_valid_symbol(&name));
+            let with_bad = format!("{name}{bad}");
+            prop_assert!(!is_valid_symbol(&with_bad));
+            let too_long = name.clone() + &"A".repeat(32);
+            prop_assert!(!is_valid_symbol(&too_long));
+        }
+    }
+}

@@ -16,10 +16,12 @@ mod client;
 mod connection;
 mod connector;
 mod hdr;
+mod measured;
 mod nats;
 mod nats_client;
 mod parse;
 mod plot;
+mod point;
 mod procfs;
 mod progress;
 pub mod report;
@@ -32,32 +34,12 @@ mod workload;
 pub use args::BenchArgs;
 
 use anyhow::Context;
-use args::{Plan, Point, TargetKind};
-use connector::{ConnectStats, Connector};
+use args::{Plan, TargetKind};
 use progress::Progress;
-use report::{BenchReport, ConnectOutcome, Machine, Measured, PointReport, TimelinePoint};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-use tally::{AgeSpan, Summary, Tally};
-use target::{CLIENT_THREAD, Target};
+use report::{BenchReport, Machine};
+use target::CLIENT_THREAD;
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
-use worker::{Phase, Shared, Worker};
 
-/// Worker tasks per run: a few per client thread, so work-stealing can
-/// balance them; each holds two histograms (about 0.5 MB).
-const WORKERS: usize = 8;
-/// Connected clients queued for a worker before the connector waits.
-const WORKER_INBOX: usize = 256;
-/// Summaries in flight; workers drop one rather than wait when it is full.
-const SUMMARY_QUEUE: usize = 1024;
-/// Time allowed for subscriptions to be acknowledged after the last
-/// connection was due.
-const SUBSCRIBE_GRACE: Duration = Duration::from_secs(30);
-/// How often the connection phase checks its progress.
-const CONNECT_POLL: Duration = Duration::from_millis(50);
 /// Descriptors kept free for everything besides client sockets.
 const SPARE_DESCRIPTORS: u64 = 256;
 
@@ -75,7 +57,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<BenchReport> {
     let mut histograms = Vec::new();
     for point in &plan.points {
         tracing::info!(point = %point.label, clients = point.clients, rate = ?point.rate, "bench point");
-        let (report, tally) = run_point(&plan, point, &runtime, &progress)
+        let (report, tally) = point::run_point(&plan, point, &runtime, &progress)
             .await
             .with_context(|| format!("bench point {:?}", point.label))?;
         histograms.push(if tally.fast.is_empty() {
@@ -147,185 +129,6 @@ fn ensure_descriptors(needed: u64) -> anyhow::Result<()> {
          run the server as its own process and use --url"
     );
     Ok(())
-}
-
-async fn run_point(
-    plan: &Plan,
-    point: &Point,
-    runtime: &ClientRuntime,
-    progress: &Progress,
-) -> anyhow::Result<(PointReport, Tally)> {
-    let target = Target::start(plan, point).await?;
-    let measured = measure(plan, point, &target, runtime, progress).await;
-    target.stop().await?;
-    measured
-}
-
-async fn measure(
-    plan: &Plan,
-    point: &Point,
-    target: &Target,
-    runtime: &ClientRuntime,
-    progress: &Progress,
-) -> anyhow::Result<(PointReport, Tally)> {
-    let clients = workload::plan_clients(
-        point.clients,
-        target.symbols.len(),
-        plan.symbols_per_client,
-        plan.slow_fraction,
-        plan.ramp,
-        plan.seed,
-    );
-    let slow_clients = clients.iter().filter(|c| c.slow).count();
-    let ramp_time = clients.last().map_or(Duration::ZERO, |c| c.connect_at);
-    let workers = WORKERS.min(point.clients);
-    let shared = Arc::new(Shared::new(&target.symbols, plan.encoding, workers));
-    let (stop, stopped) = watch::channel(false);
-    let (summary_tx, mut summaries) = mpsc::channel(SUMMARY_QUEUE);
-    let mut inboxes = Vec::new();
-    let mut handles = Vec::new();
-    for _ in 0..workers {
-        let (inbox, rx) = mpsc::channel(WORKER_INBOX);
-        inboxes.push(inbox);
-        let worker = Worker::new(shared.clone(), point.clients);
-        handles.push(
-            runtime
-                .handle()
-                .spawn(worker.run(rx, summary_tx.clone(), stopped.clone())),
-        );
-    }
-    let stats = Arc::new(ConnectStats::default());
-    let connector = Connector {
-        side: Arc::new(target.clients.clone()),
-        symbols: Arc::new(target.symbols.clone()),
-        inboxes,
-        slow_delay: plan.slow_delay,
-        stats: stats.clone(),
-    };
-    let before_connect = target.sample().await;
-    let connecting = runtime.handle().spawn(connector.run(clients));
-    let connect =
-        wait_for_subscriptions(&shared, &stats, point.clients as u64, ramp_time, progress).await;
-    if connect.opened == 0 {
-        let _ = stop.send(true);
-        anyhow::bail!(
-            "no client could connect: {}",
-            connect.first_error.unwrap_or_default()
-        );
-    }
-    shared.set_phase(Phase::Warmup);
-    progress.phase("warm-up", plan.warmup.as_secs().max(1));
-    tokio::time::sleep(plan.warmup).await;
-    while summaries.try_recv().is_ok() {}
-    let start = target.sample().await;
-    shared.set_phase(Phase::Measuring);
-    let measuring = Instant::now();
-    let timeline = collect_timeline(&mut summaries, measuring, plan.duration, progress).await;
-    shared.set_phase(Phase::Done);
-    let window = measuring.elapsed();
-    let end = target.sample().await;
-    let _ = stop.send(true);
-    connecting.abort();
-    let mut tally = Tally::default();
-    let mut first_close = None;
-    for handle in handles {
-        let (worker_tally, close) = handle.await.context("a bench worker failed")?;
-        tally.merge(&worker_tally);
-        first_close = first_close.or(close);
-    }
-    let report = Measured {
-        plan,
-        point,
-        target: target.description.clone(),
-        server_note: target.server_figures_note(),
-        in_process: target.in_process(),
-        slow_clients,
-        client_threads: runtime.threads(),
-        connect,
-        window,
-        before_connect,
-        start,
-        end,
-        tally: &tally,
-        first_close,
-        timeline,
-    }
-    .report();
-    Ok((report, tally))
-}
-
-/// Waits until every client is subscribed or gave up (or the deadline).
-async fn wait_for_subscriptions(
-    shared: &Shared,
-    stats: &ConnectStats,
-    total: u64,
-    ramp_time: Duration,
-    progress: &Progress,
-) -> ConnectOutcome {
-    let started = Instant::now();
-    let deadline = started + ramp_time + client::CONNECT_TIMEOUT + SUBSCRIBE_GRACE;
-    progress.phase("connecting", total);
-    loop {
-        let subscribed = shared.subscribed.load(Ordering::Relaxed);
-        let failed = stats.failed.load(Ordering::Relaxed);
-        let settled = subscribed + failed + shared.lost_before_ack.load(Ordering::Relaxed);
-        progress.update(subscribed, || format!("subscribed, {failed} failed"));
-        if settled >= total || Instant::now() >= deadline {
-            if settled < total {
-                tracing::warn!(
-                    subscribed,
-                    failed,
-                    total,
-                    "gave up waiting for subscriptions"
-                );
-            }
-            return ConnectOutcome {
-                opened: stats.opened.load(Ordering::Relaxed),
-                failed,
-                subscribed,
-                took: started.elapsed(),
-                first_error: stats.first_error(),
-            };
-        }
-        tokio::time::sleep(CONNECT_POLL).await;
-    }
-}
-
-/// Receives worker summaries for `duration` and bins them per second.
-async fn collect_timeline(
-    summaries: &mut mpsc::Receiver<Summary>,
-    started: Instant,
-    duration: Duration,
-    progress: &Progress,
-) -> Vec<TimelinePoint> {
-    let seconds = duration.as_secs_f64().ceil() as usize + 1;
-    let mut bins = vec![(AgeSpan::default(), AgeSpan::default()); seconds];
-    let mut violations = 0;
-    let mut events = 0;
-    let end = tokio::time::sleep_until(started + duration);
-    tokio::pin!(end);
-    progress.phase("measuring", duration.as_secs().max(1));
-    loop {
-        tokio::select! {
-            _ = &mut end => break,
-            Some(summary) = summaries.recv() => {
-                let bin = (started.elapsed().as_secs() as usize).min(seconds - 1);
-                bins[bin].0.merge(&summary.fast);
-                bins[bin].1.merge(&summary.slow);
-                events += summary.fast.events + summary.slow.events;
-                violations = violations.max(summary.violations);
-                let elapsed = started.elapsed().as_secs_f64();
-                progress.update(elapsed as u64, || {
-                    format!("{}/s delivered, {violations} violations", args::human_count(events as f64 / elapsed.max(1.0)))
-                });
-            }
-        }
-    }
-    bins.iter()
-        .enumerate()
-        .filter(|(_, (fast, slow))| fast.events + slow.events > 0)
-        .map(|(t, (fast, slow))| TimelinePoint::new(t as u64, fast, slow))
-        .collect()
 }
 
 fn write_outputs(

@@ -171,10 +171,10 @@ impl NatsStream {
                     ServerOp::Pong | ServerOp::Other => {}
                 }
             }
-            if self.pongs_owed > 0 {
-                if let Err(e) = self.poll_pongs(cx) {
-                    return Poll::Ready(Read::Closed(Some(e.to_string())));
-                }
+            if self.pongs_owed > 0
+                && let Err(e) = self.poll_pongs(cx)
+            {
+                return Poll::Ready(Read::Closed(Some(e.to_string())));
             }
             if !payloads.is_empty() {
                 return Poll::Ready(Read::Messages(payloads));

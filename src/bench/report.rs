@@ -1,16 +1,13 @@
 //! The bench report: one serde struct per sweep point, units in the field
-//! names, built from what the clients measured and the server's figures
-//! at the start and end of the measured window. Rendered as a table
+//! names, built by `measured.rs` from what the clients measured and the
+//! server's figures around the measured window. Rendered as a table
 //! (`table.rs`), JSON (`--json`), HdrHistogram text (`hdr.rs`) and SVG
 //! (`plot.rs`).
 
-use super::args::{Plan, Point};
-use super::tally::{AgeSpan, Tally};
-use super::target::Sample;
+use super::tally::AgeSpan;
 use crate::stats::Percentiles;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::time::Duration;
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
@@ -247,183 +244,6 @@ impl TimelinePoint {
             slow_max_ms: max(slow),
         }
     }
-}
-
-/// How the connection phase ended.
-#[derive(Debug, Clone)]
-pub struct ConnectOutcome {
-    pub opened: u64,
-    pub failed: u64,
-    pub subscribed: u64,
-    pub took: Duration,
-    pub first_error: Option<String>,
-}
-
-/// Everything one point measured, before it is summarised.
-pub struct Measured<'a> {
-    pub plan: &'a Plan,
-    pub point: &'a Point,
-    pub target: String,
-    pub server_note: &'static str,
-    pub in_process: bool,
-    pub slow_clients: usize,
-    pub client_threads: usize,
-    pub connect: ConnectOutcome,
-    /// How long the clients recorded (phase `Measuring`).
-    pub window: Duration,
-    /// Server figures before the first connection, and just before and
-    /// just after the measured window.
-    pub before_connect: Sample,
-    pub start: Sample,
-    pub end: Sample,
-    pub tally: &'a Tally,
-    pub first_close: Option<String>,
-    pub timeline: Vec<TimelinePoint>,
-}
-
-impl Measured<'_> {
-    /// The number of symbols the source spreads its updates evenly over,
-    /// when known: in-process and NATS by construction, a tickfeed at
-    /// `--url` when its `/api/stats` reports a uniform generator (skew 0).
-    fn spread_universe(&self) -> Option<usize> {
-        if self.in_process || self.point.target == super::args::TargetKind::Nats {
-            return Some(self.plan.symbols);
-        }
-        let stats = self.end.stats.as_ref()?;
-        (stats.source["skew"].as_f64() == Some(0.0)).then_some(stats.symbols)
-    }
-
-    /// Summarises into a [`PointReport`].
-    pub fn report(self) -> PointReport {
-        let window = self
-            .end
-            .at
-            .duration_since(self.start.at)
-            .as_secs_f64()
-            .max(1e-9);
-        let client_window = self.window.as_secs_f64().max(1e-9);
-        let per_s = |count: u64| count as f64 / client_window;
-        let delta = |f: fn(&Sample) -> Option<f64>| Some(f(&self.end)? - f(&self.start)?);
-        let c = &self.tally.counters;
-        let plan = self.plan;
-        let achieved = delta(|s| s.source_updates.map(|u| u as f64)).map(|d| d / window);
-        let subscriptions = (self.point.clients * plan.symbols_per_client) as f64;
-        let universe = self.spread_universe();
-        PointReport {
-            label: self.point.label.clone(),
-            target: self.target,
-            settings: Settings {
-                clients: self.point.clients,
-                slow_clients: self.slow_clients,
-                symbols: plan.symbols,
-                symbols_per_client: plan.symbols_per_client,
-                encoding: plan.encoding.name().into(),
-                duration_s: plan.duration.as_secs_f64(),
-                warmup_s: plan.warmup.as_secs_f64(),
-                ramp_per_s: plan.ramp,
-                slow_ms_per_event: plan.slow_delay.as_secs_f64() * 1e3,
-                max_hz: plan.max_hz,
-                seed: plan.seed,
-            },
-            connections: Connections {
-                opened: self.connect.opened,
-                failed: self.connect.failed,
-                subscribed: self.connect.subscribed,
-                closed_during_run: c.closed,
-                connect_s: self.connect.took.as_secs_f64(),
-                first_error: self.connect.first_error,
-            },
-            source: Source {
-                asked_per_s: self.point.rate,
-                achieved_per_s: achieved,
-            },
-            delivery: Delivery {
-                expected_events_per_s: achieved
-                    .zip(universe)
-                    .map(|(r, symbols)| r * subscriptions / symbols as f64),
-                events_per_s: per_s(c.events),
-                events: c.events,
-                frames_per_s: per_s(c.frames),
-                events_per_frame: if c.frames > 0 {
-                    c.events as f64 / c.frames as f64
-                } else {
-                    0.0
-                },
-                megabytes_per_s: per_s(c.bytes) / 1e6,
-                server_events_out_per_s: delta(|s| s.stats.as_ref().map(|s| s.events_out as f64))
-                    .map(|d| d / window),
-            },
-            latency_fast: Latency::of(&self.tally.fast),
-            latency_slow: Latency::of(&self.tally.slow),
-            server_stages: server_stages(&self.start, &self.end),
-            conflation: Conflation {
-                events_with_merges: c.conflated_events,
-                updates_merged: c.merged_updates,
-                snapshots: c.snapshots,
-            },
-            resources: Resources {
-                server_cpu_cores: delta(|s| s.server_cpu_s).map(|d| d / window),
-                server_rss_bytes: self.end.server_rss_bytes,
-                server_rss_before_connect_bytes: self.before_connect.server_rss_bytes,
-                server_rss_per_connection_bytes: rss_per_connection(
-                    self.before_connect.server_rss_bytes,
-                    self.end.server_rss_bytes,
-                    self.connect.opened,
-                ),
-                server_figures: self.server_note.into(),
-                client_cpu_cores: delta(|s| s.client_cpu_s).map(|d| d / window),
-                client_threads: self.client_threads,
-                publisher_cpu_cores: delta(|s| s.publisher_cpu_s)
-                    .map(|d| d / window)
-                    .filter(|_| self.point.target == super::args::TargetKind::Nats),
-                bench_rss_bytes: self.end.bench_rss_bytes,
-            },
-            violations: Violations {
-                total: c.violations(),
-                seq_backwards: c.seq_backwards,
-                gaps_not_counted: c.gaps_not_counted,
-                unexpected_symbol: c.unexpected_symbol,
-                unreadable_frames: c.unreadable_frames,
-            },
-            errors_received: c.errors,
-            first_close_reason: self.first_close,
-            timeline: self.timeline,
-        }
-    }
-}
-
-fn rss_per_connection(before: Option<u64>, after: Option<u64>, connections: u64) -> Option<f64> {
-    let grown = after? as f64 - before? as f64;
-    (connections > 0).then(|| grown / connections as f64)
-}
-
-/// Stage latencies over the window (in-process histograms) or since the
-/// server started (`/api/stats`).
-fn server_stages(start: &Sample, end: &Sample) -> Option<ServerStages> {
-    if let (Some(before), Some(after)) = (&start.stages, &end.stages) {
-        let window = |i: usize| {
-            let mut h = after[i].clone();
-            h.subtract(&before[i])
-                .expect("a later copy holds every earlier count");
-            StageLatency::from(Percentiles::of(&h))
-        };
-        return Some(ServerStages {
-            window: "measured window".into(),
-            route: window(0),
-            deliver: window(1),
-        });
-    }
-    let latency = &end.stats.as_ref()?.latency_us;
-    let stage = |name: &str| {
-        serde_json::from_value::<Percentiles>(latency.get(name)?.clone())
-            .ok()
-            .map(StageLatency::from)
-    };
-    Some(ServerStages {
-        window: "since server start".into(),
-        route: stage("route")?,
-        deliver: stage("deliver")?,
-    })
 }
 
 #[cfg(test)]

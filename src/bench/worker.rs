@@ -97,7 +97,9 @@ pub struct Worker {
     shared: Arc<Shared>,
     slots: Vec<Option<Slot>>,
     tally: Tally,
+    /// Figures since the last summary.
     interval: Summary,
+    violations_reported: u64,
     /// Why the first connection that closed did so.
     pub first_close: Option<String>,
 }
@@ -139,7 +141,7 @@ impl Worker {
                     }
                 }
                 _ = report.tick() => {
-                    let _ = summaries.try_send(std::mem::take(&mut self.interval));
+                    let _ = summaries.try_send(self.take_summary());
                 }
             }
         }
@@ -224,7 +226,14 @@ impl Worker {
             self.tally.counters.unreadable_frames += 1;
             self.first_close.get_or_insert_with(|| e.to_string());
         }
-        self.interval.violations = self.tally.counters.violations();
+    }
+
+    /// The figures since the previous summary.
+    fn take_summary(&mut self) -> Summary {
+        let violations = self.tally.counters.violations();
+        self.interval.violations = violations - self.violations_reported;
+        self.violations_reported = violations;
+        std::mem::take(&mut self.interval)
     }
 
     fn on_closed(&mut self, slot: usize, why: Option<String>) {

@@ -11,12 +11,11 @@
 //!
 //! Faults: the NATS client reconnects by itself and renews every
 //! subscription; the edge then reads the universe and the last value of
-//! every wanted symbol again. Every tick passes one filter: only a `seq`
-//! above the last one forwarded for its symbol reaches the router, so
-//! redelivery and overlapping subscriptions never duplicate, and updates
-//! missed in an outage show as a jump in `seq`, which clients see as `n`.
+//! every wanted symbol again. Every tick passes `inbound`'s `seq` filter,
+//! so nothing is duplicated and an outage shows as a jump in `seq` (`n`).
 //! The broker hop (source `ts` to receipt here) is recorded as `hop`.
 
+use super::inbound::Inbound;
 use super::payload;
 use super::store::{FETCH_TIMEOUT, LastValues};
 use super::subject::{self, ALL_TICKS, UNIVERSE};
@@ -48,14 +47,9 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// matching sender in `Edge::subscriptions` is dropped.
 type Incoming = TakeUntil<async_nats::Subscriber, oneshot::Receiver<()>>;
 
-/// Counters shown in the edge's status.
+/// Counters shown in the edge's status, beside `inbound`'s.
 #[derive(Debug, Default, serde::Serialize)]
 struct Counters {
-    received: u64,
-    forwarded: u64,
-    /// Not newer than what was already forwarded (redelivery, overlap).
-    stale: u64,
-    unreadable: u64,
     snapshots_read: u64,
     reconnects: u64,
     slow_consumer: u64,
@@ -115,7 +109,7 @@ impl Edge {
             wildcard: false,
             subscriptions: HashMap::new(),
             incoming: SelectAll::new(),
-            last: HashMap::new(),
+            inbound: Inbound::default(),
             counters: Counters::default(),
         };
         let tasks = Tasks {
@@ -150,8 +144,7 @@ struct EdgeState {
     /// Live subscriptions by symbol, or `*`.
     subscriptions: HashMap<Arc<str>, oneshot::Sender<()>>,
     incoming: SelectAll<Incoming>,
-    /// `seq` of the last tick forwarded, per symbol.
-    last: HashMap<Arc<str>, u64>,
+    inbound: Inbound,
     counters: Counters,
 }
 
@@ -298,10 +291,10 @@ impl EdgeState {
     /// waiting, as one batch.
     async fn live(&mut self, first: async_nats::Message) -> bool {
         let mut batch = Vec::new();
-        self.decode_into(&first, &mut batch);
+        self.inbound.decode_into(&first, &mut batch);
         while batch.len() < MAX_BATCH {
             match self.incoming.next().now_or_never() {
-                Some(Some(message)) => self.decode_into(&message, &mut batch),
+                Some(Some(message)) => self.inbound.decode_into(&message, &mut batch),
                 _ => break,
             }
         }
@@ -314,38 +307,10 @@ impl EdgeState {
         self.forward(batch).await
     }
 
-    fn decode_into(&mut self, message: &async_nats::Message, batch: &mut Vec<Tick>) {
-        self.counters.received += 1;
-        let decoded = subject::symbol_of(&message.subject)
-            .ok_or_else(|| "not a tick subject".to_string())
-            .and_then(|symbol| {
-                let sym = match self.last.get_key_value(&*symbol) {
-                    Some((known, _)) => known.clone(),
-                    None => Arc::from(&*symbol),
-                };
-                payload::decode_tick(sym, &message.payload).map_err(|e| e.to_string())
-            });
-        match decoded {
-            Ok(tick) => batch.push(tick),
-            Err(e) => {
-                if self.counters.unreadable == 0 {
-                    tracing::warn!(subject = %message.subject, "ignoring a message: {e}");
-                }
-                self.counters.unreadable += 1;
-            }
-        }
-    }
-
-    /// Passes the ticks newer than the last forwarded of their symbol on
-    /// to the router. Returns false once the router is gone.
+    /// Passes the ticks that are news on to the router. Returns false once
+    /// the router is gone.
     async fn forward(&mut self, ticks: Vec<Tick>) -> bool {
-        let before = ticks.len();
-        let fresh: Vec<Tick> = ticks
-            .into_iter()
-            .filter(|t| advance(&mut self.last, t))
-            .collect();
-        self.counters.stale += (before - fresh.len()) as u64;
-        self.counters.forwarded += fresh.len() as u64;
+        let fresh = self.inbound.fresh(ticks);
         fresh.is_empty() || self.out.send(SourceMsg::Ticks(fresh)).await.is_ok()
     }
 
@@ -432,55 +397,7 @@ impl EdgeState {
             "wildcard": self.wildcard,
             "subjects": subjects,
             "counters": self.counters,
+            "inbound": self.inbound.counters,
         }));
-    }
-}
-
-/// Records `tick` as its symbol's last forwarded one if it is newer.
-fn advance(last: &mut HashMap<Arc<str>, u64>, tick: &Tick) -> bool {
-    match last.get_mut(&tick.sym) {
-        Some(seq) if tick.seq <= *seq => false,
-        Some(seq) => {
-            *seq = tick.seq;
-            true
-        }
-        None => {
-            last.insert(tick.sym.clone(), tick.seq);
-            true
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tick(sym: &str, seq: u64) -> Tick {
-        Tick {
-            sym: sym.into(),
-            seq,
-            ts: seq,
-            xt: None,
-            px: None,
-            sz: None,
-            bid: Some(1.0),
-            ask: Some(1.01),
-            bsz: None,
-            asz: None,
-            vol: 0,
-            snap: None,
-            n: 0,
-        }
-    }
-
-    #[test]
-    fn only_newer_seqs_pass_so_redelivery_never_duplicates() {
-        let mut last = HashMap::new();
-        let passed: Vec<u64> = [1, 2, 2, 1, 5, 4, 6]
-            .into_iter()
-            .filter(|&seq| advance(&mut last, &tick("AAPL", seq)))
-            .collect();
-        assert_eq!(passed, [1, 2, 5, 6]);
-        assert!(advance(&mut last, &tick("MSFT", 1)), "per symbol");
     }
 }

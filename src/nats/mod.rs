@@ -12,11 +12,13 @@
 //! ```
 //!
 //! `subject` names subjects, `payload` encodes messages, `store` is the
-//! broker's last-value stream, `publisher` the source role and `edge` the
-//! edge role. Both roles need the broker at start (they fail with a clear
-//! error otherwise) and reconnect by themselves after that.
+//! broker's last-value stream, `publisher` the source role, `edge` the
+//! edge role and `inbound` the edge's decoding and `seq` filter. Both roles
+//! need the broker at start (they fail with a clear error otherwise) and
+//! reconnect by themselves after that.
 
 pub mod edge;
+pub mod inbound;
 pub mod payload;
 pub mod publisher;
 pub mod store;

@@ -1,0 +1,307 @@
+//! Property tests of the data path through the public API: the router
+//! (`router::Router`), the symbol table it writes, and per-client outboxes
+//! (`session::outbox::Outbox`) driven the way sessions drive them, for
+//! arbitrary interleavings of updates, subscribes, unsubscribes and
+//! collections by clients that keep up or read slowly, in both encodings.
+//!
+//! After every step each client's stream obeys the protocol: per symbol,
+//! within one subscription, consecutive live ticks satisfy
+//! `B.seq - A.seq - 1 == B.n` starting from the subscribe-time baseline;
+//! nothing arrives for a symbol not subscribed; a collection leaves the
+//! client holding the latest seq of everything it subscribes to (nothing
+//! lost); a slow collection emits at most one event per symbol, whatever
+//! the number of updates (bounded memory); and a ready client whose
+//! updates fit in the history receives each of them with `n == 0`.
+
+use proptest::prelude::*;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tickfeed::codec::Encoding;
+use tickfeed::protocol::{Event, SymbolSet, Tick};
+use tickfeed::router::Router;
+use tickfeed::session::outbox::Outbox;
+use tickfeed::stats::Stats;
+use tickfeed::symbols::{HISTORY, SymbolTable};
+use tokio::time::Instant;
+
+const SYMBOLS: [&str; 5] = ["AAPL", "MSFT", "NVDA", "AMZN", "TSLA"];
+const CLIENTS: usize = 3;
+/// Small frames, so that collections split into several.
+const MAX_FRAME_BYTES: usize = 512;
+
+#[derive(Debug, Clone)]
+enum Symbols {
+    All,
+    Named(Vec<usize>),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// `count` updates of one symbol.
+    Update { symbol: usize, count: u64 },
+    Subscribe { client: usize, symbols: Symbols, snapshot: bool },
+    Unsubscribe { client: usize, symbols: Symbols },
+    /// The client's session drains its mailbox; `slow` means every update
+    /// arrived while its previous write was blocked.
+    Collect { client: usize, slow: bool },
+}
+
+fn symbols() -> impl Strategy<Value = Symbols> {
+    prop_oneof![
+        1 => Just(Symbols::All),
+        4 => proptest::collection::vec(0..SYMBOLS.len(), 1..4).prop_map(Symbols::Named),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..SYMBOLS.len(), prop_oneof![3 => 1..4u64, 1 => 1..(3 * HISTORY as u64)])
+            .prop_map(|(symbol, count)| Op::Update { symbol, count }),
+        2 => (0..CLIENTS, symbols(), any::<bool>()).prop_map(|(client, symbols, snapshot)| Op::Subscribe { client, symbols, snapshot }),
+        1 => (0..CLIENTS, symbols()).prop_map(|(client, symbols)| Op::Unsubscribe { client, symbols }),
+        3 => (0..CLIENTS, any::<bool>()).prop_map(|(client, slow)| Op::Collect { client, slow }),
+    ]
+}
+
+/// What the protocol lets one client expect, kept beside its outbox.
+#[derive(Default)]
+struct Expect {
+    named: HashSet<usize>,
+    wildcard: bool,
+    excluded: HashSet<usize>,
+    /// Per subscribed symbol: the last live seq received, or the baseline.
+    last: HashMap<usize, u64>,
+}
+
+impl Expect {
+    fn subscribed(&self, symbol: usize) -> bool {
+        self.named.contains(&symbol) || (self.wildcard && !self.excluded.contains(&symbol))
+    }
+
+    /// Starts a subscription period for symbols that were not subscribed.
+    fn begin(&mut self, symbol: usize, latest: u64) {
+        self.last.entry(symbol).or_insert(latest);
+    }
+
+    /// Ends the periods of symbols no longer subscribed.
+    fn end_unsubscribed(&mut self) {
+        let gone: Vec<usize> = self.last.keys().copied().filter(|s| !self.subscribed(*s)).collect();
+        for symbol in gone {
+            self.last.remove(&symbol);
+        }
+    }
+}
+
+struct Client {
+    outbox: Outbox,
+    expect: Expect,
+}
+
+struct World {
+    router: Router,
+    table: Arc<SymbolTable>,
+    clients: Vec<Client>,
+    seq: [u64; SYMBOLS.len()],
+    /// Before any update: a "ready since" that covers every update.
+    epoch: Instant,
+    encoding: Encoding,
+}
+
+fn tick(sym: &str, seq: u64) -> Tick {
+    Tick {
+        sym: sym.into(),
+        seq,
+        ts: seq,
+        xt: None,
+        px: Some(100.0 + seq as f64 / 100.0),
+        sz: Some(seq),
+        bid: None,
+        ask: None,
+        bsz: None,
+        asz: None,
+        vol: seq * 10,
+        snap: None,
+        n: 0,
+    }
+}
+
+fn names(indices: &[usize]) -> Vec<String> {
+    // Deduplicated in request order, as `protocol` hands them over.
+    let mut seen = HashSet::new();
+    indices.iter().filter(|i| seen.insert(**i)).map(|&i| SYMBOLS[i].to_string()).collect()
+}
+
+impl World {
+    fn new(encoding: Encoding) -> World {
+        let table = Arc::new(SymbolTable::new(16));
+        let mut router = Router::new(table.clone(), Arc::new(Stats::new()));
+        // Every symbol trades once, so every one exists.
+        router.route(SYMBOLS.iter().map(|s| tick(s, 1)).collect());
+        let clients = (0..CLIENTS)
+            .map(|_| Client { outbox: Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES), expect: Expect::default() })
+            .collect();
+        World { router, table, clients, seq: [1; SYMBOLS.len()], epoch: Instant::now(), encoding }
+    }
+
+    fn symbol_index(&self, id: u32) -> usize {
+        let name = self.table.cell(id).name().expect("named symbol");
+        SYMBOLS.iter().position(|s| **s == **name).expect("known symbol")
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Update { symbol, count } => {
+                let ticks = (0..*count)
+                    .map(|_| {
+                        self.seq[*symbol] += 1;
+                        tick(SYMBOLS[*symbol], self.seq[*symbol])
+                    })
+                    .collect();
+                self.router.route(ticks);
+            }
+            Op::Subscribe { client, symbols, snapshot } => self.subscribe(*client, symbols, *snapshot)?,
+            Op::Unsubscribe { client, symbols } => self.unsubscribe(*client, symbols),
+            Op::Collect { client, slow } => self.collect(*client, *slow)?,
+        }
+        Ok(())
+    }
+
+    /// What `session::requests` does for a subscribe.
+    fn subscribe(&mut self, c: usize, symbols: &Symbols, snapshot: bool) -> Result<(), TestCaseError> {
+        let client = &mut self.clients[c];
+        let mailbox = client.outbox.mailbox();
+        let set = match symbols {
+            Symbols::All => SymbolSet::All,
+            Symbols::Named(indices) => SymbolSet::Named(names(indices)),
+        };
+        let granted = self.router.subscribe(c as u64, mailbox, set).granted;
+        if matches!(symbols, Symbols::All) {
+            client.outbox.add_wildcard(0.0);
+        }
+        let mut reply = Vec::new();
+        client.outbox.add(&granted, 0.0, snapshot, &mut reply, Instant::now());
+        match symbols {
+            Symbols::All => {
+                client.expect.wildcard = true;
+                client.expect.excluded.clear();
+            }
+            Symbols::Named(indices) => {
+                for &i in indices {
+                    client.expect.named.insert(i);
+                    client.expect.excluded.remove(&i);
+                }
+            }
+        }
+        let granted_symbols: Vec<usize> = granted.iter().map(|g| self.symbol_index(g.id)).collect();
+        for &symbol in &granted_symbols {
+            self.clients[c].expect.begin(symbol, self.seq[symbol]);
+        }
+        let snapshots: Vec<&Tick> = reply.iter().filter_map(|e| if let Event::Tick(t) = e { Some(t) } else { None }).collect();
+        prop_assert_eq!(snapshots.len(), if snapshot { granted_symbols.len() } else { 0 });
+        for snap in snapshots {
+            let symbol = SYMBOLS.iter().position(|s| **s == *snap.sym).unwrap();
+            prop_assert_eq!(snap.snap, Some(true));
+            prop_assert_eq!(snap.seq, self.seq[symbol], "a snapshot is the latest value");
+        }
+        Ok(())
+    }
+
+    /// What `session::requests` does for an unsubscribe.
+    fn unsubscribe(&mut self, c: usize, symbols: &Symbols) {
+        let client = &mut self.clients[c];
+        if client.outbox.mailbox_ref().is_some() {
+            match symbols {
+                Symbols::All => {
+                    self.router.unsubscribe(c as u64, SymbolSet::All);
+                    client.outbox.remove_all();
+                }
+                Symbols::Named(indices) => {
+                    let removed = self.router.unsubscribe(c as u64, SymbolSet::Named(names(indices)));
+                    client.outbox.remove(&removed);
+                }
+            }
+        }
+        let expect = &mut client.expect;
+        match symbols {
+            Symbols::All => {
+                expect.named.clear();
+                expect.wildcard = false;
+                expect.excluded.clear();
+            }
+            Symbols::Named(indices) => {
+                for &i in indices {
+                    expect.named.remove(&i);
+                    if expect.wildcard {
+                        expect.excluded.insert(i);
+                    }
+                }
+            }
+        }
+        expect.end_unsubscribed();
+    }
+
+    fn collect(&mut self, c: usize, slow: bool) -> Result<(), TestCaseError> {
+        let ready_since = if slow { Instant::now() + Duration::from_secs(3600) } else { self.epoch };
+        let mut frames = Vec::new();
+        let client = &mut self.clients[c];
+        let before: HashMap<usize, u64> = client.expect.last.clone();
+        client.outbox.collect(Instant::now(), ready_since, &mut frames);
+        let mut per_symbol: HashMap<usize, u64> = HashMap::new();
+        for frame in &frames {
+            prop_assert!(frame.len() <= MAX_FRAME_BYTES + 512, "frame of {} bytes", frame.len());
+            for event in decode(self.encoding, frame) {
+                let Event::Tick(t) = event else { return Err(TestCaseError::fail("only ticks are collected")) };
+                let symbol = SYMBOLS.iter().position(|s| **s == *t.sym).unwrap();
+                prop_assert!(client.expect.subscribed(symbol), "{} arrived unsubscribed", t.sym);
+                prop_assert!(t.snap.is_none());
+                let last = client.expect.last.get_mut(&symbol).expect("a subscription period");
+                prop_assert!(t.seq > *last, "{}: seq {} after {}", t.sym, t.seq, last);
+                prop_assert_eq!(t.seq - *last - 1, u64::from(t.n), "{}: seq {} after {} with n {}", t.sym, t.seq, last, t.n);
+                *last = t.seq;
+                *per_symbol.entry(symbol).or_default() += 1;
+            }
+        }
+        for (&symbol, &last) in &client.expect.last {
+            prop_assert_eq!(last, self.seq[symbol], "{} not up to date after a collection", SYMBOLS[symbol]);
+            let sent = per_symbol.get(&symbol).copied().unwrap_or(0);
+            let missed = last - before.get(&symbol).copied().unwrap_or(last);
+            if slow {
+                prop_assert!(sent <= 1, "a slow client got {} events of {} in one collection", sent, SYMBOLS[symbol]);
+            } else if missed <= HISTORY as u64 {
+                prop_assert_eq!(sent, missed, "a ready client gets every update of {}", SYMBOLS[symbol]);
+            }
+        }
+        prop_assert!(client.outbox.subscription_count() <= SYMBOLS.len() + 1);
+        Ok(())
+    }
+}
+
+fn decode(encoding: Encoding, frame: &[u8]) -> Vec<Event> {
+    let value: Value = match encoding {
+        Encoding::Json => serde_json::from_slice(frame).expect("JSON frame"),
+        Encoding::Msgpack => rmp_serde::from_slice(frame).expect("MessagePack frame"),
+    };
+    serde_json::from_value(value).expect("an array of events")
+}
+
+proptest! {
+    // Failures print their minimal case; no regression files in the tree.
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conflation_invariant_and_bounded_output_hold_for_any_interleaving(
+        msgpack in any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..80),
+    ) {
+        let mut world = World::new(if msgpack { Encoding::Msgpack } else { Encoding::Json });
+        for op in &ops {
+            world.apply(op)?;
+        }
+        // Whatever happened, a final collection brings everyone up to date.
+        for client in 0..CLIENTS {
+            world.apply(&Op::Collect { client, slow: false })?;
+        }
+    }
+}
