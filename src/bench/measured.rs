@@ -4,8 +4,8 @@
 
 use super::args::{Plan, Point, TargetKind};
 use super::report::{
-    Conflation, Connections, Delivery, Latency, PointReport, Resources, ServerStages, Settings, Source, StageLatency,
-    TimelinePoint, Violations,
+    Conflation, Connections, Delivery, Latency, PointReport, Resources, ServerStages, Settings,
+    Source, StageLatency, TimelinePoint, Violations,
 };
 use super::tally::Tally;
 use super::target::Sample;
@@ -59,7 +59,10 @@ impl Measured<'_> {
                 connect_s: self.connect.took.as_secs_f64(),
                 first_error: self.connect.first_error.clone(),
             },
-            source: Source { asked_per_s: self.point.rate, achieved_per_s: self.source_rate() },
+            source: Source {
+                asked_per_s: self.point.rate,
+                achieved_per_s: self.source_rate(),
+            },
             delivery: self.delivery(),
             latency_fast: Latency::of(&self.tally.fast),
             latency_slow: Latency::of(&self.tally.slow),
@@ -103,7 +106,12 @@ impl Measured<'_> {
 
     /// Change per second of a sampled figure over the measured window.
     fn sampled_rate(&self, figure: fn(&Sample) -> Option<f64>) -> Option<f64> {
-        let seconds = self.end.at.duration_since(self.start.at).as_secs_f64().max(1e-9);
+        let seconds = self
+            .end
+            .at
+            .duration_since(self.start.at)
+            .as_secs_f64()
+            .max(1e-9);
         Some((figure(&self.end)? - figure(&self.start)?) / seconds)
     }
 
@@ -134,14 +142,22 @@ impl Measured<'_> {
             events_per_s: per_s(c.events),
             events: c.events,
             frames_per_s: per_s(c.frames),
-            events_per_frame: if c.frames > 0 { c.events as f64 / c.frames as f64 } else { 0.0 },
+            events_per_frame: if c.frames > 0 {
+                c.events as f64 / c.frames as f64
+            } else {
+                0.0
+            },
             megabytes_per_s: per_s(c.bytes) / 1e6,
-            server_events_out_per_s: self.sampled_rate(|s| s.stats.as_ref().map(|s| s.events_out as f64)),
+            server_events_out_per_s: self
+                .sampled_rate(|s| s.stats.as_ref().map(|s| s.events_out as f64)),
         }
     }
 
     fn resources(&self) -> Resources {
-        let (before, after) = (self.before_connect.server_rss_bytes, self.end.server_rss_bytes);
+        let (before, after) = (
+            self.before_connect.server_rss_bytes,
+            self.end.server_rss_bytes,
+        );
         Resources {
             server_cpu_cores: self.sampled_rate(|s| s.server_cpu_s),
             server_rss_bytes: after,
@@ -169,16 +185,27 @@ fn server_stages(start: &Sample, end: &Sample) -> Option<ServerStages> {
     if let (Some(before), Some(after)) = (&start.stages, &end.stages) {
         let window = |i: usize| {
             let mut h = after[i].clone();
-            h.subtract(&before[i]).expect("a later copy holds every earlier count");
+            h.subtract(&before[i])
+                .expect("a later copy holds every earlier count");
             StageLatency::from(Percentiles::of(&h))
         };
-        return Some(ServerStages { window: "measured window".into(), route: window(0), deliver: window(1) });
+        return Some(ServerStages {
+            window: "measured window".into(),
+            route: window(0),
+            deliver: window(1),
+        });
     }
     let latency = &end.stats.as_ref()?.latency_us;
     let stage = |name: &str| {
-        serde_json::from_value::<Percentiles>(latency.get(name)?.clone()).ok().map(StageLatency::from)
+        serde_json::from_value::<Percentiles>(latency.get(name)?.clone())
+            .ok()
+            .map(StageLatency::from)
     };
-    Some(ServerStages { window: "since server start".into(), route: stage("route")?, deliver: stage("deliver")? })
+    Some(ServerStages {
+        window: "since server start".into(),
+        route: stage("route")?,
+        deliver: stage("deliver")?,
+    })
 }
 
 #[cfg(test)]
@@ -187,7 +214,10 @@ mod tests {
 
     #[test]
     fn rss_growth_is_shared_by_the_connections_opened() {
-        assert_eq!(rss_per_connection(Some(1_000), Some(41_000), 10), Some(4_000.0));
+        assert_eq!(
+            rss_per_connection(Some(1_000), Some(41_000), 10),
+            Some(4_000.0)
+        );
         assert_eq!(rss_per_connection(None, Some(41_000), 10), None);
         assert_eq!(rss_per_connection(Some(1_000), Some(41_000), 0), None);
     }

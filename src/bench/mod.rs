@@ -1,11 +1,11 @@
 //! `tickfeed bench`: the fan-out latency benchmark.
 //!
-//! For each sweep point: start the target (`target.rs`), open the clients
-//! at the ramp rate (`connector.rs`), let workers (`worker.rs`) read and
-//! check every frame, wait for every subscription, warm up, then measure
-//! for `--duration`: latency of every event into HdrHistograms, the
-//! server's figures sampled at both ends of the window. Finally print the
-//! table and write the JSON, HdrHistogram text and SVG plot asked for.
+//! For each sweep point (`point.rs`): start the target (`target.rs`), open
+//! the clients at the ramp rate (`connector.rs`), let workers (`worker.rs`)
+//! read and check every frame, wait for every subscription, warm up, then
+//! measure for `--duration`: latency of every event into HdrHistograms,
+//! the server's figures sampled at both ends of the window. Finally print
+//! the table and write the JSON, HdrHistogram text and SVG plot asked for.
 //!
 //! Clients run on a runtime of their own (threads `bench-client`), so that
 //! in-process the server's CPU time can be told apart from the clients'.

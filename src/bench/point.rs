@@ -48,7 +48,6 @@ pub async fn run_point(
 
 /// The workers of one run and the channels to and from them.
 struct Crew {
-    shared: Arc<Shared>,
     inboxes: Vec<mpsc::Sender<NewClient>>,
     handles: Vec<JoinHandle<(Tally, Option<String>)>>,
     stop: watch::Sender<bool>,
@@ -56,7 +55,7 @@ struct Crew {
 }
 
 impl Crew {
-    fn spawn(runtime: &ClientRuntime, shared: Arc<Shared>, clients: usize) -> Self {
+    fn spawn(runtime: &ClientRuntime, shared: &Arc<Shared>, clients: usize) -> Self {
         let (stop, stopped) = watch::channel(false);
         let (summary_tx, summaries) = mpsc::channel(SUMMARY_QUEUE);
         let (mut inboxes, mut handles) = (Vec::new(), Vec::new());
@@ -64,9 +63,18 @@ impl Crew {
             let (inbox, rx) = mpsc::channel(WORKER_INBOX);
             inboxes.push(inbox);
             let worker = Worker::new(shared.clone(), clients);
-            handles.push(runtime.handle().spawn(worker.run(rx, summary_tx.clone(), stopped.clone())));
+            handles.push(runtime.handle().spawn(worker.run(
+                rx,
+                summary_tx.clone(),
+                stopped.clone(),
+            )));
         }
-        Self { shared, inboxes, handles, stop, summaries }
+        Self {
+            inboxes,
+            handles,
+            stop,
+            summaries,
+        }
     }
 
     /// Stops every worker and merges what they measured.
@@ -100,8 +108,12 @@ async fn measure(
     );
     let slow_clients = clients.iter().filter(|c| c.slow).count();
     let ramp_time = clients.last().map_or(Duration::ZERO, |c| c.connect_at);
-    let shared = Arc::new(Shared::new(&target.symbols, plan.encoding, WORKERS.min(point.clients)));
-    let mut crew = Crew::spawn(runtime, shared.clone(), point.clients);
+    let shared = Arc::new(Shared::new(
+        &target.symbols,
+        plan.encoding,
+        WORKERS.min(point.clients),
+    ));
+    let mut crew = Crew::spawn(runtime, &shared, point.clients);
     let stats = Arc::new(ConnectStats::default());
     let connector = Connector {
         side: Arc::new(target.clients.clone()),
@@ -112,10 +124,14 @@ async fn measure(
     };
     let before_connect = target.sample().await;
     let connecting = runtime.handle().spawn(connector.run(clients));
-    let connect = wait_for_subscriptions(&shared, &stats, point.clients as u64, ramp_time, progress).await;
+    let connect =
+        wait_for_subscriptions(&shared, &stats, point.clients as u64, ramp_time, progress).await;
     if connect.opened == 0 {
         crew.finish().await?;
-        anyhow::bail!("no client could connect: {}", connect.first_error.unwrap_or_default());
+        anyhow::bail!(
+            "no client could connect: {}",
+            connect.first_error.unwrap_or_default()
+        );
     }
     shared.set_phase(Phase::Warmup);
     progress.phase("warm-up", plan.warmup.as_secs().max(1));
@@ -169,7 +185,12 @@ async fn wait_for_subscriptions(
         progress.update(subscribed, || format!("subscribed, {failed} failed"));
         if settled >= total || Instant::now() >= deadline {
             if settled < total {
-                tracing::warn!(subscribed, failed, total, "gave up waiting for subscriptions");
+                tracing::warn!(
+                    subscribed,
+                    failed,
+                    total,
+                    "gave up waiting for subscriptions"
+                );
             }
             return ConnectOutcome {
                 opened: stats.opened.load(Ordering::Relaxed),

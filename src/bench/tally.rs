@@ -120,6 +120,7 @@ impl AgeSpan {
 pub struct Summary {
     pub fast: AgeSpan,
     pub slow: AgeSpan,
+    /// Protocol violations since the previous summary.
     pub violations: u64,
 }
 

@@ -101,7 +101,7 @@ pub struct Worker {
     interval: Summary,
     violations_reported: u64,
     /// Why the first connection that closed did so.
-    pub first_close: Option<String>,
+    first_close: Option<String>,
 }
 
 impl Worker {
@@ -114,6 +114,7 @@ impl Worker {
             slots,
             tally: Tally::default(),
             interval: Summary::default(),
+            violations_reported: 0,
             first_close: None,
         }
     }
@@ -304,8 +305,13 @@ mod tests {
         );
         assert_eq!(seen, (1, 1, 2, 1, 1));
         assert_eq!(w.tally().fast.max(), 1000);
-        assert_eq!(w.interval.fast.events, 1);
-        assert_eq!(w.interval.violations, 2);
+        let summary = w.take_summary();
+        assert_eq!((summary.fast.events, summary.violations), (1, 2));
+        assert_eq!(
+            w.take_summary(),
+            Summary::default(),
+            "each summary covers what is new"
+        );
     }
 
     #[test]

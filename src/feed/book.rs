@@ -129,10 +129,22 @@ mod tests {
         book.add(3, Side::Bid, 101, 7);
         book.add(4, Side::Ask, 103, 4);
         book.add(5, Side::Ask, 102, 6);
-        assert_eq!(book.touch(), Touch { bid: Some((101, 12)), ask: Some((102, 6)) });
+        assert_eq!(
+            book.touch(),
+            Touch {
+                bid: Some((101, 12)),
+                ask: Some((102, 6))
+            }
+        );
         book.reduce(5, 6);
         book.delete(2);
-        assert_eq!(book.touch(), Touch { bid: Some((101, 7)), ask: Some((103, 4)) });
+        assert_eq!(
+            book.touch(),
+            Touch {
+                bid: Some((101, 7)),
+                ask: Some((103, 4))
+            }
+        );
         book.reduce(3, 2);
         assert_eq!(book.touch().bid, Some((101, 5)));
     }
@@ -144,7 +156,13 @@ mod tests {
         book.reduce(99, 5);
         book.delete(98);
         assert_eq!(book.unknown_orders, 2);
-        assert_eq!(book.touch(), Touch { bid: None, ask: Some((200, 10)) });
+        assert_eq!(
+            book.touch(),
+            Touch {
+                bid: None,
+                ask: Some((200, 10))
+            }
+        );
     }
 
     #[test]
@@ -155,8 +173,17 @@ mod tests {
         let touch = book.touch();
         assert_eq!(touch, Touch::default());
         assert!(touch.admits(1) && !touch.crossed());
-        let quoted = Touch { bid: Some((100, 1)), ask: Some((102, 1)) };
+        let quoted = Touch {
+            bid: Some((100, 1)),
+            ask: Some((102, 1)),
+        };
         assert!(quoted.admits(100) && quoted.admits(102) && !quoted.admits(103));
-        assert!(Touch { bid: Some((102, 1)), ask: Some((102, 1)) }.crossed());
+        assert!(
+            Touch {
+                bid: Some((102, 1)),
+                ask: Some((102, 1))
+            }
+            .crossed()
+        );
     }
 }

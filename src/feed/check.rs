@@ -84,7 +84,12 @@ impl Rates {
 
 /// Reads `file` through. Bad rows (out-of-order ones included) go to
 /// `on_bad`; only an unreadable file is an error.
-pub fn scan(file: &FeedFile, window: Window, mut on_bad: impl FnMut(&BadRow), bar: &ProgressBar) -> Result<Scan, FeedError> {
+pub fn scan(
+    file: &FeedFile,
+    window: Window,
+    mut on_bad: impl FnMut(&BadRow),
+    bar: &ProgressBar,
+) -> Result<Scan, FeedError> {
     let mut reader = reader::open(&file.path, &file.format)?;
     let (mut rates, mut seen, mut symbols) = (Rates::default(), HashSet::new(), Vec::new());
     let (mut updates, mut bad_rows, mut in_window, mut first_out_of_order) = (0, 0, 0, None);
@@ -113,7 +118,9 @@ pub fn scan(file: &FeedFile, window: Window, mut on_bad: impl FnMut(&BadRow), ba
         }
     }
     if reader.rows() == 0 {
-        return Err(FeedError::Empty { path: file.path.display().to_string() });
+        return Err(FeedError::Empty {
+            path: file.path.display().to_string(),
+        });
     }
     let span_ns = rates.last.zip(rates.first).map_or(0, |(l, f)| l - f);
     let span_s = span_ns as f64 / NS_PER_SEC as f64;
@@ -127,13 +134,24 @@ pub fn scan(file: &FeedFile, window: Window, mut on_bad: impl FnMut(&BadRow), ba
         first_time: rates.first.map(format_rfc3339),
         last_time: rates.last.map(format_rfc3339),
         span_s,
-        mean_updates_per_s: if span_s > 0.0 { updates as f64 / span_s } else { 0.0 },
+        mean_updates_per_s: if span_s > 0.0 {
+            updates as f64 / span_s
+        } else {
+            0.0
+        },
         busiest_second_updates: rates.busiest.0,
         busiest_second_at: (rates.busiest.0 > 0).then(|| format_rfc3339(rates.busiest.1)),
         longest_gap_s: rates.longest_gap as f64 / NS_PER_SEC as f64,
         book: reader.book_stats(),
     };
-    Ok(Scan { summary, symbols, first_xt: rates.first, last_xt: rates.last, in_window, first_out_of_order })
+    Ok(Scan {
+        summary,
+        symbols,
+        first_xt: rates.first,
+        last_xt: rates.last,
+        in_window,
+        first_out_of_order,
+    })
 }
 
 /// `tickfeed feed check FILE...`: fails when any row is bad.
@@ -141,20 +159,37 @@ pub fn run(args: &CheckArgs) -> Result<(), FeedError> {
     let mut summaries = Vec::new();
     let mut failed = None;
     for path in &args.files {
-        let file = FeedFile { path: path.clone(), format: detect(path, args.format)? };
-        let bar = super::progress_bar(std::fs::metadata(path).map_or(0, |m| m.len()), super::Progress::Bytes);
+        let file = FeedFile {
+            path: path.clone(),
+            format: detect(path, args.format)?,
+        };
+        let bar = super::progress_bar(
+            std::fs::metadata(path).map_or(0, |m| m.len()),
+            super::Progress::Bytes,
+        );
         bar.set_message(path.display().to_string());
-        let scan = scan(&file, Window::ALL, |bad| bar.suspend(|| emit(&format!("{bad}\n"), &mut failed)), &bar)?;
+        let scan = scan(
+            &file,
+            Window::ALL,
+            |bad| bar.suspend(|| emit(&format!("{bad}\n"), &mut failed)),
+            &bar,
+        )?;
         bar.finish_and_clear();
         summaries.push(scan.summary);
     }
     if args.json {
-        emit(&(serde_json::to_string_pretty(&summaries).expect("plain data") + "\n"), &mut failed);
+        emit(
+            &(serde_json::to_string_pretty(&summaries).expect("plain data") + "\n"),
+            &mut failed,
+        );
     } else {
         summaries.iter().for_each(|s| emit(&render(s), &mut failed));
     }
     if let Some(source) = failed {
-        return Err(FeedError::Write { path: "standard output".into(), source });
+        return Err(FeedError::Write {
+            path: "standard output".into(),
+            source,
+        });
     }
     match summaries.iter().map(|s| s.bad_rows).sum() {
         0 => Ok(()),
@@ -177,7 +212,10 @@ fn emit(text: &str, failed: &mut Option<std::io::Error>) {
 /// The text report of one file.
 pub fn render(s: &Summary) -> String {
     let mut out = format!("{} ({})\n", s.path, s.format);
-    out += &format!("  rows     {} ({} updates, {} bad)\n", s.rows, s.updates, s.bad_rows);
+    out += &format!(
+        "  rows     {} ({} updates, {} bad)\n",
+        s.rows, s.updates, s.bad_rows
+    );
     out += &format!("  symbols  {}\n", s.symbols);
     if let (Some(first), Some(last)) = (&s.first_time, &s.last_time) {
         out += &format!("  time     {first} to {last} ({:.3} s)\n", s.span_s);
@@ -206,16 +244,39 @@ mod tests {
     #[test]
     fn a_scan_counts_rows_symbols_rates_and_bad_rows() {
         let path = std::env::temp_dir().join(format!("tickfeed-check-{}.csv", std::process::id()));
-        std::fs::write(&path, "ts,sym,px\n1.0,A,1\n1.5,B,1\n1.6,A,x\n1.7,A,2\n4.0,B,3\n").unwrap();
-        let file = FeedFile { path, format: Format::Generic };
+        std::fs::write(
+            &path,
+            "ts,sym,px\n1.0,A,1\n1.5,B,1\n1.6,A,x\n1.7,A,2\n4.0,B,3\n",
+        )
+        .unwrap();
+        let file = FeedFile {
+            path,
+            format: Format::Generic,
+        };
         let mut bad = Vec::new();
-        let window = Window { from: NS_PER_SEC, to: 2 * NS_PER_SEC };
+        let window = Window {
+            from: NS_PER_SEC,
+            to: 2 * NS_PER_SEC,
+        };
         let scan = scan(&file, window, |b| bad.push(b.line), &ProgressBar::hidden()).unwrap();
         assert_eq!(bad, [4]);
-        assert_eq!(scan.symbols.iter().map(|s| &**s).collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(
+            scan.symbols.iter().map(|s| &**s).collect::<Vec<_>>(),
+            ["A", "B"]
+        );
         let s = &scan.summary;
-        assert_eq!((s.rows, s.updates, s.bad_rows, scan.in_window), (5, 4, 1, 3));
-        assert_eq!((s.span_s, s.busiest_second_updates, s.longest_gap_s), (3.0, 3, 2.3));
-        assert!(render(s).contains("rows     5 (4 updates, 1 bad)"), "{}", render(s));
+        assert_eq!(
+            (s.rows, s.updates, s.bad_rows, scan.in_window),
+            (5, 4, 1, 3)
+        );
+        assert_eq!(
+            (s.span_s, s.busiest_second_updates, s.longest_gap_s),
+            (3.0, 3, 2.3)
+        );
+        assert!(
+            render(s).contains("rows     5 (4 updates, 1 bad)"),
+            "{}",
+            render(s)
+        );
     }
 }

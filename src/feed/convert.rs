@@ -17,20 +17,46 @@ pub fn run(args: &ConvertArgs) -> Result<(), FeedError> {
     let files = args
         .files
         .iter()
-        .map(|path| Ok(FeedFile { path: path.clone(), format: detect(path, args.format)? }))
+        .map(|path| {
+            Ok(FeedFile {
+                path: path.clone(),
+                format: detect(path, args.format)?,
+            })
+        })
         .collect::<Result<Vec<_>, FeedError>>()?;
-    let window_args = WindowArgs { from: args.from, to: args.to };
-    let window = window_args.resolve(if window_args.needs_start() { Merge::first_time(&files)?.unwrap_or(0) } else { 0 });
+    let window_args = WindowArgs {
+        from: args.from,
+        to: args.to,
+    };
+    let window = window_args.resolve(if window_args.needs_start() {
+        Merge::first_time(&files)?.unwrap_or(0)
+    } else {
+        0
+    });
     let (out, name): (Box<dyn Write>, String) = match &args.out {
         Some(path) => {
-            let file = std::fs::File::create(path).map_err(|source| FeedError::Write { path: path.display().to_string(), source })?;
+            let file = std::fs::File::create(path).map_err(|source| FeedError::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
             (Box::new(file), path.display().to_string())
         }
         None => (Box::new(std::io::stdout().lock()), "standard output".into()),
     };
-    let write_error = |source| FeedError::Write { path: name.clone(), source };
-    let mut writer = Writer::new(std::io::BufWriter::with_capacity(1 << 20, out)).map_err(write_error)?;
-    let bar = progress_bar(files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum(), Progress::Bytes);
+    let write_error = |source| FeedError::Write {
+        path: name.clone(),
+        source,
+    };
+    let mut writer =
+        Writer::new(std::io::BufWriter::with_capacity(1 << 20, out)).map_err(write_error)?;
+    let bar = progress_bar(
+        files
+            .iter()
+            .filter_map(|f| std::fs::metadata(&f.path).ok())
+            .map(|m| m.len())
+            .sum(),
+        Progress::Bytes,
+    );
     bar.set_message("converting");
     let (mut merge, mut written, mut skipped, mut seen) = (Merge::open(&files)?, 0u64, 0u64, 0u64);
     while let Some(item) = merge.next() {

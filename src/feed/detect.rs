@@ -39,7 +39,9 @@ pub fn detect(path: &Path, choice: FormatChoice) -> Result<Format, FeedError> {
 fn lobster_format(path: &Path) -> Result<Format, FeedError> {
     lobster::FileName::parse(path)
         .map(Format::Lobster)
-        .ok_or_else(|| FeedError::LobsterName { path: path.display().to_string() })
+        .ok_or_else(|| FeedError::LobsterName {
+            path: path.display().to_string(),
+        })
 }
 
 /// The first non-blank line, without its line ending.
@@ -49,9 +51,13 @@ fn first_line(path: &Path) -> Result<String, FeedError> {
     let mut bytes = Vec::new();
     loop {
         bytes.clear();
-        let read = reader.read_until(b'\n', &mut bytes).map_err(|e| FeedError::open(path, e))?;
+        let read = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| FeedError::open(path, e))?;
         if read == 0 {
-            return Err(FeedError::Empty { path: path.display().to_string() });
+            return Err(FeedError::Empty {
+                path: path.display().to_string(),
+            });
         }
         let line = String::from_utf8_lossy(&bytes);
         if !line.trim().is_empty() {
@@ -96,21 +102,37 @@ mod tests {
 
     #[test]
     fn six_numbers_and_a_lobster_name_are_lobster() {
-        let path = write("MSFT_2012-06-21_34200000_57600000_message_10.csv", "34200.1,1,7,100,300000,1\r\n");
-        let Format::Lobster(name) = detect(&path, FormatChoice::Auto).unwrap() else { panic!("not LOBSTER") };
+        let path = write(
+            "MSFT_2012-06-21_34200000_57600000_message_10.csv",
+            "34200.1,1,7,100,300000,1\r\n",
+        );
+        let Format::Lobster(name) = detect(&path, FormatChoice::Auto).unwrap() else {
+            panic!("not LOBSTER")
+        };
         assert_eq!(&*name.ticker, "MSFT");
     }
 
     #[test]
     fn unrecognised_empty_and_missing_files_are_refused_in_one_sentence() {
         let unknown = write("prices.json", "{\"px\": 1}\n");
-        let msg = detect(&unknown, FormatChoice::Auto).unwrap_err().to_string();
+        let msg = detect(&unknown, FormatChoice::Auto)
+            .unwrap_err()
+            .to_string();
         assert!(msg.ends_with("prices.json: unknown format: the first line is neither a CSV header with ts and sym columns nor a LOBSTER message row (see docs/replay.md, or say --format)"), "{msg}");
         let empty = write("empty.csv", "");
-        assert!(matches!(detect(&empty, FormatChoice::Auto), Err(FeedError::Empty { .. })));
+        assert!(matches!(
+            detect(&empty, FormatChoice::Auto),
+            Err(FeedError::Empty { .. })
+        ));
         let lobster = write("aapl.csv", "34200.1,1,7,100,300000,1\n");
-        assert!(matches!(detect(&lobster, FormatChoice::Auto), Err(FeedError::LobsterName { .. })));
+        assert!(matches!(
+            detect(&lobster, FormatChoice::Auto),
+            Err(FeedError::LobsterName { .. })
+        ));
         let missing = unknown.with_file_name("nowhere.csv");
-        assert!(matches!(detect(&missing, FormatChoice::Generic), Err(FeedError::Missing { .. })));
+        assert!(matches!(
+            detect(&missing, FormatChoice::Generic),
+            Err(FeedError::Missing { .. })
+        ));
     }
 }

@@ -35,10 +35,17 @@ struct Columns {
 
 impl Columns {
     fn find(header: &csv::StringRecord, path: &str) -> Result<Columns, FeedError> {
-        let names: Vec<String> = header.iter().map(|f| f.trim_ascii().to_ascii_lowercase()).collect();
+        let names: Vec<String> = header
+            .iter()
+            .map(|f| f.trim_ascii().to_ascii_lowercase())
+            .collect();
         let at = |name: &str| names.iter().position(|n| n == name);
         let required = |column: &'static str| {
-            at(column).ok_or_else(|| FeedError::MissingColumn { path: path.to_string(), column, found: names.join(", ") })
+            at(column).ok_or_else(|| FeedError::MissingColumn {
+                path: path.to_string(),
+                column,
+                found: names.join(", "),
+            })
         };
         Ok(Columns {
             ts: required("ts")?,
@@ -96,7 +103,12 @@ impl Reader {
     pub(crate) fn new(mut csv: CsvFile) -> Result<Reader, FeedError> {
         let header = csv.header()?;
         let columns = Columns::find(&header, &csv.path)?;
-        Ok(Reader { csv, columns, order: TimeOrder::default(), symbols: Symbols::default() })
+        Ok(Reader {
+            csv,
+            columns,
+            order: TimeOrder::default(),
+            symbols: Symbols::default(),
+        })
     }
 
     pub fn next_update(&mut self) -> Option<Result<Update, FeedError>> {
@@ -131,10 +143,12 @@ impl Reader {
 
 /// Reads every known cell of `row`, naming the first bad one.
 fn cells<'a>(row: &'a Row, columns: &Columns) -> Result<Cells<'a>, BadRow> {
-    let xt = parse_ts(row.text(columns.ts)).map_err(|e| row.bad(columns.ts, format!("column ts: {e}")))?;
+    let xt = parse_ts(row.text(columns.ts))
+        .map_err(|e| row.bad(columns.ts, format!("column ts: {e}")))?;
     let sym = row.text(columns.sym);
     if !is_valid_symbol(sym) {
-        let what = format!("column sym: {sym:?} is not a symbol (1 to 32 of A-Z a-z 0-9 . - _ / : ^ =)");
+        let what =
+            format!("column sym: {sym:?} is not a symbol (1 to 32 of A-Z a-z 0-9 . - _ / : ^ =)");
         return Err(row.bad(columns.sym, what));
     }
     let price = |column: Option<usize>, name: &str| optional(row, column, name, parse_price);
@@ -151,11 +165,18 @@ fn cells<'a>(row: &'a Row, columns: &Columns) -> Result<Cells<'a>, BadRow> {
 }
 
 /// An optional column's value: `None` when the column or the cell is empty.
-fn optional<T>(row: &Row, column: Option<usize>, name: &str, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>, BadRow> {
+fn optional<T>(
+    row: &Row,
+    column: Option<usize>,
+    name: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, BadRow> {
     let Some(i) = column else { return Ok(None) };
     match row.text(i) {
         "" => Ok(None),
-        text => parse(text).map(Some).map_err(|e| row.bad(i, format!("column {name}: {e}"))),
+        text => parse(text)
+            .map(Some)
+            .map_err(|e| row.bad(i, format!("column {name}: {e}"))),
     }
 }
 
@@ -167,7 +188,8 @@ fn parse_price(text: &str) -> Result<f64, String> {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    text.parse::<u64>().map_err(|_| format!("expected a whole number of shares, got {text:?}"))
+    text.parse::<u64>()
+        .map_err(|_| format!("expected a whole number of shares, got {text:?}"))
 }
 
 /// Applies a checked row to its symbol's state.
@@ -177,7 +199,16 @@ fn apply<'m>(symbols: &'m mut Symbols, cells: Cells) -> &'m State {
         None => {
             let sym: Arc<str> = Arc::from(cells.sym);
             symbols.index.insert(sym.clone(), symbols.states.len());
-            symbols.states.push(State { sym, px: None, sz: None, bid: None, ask: None, bsz: None, asz: None, vol: 0 });
+            symbols.states.push(State {
+                sym,
+                px: None,
+                sz: None,
+                bid: None,
+                ask: None,
+                bsz: None,
+                asz: None,
+                vol: 0,
+            });
             symbols.states.len() - 1
         }
     };
@@ -246,7 +277,10 @@ mod tests {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!("tickfeed-generic-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.csv", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let path = dir.join(format!(
+            "{}.csv",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         std::fs::write(&path, text).unwrap();
         reader::open(&path, &Format::Generic).unwrap().collect()
     }
@@ -262,34 +296,72 @@ mod tests {
     fn columns_are_found_by_name_in_any_order_and_unknown_ones_ignored() {
         let rows = read("venue,SZ,Sym,ts,px\nX,100,AAPL,1700000000,189.5\n");
         let u = rows[0].as_ref().unwrap();
-        assert_eq!((&*u.sym, u.xt, u.px, u.sz, u.vol, u.traded), ("AAPL", 1_700_000_000_000_000_000, Some(189.5), Some(100), 100, true));
+        assert_eq!(
+            (&*u.sym, u.xt, u.px, u.sz, u.vol, u.traded),
+            (
+                "AAPL",
+                1_700_000_000_000_000_000,
+                Some(189.5),
+                Some(100),
+                100,
+                true
+            )
+        );
     }
 
     #[test]
     fn quote_rows_keep_the_last_trade_and_trades_add_to_volume() {
         let rows = read("ts,sym,px,sz,bid,ask\n1,A,10,5,,\n2,A,,,9.9,10.1\n3,A,10.1,7,,\n");
         let rows: Vec<Update> = rows.into_iter().map(Result::unwrap).collect();
-        assert_eq!((rows[1].px, rows[1].bid, rows[1].vol, rows[1].traded), (Some(10.0), Some(9.9), 5, false));
-        assert_eq!((rows[2].px, rows[2].ask, rows[2].vol), (Some(10.1), Some(10.1), 12));
+        assert_eq!(
+            (rows[1].px, rows[1].bid, rows[1].vol, rows[1].traded),
+            (Some(10.0), Some(9.9), 5, false)
+        );
+        assert_eq!(
+            (rows[2].px, rows[2].ask, rows[2].vol),
+            (Some(10.1), Some(10.1), 12)
+        );
     }
 
     #[test]
     fn bad_cells_are_named_by_line_column_and_field() {
-        let rows = read("ts,sym,px,sz\n1,A,abc,1\n2,bad sym,1,1\nsoon,A,1,1\n3,A,1,-4\n4,A,NaN,1\n");
-        assert_eq!(bad(&rows[0]), "2:5: column px: expected a number, got \"abc\"");
+        let rows =
+            read("ts,sym,px,sz\n1,A,abc,1\n2,bad sym,1,1\nsoon,A,1,1\n3,A,1,-4\n4,A,NaN,1\n");
+        assert_eq!(
+            bad(&rows[0]),
+            "2:5: column px: expected a number, got \"abc\""
+        );
         assert!(bad(&rows[1]).starts_with("3:3: column sym: \"bad sym\" is not a symbol"));
         assert!(bad(&rows[2]).starts_with("4:1: column ts: expected epoch s/ms/us/ns"));
-        assert_eq!(bad(&rows[3]), "5:7: column sz: expected a whole number of shares, got \"-4\"");
-        assert_eq!(bad(&rows[4]), "6:5: column px: expected a number, got \"NaN\"");
+        assert_eq!(
+            bad(&rows[3]),
+            "5:7: column sz: expected a whole number of shares, got \"-4\""
+        );
+        assert_eq!(
+            bad(&rows[4]),
+            "6:5: column px: expected a number, got \"NaN\""
+        );
     }
 
     #[test]
     fn a_row_before_its_predecessor_is_out_of_order_and_changes_nothing() {
         let rows = read("ts,sym,px,sz\n5,A,1,1\n4,A,2,2\n6,A,,\n");
-        let FeedError::BadRow(b) = rows[1].as_ref().unwrap_err() else { panic!() };
+        let FeedError::BadRow(b) = rows[1].as_ref().unwrap_err() else {
+            panic!()
+        };
         assert!(b.out_of_order && b.line == 3 && b.column == 1, "{b:?}");
-        assert!(b.what.starts_with("out of time order: 1970-01-01T00:00:04Z is before 1970-01-01T00:00:05Z on line 2"), "{}", b.what);
-        assert_eq!(rows[2].as_ref().unwrap().px, Some(1.0), "the bad row left no trace");
+        assert!(
+            b.what.starts_with(
+                "out of time order: 1970-01-01T00:00:04Z is before 1970-01-01T00:00:05Z on line 2"
+            ),
+            "{}",
+            b.what
+        );
+        assert_eq!(
+            rows[2].as_ref().unwrap().px,
+            Some(1.0),
+            "the bad row left no trace"
+        );
     }
 
     #[test]
@@ -297,7 +369,10 @@ mod tests {
         let dir = std::env::temp_dir();
         let path = dir.join(format!("tickfeed-nosym-{}.csv", std::process::id()));
         std::fs::write(&path, "ts,price\n1,2\n").unwrap();
-        let msg = reader::open(&path, &Format::Generic).err().unwrap().to_string();
+        let msg = reader::open(&path, &Format::Generic)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(msg.ends_with(":1: the header has no sym column; the generic CSV needs ts and sym (found: ts, price)"), "{msg}");
     }
 
@@ -307,8 +382,17 @@ mod tests {
         let first: Vec<Update> = read(text).into_iter().map(Result::unwrap).collect();
         let mut writer = Writer::new(Vec::new()).unwrap();
         first.iter().for_each(|u| writer.write(u).unwrap());
-        let second: Vec<Update> = read(&String::from_utf8(writer.into_inner()).unwrap()).into_iter().map(Result::unwrap).collect();
-        let strip = |u: &Update| Update { line: 0, ..u.clone() };
-        assert_eq!(first.iter().map(strip).collect::<Vec<_>>(), second.iter().map(strip).collect::<Vec<_>>());
+        let second: Vec<Update> = read(&String::from_utf8(writer.into_inner()).unwrap())
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let strip = |u: &Update| Update {
+            line: 0,
+            ..u.clone()
+        };
+        assert_eq!(
+            first.iter().map(strip).collect::<Vec<_>>(),
+            second.iter().map(strip).collect::<Vec<_>>()
+        );
     }
 }

@@ -36,13 +36,19 @@ impl FileName {
     pub fn parse(path: &Path) -> Option<FileName> {
         let name = path.file_name()?.to_str()?.strip_suffix(".csv")?;
         let parts: Vec<&str> = name.split('_').collect();
-        let [ticker @ .., date, start, end, "message", levels] = parts.as_slice() else { return None };
+        let [ticker @ .., date, start, end, "message", levels] = parts.as_slice() else {
+            return None;
+        };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         let ticker = ticker.join("_");
         if !(digits(start) && digits(end) && digits(levels) && is_valid_symbol(&ticker)) {
             return None;
         }
-        Some(FileName { ticker: Arc::from(ticker), date: date.to_string(), midnight: eastern_midnight(date)? })
+        Some(FileName {
+            ticker: Arc::from(ticker),
+            date: date.to_string(),
+            midnight: eastern_midnight(date)?,
+        })
     }
 }
 
@@ -95,7 +101,10 @@ impl Reader {
     }
 
     pub fn stats(&self) -> BookStats {
-        BookStats { unknown_orders: self.book.unknown_orders, ..self.stats }
+        BookStats {
+            unknown_orders: self.book.unknown_orders,
+            ..self.stats
+        }
     }
 
     /// The next row that trades or moves the touch.
@@ -173,26 +182,57 @@ impl Reader {
 
 fn parse(row: &Row) -> Result<Message, BadRow> {
     if row.record.len() < FIELDS {
-        let what = format!("expected 6 fields (time,type,order id,size,price,direction), found {}", row.record.len());
+        let what = format!(
+            "expected 6 fields (time,type,order id,size,price,direction), found {}",
+            row.record.len()
+        );
         return Err(row.bad(row.record.len().saturating_sub(1), what));
     }
     let field = |i: usize, name: &str, expected: &str, ok: &dyn Fn(&str) -> Option<i128>| {
         let text = row.text(i);
-        ok(text).ok_or_else(|| row.bad(i, format!("column {name}: expected {expected}, got {text:?}")))
+        ok(text).ok_or_else(|| {
+            row.bad(
+                i,
+                format!("column {name}: expected {expected}, got {text:?}"),
+            )
+        })
     };
     let time = row.text(0);
-    let time = parse_seconds(time)
-        .ok_or_else(|| row.bad(0, format!("column time: expected seconds after midnight like 34200.004241176, got {time:?}")))?;
+    let time = parse_seconds(time).ok_or_else(|| {
+        row.bad(
+            0,
+            format!(
+                "column time: expected seconds after midnight like 34200.004241176, got {time:?}"
+            ),
+        )
+    })?;
     let number = |t: &str| t.parse::<i128>().ok();
-    let kind = field(1, "type", "an event type from 1 to 7", &|t| number(t).filter(|k| (1..=7).contains(k)))?;
-    let id = field(2, "order id", "a whole number", &|t| number(t).filter(|v| *v >= 0 && *v <= i128::from(u64::MAX)))?;
-    let size = field(3, "size", "a whole number of shares", &|t| number(t).filter(|v| *v >= 0 && *v <= i128::from(u64::MAX)))?;
-    let price = field(4, "price", "dollars x 10000 as a whole number", &|t| number(t).filter(|v| v.unsigned_abs() <= i64::MAX as u128))?;
-    let side = match field(5, "direction", "1 (buy) or -1 (sell)", &|t| number(t).filter(|d| d.abs() == 1))? {
+    let kind = field(1, "type", "an event type from 1 to 7", &|t| {
+        number(t).filter(|k| (1..=7).contains(k))
+    })?;
+    let id = field(2, "order id", "a whole number", &|t| {
+        number(t).filter(|v| *v >= 0 && *v <= i128::from(u64::MAX))
+    })?;
+    let size = field(3, "size", "a whole number of shares", &|t| {
+        number(t).filter(|v| *v >= 0 && *v <= i128::from(u64::MAX))
+    })?;
+    let price = field(4, "price", "dollars x 10000 as a whole number", &|t| {
+        number(t).filter(|v| v.unsigned_abs() <= i64::MAX as u128)
+    })?;
+    let side = match field(5, "direction", "1 (buy) or -1 (sell)", &|t| {
+        number(t).filter(|d| d.abs() == 1)
+    })? {
         1 => Side::Bid,
         _ => Side::Ask,
     };
-    Ok(Message { time, kind: kind as u8, id: id as u64, size: size as u64, price: price as Price, side })
+    Ok(Message {
+        time,
+        kind: kind as u8,
+        id: id as u64,
+        size: size as u64,
+        price: price as Price,
+        side,
+    })
 }
 
 #[cfg(test)]
@@ -206,7 +246,11 @@ mod tests {
     const MESSAGES: &str = "34200.5,1,1,100,1000000,1\r\n34200.5,1,2,50,1000500,-1\r\n34201,1,3,10,990000,1\r\n34201.25,4,2,20,1000500,-1\r\n34202,5,0,7,1000200,1\r\n34203,3,77,100,1001000,-1\r\n";
 
     fn updates(text: &str) -> (Vec<Result<Update, FeedError>>, BookStats) {
-        let dir = std::env::temp_dir().join(format!("tickfeed-lobster-{}-{}", std::process::id(), text.len()));
+        let dir = std::env::temp_dir().join(format!(
+            "tickfeed-lobster-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("TEST_2012-06-21_34200000_37800000_message_5.csv");
         std::fs::write(&path, text).unwrap();
@@ -218,9 +262,20 @@ mod tests {
 
     #[test]
     fn file_names_carry_ticker_and_eastern_date() {
-        let name = FileName::parse(Path::new("x/AAPL_2012-06-21_34200000_37800000_message_50.csv")).unwrap();
-        assert_eq!((&*name.ticker, name.date.as_str(), name.midnight), ("AAPL", "2012-06-21", 1_340_251_200_000_000_000));
-        assert!(FileName::parse(Path::new("AAPL_2012-06-21_34200000_37800000_orderbook_50.csv")).is_none());
+        let name = FileName::parse(Path::new(
+            "x/AAPL_2012-06-21_34200000_37800000_message_50.csv",
+        ))
+        .unwrap();
+        assert_eq!(
+            (&*name.ticker, name.date.as_str(), name.midnight),
+            ("AAPL", "2012-06-21", 1_340_251_200_000_000_000)
+        );
+        assert!(
+            FileName::parse(Path::new(
+                "AAPL_2012-06-21_34200000_37800000_orderbook_50.csv"
+            ))
+            .is_none()
+        );
         assert!(FileName::parse(Path::new("aapl.csv")).is_none());
     }
 
@@ -228,21 +283,55 @@ mod tests {
     fn trades_and_touch_changes_become_updates_and_deep_orders_do_not() {
         let (items, stats) = updates(MESSAGES);
         let u: Vec<Update> = items.into_iter().map(Result::unwrap).collect();
-        assert_eq!(u.iter().map(|u| u.line).collect::<Vec<_>>(), [1, 2, 4, 5], "line 3 is deep, line 6 unknown");
-        assert_eq!((u[1].bid, u[1].ask, u[1].bsz, u[1].asz), (Some(100.0), Some(100.05), Some(100), Some(50)));
+        assert_eq!(
+            u.iter().map(|u| u.line).collect::<Vec<_>>(),
+            [1, 2, 4, 5],
+            "line 3 is deep, line 6 unknown"
+        );
+        assert_eq!(
+            (u[1].bid, u[1].ask, u[1].bsz, u[1].asz),
+            (Some(100.0), Some(100.05), Some(100), Some(50))
+        );
         assert_eq!(u[1].xt, 1_340_251_200_000_000_000 + 34_200_500_000_000);
-        assert_eq!((u[2].px, u[2].sz, u[2].asz, u[2].vol, u[2].traded), (Some(100.05), Some(20), Some(30), 20, true));
+        assert_eq!(
+            (u[2].px, u[2].sz, u[2].asz, u[2].vol, u[2].traded),
+            (Some(100.05), Some(20), Some(30), 20, true)
+        );
         assert_eq!((u[3].px, u[3].sz, u[3].vol), (Some(100.02), Some(7), 27));
-        assert_eq!(stats, BookStats { unknown_orders: 1, ..BookStats::default() });
+        assert_eq!(
+            stats,
+            BookStats {
+                unknown_orders: 1,
+                ..BookStats::default()
+            }
+        );
     }
 
     #[test]
     fn bad_message_rows_name_the_field() {
-        let (items, _) = updates("34200.5,1,1,100,1000000,2\r\n34200.5,9,1,100,1000000,1\r\nnoon,1,1,1,1,1\r\n34201,1,1\r\n");
-        let what: Vec<String> = items.iter().map(|i| i.as_ref().unwrap_err().to_string()).map(|m| m.split_once(".csv:").unwrap().1.to_string()).collect();
-        assert_eq!(what[0], "1:25: column direction: expected 1 (buy) or -1 (sell), got \"2\"");
-        assert_eq!(what[1], "2:9: column type: expected an event type from 1 to 7, got \"9\"");
-        assert_eq!(what[2], "3:1: column time: expected seconds after midnight like 34200.004241176, got \"noon\"");
-        assert_eq!(what[3], "4:9: expected 6 fields (time,type,order id,size,price,direction), found 3");
+        let (items, _) = updates(
+            "34200.5,1,1,100,1000000,2\r\n34200.5,9,1,100,1000000,1\r\nnoon,1,1,1,1,1\r\n34201,1,1\r\n",
+        );
+        let what: Vec<String> = items
+            .iter()
+            .map(|i| i.as_ref().unwrap_err().to_string())
+            .map(|m| m.split_once(".csv:").unwrap().1.to_string())
+            .collect();
+        assert_eq!(
+            what[0],
+            "1:25: column direction: expected 1 (buy) or -1 (sell), got \"2\""
+        );
+        assert_eq!(
+            what[1],
+            "2:9: column type: expected an event type from 1 to 7, got \"9\""
+        );
+        assert_eq!(
+            what[2],
+            "3:1: column time: expected seconds after midnight like 34200.004241176, got \"noon\""
+        );
+        assert_eq!(
+            what[3],
+            "4:9: expected 6 fields (time,type,order id,size,price,direction), found 3"
+        );
     }
 }

@@ -27,7 +27,10 @@ pub struct Merge {
 
 impl Merge {
     pub fn open(files: &[FeedFile]) -> Result<Merge, FeedError> {
-        let readers = files.iter().map(|f| reader::open(&f.path, &f.format)).collect::<Result<Vec<_>, _>>()?;
+        let readers = files
+            .iter()
+            .map(|f| reader::open(&f.path, &f.format))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Merge {
             pending: vec![None; readers.len()],
             heap: BinaryHeap::with_capacity(readers.len()),
@@ -79,7 +82,9 @@ impl Iterator for Merge {
         }
         let Reverse((_, index)) = self.heap.pop()?;
         self.refill.push(index);
-        let update = self.pending[index].take().expect("a pending update per heap entry");
+        let update = self.pending[index]
+            .take()
+            .expect("a pending update per heap entry");
         Some(Ok((index, update)))
     }
 }
@@ -93,15 +98,24 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
-        FeedFile { path, format: Format::Generic }
+        FeedFile {
+            path,
+            format: Format::Generic,
+        }
     }
 
     #[test]
     fn files_merge_by_time_then_by_command_line_order() {
         let a = file("a.csv", "ts,sym,px\n1,A,1\n3,A,3\n3,A,4\n");
         let b = file("b.csv", "ts,sym,px\n2,B,2\n3,B,3\n5,B,5\n");
-        let merged: Vec<(usize, f64)> = Merge::open(&[a, b]).unwrap().map(|r| r.map(|(i, u)| (i, u.px.unwrap())).unwrap()).collect();
-        assert_eq!(merged, [(0, 1.0), (1, 2.0), (0, 3.0), (0, 4.0), (1, 3.0), (1, 5.0)]);
+        let merged: Vec<(usize, f64)> = Merge::open(&[a, b])
+            .unwrap()
+            .map(|r| r.map(|(i, u)| (i, u.px.unwrap())).unwrap())
+            .collect();
+        assert_eq!(
+            merged,
+            [(0, 1.0), (1, 2.0), (0, 3.0), (0, 4.0), (1, 3.0), (1, 5.0)]
+        );
     }
 
     #[test]

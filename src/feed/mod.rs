@@ -83,8 +83,13 @@ pub enum FeedError {
     #[error("{path}: no such file; check the path")]
     Missing { path: String },
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("{path}: the file is empty; a feed needs a generic CSV header and rows, or LOBSTER message rows")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: the file is empty; a feed needs a generic CSV header and rows, or LOBSTER message rows"
+    )]
     Empty { path: String },
     #[error(
         "{path}: unknown format: the first line is neither a CSV header with ts and sym columns nor a LOBSTER message row (see docs/replay.md, or say --format)"
@@ -94,15 +99,33 @@ pub enum FeedError {
         "{path}: a LOBSTER message file's name must carry its ticker and date, like AAPL_2012-06-21_34200000_37800000_message_50.csv; rename the file"
     )]
     LobsterName { path: String },
-    #[error("{path}:1: the header has no {column} column; the generic CSV needs ts and sym (found: {found})")]
-    MissingColumn { path: String, column: &'static str, found: String },
+    #[error(
+        "{path}:1: the header has no {column} column; the generic CSV needs ts and sym (found: {found})"
+    )]
+    MissingColumn {
+        path: String,
+        column: &'static str,
+        found: String,
+    },
     #[error("{0}")]
     BadRow(BadRow),
-    #[error("{from}..{to}: no rows in this --from/--to window; the files run from {first} to {last}")]
-    EmptyWindow { from: String, to: String, first: String, last: String },
+    #[error(
+        "{from}..{to}: no rows in this --from/--to window; the files run from {first} to {last}"
+    )]
+    EmptyWindow {
+        from: String,
+        to: String,
+        first: String,
+        last: String,
+    },
     #[error("{path}: cannot write: {source}")]
-    Write { path: String, source: std::io::Error },
-    #[error("{count} bad rows (listed above): a replay skips them, or stops at the first with --strict")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{count} bad rows (listed above): a replay skips them, or stops at the first with --strict"
+    )]
     BadRows { count: u64 },
     #[error("--{flag}: {msg}")]
     Invalid { flag: &'static str, msg: String },
@@ -147,6 +170,10 @@ pub fn progress_bar(total: u64, unit: Progress) -> indicatif::ProgressBar {
         Progress::Rows => "{msg} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
     };
     let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template").progress_chars("=> "));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .expect("static template")
+            .progress_chars("=> "),
+    );
     bar
 }

@@ -32,7 +32,10 @@ pub fn open(path: &Path, format: &Format) -> Result<FeedReader, FeedError> {
         Format::Generic => Inner::Generic(generic::Reader::new(csv)?),
         Format::Lobster(name) => Inner::Lobster(lobster::Reader::new(csv, name)),
     };
-    Ok(FeedReader { inner, failed: false })
+    Ok(FeedReader {
+        inner,
+        failed: false,
+    })
 }
 
 impl FeedReader {
@@ -139,11 +142,16 @@ impl CsvFile {
     fn csv_error(&self, e: csv::Error) -> Result<FeedError, BadRow> {
         let line = e.position().map_or(0, |p| p.line());
         let text = match e.kind() {
-            csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
+            csv::ErrorKind::Utf8 { err, .. } => {
+                format!("field {} is not valid UTF-8", err.field() + 1)
+            }
             _ => format!("not valid CSV: {e}"),
         };
         match e.into_kind() {
-            csv::ErrorKind::Io(source) => Ok(FeedError::Read { path: self.path.to_string(), source }),
+            csv::ErrorKind::Io(source) => Ok(FeedError::Read {
+                path: self.path.to_string(),
+                source,
+            }),
             _ => Err(BadRow {
                 path: self.path.clone(),
                 line,
@@ -212,11 +220,22 @@ impl Row<'_> {
     /// 1-based character column where field `i` starts (exact for
     /// unquoted fields).
     pub fn column(&self, i: usize) -> u64 {
-        let before: usize = self.record.iter().take(i).map(|f| f.chars().count() + 1).sum();
+        let before: usize = self
+            .record
+            .iter()
+            .take(i)
+            .map(|f| f.chars().count() + 1)
+            .sum();
         before as u64 + 1
     }
 
     pub fn bad(&self, i: usize, what: String) -> BadRow {
-        BadRow { path: self.path.clone(), line: self.line, column: self.column(i), what, out_of_order: false }
+        BadRow {
+            path: self.path.clone(),
+            line: self.line,
+            column: self.column(i),
+            what,
+            out_of_order: false,
+        }
     }
 }

@@ -20,14 +20,23 @@ const PROGRESS_EVERY: u64 = 16 * 1024;
 
 pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
     if args.symbols == 0 {
-        return Err(FeedError::Invalid { flag: "symbols", msg: "must be at least 1".into() });
+        return Err(FeedError::Invalid {
+            flag: "symbols",
+            msg: "must be at least 1".into(),
+        });
     }
     if !(args.rate > 0.0 && args.rate.is_finite() && args.skew >= 0.0 && args.skew.is_finite()) {
-        return Err(FeedError::Invalid { flag: "rate", msg: "--rate must be above 0 and --skew 0 or more".into() });
+        return Err(FeedError::Invalid {
+            flag: "rate",
+            msg: "--rate must be above 0 and --skew 0 or more".into(),
+        });
     }
     let rows = (args.duration.as_secs_f64() * args.rate).round() as u64;
     if rows == 0 {
-        return Err(FeedError::Invalid { flag: "duration", msg: "records no row at this --rate; make it longer".into() });
+        return Err(FeedError::Invalid {
+            flag: "duration",
+            msg: "records no row at this --rate; make it longer".into(),
+        });
     }
     let config = GeneratorConfig {
         listings: universe::sized(universe::default_universe(), args.symbols, args.seed),
@@ -36,7 +45,10 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
         skew: args.skew,
     };
     let path = args.out.display().to_string();
-    let write_error = |source| FeedError::Write { path: path.clone(), source };
+    let write_error = |source| FeedError::Write {
+        path: path.clone(),
+        source,
+    };
     let file = std::fs::File::create(&args.out).map_err(write_error)?;
     let mut writer = Writer::new(std::io::BufWriter::new(file)).map_err(write_error)?;
     let bar = progress_bar(rows, Progress::Rows);
@@ -69,7 +81,10 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
     }
     writer.into_inner().flush().map_err(write_error)?;
     bar.finish_and_clear();
-    tracing::info!("recorded {rows} updates of {} symbols to {path}", args.symbols);
+    tracing::info!(
+        "recorded {rows} updates of {} symbols to {path}",
+        args.symbols
+    );
     Ok(())
 }
 
@@ -92,9 +107,16 @@ mod tests {
         };
         run(&args).unwrap();
         let first = std::fs::read(&out).unwrap();
-        let updates: Vec<Update> = reader::open(&out, &Format::Generic).unwrap().map(Result::unwrap).collect();
+        let updates: Vec<Update> = reader::open(&out, &Format::Generic)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(updates.len(), 1000);
-        assert_eq!(updates[1].xt - updates[0].xt, 2_000_000, "one update every 1/rate s");
+        assert_eq!(
+            updates[1].xt - updates[0].xt,
+            2_000_000,
+            "one update every 1/rate s"
+        );
         let mut market = Market::new(&GeneratorConfig {
             listings: universe::sized(universe::default_universe(), 5, 9),
             rate: 500.0,
@@ -103,9 +125,16 @@ mod tests {
         });
         for u in &updates {
             let t = market.next_tick(u.xt);
-            assert_eq!((&t.sym, t.px, t.sz, t.bid, t.ask, t.bsz, t.asz, t.vol), (&u.sym, u.px, u.sz, u.bid, u.ask, u.bsz, u.asz, u.vol));
+            assert_eq!(
+                (&t.sym, t.px, t.sz, t.bid, t.ask, t.bsz, t.asz, t.vol),
+                (&u.sym, u.px, u.sz, u.bid, u.ask, u.bsz, u.asz, u.vol)
+            );
         }
         run(&args).unwrap();
-        assert_eq!(std::fs::read(&out).unwrap(), first, "same seed and start, same file");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            first,
+            "same seed and start, same file"
+        );
     }
 }

@@ -93,7 +93,8 @@ pub fn eastern_midnight(date: &str) -> Option<u64> {
 
 /// RFC 3339 in UTC with as many decimals as needed.
 pub fn format_rfc3339(ns: u64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map_or_else(|_| ns.to_string(), |t| t.to_string())
 }
 
 /// One end of a replay window, as given on the command line.
@@ -113,7 +114,9 @@ impl FromStr for TimeBound {
             Some(after) => humantime::parse_duration(after)
                 .map(TimeBound::AfterStart)
                 .map_err(|e| format!("{text:?} is not a duration after the start ({e}); try +10m")),
-            None => parse_ts(text).map(TimeBound::At).map_err(|e| format!("{e}, or +10m for ten minutes after the start")),
+            None => parse_ts(text)
+                .map(TimeBound::At)
+                .map_err(|e| format!("{e}, or +10m for ten minutes after the start")),
         }
     }
 }
@@ -122,7 +125,9 @@ impl TimeBound {
     fn resolve(self, start: u64) -> u64 {
         match self {
             TimeBound::At(ns) => ns,
-            TimeBound::AfterStart(after) => start.saturating_add(after.as_nanos().try_into().unwrap_or(u64::MAX)),
+            TimeBound::AfterStart(after) => {
+                start.saturating_add(after.as_nanos().try_into().unwrap_or(u64::MAX))
+            }
         }
     }
 }
@@ -137,7 +142,9 @@ pub struct WindowArgs {
 impl WindowArgs {
     /// True when relative bounds need the first row's time.
     pub fn needs_start(&self) -> bool {
-        [self.from, self.to].iter().any(|b| matches!(b, Some(TimeBound::AfterStart(_))))
+        [self.from, self.to]
+            .iter()
+            .any(|b| matches!(b, Some(TimeBound::AfterStart(_))))
     }
 
     pub fn resolve(&self, start: u64) -> Window {
@@ -156,7 +163,10 @@ pub struct Window {
 }
 
 impl Window {
-    pub const ALL: Window = Window { from: 0, to: u64::MAX };
+    pub const ALL: Window = Window {
+        from: 0,
+        to: u64::MAX,
+    };
 
     pub fn contains(&self, xt: u64) -> bool {
         self.from <= xt && xt < self.to
@@ -179,8 +189,14 @@ mod tests {
 
     #[test]
     fn rfc3339_with_any_offset_parses() {
-        assert_eq!(parse_ts("2023-11-14T22:13:20.123456789Z"), Ok(1_700_000_000_123_456_789));
-        assert_eq!(parse_ts("2023-11-14T17:13:20.123456789-05:00"), Ok(1_700_000_000_123_456_789));
+        assert_eq!(
+            parse_ts("2023-11-14T22:13:20.123456789Z"),
+            Ok(1_700_000_000_123_456_789)
+        );
+        assert_eq!(
+            parse_ts("2023-11-14T17:13:20.123456789-05:00"),
+            Ok(1_700_000_000_123_456_789)
+        );
         assert!(parse_ts("yesterday").unwrap_err().contains("RFC 3339"));
         assert!(parse_ts("12.3.4").is_err());
     }
@@ -190,25 +206,46 @@ mod tests {
         assert_eq!(parse_seconds("34200.004241176"), Some(34_200_004_241_176));
         assert_eq!(parse_seconds("34200.00426064"), Some(34_200_004_260_640));
         assert_eq!(parse_seconds("35615.6065"), Some(35_615_606_500_000));
-        assert_eq!(parse_seconds("35821.088778456004"), Some(35_821_088_778_456));
+        assert_eq!(
+            parse_seconds("35821.088778456004"),
+            Some(35_821_088_778_456)
+        );
         assert_eq!(parse_seconds("-1"), None);
     }
 
     #[test]
     fn eastern_midnight_follows_daylight_saving() {
         // 2012-06-21 is EDT (UTC-4); 2012-01-03 is EST (UTC-5).
-        assert_eq!(eastern_midnight("2012-06-21"), Some(1_340_251_200 * NS_PER_SEC));
-        assert_eq!(eastern_midnight("2012-01-03"), Some(1_325_566_800 * NS_PER_SEC));
+        assert_eq!(
+            eastern_midnight("2012-06-21"),
+            Some(1_340_251_200 * NS_PER_SEC)
+        );
+        assert_eq!(
+            eastern_midnight("2012-01-03"),
+            Some(1_325_566_800 * NS_PER_SEC)
+        );
         assert_eq!(eastern_midnight("2012-13-01"), None);
     }
 
     #[test]
     fn window_bounds_may_be_relative_to_the_start() {
-        let args = WindowArgs { from: Some("+1s".parse().unwrap()), to: Some("1700000010".parse().unwrap()) };
+        let args = WindowArgs {
+            from: Some("+1s".parse().unwrap()),
+            to: Some("1700000010".parse().unwrap()),
+        };
         assert!(args.needs_start());
         let window = args.resolve(1_700_000_000 * NS_PER_SEC);
-        assert_eq!(window, Window { from: 1_700_000_001 * NS_PER_SEC, to: 1_700_000_010 * NS_PER_SEC });
-        assert!(window.contains(1_700_000_001 * NS_PER_SEC) && !window.contains(1_700_000_010 * NS_PER_SEC));
+        assert_eq!(
+            window,
+            Window {
+                from: 1_700_000_001 * NS_PER_SEC,
+                to: 1_700_000_010 * NS_PER_SEC
+            }
+        );
+        assert!(
+            window.contains(1_700_000_001 * NS_PER_SEC)
+                && !window.contains(1_700_000_010 * NS_PER_SEC)
+        );
         assert!("+soon".parse::<TimeBound>().unwrap_err().contains("+10m"));
     }
 }
