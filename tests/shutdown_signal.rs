@@ -54,6 +54,11 @@ async fn sigterm_under_load_flushes_closes_with_1001_and_exits_zero() {
         .json()
         .await
         .unwrap();
+    // The router counts a batch in `ticks_in` before routing it, so once the
+    // count moves past this reading, the batches behind those latest values
+    // have reached every subscriber's mailbox.
+    let counted = server.stats().await["ticks_in"].as_u64().unwrap();
+    server.wait_for_stats("the next batch routed", |s| s["ticks_in"].as_u64().unwrap() > counted).await;
     let status = server.terminate().await;
     assert!(status.success(), "exit status {status:?}; log:\n{}", server.log());
     for reader in readers {

@@ -326,21 +326,22 @@ where
     /// Sends every pending update in as few frames as the size cap allows,
     /// with one flush.
     async fn deliver(&mut self) -> Result<(), Stop> {
-        let collected = self.outbox.collect(Instant::now(), self.ready_since, &mut self.frames);
+        let drained_at = Instant::now();
+        let collected = self.outbox.collect(drained_at, self.ready_since, &mut self.frames);
         if self.frames.is_empty() {
             return Ok(());
         }
         let mut bytes = 0;
         let frame_count = self.frames.len() as u64;
         let mut frames = std::mem::take(&mut self.frames);
-        let result = tokio::time::timeout(self.settings.stall_timeout, async {
+        let (result, had_to_wait) = waited(tokio::time::timeout(self.settings.stall_timeout, async {
             for frame in frames.drain(..) {
                 bytes += frame.len() as u64;
                 let message = self.data_message(frame);
                 self.socket.feed(message).await.map_err(|_| ())?;
             }
             self.socket.flush().await.map_err(|_| ())
-        })
+        }))
         .await;
         self.frames = frames;
         match result {
@@ -360,8 +361,12 @@ where
             stats.events_conflated.fetch_add(collected.conflated, Ordering::Relaxed);
             stats.updates_merged.fetch_add(collected.merged, Ordering::Relaxed);
         }
-        self.ready_since = Instant::now();
-        self.next_write_at = self.ready_since + self.settings.min_write_interval;
+        // A write that never waited found the socket ready: the client has
+        // been keeping up since this drain, so updates routed during the
+        // write are not merged. One that waited was backpressured until now.
+        let written_at = Instant::now();
+        self.ready_since = if had_to_wait { written_at } else { drained_at };
+        self.next_write_at = written_at + self.settings.min_write_interval;
         Ok(())
     }
 
@@ -417,6 +422,20 @@ where
         self.update_subscription_gauge();
         stop
     }
+}
+
+/// Runs `future` to completion and says whether it ever had to wait
+/// (returned `Pending`), e.g. because the socket's send buffer was full.
+async fn waited<F: Future>(future: F) -> (F::Output, bool) {
+    let mut future = std::pin::pin!(future);
+    let mut had_to_wait = false;
+    let output = std::future::poll_fn(|cx| {
+        let poll = future.as_mut().poll(cx);
+        had_to_wait |= poll.is_pending();
+        poll
+    })
+    .await;
+    (output, had_to_wait)
 }
 
 /// Refuses a request over the size limit before parsing it.
@@ -500,6 +519,12 @@ mod tests {
             Message::Text(text) => serde_json::from_str(&text).unwrap(),
             other => panic!("expected a text frame, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn waited_tells_a_ready_write_from_a_blocked_one() {
+        assert_eq!(waited(async { 7 }).await, (7, false));
+        assert_eq!(waited(tokio::task::yield_now()).await, ((), true));
     }
 
     #[tokio::test]
