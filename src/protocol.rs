@@ -184,7 +184,7 @@ pub fn is_valid_symbol(name: &str) -> bool {
 /// Parse a request from JSON text.
 pub fn parse_json_request(text: &[u8]) -> Result<Request, RequestError> {
     let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
-        RequestError::new(None, ErrorCode::BadRequest, format!("not valid JSON: {e}"))
+        RequestError::new(None, ErrorCode::BadRequest, format!("not valid JSON: {}", truncate(&e.to_string(), MAX_ECHO_CHARS)))
     })?;
     parse_request_value(value)
 }
@@ -195,7 +195,7 @@ pub fn parse_msgpack_request(bytes: &[u8]) -> Result<Request, RequestError> {
         RequestError::new(
             None,
             ErrorCode::BadRequest,
-            format!("not a valid MessagePack map: {e}"),
+            format!("not a valid MessagePack map: {}", truncate(&e.to_string(), MAX_ECHO_CHARS)),
         )
     })?;
     parse_request_value(value)
@@ -297,6 +297,10 @@ fn symbol_field(
     }
     Ok((SymbolSet::Named(named), invalid))
 }
+
+/// Longest parser diagnostic echoed back: parsers quote the input they
+/// choke on, and a reply must never amplify a bad request.
+const MAX_ECHO_CHARS: usize = 120;
 
 /// Shortens untrusted text before echoing it in an error message.
 fn truncate(text: &str, max_chars: usize) -> String {
