@@ -70,7 +70,10 @@ fn startup_error(args: &[&str]) -> String {
     let Some(CliCommand::Serve(serve)) = cli.command else {
         panic!("not serve")
     };
-    serve.into_config().expect_err("the flags are refused").to_string()
+    serve
+        .into_config()
+        .expect_err("the flags are refused")
+        .to_string()
 }
 
 fn lobster_updates(path: &Path) -> (Vec<Update>, tickfeed::feed::lobster::BookStats) {
@@ -402,7 +405,7 @@ fn startup_refuses_missing_empty_unknown_and_out_of_order_files_in_one_sentence(
             "{unknown}: unknown format: the first line is neither a CSV header with ts and sym columns nor a LOBSTER message row (see docs/replay.md, or say --format)"
         )
     );
-    let misnamed = write(&dir, "aapl.csv", "34200.5,1,1,100,5853300,1\n");
+    let misnamed = write(&dir, "aapl.csv", "34200.5,1,1,100,1000000,1\n");
     assert!(
         startup_error(&["--replay", &misnamed]).starts_with(&format!(
             "{misnamed}: a LOBSTER message file's name must carry its ticker and date"

@@ -201,9 +201,7 @@ fn parse(row: &Row) -> Result<Message, BadRow> {
     let time = parse_seconds(time).ok_or_else(|| {
         row.bad(
             0,
-            format!(
-                "column time: expected seconds after midnight like 34200.004241176, got {time:?}"
-            ),
+            format!("column time: expected seconds after midnight like 34200.125, got {time:?}"),
         )
     })?;
     let number = |t: &str| t.parse::<i128>().ok();
@@ -327,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             what[2],
-            "3:1: column time: expected seconds after midnight like 34200.004241176, got \"noon\""
+            "3:1: column time: expected seconds after midnight like 34200.125, got \"noon\""
         );
         assert_eq!(
             what[3],

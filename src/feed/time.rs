@@ -78,7 +78,7 @@ fn digits_value(text: &str) -> Option<u64> {
 }
 
 /// LOBSTER's time column: decimal seconds after midnight with any number of
-/// decimals (`34200.00426064`, `35821.088778456004`), as ns after midnight.
+/// decimals (`34200.0052317`, `36000.123456789004`), as ns after midnight.
 pub fn parse_seconds(text: &str) -> Option<u64> {
     decimal_to_units(text, 9)
 }
@@ -203,12 +203,12 @@ mod tests {
 
     #[test]
     fn lobster_seconds_keep_every_nanosecond_and_drop_float_noise() {
-        assert_eq!(parse_seconds("34200.004241176"), Some(34_200_004_241_176));
-        assert_eq!(parse_seconds("34200.00426064"), Some(34_200_004_260_640));
-        assert_eq!(parse_seconds("35615.6065"), Some(35_615_606_500_000));
+        assert_eq!(parse_seconds("34200.123456789"), Some(34_200_123_456_789));
+        assert_eq!(parse_seconds("34200.0052317"), Some(34_200_005_231_700));
+        assert_eq!(parse_seconds("35000.25"), Some(35_000_250_000_000));
         assert_eq!(
-            parse_seconds("35821.088778456004"),
-            Some(35_821_088_778_456)
+            parse_seconds("36000.123456789004"),
+            Some(36_000_123_456_789)
         );
         assert_eq!(parse_seconds("-1"), None);
     }
