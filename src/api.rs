@@ -28,7 +28,10 @@ pub async fn stats(State(app): State<Arc<AppState>>) -> Json<crate::stats::Stats
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     let text = crate::metrics::render(&app.stats.snapshot(app.router.table().len()));
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
 }

@@ -29,7 +29,9 @@ impl Tokens {
         if !self.enabled() {
             return true;
         }
-        let Some(presented) = presented else { return false };
+        let Some(presented) = presented else {
+            return false;
+        };
         self.0.iter().fold(false, |found, token| {
             found | bool::from(token.as_bytes().ct_eq(presented.as_bytes()))
         })
@@ -38,9 +40,15 @@ impl Tokens {
 
 /// The token a handshake carries: `Authorization: Bearer T` first, then
 /// `?token=T`.
-pub fn presented_token<'a>(authorization: Option<&'a str>, query_token: Option<&'a str>) -> Option<&'a str> {
+pub fn presented_token<'a>(
+    authorization: Option<&'a str>,
+    query_token: Option<&'a str>,
+) -> Option<&'a str> {
     authorization
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .or(query_token)
 }

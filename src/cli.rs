@@ -114,7 +114,12 @@ pub struct ServeArgs {
     #[arg(long, requires = "replay")]
     pub strict: bool,
     /// Accepted bearer token (repeatable). With none, no authentication.
-    #[arg(long = "token", env = "TICKFEED_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "token",
+        env = "TICKFEED_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub tokens: Vec<String>,
     /// PEM certificate chain: serve https:// and wss:// (needs --tls-key).
     #[arg(long, requires = "tls_key")]
@@ -124,7 +129,11 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Browser origin allowed to open /ws, e.g. https://dash.example.com
     /// (repeatable; * allows any). With none, every origin is allowed.
-    #[arg(long = "allowed-origin", env = "TICKFEED_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "TICKFEED_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
     /// Longest time for a TLS handshake and for an HTTP request head.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -155,29 +164,44 @@ pub enum ConfigError {
 }
 
 fn invalid(flag: &'static str, msg: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { flag, msg: msg.into() }
+    ConfigError::Invalid {
+        flag,
+        msg: msg.into(),
+    }
 }
 
 impl ServeArgs {
     /// Validates the flags into a [`ServeConfig`].
     pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
         if !(self.rate > 0.0 && self.rate.is_finite()) {
-            return Err(invalid("rate", "must be a positive number of updates per second"));
+            return Err(invalid(
+                "rate",
+                "must be a positive number of updates per second",
+            ));
         }
         if !(self.skew >= 0.0 && self.skew.is_finite()) {
             return Err(invalid("skew", "must be 0 (uniform) or more"));
         }
         if self.heartbeat.is_zero() || self.stall_timeout.is_zero() {
-            return Err(invalid("heartbeat", "--heartbeat and --stall-timeout must be above zero"));
+            return Err(invalid(
+                "heartbeat",
+                "--heartbeat and --stall-timeout must be above zero",
+            ));
         }
         if self.max_requests_per_sec <= 0.0 || self.request_burst < 1.0 {
-            return Err(invalid("max-requests-per-sec", "rate must be above 0 and burst at least 1"));
+            return Err(invalid(
+                "max-requests-per-sec",
+                "rate must be above 0 and burst at least 1",
+            ));
         }
         if self.handshake_timeout.is_zero() {
             return Err(invalid("handshake-timeout", "must be above zero"));
         }
         if self.max_request_bytes > self.max_message_bytes {
-            return Err(invalid("max-request-bytes", "must not exceed --max-message-bytes"));
+            return Err(invalid(
+                "max-request-bytes",
+                "must not exceed --max-message-bytes",
+            ));
         }
         let base = match &self.universe {
             Some(path) => universe::load(path)?,
@@ -188,7 +212,10 @@ impl ServeArgs {
             return Err(invalid("symbols", "must be at least 1"));
         }
         if count > self.max_symbols {
-            return Err(invalid("symbols", format!("{count} exceeds --max-symbols {}", self.max_symbols)));
+            return Err(invalid(
+                "symbols",
+                format!("{count} exceeds --max-symbols {}", self.max_symbols),
+            ));
         }
         let seed = self.seed.unwrap_or_else(rand::random);
         let listings = universe::sized(base, count, seed);
@@ -199,7 +226,9 @@ impl ServeArgs {
             skew: self.skew,
         }));
         if !self.replay.is_empty() {
-            config.source = SourceConfig::Replay(crate::source::replay::ReplayConfig::prepare(self.replay_options())?);
+            config.source = SourceConfig::Replay(crate::source::replay::ReplayConfig::prepare(
+                self.replay_options(),
+            )?);
         }
         config.listen = self.listen;
         config.limits = Limits {
@@ -226,8 +255,9 @@ impl ServeArgs {
         config.handshake_timeout = self.handshake_timeout;
         config.nats = match (self.nats, self.role) {
             (Some(url), Some(role)) => {
-                url.parse::<async_nats::ServerAddr>()
-                    .map_err(|e| invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222")))?;
+                url.parse::<async_nats::ServerAddr>().map_err(|e| {
+                    invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222"))
+                })?;
                 Some(crate::nats::NatsConfig { url, role })
             }
             _ => None,
@@ -243,7 +273,10 @@ impl ServeArgs {
             format: self.format,
             speed: self.speed,
             looping: self.looping,
-            window: crate::feed::time::WindowArgs { from: self.from, to: self.to },
+            window: crate::feed::time::WindowArgs {
+                from: self.from,
+                to: self.to,
+            },
             strict: self.strict,
         }
     }
@@ -259,12 +292,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             Err(format!("{text:?} is not a duration"))
         };
     }
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e}); try 15s or 500ms"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); try 15s or 500ms"))
 }
 
 /// `65536`, `64k`, `64KiB`, `1M`, `1MiB`: binary multiples.
 pub fn parse_size(text: &str) -> Result<usize, String> {
-    let (number, multiplier) = split_unit(text, &[("kib", 1 << 10), ("k", 1 << 10), ("mib", 1 << 20), ("m", 1 << 20), ("gib", 1 << 30), ("g", 1 << 30), ("b", 1)]);
+    let (number, multiplier) = split_unit(
+        text,
+        &[
+            ("kib", 1 << 10),
+            ("k", 1 << 10),
+            ("mib", 1 << 20),
+            ("m", 1 << 20),
+            ("gib", 1 << 30),
+            ("g", 1 << 30),
+            ("b", 1),
+        ],
+    );
     number
         .parse::<usize>()
         .ok()
@@ -299,7 +344,8 @@ mod tests {
     use super::*;
 
     fn serve(args: &[&str]) -> Result<ServeConfig, String> {
-        let cli = Cli::try_parse_from(std::iter::once("tickfeed").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let cli = Cli::try_parse_from(std::iter::once("tickfeed").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
         let args = match cli.command {
             Some(Command::Serve(a)) => a,
             Some(other) => return Err(format!("not serve: {other:?}")),
@@ -315,7 +361,9 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert!(!config.tokens.enabled());
         let sub = serve(&["serve", "--rate", "20k", "--symbols", "1000", "--skew", "0"]).unwrap();
-        let SourceConfig::Generator(g) = sub.source else { panic!("the generator is the default source") };
+        let SourceConfig::Generator(g) = sub.source else {
+            panic!("the generator is the default source")
+        };
         assert_eq!((g.rate, g.listings.len(), g.skew), (20_000.0, 1000, 0.0));
     }
 
@@ -332,18 +380,44 @@ mod tests {
     #[test]
     fn bad_flags_say_which_flag() {
         assert!(serve(&["--rate", "0"]).unwrap_err().contains("--rate"));
-        assert!(serve(&["--symbols", "0"]).unwrap_err().contains("--symbols"));
-        assert!(serve(&["--listen", "nowhere"]).unwrap_err().contains("--listen"));
-        assert!(serve(&["--heartbeat", "soon"]).unwrap_err().contains("not a duration"));
+        assert!(
+            serve(&["--symbols", "0"])
+                .unwrap_err()
+                .contains("--symbols")
+        );
+        assert!(
+            serve(&["--listen", "nowhere"])
+                .unwrap_err()
+                .contains("--listen")
+        );
+        assert!(
+            serve(&["--heartbeat", "soon"])
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 
     #[test]
     fn nats_is_opt_in_and_needs_a_role_and_a_valid_url() {
         assert!(serve(&[]).unwrap().nats.is_none(), "no broker by default");
-        let edge = serve(&["--nats", "nats://127.0.0.1:4222", "--role", "edge"]).unwrap().nats.unwrap();
-        assert_eq!((edge.url.as_str(), edge.role), ("nats://127.0.0.1:4222", crate::nats::NatsRole::Edge));
-        assert!(serve(&["--nats", "nats://127.0.0.1:4222"]).unwrap_err().contains("--role"));
+        let edge = serve(&["--nats", "nats://127.0.0.1:4222", "--role", "edge"])
+            .unwrap()
+            .nats
+            .unwrap();
+        assert_eq!(
+            (edge.url.as_str(), edge.role),
+            ("nats://127.0.0.1:4222", crate::nats::NatsRole::Edge)
+        );
+        assert!(
+            serve(&["--nats", "nats://127.0.0.1:4222"])
+                .unwrap_err()
+                .contains("--role")
+        );
         assert!(serve(&["--role", "source"]).unwrap_err().contains("--nats"));
-        assert!(serve(&["--nats", "nats://[x", "--role", "source"]).unwrap_err().contains("--nats"));
+        assert!(
+            serve(&["--nats", "nats://[x", "--role", "source"])
+                .unwrap_err()
+                .contains("--nats")
+        );
     }
 }

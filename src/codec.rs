@@ -40,7 +40,9 @@ impl Encoding {
     }
 
     pub fn from_subprotocol(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.subprotocol() == value.trim())
+        Self::ALL
+            .into_iter()
+            .find(|e| e.subprotocol() == value.trim())
     }
 
     pub fn from_name(value: &str) -> Option<Self> {
@@ -123,7 +125,9 @@ impl EncodedTick {
             Encoding::Json => {
                 // Shared bytes end in `"n":0}`: keep `"n":`, write n, close.
                 frame.buf.put_slice(&bytes[..bytes.len() - 2]);
-                frame.buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
+                frame
+                    .buf
+                    .put_slice(itoa::Buffer::new().format(n).as_bytes());
                 frame.buf.put_u8(b'}');
             }
             Encoding::Msgpack => {
@@ -283,7 +287,10 @@ mod tests {
                     Encoding::Msgpack => rmp_serde::from_slice(&bytes).unwrap(),
                 };
                 assert_eq!(events.len(), count);
-                assert_eq!(events[count - 1], Event::Tick(tick(((count - 1) % 3) as u32)));
+                assert_eq!(
+                    events[count - 1],
+                    Event::Tick(tick(((count - 1) % 3) as u32))
+                );
                 assert!(frame.is_empty(), "builder starts afresh");
             }
         }

@@ -38,7 +38,13 @@ pub struct ListenerSettings {
 /// Accepts and serves connections until `stop` fires, then lets each open
 /// HTTP connection finish its current request. Upgraded WebSocket sessions
 /// run on their own tasks and close themselves on the same signal.
-pub async fn serve(listener: TcpListener, app: axum::Router, settings: ListenerSettings, mut stop: Shutdown, done: DoneGuard) {
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    settings: ListenerSettings,
+    mut stop: Shutdown,
+    done: DoneGuard,
+) {
     let settings = Arc::new(settings);
     loop {
         let accepted = tokio::select! {
@@ -57,14 +63,23 @@ pub async fn serve(listener: TcpListener, app: axum::Router, settings: ListenerS
             }
         };
         tune_socket(&tcp, settings.send_buffer);
-        tokio::spawn(connection(tcp, app.clone(), settings.clone(), stop.clone(), done.clone()));
+        tokio::spawn(connection(
+            tcp,
+            app.clone(),
+            settings.clone(),
+            stop.clone(),
+            done.clone(),
+        ));
     }
 }
 
 /// Errors that concern one connection only, not the listener.
 fn is_per_connection(error: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+    )
 }
 
 /// Per-connection socket options: no Nagle delay (the server batches
@@ -82,7 +97,13 @@ fn tune_socket(tcp: &TcpStream, send_buffer: usize) {
 }
 
 /// One connection, from the TLS handshake (if any) to its last request.
-async fn connection(tcp: TcpStream, app: axum::Router, settings: Arc<ListenerSettings>, mut stop: Shutdown, _done: DoneGuard) {
+async fn connection(
+    tcp: TcpStream,
+    app: axum::Router,
+    settings: Arc<ListenerSettings>,
+    mut stop: Shutdown,
+    _done: DoneGuard,
+) {
     let Some(tls) = &settings.tls else {
         return serve_http(tcp, app, &settings, stop).await;
     };
@@ -105,7 +126,9 @@ where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(settings.handshake_timeout);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.handshake_timeout);
     let connection = builder
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();

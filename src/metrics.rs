@@ -24,28 +24,80 @@ struct StageLabels {
 pub fn render(snapshot: &StatsSnapshot) -> String {
     let mut registry = Registry::with_prefix("tickfeed");
     let gauges: [(&str, &str, u64); 4] = [
-        ("connections", "Open WebSocket connections", snapshot.connections),
-        ("subscriptions", "Subscriptions held by all connections (* counts once)", snapshot.subscriptions),
-        ("symbols", "Symbols known to the router", snapshot.symbols as u64),
-        ("uptime_seconds", "Seconds since the server started", snapshot.uptime_s as u64),
+        (
+            "connections",
+            "Open WebSocket connections",
+            snapshot.connections,
+        ),
+        (
+            "subscriptions",
+            "Subscriptions held by all connections (* counts once)",
+            snapshot.subscriptions,
+        ),
+        (
+            "symbols",
+            "Symbols known to the router",
+            snapshot.symbols as u64,
+        ),
+        (
+            "uptime_seconds",
+            "Seconds since the server started",
+            snapshot.uptime_s as u64,
+        ),
     ];
     for (name, help, value) in gauges {
         registry.register(name, help, ConstGauge::new(value as i64));
     }
     let counters: [(&str, &str, u64); 13] = [
-        ("connections_accepted", "WebSocket connections accepted", snapshot.connections_total),
-        ("connections_refused", "Handshakes refused (limit or auth)", snapshot.connections_refused),
+        (
+            "connections_accepted",
+            "WebSocket connections accepted",
+            snapshot.connections_total,
+        ),
+        (
+            "connections_refused",
+            "Handshakes refused (limit or auth)",
+            snapshot.connections_refused,
+        ),
         ("ticks_in", "Source updates routed", snapshot.ticks_in),
-        ("events_out", "Tick events written to clients", snapshot.events_out),
-        ("events_conflated", "Tick events sent with n > 0", snapshot.events_conflated),
-        ("updates_merged", "Source updates merged by conflation (sum of n)", snapshot.updates_merged),
-        ("snapshots_out", "Snapshot ticks sent", snapshot.snapshots_out),
+        (
+            "events_out",
+            "Tick events written to clients",
+            snapshot.events_out,
+        ),
+        (
+            "events_conflated",
+            "Tick events sent with n > 0",
+            snapshot.events_conflated,
+        ),
+        (
+            "updates_merged",
+            "Source updates merged by conflation (sum of n)",
+            snapshot.updates_merged,
+        ),
+        (
+            "snapshots_out",
+            "Snapshot ticks sent",
+            snapshot.snapshots_out,
+        ),
         ("frames_out", "Data frames written", snapshot.frames_out),
         ("bytes_out", "Data frame bytes written", snapshot.bytes_out),
         ("requests", "Client requests received", snapshot.requests),
-        ("request_errors", "Client requests refused", snapshot.request_errors),
-        ("slow_consumer_closes", "Connections closed as slow consumers", snapshot.slow_consumer_closes),
-        ("heartbeat_closes", "Connections closed for missing heartbeats", snapshot.heartbeat_closes),
+        (
+            "request_errors",
+            "Client requests refused",
+            snapshot.request_errors,
+        ),
+        (
+            "slow_consumer_closes",
+            "Connections closed as slow consumers",
+            snapshot.slow_consumer_closes,
+        ),
+        (
+            "heartbeat_closes",
+            "Connections closed for missing heartbeats",
+            snapshot.heartbeat_closes,
+        ),
     ];
     for (name, help, value) in counters {
         registry.register(name, help, ConstCounter::new(value));
@@ -54,19 +106,43 @@ pub fn render(snapshot: &StatsSnapshot) -> String {
     let samples = Family::<StageLabels, Gauge<i64>>::default();
     if let serde_json::Value::Object(stages) = &snapshot.latency_us {
         for (stage, value) in stages {
-            let Ok(p) = serde_json::from_value::<Percentiles>(value.clone()) else { continue };
-            for (quantile, v) in [("0.5", p.p50), ("0.9", p.p90), ("0.99", p.p99), ("0.999", p.p999), ("1", p.max)] {
+            let Ok(p) = serde_json::from_value::<Percentiles>(value.clone()) else {
+                continue;
+            };
+            for (quantile, v) in [
+                ("0.5", p.p50),
+                ("0.9", p.p90),
+                ("0.99", p.p99),
+                ("0.999", p.p999),
+                ("1", p.max),
+            ] {
                 latency
-                    .get_or_create(&LatencyLabels { stage: stage.clone(), quantile: quantile.into() })
+                    .get_or_create(&LatencyLabels {
+                        stage: stage.clone(),
+                        quantile: quantile.into(),
+                    })
                     .set(v);
             }
-            samples.get_or_create(&StageLabels { stage: stage.clone() }).set(p.count as i64);
+            samples
+                .get_or_create(&StageLabels {
+                    stage: stage.clone(),
+                })
+                .set(p.count as i64);
         }
     }
-    registry.register("latency_us", "Stage latency percentiles since start, microseconds", latency);
-    registry.register("latency_samples", "Events measured per stage since start", samples);
+    registry.register(
+        "latency_us",
+        "Stage latency percentiles since start, microseconds",
+        latency,
+    );
+    registry.register(
+        "latency_samples",
+        "Events measured per stage since start",
+        samples,
+    );
     let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).expect("writing to a String cannot fail");
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .expect("writing to a String cannot fail");
     text
 }
 
@@ -78,11 +154,16 @@ mod tests {
     #[test]
     fn exposition_names_counters_and_latency_quantiles() {
         let stats = Stats::new();
-        stats.ticks_in.fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .ticks_in
+            .fetch_add(5, std::sync::atomic::Ordering::Relaxed);
         let text = render(&stats.snapshot(3));
         assert!(text.contains("tickfeed_ticks_in_total 5"), "{text}");
         assert!(text.contains("tickfeed_symbols 3"), "{text}");
-        assert!(text.contains(r#"tickfeed_latency_us{stage="route",quantile="0.99"}"#), "{text}");
+        assert!(
+            text.contains(r#"tickfeed_latency_us{stage="route",quantile="0.99"}"#),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 }

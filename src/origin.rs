@@ -36,7 +36,9 @@ impl AllowedOrigins {
             }
             let normalised = normalise(raw);
             if normalised != "*" && !is_origin(&normalised) {
-                return Err(OriginError { value: raw.to_string() });
+                return Err(OriginError {
+                    value: raw.to_string(),
+                });
             }
             origins.push(normalised);
         }
@@ -54,7 +56,11 @@ impl AllowedOrigins {
             return true;
         }
         let origin = normalise(origin);
-        if self.0.iter().any(|allowed| allowed == "*" || *allowed == origin) {
+        if self
+            .0
+            .iter()
+            .any(|allowed| allowed == "*" || *allowed == origin)
+        {
             return true;
         }
         let origin_host = origin.split_once("://").map(|(_, authority)| authority);
@@ -68,9 +74,13 @@ fn normalise(origin: &str) -> String {
 
 /// `http(s)://host[:port]` and nothing else.
 fn is_origin(text: &str) -> bool {
-    let Ok(uri) = text.parse::<Uri>() else { return false };
+    let Ok(uri) = text.parse::<Uri>() else {
+        return false;
+    };
     matches!(uri.scheme_str(), Some("http" | "https"))
-        && uri.authority().is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+        && uri
+            .authority()
+            .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
         && matches!(uri.path(), "" | "/")
         && uri.query().is_none()
 }
@@ -113,7 +123,12 @@ mod tests {
 
     #[test]
     fn values_that_are_not_origins_are_refused_with_the_flag_name() {
-        for bad in ["example.com", "ftp://example.com", "https://example.com/path", "https://u@example.com"] {
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "https://example.com/path",
+            "https://u@example.com",
+        ] {
             let error = AllowedOrigins::parse(&[bad]).unwrap_err().to_string();
             assert!(error.starts_with("--allowed-origin"), "{error}");
         }

@@ -184,7 +184,14 @@ pub fn is_valid_symbol(name: &str) -> bool {
 /// Parse a request from JSON text.
 pub fn parse_json_request(text: &[u8]) -> Result<Request, RequestError> {
     let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
-        RequestError::new(None, ErrorCode::BadRequest, format!("not valid JSON: {}", truncate(&e.to_string(), MAX_ECHO_CHARS)))
+        RequestError::new(
+            None,
+            ErrorCode::BadRequest,
+            format!(
+                "not valid JSON: {}",
+                truncate(&e.to_string(), MAX_ECHO_CHARS)
+            ),
+        )
     })?;
     parse_request_value(value)
 }
@@ -195,7 +202,10 @@ pub fn parse_msgpack_request(bytes: &[u8]) -> Result<Request, RequestError> {
         RequestError::new(
             None,
             ErrorCode::BadRequest,
-            format!("not a valid MessagePack map: {}", truncate(&e.to_string(), MAX_ECHO_CHARS)),
+            format!(
+                "not a valid MessagePack map: {}",
+                truncate(&e.to_string(), MAX_ECHO_CHARS)
+            ),
         )
     })?;
     parse_request_value(value)
@@ -387,8 +397,8 @@ mod tests {
 
     #[test]
     fn msgpack_requests_parse_like_json() {
-        let bytes = rmp_serde::to_vec_named(&serde_json::json!({"op":"ping","id":4,"t":123}))
-            .unwrap();
+        let bytes =
+            rmp_serde::to_vec_named(&serde_json::json!({"op":"ping","id":4,"t":123})).unwrap();
         assert_eq!(
             parse_msgpack_request(&bytes).unwrap(),
             Request::Ping {
@@ -417,24 +427,34 @@ mod properties {
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
             any::<f64>().prop_map(Value::from),
-            prop_oneof![Just("*".to_string()), Just("AAPL".to_string()), ".{0,40}"].prop_map(Value::String),
+            prop_oneof![Just("*".to_string()), Just("AAPL".to_string()), ".{0,40}"]
+                .prop_map(Value::String),
             proptest::sample::select(OPS.to_vec()).prop_map(Value::from),
         ];
         let key = prop_oneof![
-            proptest::sample::select(vec!["op", "id", "symbols", "max_hz", "snapshot", "t"]).prop_map(String::from),
+            proptest::sample::select(vec!["op", "id", "symbols", "max_hz", "snapshot", "t"])
+                .prop_map(String::from),
             ".{0,8}",
         ];
         leaf.prop_recursive(3, 32, 6, move |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+                proptest::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
 
     fn check_refusal(error: &RequestError) -> Result<(), TestCaseError> {
-        prop_assert!(matches!(error.code, ErrorCode::BadRequest | ErrorCode::UnknownOp), "{error:?}");
-        prop_assert!(error.msg.len() <= 256, "an error message echoes too much: {} bytes", error.msg.len());
+        prop_assert!(
+            matches!(error.code, ErrorCode::BadRequest | ErrorCode::UnknownOp),
+            "{error:?}"
+        );
+        prop_assert!(
+            error.msg.len() <= 256,
+            "an error message echoes too much: {} bytes",
+            error.msg.len()
+        );
         Ok(())
     }
 

@@ -32,7 +32,9 @@ impl RequestBudget {
 
     /// Takes one request's token; false means `rate_limited`.
     pub fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate_per_sec).min(self.burst);
         self.refilled_at = now;
         if self.tokens >= 1.0 {

@@ -126,17 +126,30 @@ impl RouterHandle {
     ) -> Result<Subscribed, RouterGone> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Subscribe { client, mailbox, symbols, reply })
+            .send(Command::Subscribe {
+                client,
+                mailbox,
+                symbols,
+                reply,
+            })
             .await
             .map_err(|_| RouterGone)?;
         rx.await.map_err(|_| RouterGone)
     }
 
     /// Removes `symbols` (or everything, for `All`); returns the ids removed.
-    pub async fn unsubscribe(&self, client: ClientId, symbols: SymbolSet) -> Result<Vec<SymbolId>, RouterGone> {
+    pub async fn unsubscribe(
+        &self,
+        client: ClientId,
+        symbols: SymbolSet,
+    ) -> Result<Vec<SymbolId>, RouterGone> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Unsubscribe { client, symbols, reply })
+            .send(Command::Unsubscribe {
+                client,
+                symbols,
+                reply,
+            })
             .await
             .map_err(|_| RouterGone)?;
         rx.await.map_err(|_| RouterGone)
@@ -213,7 +226,12 @@ impl Router {
     }
 
     /// Starts the router task; returns the handle sessions use.
-    pub fn spawn(self, source: SourceReceiver, shutdown: Shutdown, done: DoneGuard) -> RouterHandle {
+    pub fn spawn(
+        self,
+        source: SourceReceiver,
+        shutdown: Shutdown,
+        done: DoneGuard,
+    ) -> RouterHandle {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let handle = RouterHandle {
             commands: tx,
@@ -226,7 +244,12 @@ impl Router {
         handle
     }
 
-    async fn run(mut self, mut source: SourceReceiver, mut commands: mpsc::Receiver<Command>, mut shutdown: Shutdown) {
+    async fn run(
+        mut self,
+        mut source: SourceReceiver,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: Shutdown,
+    ) {
         let mut source_open = true;
         loop {
             tokio::select! {
@@ -279,10 +302,19 @@ impl Router {
     /// Fans a batch out: store each tick as its symbol's latest, then mark
     /// the mailbox of every subscriber.
     pub fn route(&mut self, batch: Vec<Tick>) {
-        record_latencies(&self.stats, Stage::Route, now_ns(), batch.iter().map(|t| t.ts));
-        self.stats.ticks_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        record_latencies(
+            &self.stats,
+            Stage::Route,
+            now_ns(),
+            batch.iter().map(|t| t.ts),
+        );
+        self.stats
+            .ticks_in
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         for tick in batch {
-            let Some(id) = self.intern(&tick.sym) else { continue };
+            let Some(id) = self.intern(&tick.sym) else {
+                continue;
+            };
             self.table.store(id, Arc::new(EncodedTick::new(tick)));
             for sub in self.topics[id as usize].iter().chain(&self.wildcard) {
                 sub.mailbox.mark(id);
@@ -292,12 +324,21 @@ impl Router {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Subscribe { client, mailbox, symbols, reply } => {
+            Command::Subscribe {
+                client,
+                mailbox,
+                symbols,
+                reply,
+            } => {
                 let all = matches!(symbols, SymbolSet::All);
                 let subscribed = self.subscribe(client, mailbox, symbols);
                 self.reply_when_warm(subscribed, all, reply);
             }
-            Command::Unsubscribe { client, symbols, reply } => {
+            Command::Unsubscribe {
+                client,
+                symbols,
+                reply,
+            } => {
                 let _ = reply.send(self.unsubscribe(client, symbols));
             }
             Command::Leave { client } => {
@@ -313,7 +354,12 @@ impl Router {
         }
     }
 
-    pub fn subscribe(&mut self, client: ClientId, mailbox: Arc<Mailbox>, symbols: SymbolSet) -> Subscribed {
+    pub fn subscribe(
+        &mut self,
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: SymbolSet,
+    ) -> Subscribed {
         let mut reply = Subscribed::default();
         match symbols {
             SymbolSet::All => {
@@ -323,7 +369,9 @@ impl Router {
                     }
                     self.wildcard.push(Subscriber { client, mailbox });
                 }
-                reply.granted = (0..self.topics.len() as SymbolId).map(|id| self.grant(id)).collect();
+                reply.granted = (0..self.topics.len() as SymbolId)
+                    .map(|id| self.grant(id))
+                    .collect();
             }
             SymbolSet::Named(names) => {
                 let held = self.clients.entry(client).or_default();
@@ -354,12 +402,16 @@ impl Router {
     }
 
     fn names(&self, ids: &[SymbolId]) -> Vec<Arc<str>> {
-        ids.iter().filter_map(|&id| self.table.cell(id).name().cloned()).collect()
+        ids.iter()
+            .filter_map(|&id| self.table.cell(id).name().cloned())
+            .collect()
     }
 
     /// Reports names that just got their first subscriber.
     fn want(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
-        let Some(interest) = &self.interest else { return };
+        let Some(interest) = &self.interest else {
+            return;
+        };
         for name in names {
             if interest.send(Interest::Wanted(name.clone())).is_ok() {
                 self.warming.insert(name);
@@ -369,7 +421,9 @@ impl Router {
 
     /// Reports names whose last subscriber left.
     fn unwant(&self, names: impl IntoIterator<Item = Arc<str>>) {
-        let Some(interest) = &self.interest else { return };
+        let Some(interest) = &self.interest else {
+            return;
+        };
         for name in names {
             let _ = interest.send(Interest::Unwanted(name));
         }
@@ -377,14 +431,22 @@ impl Router {
 
     /// Answers a subscribe now, or once every one of its symbols that is
     /// still warming is [`ready`](Self::ready).
-    fn reply_when_warm(&mut self, subscribed: Subscribed, all: bool, reply: oneshot::Sender<Subscribed>) {
+    fn reply_when_warm(
+        &mut self,
+        subscribed: Subscribed,
+        all: bool,
+        reply: oneshot::Sender<Subscribed>,
+    ) {
         let waiting: Vec<Arc<str>> = if self.warming.is_empty() {
             Vec::new()
         } else if all {
             self.warming.iter().cloned().collect()
         } else {
             let granted: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
-            self.names(&granted).into_iter().filter(|n| self.warming.contains(n)).collect()
+            self.names(&granted)
+                .into_iter()
+                .filter(|n| self.warming.contains(n))
+                .collect()
         };
         if waiting.is_empty() {
             let _ = reply.send(subscribed);
@@ -413,11 +475,16 @@ impl Router {
                 continue;
             }
             let granted = if parked.all {
-                (0..self.topics.len() as SymbolId).map(|id| self.grant(id)).collect()
+                (0..self.topics.len() as SymbolId)
+                    .map(|id| self.grant(id))
+                    .collect()
             } else {
                 parked.ids.into_iter().map(|id| self.grant(id)).collect()
             };
-            let _ = parked.reply.send(Subscribed { granted, unknown: parked.unknown });
+            let _ = parked.reply.send(Subscribed {
+                granted,
+                unknown: parked.unknown,
+            });
         }
     }
 
@@ -433,7 +500,8 @@ impl Router {
                 if had_wildcard && self.wildcard.is_empty() {
                     self.unwant([Arc::from(WILDCARD)]);
                 }
-                let removed: Vec<SymbolId> = self.clients.remove(&client).into_iter().flatten().collect();
+                let removed: Vec<SymbolId> =
+                    self.clients.remove(&client).into_iter().flatten().collect();
                 (removed.clone(), removed)
             }
             SymbolSet::Named(names) => {
@@ -508,7 +576,11 @@ pub(crate) mod tests {
         let (a, b) = (Arc::new(Mailbox::new(64)), Arc::new(Mailbox::new(64)));
         let sub = r.subscribe(1, a.clone(), named(&["AAPL", "NOPE"]));
         assert_eq!(sub.unknown, ["NOPE"]);
-        assert_eq!(sub.granted[0].latest.as_ref().unwrap().seq(), 1, "snapshot baseline");
+        assert_eq!(
+            sub.granted[0].latest.as_ref().unwrap().seq(),
+            1,
+            "snapshot baseline"
+        );
         r.subscribe(2, b.clone(), named(&["MSFT"]));
         r.route(vec![tick("AAPL", 2), tick("AAPL", 3), tick("AAPL", 4)]);
         assert_eq!(pending(&a), [0]);
@@ -538,14 +610,26 @@ pub(crate) mod tests {
         r.subscribe(1, m.clone(), named(&["AAPL"]));
         r.subscribe(1, m, SymbolSet::All);
         r.unsubscribe(1, SymbolSet::All);
-        assert_eq!((r.subscriber_count(0), r.wildcard.len(), r.clients.len()), (0, 0, 0));
+        assert_eq!(
+            (r.subscriber_count(0), r.wildcard.len(), r.clients.len()),
+            (0, 0, 0)
+        );
     }
 
     /// Sends a subscribe the way a session does; the reply comes later.
-    fn subscribe_command(r: &mut Router, client: ClientId, symbols: SymbolSet) -> oneshot::Receiver<Subscribed> {
+    fn subscribe_command(
+        r: &mut Router,
+        client: ClientId,
+        symbols: SymbolSet,
+    ) -> oneshot::Receiver<Subscribed> {
         let (reply, rx) = oneshot::channel();
         let mailbox = Arc::new(Mailbox::new(64));
-        r.handle(Command::Subscribe { client, mailbox, symbols, reply });
+        r.handle(Command::Subscribe {
+            client,
+            mailbox,
+            symbols,
+            reply,
+        });
         rx
     }
 
@@ -567,10 +651,17 @@ pub(crate) mod tests {
         r.route(vec![tick("AAPL", 7)]);
         r.ready(&["AAPL".into()]);
         let granted = first.try_recv().expect("answered once ready").granted;
-        assert_eq!(granted[0].latest.as_ref().unwrap().seq(), 7, "snapshot is the fetched value");
+        assert_eq!(
+            granted[0].latest.as_ref().unwrap().seq(),
+            7,
+            "snapshot is the fetched value"
+        );
 
         let mut second = subscribe_command(&mut r, 2, named(&["AAPL"]));
-        assert!(second.try_recv().is_ok(), "already wanted: answered at once");
+        assert!(
+            second.try_recv().is_ok(),
+            "already wanted: answered at once"
+        );
         r.unsubscribe(1, named(&["AAPL"]));
         assert!(drain(&mut rx).is_empty(), "one subscriber left");
         r.handle(Command::Leave { client: 2 });
@@ -592,7 +683,15 @@ pub(crate) mod tests {
     fn without_an_interest_hook_subscribes_are_answered_at_once() {
         let mut r = router();
         r.intern(&"AAPL".into());
-        assert!(subscribe_command(&mut r, 1, named(&["AAPL"])).try_recv().is_ok());
-        assert!(subscribe_command(&mut r, 2, SymbolSet::All).try_recv().is_ok());
+        assert!(
+            subscribe_command(&mut r, 1, named(&["AAPL"]))
+                .try_recv()
+                .is_ok()
+        );
+        assert!(
+            subscribe_command(&mut r, 2, SymbolSet::All)
+                .try_recv()
+                .is_ok()
+        );
     }
 }

@@ -37,7 +37,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Source(#[from] source::SourceError),
     #[error(transparent)]
@@ -71,7 +74,10 @@ impl RunningServer {
     /// Closes every client with 1001 after flushing, stops every task, and
     /// returns once all are done (or the grace period ran out).
     pub async fn shutdown(mut self) {
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.trigger.stop_and_wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.trigger.stop_and_wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown grace period of {SHUTDOWN_GRACE:?} ran out");
         }
     }
@@ -81,8 +87,14 @@ impl RunningServer {
 pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let trigger = ShutdownTrigger::new();
     let stats = Arc::new(Stats::new());
     let table = Arc::new(SymbolTable::new(config.max_symbols));
@@ -96,18 +108,32 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         let mut router = Router::new(table, stats.clone());
         let first_message = router.first_message();
         match nats {
-            None => source::spawn(&config.source, source_tx, stats.clone(), trigger.subscribe(), trigger.guard())?,
+            None => source::spawn(
+                &config.source,
+                source_tx,
+                stats.clone(),
+                trigger.subscribe(),
+                trigger.guard(),
+            )?,
             Some(node) => {
-                if let Some(interest) = node.spawn(&config.source, source_tx, stats.clone(), &trigger)? {
+                if let Some(interest) =
+                    node.spawn(&config.source, source_tx, stats.clone(), &trigger)?
+                {
                     router = router.with_interest(interest);
                 }
             }
         }
-        Ok::<_, ServeError>((router.spawn(source_rx, trigger.subscribe(), trigger.guard()), first_message))
+        Ok::<_, ServeError>((
+            router.spawn(source_rx, trigger.subscribe(), trigger.guard()),
+            first_message,
+        ))
     })?;
     // Take clients only once the source's symbols exist, so the first
     // `hello` and `symbols` already list them (bounded for remote sources).
-    if tokio::time::timeout(SOURCE_START_GRACE, first_message).await.is_err() {
+    if tokio::time::timeout(SOURCE_START_GRACE, first_message)
+        .await
+        .is_err()
+    {
         tracing::warn!("the source sent nothing within {SOURCE_START_GRACE:?}; serving anyway");
     }
     let settings = Arc::new(SessionSettings {
@@ -136,13 +162,28 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         tls: config.tls.clone(),
         handshake_timeout: config.handshake_timeout,
     };
-    tokio::spawn(listener::serve(listener, routes(state), listening, trigger.subscribe(), trigger.guard()));
-    Ok(RunningServer { addr, stats, router, trigger })
+    tokio::spawn(listener::serve(
+        listener,
+        routes(state),
+        listening,
+        trigger.subscribe(),
+        trigger.guard(),
+    ));
+    Ok(RunningServer {
+        addr,
+        stats,
+        router,
+        trigger,
+    })
 }
 
 /// Runs until `signal` resolves, then shuts down gracefully.
 pub async fn run(config: ServeConfig, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = start(config).await?;
     println!("tickfeed listening on {scheme}://{}", server.addr);
     tracing::info!(addr = %server.addr, "listening on {scheme}://{}", server.addr);
@@ -180,9 +221,14 @@ impl Drop for ConnectionSlot {
 
 /// Picks the encoding: subprotocol first (client's order), then
 /// `?encoding=`, then JSON. Returns the subprotocol to echo.
-fn negotiate(ws: &WebSocketUpgrade, query: Option<&str>) -> Result<(Encoding, Option<&'static str>), String> {
+fn negotiate(
+    ws: &WebSocketUpgrade,
+    query: Option<&str>,
+) -> Result<(Encoding, Option<&'static str>), String> {
     for requested in ws.requested_protocols() {
-        let Ok(text) = requested.to_str() else { continue };
+        let Ok(text) = requested.to_str() else {
+            continue;
+        };
         for offered in text.split(',') {
             if let Some(encoding) = Encoding::from_subprotocol(offered) {
                 return Ok((encoding, Some(encoding.subprotocol())));
@@ -204,16 +250,39 @@ async fn ws_handler(
     ws: WebSocketUpgrade,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
-    if !app.origins.allows(origin, headers.get(header::HOST).and_then(|h| h.to_str().ok())) {
-        app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+    if !app.origins.allows(
+        origin,
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    ) {
+        app.stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(origin, "handshake refused: origin not allowed");
-        return (StatusCode::FORBIDDEN, "forbidden: this origin is not in --allowed-origin\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "forbidden: this origin is not in --allowed-origin\n",
+        )
+            .into_response();
     }
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-    if !app.tokens.accepts(presented_token(authorization, query.token.as_deref())) {
-        app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(token_present = authorization.is_some() || query.token.is_some(), "handshake refused: unauthorized");
-        return (StatusCode::UNAUTHORIZED, "unauthorized: send Authorization: Bearer TOKEN or ?token=TOKEN\n").into_response();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if !app
+        .tokens
+        .accepts(presented_token(authorization, query.token.as_deref()))
+    {
+        app.stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            token_present = authorization.is_some() || query.token.is_some(),
+            "handshake refused: unauthorized"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: send Authorization: Bearer TOKEN or ?token=TOKEN\n",
+        )
+            .into_response();
     }
     let (encoding, protocol) = match negotiate(&ws, query.encoding.as_deref()) {
         Ok(chosen) => chosen,
@@ -223,10 +292,15 @@ async fn ws_handler(
     let open = app.stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let slot = ConnectionSlot(app.stats.clone());
     if open as usize > limits.max_connections || app.shutdown.is_stopping() {
-        app.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+        app.stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("server full: {} connections (--max-connections)\n", limits.max_connections),
+            format!(
+                "server full: {} connections (--max-connections)\n",
+                limits.max_connections
+            ),
         )
             .into_response();
     }
@@ -248,7 +322,9 @@ async fn ws_handler(
         let session = Session::new(socket, app.settings.clone(), client, encoding);
         let stop = session.run(session_id.clone(), app.shutdown.clone()).await;
         match &stop {
-            Stop::ClientClosed | Stop::ShuttingDown => tracing::debug!(session = %session_id, ?stop, "session ended"),
+            Stop::ClientClosed | Stop::ShuttingDown => {
+                tracing::debug!(session = %session_id, ?stop, "session ended")
+            }
             Stop::SocketError(e) => tracing::debug!(session = %session_id, "session ended: {e}"),
             other => tracing::info!(session = %session_id, ?other, "session closed by server"),
         }
@@ -259,5 +335,7 @@ async fn ws_handler(
 fn new_session_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }

@@ -205,8 +205,14 @@ impl Stats {
             if stage == Stage::Hop && total.is_empty() {
                 continue;
             }
-            latency_us.insert(stage.name().into(), serde_json::to_value(Percentiles::of(&total)).expect("plain data"));
-            recent_us.insert(stage.name().into(), serde_json::to_value(Percentiles::of(&recent)).expect("plain data"));
+            latency_us.insert(
+                stage.name().into(),
+                serde_json::to_value(Percentiles::of(&total)).expect("plain data"),
+            );
+            recent_us.insert(
+                stage.name().into(),
+                serde_json::to_value(Percentiles::of(&recent)).expect("plain data"),
+            );
         }
         StatsSnapshot {
             uptime_s: (self.uptime().as_secs_f64() * 10.0).round() / 10.0,
@@ -281,14 +287,21 @@ thread_local! {
 
 /// Records `now_ns - ts` for every `ts` into this thread's histogram of
 /// `stage`, merging into `stats` when a flush is due.
-pub fn record_latencies(stats: &Stats, stage: Stage, now_ns: u64, ts: impl IntoIterator<Item = u64>) {
+pub fn record_latencies(
+    stats: &Stats,
+    stage: Stage,
+    now_ns: u64,
+    ts: impl IntoIterator<Item = u64>,
+) {
     LOCAL.with(|local| {
         let mut local = local.borrow_mut();
         let hist = &mut local.stages[stage as usize];
         for ts in ts {
             hist.saturating_record(now_ns.saturating_sub(ts).clamp(1, MAX_TRACKED_NS));
         }
-        let due = local.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL);
+        let due = local
+            .last_flush
+            .is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL);
         if due {
             local.last_flush = Some(Instant::now());
             for stage in Stage::ALL {
@@ -317,7 +330,10 @@ mod tests {
         let (total, recent) = stats.histograms(Stage::Deliver);
         assert_eq!((total.len(), recent.len()), (2, 2));
         let p = Percentiles::of(&total);
-        assert!(p.p50 >= 999.0 && p.p50 <= 1001.0 && p.max >= 3995.0, "{p:?}");
+        assert!(
+            p.p50 >= 999.0 && p.p50 <= 1001.0 && p.max >= 3995.0,
+            "{p:?}"
+        );
     }
 
     #[test]

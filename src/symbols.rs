@@ -114,7 +114,9 @@ impl SymbolTable {
             capacity: self.capacity(),
         })?;
         cell.name.set(name).expect("router is the only writer");
-        let _ = cell.history.set((0..HISTORY).map(|_| ArcSwapOption::empty()).collect());
+        let _ = cell
+            .history
+            .set((0..HISTORY).map(|_| ArcSwapOption::empty()).collect());
         self.len.store(id + 1, Ordering::Release);
         Ok(id as SymbolId)
     }
@@ -139,7 +141,10 @@ mod tests {
         assert_eq!(table.push("A".into()).unwrap(), 0);
         assert_eq!(table.push("B".into()).unwrap(), 1);
         assert!(table.push("C".into()).is_err());
-        let names: Vec<_> = table.iter().map(|(_, c)| c.name().unwrap().to_string()).collect();
+        let names: Vec<_> = table
+            .iter()
+            .map(|(_, c)| c.name().unwrap().to_string())
+            .collect();
         assert_eq!(names, ["A", "B"]);
         assert_eq!(table.cell(0).latest_seq(), 0);
     }

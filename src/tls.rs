@@ -40,19 +40,28 @@ pub enum TlsError {
     #[error("--tls-key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("--tls-cert {cert} and --tls-key {key} do not make a usable pair: {reason}")]
-    Pair { cert: PathBuf, key: PathBuf, reason: String },
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
 }
 
 /// Reads a PEM certificate chain (leaf first) and a PEM private key
 /// (PKCS#8, PKCS#1 or SEC1).
 pub fn load(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
-    let cert_error = |reason: String| TlsError::Certificate { path: cert.to_path_buf(), reason };
+    let cert_error = |reason: String| TlsError::Certificate {
+        path: cert.to_path_buf(),
+        reason,
+    };
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| cert_error(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| cert_error(e.to_string()))?;
     if chain.is_empty() {
-        return Err(cert_error("no CERTIFICATE section found; expected a PEM file".into()));
+        return Err(cert_error(
+            "no CERTIFICATE section found; expected a PEM file".into(),
+        ));
     }
     let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.to_path_buf(),
@@ -61,9 +70,15 @@ pub fn load(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
     let mut config = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, private_key)
-        .map_err(|e| TlsError::Pair { cert: cert.to_path_buf(), key: key.to_path_buf(), reason: e.to_string() })?;
+        .map_err(|e| TlsError::Pair {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConfig { acceptor: TlsAcceptor::from(Arc::new(config)) })
+    Ok(TlsConfig {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+    })
 }
 
 #[cfg(test)]
@@ -72,9 +87,16 @@ mod tests {
 
     #[test]
     fn missing_files_name_the_flag_and_path() {
-        let error = load(Path::new("/nonexistent/cert.pem"), Path::new("/nonexistent/key.pem")).unwrap_err();
+        let error = load(
+            Path::new("/nonexistent/cert.pem"),
+            Path::new("/nonexistent/key.pem"),
+        )
+        .unwrap_err();
         let message = error.to_string();
-        assert!(message.starts_with("--tls-cert /nonexistent/cert.pem:"), "{message}");
+        assert!(
+            message.starts_with("--tls-cert /nonexistent/cert.pem:"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ fn check_invariant(last: &mut HashMap<String, u64>, tick: &Value) -> u64 {
     let n = tick["n"].as_u64().unwrap();
     if tick.get("snap").is_none() {
         if let Some(prev) = last.get(&sym) {
-            assert!(seq > *prev, "seq went backwards for {sym}: {prev} then {seq}");
+            assert!(
+                seq > *prev,
+                "seq went backwards for {sym}: {prev} then {seq}"
+            );
             assert_eq!(seq - prev - 1, n, "conflation invariant broken: {tick}");
         }
         last.insert(sym, seq);
@@ -31,8 +34,19 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
     // 3 symbols at 100 updates/s each (about 51 KB/s): a reader that keeps
     // up has seconds of socket buffer to spare even on a loaded machine,
     // while one that pauses 15 ms per frame reads a third less than that.
-    let server = start_server(&["--rate", "300", "--symbols", "3", "--skew", "0", "--send-buffer", "8KiB"]).await;
-    let subscribe = json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT","NVDA"],"snapshot":false});
+    let server = start_server(&[
+        "--rate",
+        "300",
+        "--symbols",
+        "3",
+        "--skew",
+        "0",
+        "--send-buffer",
+        "8KiB",
+    ])
+    .await;
+    let subscribe =
+        json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT","NVDA"],"snapshot":false});
     let mut fast = Client::connect(&server.ws_url()).await;
     let mut slow = Client::connect_small_buffer(&server.ws_url(), server.addr).await;
     fast.request(subscribe.clone()).await;
@@ -41,7 +55,10 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
     let slow_task = tokio::spawn(async move {
         let (mut last, mut events, mut merged) = (HashMap::new(), 0u64, 0u64);
         while events < 2000 || merged == 0 {
-            let frame = slow.read_frame().await.expect("slow client stays connected");
+            let frame = slow
+                .read_frame()
+                .await
+                .expect("slow client stays connected");
             for tick in frame.iter().filter(|e| is_tick(e)) {
                 merged += check_invariant(&mut last, tick);
                 events += 1;
@@ -60,8 +77,15 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
     }
     let (slow_events, slow_merged) = slow_task.await.unwrap();
     assert_eq!(gaps, 0, "the fast client received every seq with n == 0");
-    assert!(slow_events >= 2000 && slow_merged > 0, "slow client was conflated: {slow_events} events, {slow_merged} merged");
-    let stats = server.wait_for_stats("conflation counted", |s| s["updates_merged"].as_u64().unwrap() > 0).await;
+    assert!(
+        slow_events >= 2000 && slow_merged > 0,
+        "slow client was conflated: {slow_events} events, {slow_merged} merged"
+    );
+    let stats = server
+        .wait_for_stats("conflation counted", |s| {
+            s["updates_merged"].as_u64().unwrap() > 0
+        })
+        .await;
     assert!(stats["events_conflated"].as_u64().unwrap() > 0);
     server.shutdown().await;
 }
@@ -69,13 +93,26 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() {
     let server = start_server(&[
-        "--rate", "400", "--symbols", "2", "--skew", "0", "--stall-timeout", "1s", "--send-buffer", "8KiB",
+        "--rate",
+        "400",
+        "--symbols",
+        "2",
+        "--skew",
+        "0",
+        "--stall-timeout",
+        "1s",
+        "--send-buffer",
+        "8KiB",
     ])
     .await;
     let mut stalled = Client::connect_small_buffer(&server.ws_url(), server.addr).await;
-    stalled.request(json!({"op":"subscribe","id":1,"symbols":["*"]})).await;
+    stalled
+        .request(json!({"op":"subscribe","id":1,"symbols":["*"]}))
+        .await;
     let mut healthy = Client::connect(&server.ws_url()).await;
-    healthy.request(json!({"op":"subscribe","id":1,"symbols":["*"],"snapshot":false})).await;
+    healthy
+        .request(json!({"op":"subscribe","id":1,"symbols":["*"],"snapshot":false}))
+        .await;
     // The healthy client reads all along, before and after the close.
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let reader = tokio::spawn(async move {
@@ -83,7 +120,10 @@ async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() 
         while after < 500 {
             let tick = healthy.wait_event(is_tick).await;
             gaps += check_invariant(&mut last, &tick);
-            if matches!(done_rx.try_recv(), Ok(()) | Err(tokio::sync::oneshot::error::TryRecvError::Closed)) {
+            if matches!(
+                done_rx.try_recv(),
+                Ok(()) | Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+            ) {
                 after += 1;
             }
         }
@@ -91,9 +131,17 @@ async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() 
     });
     // The stalled client reads nothing; the server must close it as a slow
     // consumer once its socket has accepted nothing for a second.
-    server.wait_for_stats("a slow consumer close", |s| s["slow_consumer_closes"].as_u64().unwrap() >= 1).await;
+    server
+        .wait_for_stats("a slow consumer close", |s| {
+            s["slow_consumer_closes"].as_u64().unwrap() >= 1
+        })
+        .await;
     done_tx.send(()).unwrap();
-    assert_eq!(reader.await.unwrap(), 0, "the healthy client received every seq with n == 0");
+    assert_eq!(
+        reader.await.unwrap(),
+        0,
+        "the healthy client received every seq with n == 0"
+    );
     // The stalled client finds the end of the stream after the data it
     // never read.
     while stalled.read_frame().await.is_some() {}
@@ -104,8 +152,12 @@ async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() 
 async fn max_hz_paces_only_its_own_symbols() {
     let server = start_server(&["--rate", "400", "--symbols", "2", "--skew", "0"]).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    client.request(json!({"op":"subscribe","id":1,"symbols":["AAPL"],"max_hz":2,"snapshot":false})).await;
-    client.request(json!({"op":"subscribe","id":2,"symbols":["MSFT"],"snapshot":false})).await;
+    client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL"],"max_hz":2,"snapshot":false}))
+        .await;
+    client
+        .request(json!({"op":"subscribe","id":2,"symbols":["MSFT"],"snapshot":false}))
+        .await;
     let mut last = HashMap::new();
     let (mut msft_merged, mut aapl_events, mut aapl_merged) = (0, 0, 0);
     let mut msft_events = 0;
@@ -121,7 +173,13 @@ async fn max_hz_paces_only_its_own_symbols() {
         }
     }
     assert_eq!(msft_merged, 0, "the unpaced symbol keeps every update");
-    assert!(aapl_merged > 0, "the paced symbol is conflated between its slots");
-    assert!(aapl_events < msft_events / 10, "AAPL {aapl_events} events vs MSFT {msft_events}");
+    assert!(
+        aapl_merged > 0,
+        "the paced symbol is conflated between its slots"
+    );
+    assert!(
+        aapl_events < msft_events / 10,
+        "AAPL {aapl_events} events vs MSFT {msft_events}"
+    );
     server.shutdown().await;
 }

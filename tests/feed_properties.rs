@@ -19,8 +19,11 @@ const MAX_ITEMS: usize = 10_000;
 /// A fresh directory per file, so cases never see each other's files.
 fn scratch_file(name: &str, content: &[u8]) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("feed-properties-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "feed-properties-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
@@ -59,11 +62,21 @@ fn check_errors(path: &Path, content: &[u8], errors: &[FeedError]) -> Result<(),
     let line_count = content.split(|b| *b == b'\n').count() as u64;
     for error in errors {
         let message = error.to_string();
-        prop_assert!(message.starts_with(&shown), "error does not name the file: {message}");
+        prop_assert!(
+            message.starts_with(&shown),
+            "error does not name the file: {message}"
+        );
         if let FeedError::BadRow(bad) = error {
-            prop_assert!(bad.line >= 1 && bad.line <= line_count, "line {} of {line_count}: {message}", bad.line);
+            prop_assert!(
+                bad.line >= 1 && bad.line <= line_count,
+                "line {} of {line_count}: {message}",
+                bad.line
+            );
             prop_assert!(bad.column >= 1, "{message}");
-            prop_assert!(message.starts_with(&format!("{shown}:{}:{}: ", bad.line, bad.column)), "{message}");
+            prop_assert!(
+                message.starts_with(&format!("{shown}:{}:{}: ", bad.line, bad.column)),
+                "{message}"
+            );
         }
     }
     Ok(())
@@ -82,12 +95,17 @@ fn csv_like() -> impl Strategy<Value = Vec<u8>> {
         Just(String::new()),
     ];
     let line = proptest::collection::vec(cell, 0..8).prop_map(|cells| cells.join(","));
-    let text = proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n").into_bytes());
+    let text =
+        proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n").into_bytes());
     prop_oneof![2 => text, 1 => proptest::collection::vec(any::<u8>(), 0..512)]
 }
 
 fn choice() -> impl Strategy<Value = FormatChoice> {
-    prop_oneof![Just(FormatChoice::Auto), Just(FormatChoice::Generic), Just(FormatChoice::Lobster)]
+    prop_oneof![
+        Just(FormatChoice::Auto),
+        Just(FormatChoice::Generic),
+        Just(FormatChoice::Lobster)
+    ]
 }
 
 /// A valid generic feed of `rows` rows, one second apart.
@@ -112,7 +130,11 @@ fn lobster_feed(rows: usize) -> Vec<Vec<String>> {
     (0..rows)
         .map(|i| {
             let side = if i % 2 == 0 { 1 } else { -1 };
-            let price = if side == 1 { 1_000_000 + i as i64 } else { 1_010_000 - i as i64 };
+            let price = if side == 1 {
+                1_000_000 + i as i64
+            } else {
+                1_010_000 - i as i64
+            };
             vec![
                 format!("{}.{:09}", 34_200 + i / 1000, (i % 1000) * 1_000_000),
                 "1".to_string(),
@@ -136,15 +158,30 @@ fn to_csv(header: Option<&str>, rows: &[Vec<String>]) -> Vec<u8> {
 
 /// 1-based column where field `field` of `row` starts.
 fn column_of(row: &[String], field: usize) -> u64 {
-    row.iter().take(field).map(|f| f.chars().count() as u64 + 1).sum::<u64>() + 1
+    row.iter()
+        .take(field)
+        .map(|f| f.chars().count() as u64 + 1)
+        .sum::<u64>()
+        + 1
 }
 
 /// Reads `content` and checks that exactly one row, `line` at `column`,
 /// was refused and every other row of the `rows` was read.
-fn expect_one_bad(path: &Path, content: &[u8], rows: usize, line: u64, column: u64) -> Result<(), TestCaseError> {
+fn expect_one_bad(
+    path: &Path,
+    content: &[u8],
+    rows: usize,
+    line: u64,
+    column: u64,
+) -> Result<(), TestCaseError> {
     let (good, errors) = read_all(path, FormatChoice::Auto);
     check_errors(path, content, &errors)?;
-    prop_assert_eq!(errors.len(), 1, "{:?}", errors.iter().map(ToString::to_string).collect::<Vec<_>>());
+    prop_assert_eq!(
+        errors.len(),
+        1,
+        "{:?}",
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
     let FeedError::BadRow(bad) = &errors[0] else {
         return Err(TestCaseError::fail(format!("not a bad row: {}", errors[0])));
     };

@@ -58,14 +58,19 @@ async fn trickle(addr: SocketAddr) -> usize {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         pace.tick().await;
-        assert!(tokio::time::Instant::now() < deadline, "the server kept a trickling client open");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server kept a trickling client open"
+        );
         if stream.write_all(b"a").await.is_err() {
             return sent;
         }
         sent += 1;
         // A hang-up shows as end of stream before writes start failing.
         let mut probe = [0u8; 64];
-        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::ZERO, stream.read(&mut probe)).await {
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::ZERO, stream.read(&mut probe)).await
+        {
             return sent;
         }
     }
@@ -77,11 +82,18 @@ async fn slow_loris_handshakes_are_dropped_at_the_handshake_timeout() {
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let mut partial = TcpStream::connect(server.addr).await.unwrap();
-    partial.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n").await.unwrap();
+    partial
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
     let trickler = tokio::spawn(trickle(server.addr));
     for stream in [&mut silent, &mut partial] {
         let reply = until_hung_up(stream).await;
-        assert!(reply.is_empty() || reply.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&reply));
+        assert!(
+            reply.is_empty() || reply.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
     }
     assert!(trickler.await.unwrap() > 0);
     witness.sees_every_seq(AFTER).await;
@@ -90,11 +102,24 @@ async fn slow_loris_handshakes_are_dropped_at_the_handshake_timeout() {
 
 #[tokio::test]
 async fn a_request_flood_is_rate_limited_then_closed_with_1008() {
-    let server = start_server(&args(&["--max-requests-per-sec", "5", "--request-burst", "10", "--abuse-threshold", "50"])).await;
+    let server = start_server(&args(&[
+        "--max-requests-per-sec",
+        "5",
+        "--request-burst",
+        "10",
+        "--abuse-threshold",
+        "50",
+    ]))
+    .await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut flooder = Client::connect(&server.ws_url()).await;
     for id in 0..1_000 {
-        if flooder.ws.send(Message::text(json!({"op":"ping","id":id}).to_string())).await.is_err() {
+        if flooder
+            .ws
+            .send(Message::text(json!({"op":"ping","id":id}).to_string()))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -108,7 +133,13 @@ async fn a_request_flood_is_rate_limited_then_closed_with_1008() {
 
 #[tokio::test]
 async fn an_oversized_frame_is_closed_with_1009_and_a_large_request_is_refused() {
-    let server = start_server(&args(&["--max-request-bytes", "4KiB", "--max-message-bytes", "16KiB"])).await;
+    let server = start_server(&args(&[
+        "--max-request-bytes",
+        "4KiB",
+        "--max-message-bytes",
+        "16KiB",
+    ]))
+    .await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut client = Client::connect(&server.ws_url()).await;
     let padding = "x".repeat(8 * 1024);
@@ -127,24 +158,45 @@ async fn an_oversized_frame_is_closed_with_1009_and_a_large_request_is_refused()
 }
 
 fn fragment(payload: &str, opcode: Data, is_final: bool) -> Message {
-    Message::Frame(Frame::message(Bytes::copy_from_slice(payload.as_bytes()), OpCode::Data(opcode), is_final))
+    Message::Frame(Frame::message(
+        Bytes::copy_from_slice(payload.as_bytes()),
+        OpCode::Data(opcode),
+        is_final,
+    ))
 }
 
 #[tokio::test]
 async fn a_fragmented_request_is_reassembled_and_fragments_past_the_limit_close_with_1009() {
-    let server = start_server(&args(&["--max-request-bytes", "4KiB", "--max-message-bytes", "16KiB"])).await;
+    let server = start_server(&args(&[
+        "--max-request-bytes",
+        "4KiB",
+        "--max-message-bytes",
+        "16KiB",
+    ]))
+    .await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    client.send_raw(fragment(r#"{"op":"pi"#, Data::Text, false)).await;
-    client.send_raw(Message::Ping(Bytes::from_static(b"between fragments"))).await;
-    client.send_raw(fragment(r#"ng","id":"#, Data::Continue, false)).await;
+    client
+        .send_raw(fragment(r#"{"op":"pi"#, Data::Text, false))
+        .await;
+    client
+        .send_raw(Message::Ping(Bytes::from_static(b"between fragments")))
+        .await;
+    client
+        .send_raw(fragment(r#"ng","id":"#, Data::Continue, false))
+        .await;
     client.send_raw(fragment("7}", Data::Continue, true)).await;
     let pong = client.wait_event(|e| e["id"] == 7).await;
     assert_eq!(pong["ev"], "pong", "{pong}");
     client.send_raw(fragment("[", Data::Text, false)).await;
     let chunk = "z".repeat(4 * 1024);
     for _ in 0..8 {
-        if client.ws.send(fragment(&chunk, Data::Continue, false)).await.is_err() {
+        if client
+            .ws
+            .send(fragment(&chunk, Data::Continue, false))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -160,7 +212,13 @@ async fn invalid_utf8_in_a_text_frame_is_closed_with_1007() {
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut client = Client::connect(&server.ws_url()).await;
     let invalid = Bytes::from_static(b"{\"op\":\"ping\",\"t\":\"\xff\xfe\"}");
-    client.send_raw(Message::Frame(Frame::message(invalid, OpCode::Data(Data::Text), true))).await;
+    client
+        .send_raw(Message::Frame(Frame::message(
+            invalid,
+            OpCode::Data(Data::Text),
+            true,
+        )))
+        .await;
     let (code, reason) = client.closed().await.expect("close frame");
     assert_eq!(code, 1007, "{reason}");
     witness.sees_every_seq(AFTER).await;
@@ -185,7 +243,9 @@ async fn a_binary_frame_in_json_mode_is_a_bad_request_that_keeps_the_connection(
     let server = start_server(&QUIET).await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    client.send_raw(Message::Binary(Bytes::from_static(b"\x81\xa2op\xa4ping"))).await;
+    client
+        .send_raw(Message::Binary(Bytes::from_static(b"\x81\xa2op\xa4ping")))
+        .await;
     let error = client.wait_event(|e| e["ev"] == "error").await;
     assert_eq!(error["code"], "bad_request", "{error}");
     let pong = client.request(json!({"op":"ping","id":3})).await;
@@ -196,14 +256,26 @@ async fn a_binary_frame_in_json_mode_is_a_bad_request_that_keeps_the_connection(
 
 #[tokio::test]
 async fn a_ping_flood_is_closed_with_1008() {
-    let server = start_server(&args(&["--max-requests-per-sec", "20", "--request-burst", "40", "--abuse-threshold", "100"])).await;
+    let server = start_server(&args(&[
+        "--max-requests-per-sec",
+        "20",
+        "--request-burst",
+        "40",
+        "--abuse-threshold",
+        "100",
+    ]))
+    .await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let client = Client::connect(&server.ws_url()).await;
     let flood = tokio::spawn(async move {
         let (mut sink, mut stream) = client.ws.split();
         let writer = tokio::spawn(async move {
             for i in 0..100_000u32 {
-                if sink.send(Message::Ping(Bytes::copy_from_slice(&i.to_be_bytes()))).await.is_err() {
+                if sink
+                    .send(Message::Ping(Bytes::copy_from_slice(&i.to_be_bytes())))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -229,7 +301,17 @@ async fn a_ping_flood_is_closed_with_1008() {
 
 #[tokio::test]
 async fn churning_thousands_of_subscriptions_per_second_leaves_no_trace() {
-    let server = start_server(&["--rate", "100", "--symbols", "2000", "--skew", "0", "--max-subscriptions", "2000"]).await;
+    let server = start_server(&[
+        "--rate",
+        "100",
+        "--symbols",
+        "2000",
+        "--skew",
+        "0",
+        "--max-subscriptions",
+        "2000",
+    ])
+    .await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut client = Client::connect(&server.ws_url()).await;
     let names = client.request(json!({"op":"symbols","id":0})).await["symbols"].clone();
@@ -238,35 +320,57 @@ async fn churning_thousands_of_subscriptions_per_second_leaves_no_trace() {
     let rounds = 40u64;
     for round in 0..rounds {
         let id = 2 * round + 1;
-        let ack = client.request(json!({"op":"subscribe","id":id,"symbols":names,"snapshot":round % 2 == 0})).await;
+        let ack = client
+            .request(json!({"op":"subscribe","id":id,"symbols":names,"snapshot":round % 2 == 0}))
+            .await;
         assert_eq!(ack["ev"], "ack", "{ack}");
-        let ack = client.request(json!({"op":"unsubscribe","id":id + 1,"symbols":names})).await;
+        let ack = client
+            .request(json!({"op":"unsubscribe","id":id + 1,"symbols":names}))
+            .await;
         assert_eq!(ack["ev"], "ack", "{ack}");
     }
     let per_second = (rounds * 2 * 2000) as f64 / started.elapsed().as_secs_f64();
     println!("churned {per_second:.0} symbol subscriptions per second");
     // Only the witness's `*` is left.
-    server.wait_for_stats("churned subscriptions gone", |s| s["subscriptions"] == 1).await;
+    server
+        .wait_for_stats("churned subscriptions gone", |s| s["subscriptions"] == 1)
+        .await;
     witness.sees_every_seq(AFTER).await;
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn exceeding_the_subscription_and_connection_limits_is_refused_cleanly() {
-    let server = start_server(&args(&["--max-subscriptions", "3", "--max-connections", "3"])).await;
+    let server = start_server(&args(&[
+        "--max-subscriptions",
+        "3",
+        "--max-connections",
+        "3",
+    ]))
+    .await;
     let mut witness = Witness::join(&server.ws_url()).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    let refused = client.request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT","NVDA","AMZN"]})).await;
+    let refused = client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT","NVDA","AMZN"]}))
+        .await;
     assert_eq!(refused["code"], "too_many_subscriptions");
     let _third = Client::connect(&server.ws_url()).await;
     for _ in 0..20 {
         match Client::connect_with(&server.ws_url(), &[]).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
-            other => panic!("expected 503 over the connection limit, got {:?}", other.map(|c| c.hello)),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 503)
+            }
+            other => panic!(
+                "expected 503 over the connection limit, got {:?}",
+                other.map(|c| c.hello)
+            ),
         }
     }
     let pong = client.request(json!({"op":"ping","id":2})).await;
-    assert_eq!(pong["ev"], "pong", "refusals left the open connections alone");
+    assert_eq!(
+        pong["ev"], "pong",
+        "refusals left the open connections alone"
+    );
     witness.sees_every_seq(AFTER).await;
     server.shutdown().await;
 }

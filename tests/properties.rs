@@ -40,12 +40,25 @@ enum Symbols {
 #[derive(Debug, Clone)]
 enum Op {
     /// `count` updates of one symbol.
-    Update { symbol: usize, count: u64 },
-    Subscribe { client: usize, symbols: Symbols, snapshot: bool },
-    Unsubscribe { client: usize, symbols: Symbols },
+    Update {
+        symbol: usize,
+        count: u64,
+    },
+    Subscribe {
+        client: usize,
+        symbols: Symbols,
+        snapshot: bool,
+    },
+    Unsubscribe {
+        client: usize,
+        symbols: Symbols,
+    },
     /// The client's session drains its mailbox; `slow` means every update
     /// arrived while its previous write was blocked.
-    Collect { client: usize, slow: bool },
+    Collect {
+        client: usize,
+        slow: bool,
+    },
 }
 
 fn symbols() -> impl Strategy<Value = Symbols> {
@@ -87,7 +100,12 @@ impl Expect {
 
     /// Ends the periods of symbols no longer subscribed.
     fn end_unsubscribed(&mut self) {
-        let gone: Vec<usize> = self.last.keys().copied().filter(|s| !self.subscribed(*s)).collect();
+        let gone: Vec<usize> = self
+            .last
+            .keys()
+            .copied()
+            .filter(|s| !self.subscribed(*s))
+            .collect();
         for symbol in gone {
             self.last.remove(&symbol);
         }
@@ -130,7 +148,11 @@ fn tick(sym: &str, seq: u64) -> Tick {
 fn names(indices: &[usize]) -> Vec<String> {
     // Deduplicated in request order, as `protocol` hands them over.
     let mut seen = HashSet::new();
-    indices.iter().filter(|i| seen.insert(**i)).map(|&i| SYMBOLS[i].to_string()).collect()
+    indices
+        .iter()
+        .filter(|i| seen.insert(**i))
+        .map(|&i| SYMBOLS[i].to_string())
+        .collect()
 }
 
 impl World {
@@ -140,14 +162,27 @@ impl World {
         // Every symbol trades once, so every one exists.
         router.route(SYMBOLS.iter().map(|s| tick(s, 1)).collect());
         let clients = (0..CLIENTS)
-            .map(|_| Client { outbox: Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES), expect: Expect::default() })
+            .map(|_| Client {
+                outbox: Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES),
+                expect: Expect::default(),
+            })
             .collect();
-        World { router, table, clients, seq: [1; SYMBOLS.len()], epoch: Instant::now(), encoding }
+        World {
+            router,
+            table,
+            clients,
+            seq: [1; SYMBOLS.len()],
+            epoch: Instant::now(),
+            encoding,
+        }
     }
 
     fn symbol_index(&self, id: u32) -> usize {
         let name = self.table.cell(id).name().expect("named symbol");
-        SYMBOLS.iter().position(|s| **s == **name).expect("known symbol")
+        SYMBOLS
+            .iter()
+            .position(|s| **s == **name)
+            .expect("known symbol")
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
@@ -161,7 +196,11 @@ impl World {
                     .collect();
                 self.router.route(ticks);
             }
-            Op::Subscribe { client, symbols, snapshot } => self.subscribe(*client, symbols, *snapshot)?,
+            Op::Subscribe {
+                client,
+                symbols,
+                snapshot,
+            } => self.subscribe(*client, symbols, *snapshot)?,
             Op::Unsubscribe { client, symbols } => self.unsubscribe(*client, symbols),
             Op::Collect { client, slow } => self.collect(*client, *slow)?,
         }
@@ -169,7 +208,12 @@ impl World {
     }
 
     /// What `session::requests` does for a subscribe.
-    fn subscribe(&mut self, c: usize, symbols: &Symbols, snapshot: bool) -> Result<(), TestCaseError> {
+    fn subscribe(
+        &mut self,
+        c: usize,
+        symbols: &Symbols,
+        snapshot: bool,
+    ) -> Result<(), TestCaseError> {
         let client = &mut self.clients[c];
         let mailbox = client.outbox.mailbox();
         let set = match symbols {
@@ -181,7 +225,9 @@ impl World {
             client.outbox.add_wildcard(0.0);
         }
         let mut reply = Vec::new();
-        client.outbox.add(&granted, 0.0, snapshot, &mut reply, Instant::now());
+        client
+            .outbox
+            .add(&granted, 0.0, snapshot, &mut reply, Instant::now());
         match symbols {
             Symbols::All => {
                 client.expect.wildcard = true;
@@ -198,8 +244,20 @@ impl World {
         for &symbol in &granted_symbols {
             self.clients[c].expect.begin(symbol, self.seq[symbol]);
         }
-        let snapshots: Vec<&Tick> = reply.iter().filter_map(|e| if let Event::Tick(t) = e { Some(t) } else { None }).collect();
-        prop_assert_eq!(snapshots.len(), if snapshot { granted_symbols.len() } else { 0 });
+        let snapshots: Vec<&Tick> = reply
+            .iter()
+            .filter_map(|e| {
+                if let Event::Tick(t) = e {
+                    Some(t)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        prop_assert_eq!(
+            snapshots.len(),
+            if snapshot { granted_symbols.len() } else { 0 }
+        );
         for snap in snapshots {
             let symbol = SYMBOLS.iter().position(|s| **s == *snap.sym).unwrap();
             prop_assert_eq!(snap.snap, Some(true));
@@ -218,7 +276,9 @@ impl World {
                     client.outbox.remove_all();
                 }
                 Symbols::Named(indices) => {
-                    let removed = self.router.unsubscribe(c as u64, SymbolSet::Named(names(indices)));
+                    let removed = self
+                        .router
+                        .unsubscribe(c as u64, SymbolSet::Named(names(indices)));
                     client.outbox.remove(&removed);
                 }
             }
@@ -243,34 +303,77 @@ impl World {
     }
 
     fn collect(&mut self, c: usize, slow: bool) -> Result<(), TestCaseError> {
-        let ready_since = if slow { Instant::now() + Duration::from_secs(3600) } else { self.epoch };
+        let ready_since = if slow {
+            Instant::now() + Duration::from_secs(3600)
+        } else {
+            self.epoch
+        };
         let mut frames = Vec::new();
         let client = &mut self.clients[c];
         let before: HashMap<usize, u64> = client.expect.last.clone();
-        client.outbox.collect(Instant::now(), ready_since, &mut frames);
+        client
+            .outbox
+            .collect(Instant::now(), ready_since, &mut frames);
         let mut per_symbol: HashMap<usize, u64> = HashMap::new();
         for frame in &frames {
-            prop_assert!(frame.len() <= MAX_FRAME_BYTES + 512, "frame of {} bytes", frame.len());
+            prop_assert!(
+                frame.len() <= MAX_FRAME_BYTES + 512,
+                "frame of {} bytes",
+                frame.len()
+            );
             for event in decode(self.encoding, frame) {
-                let Event::Tick(t) = event else { return Err(TestCaseError::fail("only ticks are collected")) };
+                let Event::Tick(t) = event else {
+                    return Err(TestCaseError::fail("only ticks are collected"));
+                };
                 let symbol = SYMBOLS.iter().position(|s| **s == *t.sym).unwrap();
-                prop_assert!(client.expect.subscribed(symbol), "{} arrived unsubscribed", t.sym);
+                prop_assert!(
+                    client.expect.subscribed(symbol),
+                    "{} arrived unsubscribed",
+                    t.sym
+                );
                 prop_assert!(t.snap.is_none());
-                let last = client.expect.last.get_mut(&symbol).expect("a subscription period");
+                let last = client
+                    .expect
+                    .last
+                    .get_mut(&symbol)
+                    .expect("a subscription period");
                 prop_assert!(t.seq > *last, "{}: seq {} after {}", t.sym, t.seq, last);
-                prop_assert_eq!(t.seq - *last - 1, u64::from(t.n), "{}: seq {} after {} with n {}", t.sym, t.seq, last, t.n);
+                prop_assert_eq!(
+                    t.seq - *last - 1,
+                    u64::from(t.n),
+                    "{}: seq {} after {} with n {}",
+                    t.sym,
+                    t.seq,
+                    last,
+                    t.n
+                );
                 *last = t.seq;
                 *per_symbol.entry(symbol).or_default() += 1;
             }
         }
         for (&symbol, &last) in &client.expect.last {
-            prop_assert_eq!(last, self.seq[symbol], "{} not up to date after a collection", SYMBOLS[symbol]);
+            prop_assert_eq!(
+                last,
+                self.seq[symbol],
+                "{} not up to date after a collection",
+                SYMBOLS[symbol]
+            );
             let sent = per_symbol.get(&symbol).copied().unwrap_or(0);
             let missed = last - before.get(&symbol).copied().unwrap_or(last);
             if slow {
-                prop_assert!(sent <= 1, "a slow client got {} events of {} in one collection", sent, SYMBOLS[symbol]);
+                prop_assert!(
+                    sent <= 1,
+                    "a slow client got {} events of {} in one collection",
+                    sent,
+                    SYMBOLS[symbol]
+                );
             } else if missed <= HISTORY as u64 {
-                prop_assert_eq!(sent, missed, "a ready client gets every update of {}", SYMBOLS[symbol]);
+                prop_assert_eq!(
+                    sent,
+                    missed,
+                    "a ready client gets every update of {}",
+                    SYMBOLS[symbol]
+                );
             }
         }
         prop_assert!(client.outbox.subscription_count() <= SYMBOLS.len() + 1);

@@ -29,19 +29,37 @@ async fn subscribe_acks_with_id_then_snapshot_then_live_ticks_in_order() {
     // Wait until AAPL has traded so a snapshot exists.
     common::poll("a first AAPL tick", || async {
         let ticks = server.get_json("/api/symbols").await;
-        ticks.as_array().unwrap().iter().any(|t| t["sym"] == "AAPL").then_some(())
+        ticks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["sym"] == "AAPL")
+            .then_some(())
     })
     .await;
-    let ack = client.request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT"]})).await;
-    assert_eq!(ack, json!({"ev":"ack","id":1,"op":"subscribe","symbols":["AAPL","MSFT"]}));
-    let snapshot = client.wait_event(|e| is_tick(e) && e["sym"] == "AAPL").await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT"]}))
+        .await;
+    assert_eq!(
+        ack,
+        json!({"ev":"ack","id":1,"op":"subscribe","symbols":["AAPL","MSFT"]})
+    );
+    let snapshot = client
+        .wait_event(|e| is_tick(e) && e["sym"] == "AAPL")
+        .await;
     assert_eq!(snapshot["snap"], true, "first AAPL event is the snapshot");
     let mut last = snapshot["seq"].as_u64().unwrap();
     for _ in 0..20 {
-        let tick = client.wait_event(|e| is_tick(e) && e["sym"] == "AAPL").await;
+        let tick = client
+            .wait_event(|e| is_tick(e) && e["sym"] == "AAPL")
+            .await;
         assert!(tick.get("snap").is_none());
         let seq = tick["seq"].as_u64().unwrap();
-        assert_eq!(seq, last + 1 + tick["n"].as_u64().unwrap(), "no gap unaccounted: {tick}");
+        assert_eq!(
+            seq,
+            last + 1 + tick["n"].as_u64().unwrap(),
+            "no gap unaccounted: {tick}"
+        );
         last = seq;
         for field in ["ts", "bid", "ask", "bsz", "asz", "vol"] {
             assert!(tick.get(field).is_some(), "{field} in {tick}");
@@ -54,7 +72,9 @@ async fn subscribe_acks_with_id_then_snapshot_then_live_ticks_in_order() {
 async fn snapshot_false_sends_only_live_ticks() {
     let server = start_server(&["--rate", "1000", "--symbols", "3"]).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    client.request(json!({"op":"subscribe","id":5,"symbols":["AAPL"],"snapshot":false})).await;
+    client
+        .request(json!({"op":"subscribe","id":5,"symbols":["AAPL"],"snapshot":false}))
+        .await;
     for _ in 0..10 {
         let tick = client.wait_event(is_tick).await;
         assert!(tick.get("snap").is_none(), "{tick}");
@@ -66,19 +86,29 @@ async fn snapshot_false_sends_only_live_ticks() {
 async fn wildcard_streams_every_symbol_and_unsubscribe_all_stops_it() {
     let server = start_server(&["--rate", "3000", "--symbols", "10", "--skew", "0"]).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    let ack = client.request(json!({"op":"subscribe","id":2,"symbols":["*"],"snapshot":false})).await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":2,"symbols":["*"],"snapshot":false}))
+        .await;
     assert_eq!(ack["symbols"], json!(["*"]));
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 10 {
         let tick = client.wait_event(is_tick).await;
         seen.insert(tick["sym"].as_str().unwrap().to_string());
     }
-    let ack = client.request(json!({"op":"unsubscribe","id":3,"symbols":["*"]})).await;
-    assert_eq!(ack, json!({"ev":"ack","id":3,"op":"unsubscribe","symbols":["*"]}));
+    let ack = client
+        .request(json!({"op":"unsubscribe","id":3,"symbols":["*"]}))
+        .await;
+    assert_eq!(
+        ack,
+        json!({"ev":"ack","id":3,"op":"unsubscribe","symbols":["*"]})
+    );
     // After the ack no tick may follow: a ping's pong must be the next event.
     client.send(json!({"op":"ping","id":4})).await;
     let next = client.next_event().await;
-    assert_eq!(next["ev"], "pong", "no ticks after unsubscribing everything: {next}");
+    assert_eq!(
+        next["ev"], "pong",
+        "no ticks after unsubscribing everything: {next}"
+    );
     server.shutdown().await;
 }
 
@@ -86,8 +116,12 @@ async fn wildcard_streams_every_symbol_and_unsubscribe_all_stops_it() {
 async fn unsubscribe_stops_one_symbol_and_keeps_the_others() {
     let server = start_server(&["--rate", "2000", "--symbols", "4", "--skew", "0"]).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    client.request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT"],"snapshot":false})).await;
-    client.request(json!({"op":"unsubscribe","id":2,"symbols":["AAPL"]})).await;
+    client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT"],"snapshot":false}))
+        .await;
+    client
+        .request(json!({"op":"unsubscribe","id":2,"symbols":["AAPL"]}))
+        .await;
     client.backlog.clear();
     for _ in 0..30 {
         let tick = client.wait_event(is_tick).await;
@@ -113,7 +147,9 @@ async fn symbols_lists_the_universe_and_ping_echoes_t() {
 async fn unknown_symbols_are_reported_while_known_ones_subscribe() {
     let server = start_server(&["--rate", "500", "--symbols", "5"]).await;
     let mut client = Client::connect(&server.ws_url()).await;
-    client.send(json!({"op":"subscribe","id":9,"symbols":["AAPL","XXX","bad sym"],"snapshot":false})).await;
+    client
+        .send(json!({"op":"subscribe","id":9,"symbols":["AAPL","XXX","bad sym"],"snapshot":false}))
+        .await;
     let ack = client.wait_event(|e| e["ev"] == "ack").await;
     assert_eq!(ack["symbols"], json!(["AAPL"]));
     let error = client.wait_event(|e| e["ev"] == "error").await;
@@ -133,8 +169,13 @@ async fn bad_json_and_unknown_op_get_errors_and_the_connection_stays_open() {
     let error = client.wait_event(|e| e["ev"] == "error").await;
     assert_eq!(error["code"], "bad_request");
     let error = client.request(json!({"op":"teleport","id":11})).await;
-    assert_eq!((error["code"].as_str(), error["id"].as_u64()), (Some("unknown_op"), Some(11)));
-    let error = client.request(json!({"op":"subscribe","id":12,"symbols":"AAPL"})).await;
+    assert_eq!(
+        (error["code"].as_str(), error["id"].as_u64()),
+        (Some("unknown_op"), Some(11))
+    );
+    let error = client
+        .request(json!({"op":"subscribe","id":12,"symbols":"AAPL"}))
+        .await;
     assert_eq!(error["code"], "bad_request");
     assert!(error["msg"].as_str().unwrap().contains("symbols"));
     client.send_raw(Message::binary(vec![1u8, 2, 3])).await;
@@ -147,7 +188,17 @@ async fn bad_json_and_unknown_op_get_errors_and_the_connection_stays_open() {
 
 #[tokio::test]
 async fn too_large_request_is_refused_and_a_huge_frame_closes_with_1009() {
-    let server = start_server(&["--rate", "10", "--symbols", "3", "--max-request-bytes", "1KiB", "--max-message-bytes", "64KiB"]).await;
+    let server = start_server(&[
+        "--rate",
+        "10",
+        "--symbols",
+        "3",
+        "--max-request-bytes",
+        "1KiB",
+        "--max-message-bytes",
+        "64KiB",
+    ])
+    .await;
     let mut client = Client::connect(&server.ws_url()).await;
     let big = json!({"op":"ping","id":1,"t":"x".repeat(2000)});
     client.send(big).await;
@@ -164,18 +215,30 @@ async fn too_large_request_is_refused_and_a_huge_frame_closes_with_1009() {
 #[tokio::test]
 async fn msgpack_is_chosen_by_subprotocol_and_by_query() {
     let server = start_server(&["--rate", "1000", "--symbols", "3"]).await;
-    let mut by_protocol = Client::connect_with(&server.ws_url(), &[("sec-websocket-protocol", "tickfeed.v1.msgpack")])
-        .await
-        .unwrap();
+    let mut by_protocol = Client::connect_with(
+        &server.ws_url(),
+        &[("sec-websocket-protocol", "tickfeed.v1.msgpack")],
+    )
+    .await
+    .unwrap();
     assert_eq!(by_protocol.protocol.as_deref(), Some("tickfeed.v1.msgpack"));
     assert_eq!(by_protocol.hello["encoding"], "msgpack");
     let mut by_query = Client::connect(&format!("{}?encoding=msgpack", server.ws_url())).await;
     assert_eq!(by_query.hello["encoding"], "msgpack");
-    let json_default = Client::connect_with(&server.ws_url(), &[("sec-websocket-protocol", "tickfeed.v1.json")]).await.unwrap();
+    let json_default = Client::connect_with(
+        &server.ws_url(),
+        &[("sec-websocket-protocol", "tickfeed.v1.json")],
+    )
+    .await
+    .unwrap();
     assert_eq!(json_default.protocol.as_deref(), Some("tickfeed.v1.json"));
     for client in [&mut by_protocol, &mut by_query] {
-        client.request(json!({"op":"subscribe","id":1,"symbols":["AAPL"]})).await;
-        let tick = client.wait_event(|e| is_tick(e) && e.get("snap").is_none()).await;
+        client
+            .request(json!({"op":"subscribe","id":1,"symbols":["AAPL"]}))
+            .await;
+        let tick = client
+            .wait_event(|e| is_tick(e) && e.get("snap").is_none())
+            .await;
         assert_eq!(tick["sym"], "AAPL");
         assert!(tick["px"].is_f64() || tick.get("px").is_none());
     }
@@ -199,13 +262,23 @@ async fn http_endpoints_serve_health_symbols_stats_metrics_and_the_page() {
     })
     .await;
     assert_eq!(ticks[0]["ev"], "tick");
-    let stats = server.wait_for_stats("routed ticks", |s| s["ticks_in"].as_u64().unwrap() > 0).await;
+    let stats = server
+        .wait_for_stats("routed ticks", |s| s["ticks_in"].as_u64().unwrap() > 0)
+        .await;
     for stage in ["route", "deliver"] {
         for key in ["p50", "p90", "p99", "p999", "max", "count"] {
-            assert!(stats["latency_us"][stage].get(key).is_some(), "{stage}.{key}");
+            assert!(
+                stats["latency_us"][stage].get(key).is_some(),
+                "{stage}.{key}"
+            );
         }
     }
-    let metrics = reqwest::get(server.http_url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(server.http_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("tickfeed_ticks_in_total"));
     let page = reqwest::get(server.http_url("/")).await.unwrap();
     assert_eq!(page.status(), 200);

@@ -83,16 +83,24 @@ async fn read(mut client: Client, stop: Arc<AtomicBool>, pause: Duration) {
 
 async fn subscribed(url: &str, symbols: Value, snapshot: bool) -> Client {
     let mut client = Client::connect(url).await;
-    let ack = client.request(json!({"op":"subscribe","id":1,"symbols":symbols,"snapshot":snapshot})).await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":1,"symbols":symbols,"snapshot":snapshot}))
+        .await;
     assert_eq!(ack["ev"], "ack", "{ack}");
     client
 }
 
 /// Starts the steady load; returns its tasks.
-async fn start_load(url: &str, names: &[String], stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+async fn start_load(
+    url: &str,
+    names: &[String],
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for i in 0..READERS {
-        let picked: Vec<&String> = (0..SYMBOLS_PER_READER).map(|k| &names[(i * 7 + k * 53) % names.len()]).collect();
+        let picked: Vec<&String> = (0..SYMBOLS_PER_READER)
+            .map(|k| &names[(i * 7 + k * 53) % names.len()])
+            .collect();
         let client = subscribed(url, json!(picked), true).await;
         tasks.push(tokio::spawn(read(client, stop.clone(), Duration::ZERO)));
     }
@@ -102,7 +110,11 @@ async fn start_load(url: &str, names: &[String], stop: &Arc<AtomicBool>) -> Vec<
     }
     for _ in 0..SLOW_READERS {
         let client = subscribed(url, json!(["*"]), false).await;
-        tasks.push(tokio::spawn(read(client, stop.clone(), Duration::from_millis(50))));
+        tasks.push(tokio::spawn(read(
+            client,
+            stop.clone(),
+            Duration::from_millis(50),
+        )));
     }
     let (churn_url, churn_names, churn_stop) = (url.to_string(), names.to_vec(), stop.clone());
     tasks.push(tokio::spawn(async move {
@@ -110,7 +122,9 @@ async fn start_load(url: &str, names: &[String], stop: &Arc<AtomicBool>) -> Vec<
         let mut i = 0;
         while !churn_stop.load(Ordering::Relaxed) {
             pace.tick().await;
-            let picked: Vec<&String> = (0..5).map(|k| &churn_names[(i + k * 31) % churn_names.len()]).collect();
+            let picked: Vec<&String> = (0..5)
+                .map(|k| &churn_names[(i + k * 31) % churn_names.len()])
+                .collect();
             drop(subscribed(&churn_url, json!(picked), i % 2 == 0).await);
             i += 1;
         }
@@ -121,9 +135,15 @@ async fn start_load(url: &str, names: &[String], stop: &Arc<AtomicBool>) -> Vec<
         let mut stalled = Vec::new();
         while !stall_stop.load(Ordering::Relaxed) {
             pace.tick().await;
-            let addr = stall_url.trim_start_matches("ws://").trim_end_matches("/ws").parse().unwrap();
+            let addr = stall_url
+                .trim_start_matches("ws://")
+                .trim_end_matches("/ws")
+                .parse()
+                .unwrap();
             let mut client = Client::connect_small_buffer(&stall_url, addr).await;
-            client.send(json!({"op":"subscribe","id":1,"symbols":["*"]})).await;
+            client
+                .send(json!({"op":"subscribe","id":1,"symbols":["*"]}))
+                .await;
             // Keep the last few; older ones have been closed by the server.
             stalled.push(client);
             if stalled.len() > 3 {
@@ -141,7 +161,9 @@ async fn sample(server: &ChildServer, started: Instant) -> Sample {
         rss_kib: server.rss_kib() as f64,
         fds: server.open_fds() as f64,
         connections: stats["connections"].as_f64().unwrap_or_default(),
-        p99_us: stats["recent_latency_us"]["deliver"]["p99"].as_f64().unwrap_or_default(),
+        p99_us: stats["recent_latency_us"]["deliver"]["p99"]
+            .as_f64()
+            .unwrap_or_default(),
         events_out: stats["events_out"].as_f64().unwrap_or_default(),
     }
 }
@@ -169,7 +191,18 @@ async fn soak_keeps_memory_descriptors_and_latency_flat() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let mut server = ChildServer::start(
         "soak",
-        &["--rate", "2000", "--symbols", "500", "--skew", "1", "--stall-timeout", "10s", "--seed", "7"],
+        &[
+            "--rate",
+            "2000",
+            "--symbols",
+            "500",
+            "--skew",
+            "1",
+            "--stall-timeout",
+            "10s",
+            "--seed",
+            "7",
+        ],
         &[],
     )
     .await;
@@ -191,7 +224,12 @@ async fn soak_keeps_memory_descriptors_and_latency_flat() {
     while started.elapsed() < duration {
         pace.tick().await;
         let s = sample(&server, started).await;
-        writeln!(csv, "{:.0},{},{},{},{},{}", s.elapsed_s, s.rss_kib, s.fds, s.connections, s.p99_us, s.events_out).unwrap();
+        writeln!(
+            csv,
+            "{:.0},{},{},{},{},{}",
+            s.elapsed_s, s.rss_kib, s.fds, s.connections, s.p99_us, s.events_out
+        )
+        .unwrap();
         csv.flush().unwrap();
         samples.push(s);
     }
@@ -203,7 +241,11 @@ async fn soak_keeps_memory_descriptors_and_latency_flat() {
     assert!(status.success(), "exit after the soak: {status:?}");
 
     let measured = &samples[(samples.len() as f64 * WARM_UP_FRACTION) as usize..];
-    assert!(measured.len() >= 3, "too short a soak for trends: {} samples", measured.len());
+    assert!(
+        measured.len() >= 3,
+        "too short a soak for trends: {} samples",
+        measured.len()
+    );
     let (rss_first, rss_last) = thirds(measured, |s| s.rss_kib);
     let (fds_first, fds_last) = thirds(measured, |s| s.fds);
     let (p99_first, p99_last) = thirds(measured, |s| s.p99_us);
@@ -221,6 +263,12 @@ async fn soak_keeps_memory_descriptors_and_latency_flat() {
         "RSS grew: {rss_first} -> {rss_last} KiB (see {})",
         csv_path.display()
     );
-    assert!(fds_last <= fds_first + FD_GROWTH, "descriptors grew: {fds_first} -> {fds_last}");
-    assert!(p99_last <= p99_first * P99_GROWTH_RATIO + P99_GROWTH_US, "p99 grew: {p99_first} -> {p99_last} us");
+    assert!(
+        fds_last <= fds_first + FD_GROWTH,
+        "descriptors grew: {fds_first} -> {fds_last}"
+    );
+    assert!(
+        p99_last <= p99_first * P99_GROWTH_RATIO + P99_GROWTH_US,
+        "p99 grew: {p99_first} -> {p99_last} us"
+    );
 }

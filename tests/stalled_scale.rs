@@ -33,7 +33,10 @@ const PER_CLIENT_KIB: u64 = 256;
 const FLAT_KIB: u64 = 8 * 1024;
 
 fn stall_secs() -> u64 {
-    std::env::var("TICKFEED_STALL_TEST_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60)
+    std::env::var("TICKFEED_STALL_TEST_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
 }
 
 /// One RSS reading during the stall.
@@ -55,7 +58,18 @@ async fn a_thousand_stalled_clients_keep_memory_flat_and_are_closed_at_the_stall
     // seconds of scheduling delay on a loaded machine.
     let server = ChildServer::start(
         "stalled",
-        &["--rate", "1000", "--symbols", "200", "--skew", "0", "--stall-timeout", &stall_flag, "--heartbeat", &heartbeat_flag],
+        &[
+            "--rate",
+            "1000",
+            "--symbols",
+            "200",
+            "--skew",
+            "0",
+            "--stall-timeout",
+            &stall_flag,
+            "--heartbeat",
+            &heartbeat_flag,
+        ],
         &[],
     )
     .await;
@@ -83,20 +97,37 @@ async fn a_thousand_stalled_clients_keep_memory_flat_and_are_closed_at_the_stall
         pace.tick().await;
         let stats = server.stats().await;
         let closed = stats["slow_consumer_closes"].as_u64().unwrap();
-        samples.push(Sample { at: first_subscribed.elapsed(), rss_kib: server.rss_kib(), closed });
+        samples.push(Sample {
+            at: first_subscribed.elapsed(),
+            rss_kib: server.rss_kib(),
+            closed,
+        });
         if closed >= STALLED {
             break;
         }
-        assert!(Instant::now() < deadline, "only {closed} of {STALLED} stalled clients closed: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "only {closed} of {STALLED} stalled clients closed: {stats}"
+        );
     }
     let tally = witness.sees_every_seq(100).await;
-    server.wait_for_stats("only the witness left", |s| s["connections"] == 1).await;
+    server
+        .wait_for_stats("only the witness left", |s| s["connections"] == 1)
+        .await;
 
     for sample in &samples {
-        println!("t={:>3} s  rss={:>7} KiB  closed={}", sample.at.as_secs(), sample.rss_kib, sample.closed);
+        println!(
+            "t={:>3} s  rss={:>7} KiB  closed={}",
+            sample.at.as_secs(),
+            sample.rss_kib,
+            sample.closed
+        );
     }
     let first_close = samples.iter().find(|s| s.closed > 0).expect("a close").at;
-    assert!(first_close >= Duration::from_secs(stall), "a stalled client was closed after {first_close:?}, before the {stall} s stall timeout");
+    assert!(
+        first_close >= Duration::from_secs(stall),
+        "a stalled client was closed after {first_close:?}, before the {stall} s stall timeout"
+    );
     let stalling: Vec<&Sample> = samples.iter().filter(|s| s.closed == 0).collect();
     let (early, late) = stalling.split_at(stalling.len() / 2);
     let peak = |part: &[&Sample]| part.iter().map(|s| s.rss_kib).max().unwrap_or(0);
@@ -111,7 +142,10 @@ async fn a_thousand_stalled_clients_keep_memory_flat_and_are_closed_at_the_stall
         "RSS {} KiB exceeds {PER_CLIENT_KIB} KiB per stalled client over {rss_before} KiB",
         early_peak.max(late_peak)
     );
-    assert!(late_peak <= early_peak + FLAT_KIB, "RSS grew during the stall: {early_peak} KiB then {late_peak} KiB");
+    assert!(
+        late_peak <= early_peak + FLAT_KIB,
+        "RSS grew during the stall: {early_peak} KiB then {late_peak} KiB"
+    );
     // The stalled clients find the end of the stream behind the data they
     // never read.
     drop(stalled);

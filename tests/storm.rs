@@ -42,7 +42,11 @@ async fn cycle(url: &str, index: u64) {
             client.request(subscribe).await;
         }
         _ => {
-            client.ws.send(Message::text(subscribe.to_string())).await.expect("sent");
+            client
+                .ws
+                .send(Message::text(subscribe.to_string()))
+                .await
+                .expect("sent");
         }
     }
 }
@@ -72,7 +76,11 @@ async fn storm(url: &str, count: u64) {
 /// Waits until every connection is gone and the descriptor count is back
 /// to `fds` (at most); returns (RSS KiB, open fds).
 async fn settled(server: &ChildServer, fds: usize) -> (u64, usize) {
-    server.wait_for_stats("every connection closed", |s| s["connections"] == 0 && s["subscriptions"] == 0).await;
+    server
+        .wait_for_stats("every connection closed", |s| {
+            s["connections"] == 0 && s["subscriptions"] == 0
+        })
+        .await;
     let deadline = tokio::time::Instant::now() + CHILD_DEADLINE;
     loop {
         let open = server.open_fds();
@@ -86,7 +94,12 @@ async fn settled(server: &ChildServer, fds: usize) -> (u64, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_connection_cycles_leave_descriptors_and_memory_at_baseline() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let server = ChildServer::start("storm", &["--rate", "500", "--symbols", "50", "--skew", "0"], &[]).await;
+    let server = ChildServer::start(
+        "storm",
+        &["--rate", "500", "--symbols", "50", "--skew", "0"],
+        &[],
+    )
+    .await;
     let url = server.ws_url();
     storm(&url, WARM_UP).await;
     let (rss_baseline, fds_baseline) = settled(&server, usize::MAX).await;
@@ -102,8 +115,15 @@ async fn ten_thousand_connection_cycles_leave_descriptors_and_memory_at_baseline
          fds {fds_baseline} at baseline, {fds_half} half-way, {fds_after} after",
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(stats["connections_total"], WARM_UP + CYCLES, "every cycle was a real session");
-    assert_eq!(fds_after, fds_baseline, "open descriptors back to the baseline");
+    assert_eq!(
+        stats["connections_total"],
+        WARM_UP + CYCLES,
+        "every cycle was a real session"
+    );
+    assert_eq!(
+        fds_after, fds_baseline,
+        "open descriptors back to the baseline"
+    );
     assert!(
         rss_after <= rss_half + SETTLING_KIB,
         "RSS still growing: {rss_half} KiB after 5,000 cycles, {rss_after} KiB after 10,000"

@@ -95,7 +95,10 @@ pub trait SocketError: std::fmt::Display {
 
 impl SocketError for axum::Error {
     fn is_too_big(&self) -> bool {
-        matches!(tungstenite_error(self), Some(tungstenite::Error::Capacity(_)))
+        matches!(
+            tungstenite_error(self),
+            Some(tungstenite::Error::Capacity(_))
+        )
     }
 
     fn is_invalid_utf8(&self) -> bool {
@@ -112,7 +115,9 @@ impl SocketError for axum::Error {
 
 fn tungstenite_error(error: &axum::Error) -> Option<&tungstenite::Error> {
     use std::error::Error as _;
-    error.source().and_then(|e| e.downcast_ref::<tungstenite::Error>())
+    error
+        .source()
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
 }
 
 pub struct Session<S> {
@@ -136,15 +141,29 @@ where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
     E: SocketError,
 {
-    pub fn new(socket: S, settings: Arc<SessionSettings>, client: ClientId, encoding: Encoding) -> Self {
+    pub fn new(
+        socket: S,
+        settings: Arc<SessionSettings>,
+        client: ClientId,
+        encoding: Encoding,
+    ) -> Self {
         let now = Instant::now();
         let limits = &settings.limits;
         Self {
             socket,
             client,
             encoding,
-            outbox: Outbox::new(settings.router.table().clone(), encoding, settings.max_frame_bytes),
-            budget: RequestBudget::new(limits.requests_per_sec, limits.request_burst, limits.abuse_threshold, now),
+            outbox: Outbox::new(
+                settings.router.table().clone(),
+                encoding,
+                settings.max_frame_bytes,
+            ),
+            budget: RequestBudget::new(
+                limits.requests_per_sec,
+                limits.request_burst,
+                limits.abuse_threshold,
+                now,
+            ),
             frames: Vec::new(),
             last_heard: now,
             ready_since: now,
@@ -242,7 +261,9 @@ where
     async fn on_message(&mut self, message: Message) -> Result<(), Stop> {
         let max = self.settings.limits.max_request_bytes;
         let parsed = match message {
-            Message::Text(text) => check_size(text.len(), max).and_then(|()| parse_json_request(text.as_bytes())),
+            Message::Text(text) => {
+                check_size(text.len(), max).and_then(|()| parse_json_request(text.as_bytes()))
+            }
             Message::Binary(bytes) if self.encoding == Encoding::Msgpack => {
                 check_size(bytes.len(), max).and_then(|()| parse_msgpack_request(&bytes))
             }
@@ -266,7 +287,10 @@ where
             Err(RequestError::new(
                 id,
                 ErrorCode::RateLimited,
-                format!("more than {} requests per second", self.settings.limits.requests_per_sec),
+                format!(
+                    "more than {} requests per second",
+                    self.settings.limits.requests_per_sec
+                ),
             ))
         };
         let stats = &self.settings.stats;
@@ -279,7 +303,10 @@ where
                     limits: &self.settings.limits,
                     outbox: &mut self.outbox,
                 };
-                context.handle(request).await.map_err(|_| Stop::ServerError)?
+                context
+                    .handle(request)
+                    .await
+                    .map_err(|_| Stop::ServerError)?
             }
             Err(error) => requests::Reply {
                 events: vec![error.into_event()],
@@ -296,7 +323,9 @@ where
         } else {
             self.budget.accepted();
         }
-        stats.snapshots_out.fetch_add(reply.snapshots, Ordering::Relaxed);
+        stats
+            .snapshots_out
+            .fetch_add(reply.snapshots, Ordering::Relaxed);
         self.update_subscription_gauge();
         self.send_control(&reply.events).await
     }
@@ -308,7 +337,10 @@ where
         if self.budget.try_take(Instant::now()) {
             self.budget.accepted();
         } else if self.budget.refused() {
-            self.settings.stats.abuse_closes.fetch_add(1, Ordering::Relaxed);
+            self.settings
+                .stats
+                .abuse_closes
+                .fetch_add(1, Ordering::Relaxed);
             return Err(Stop::Abuse);
         }
         Ok(())
@@ -318,7 +350,10 @@ where
         let now = self.outbox.subscription_count() as i64;
         let delta = now - self.counted_subscriptions;
         if delta != 0 {
-            self.settings.stats.subscriptions.fetch_add(delta, Ordering::Relaxed);
+            self.settings
+                .stats
+                .subscriptions
+                .fetch_add(delta, Ordering::Relaxed);
             self.counted_subscriptions = now;
         }
     }
@@ -327,39 +362,56 @@ where
     /// with one flush.
     async fn deliver(&mut self) -> Result<(), Stop> {
         let drained_at = Instant::now();
-        let collected = self.outbox.collect(drained_at, self.ready_since, &mut self.frames);
+        let collected = self
+            .outbox
+            .collect(drained_at, self.ready_since, &mut self.frames);
         if self.frames.is_empty() {
             return Ok(());
         }
         let mut bytes = 0;
         let frame_count = self.frames.len() as u64;
         let mut frames = std::mem::take(&mut self.frames);
-        let (result, had_to_wait) = waited(tokio::time::timeout(self.settings.stall_timeout, async {
-            for frame in frames.drain(..) {
-                bytes += frame.len() as u64;
-                let message = self.data_message(frame);
-                self.socket.feed(message).await.map_err(|_| ())?;
-            }
-            self.socket.flush().await.map_err(|_| ())
-        }))
-        .await;
+        let (result, had_to_wait) =
+            waited(tokio::time::timeout(self.settings.stall_timeout, async {
+                for frame in frames.drain(..) {
+                    bytes += frame.len() as u64;
+                    let message = self.data_message(frame);
+                    self.socket.feed(message).await.map_err(|_| ())?;
+                }
+                self.socket.flush().await.map_err(|_| ())
+            }))
+            .await;
         self.frames = frames;
         match result {
             Err(_) => {
-                self.settings.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+                self.settings
+                    .stats
+                    .slow_consumer_closes
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(Stop::SlowConsumer);
             }
             Ok(Err(())) => return Err(Stop::SocketError("write failed".into())),
             Ok(Ok(())) => {}
         }
         let stats = &self.settings.stats;
-        record_latencies(stats, Stage::Deliver, now_ns(), self.outbox.sent_ts.iter().copied());
-        stats.events_out.fetch_add(collected.events, Ordering::Relaxed);
+        record_latencies(
+            stats,
+            Stage::Deliver,
+            now_ns(),
+            self.outbox.sent_ts.iter().copied(),
+        );
+        stats
+            .events_out
+            .fetch_add(collected.events, Ordering::Relaxed);
         stats.frames_out.fetch_add(frame_count, Ordering::Relaxed);
         stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
         if collected.conflated > 0 {
-            stats.events_conflated.fetch_add(collected.conflated, Ordering::Relaxed);
-            stats.updates_merged.fetch_add(collected.merged, Ordering::Relaxed);
+            stats
+                .events_conflated
+                .fetch_add(collected.conflated, Ordering::Relaxed);
+            stats
+                .updates_merged
+                .fetch_add(collected.merged, Ordering::Relaxed);
         }
         // A write that never waited found the socket ready: the client has
         // been keeping up since this drain, so updates routed during the
@@ -372,7 +424,9 @@ where
 
     fn data_message(&self, frame: Bytes) -> Message {
         match self.encoding {
-            Encoding::Json => Message::Text(Utf8Bytes::try_from(frame).expect("JSON frames are UTF-8")),
+            Encoding::Json => {
+                Message::Text(Utf8Bytes::try_from(frame).expect("JSON frames are UTF-8"))
+            }
             Encoding::Msgpack => Message::Binary(frame),
         }
     }
@@ -388,7 +442,10 @@ where
     async fn send_timed(&mut self, message: Message) -> Result<(), Stop> {
         match tokio::time::timeout(self.settings.stall_timeout, self.socket.send(message)).await {
             Err(_) => {
-                self.settings.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+                self.settings
+                    .stats
+                    .slow_consumer_closes
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(Stop::SlowConsumer)
             }
             Ok(Err(_)) => Err(Stop::SocketError("write failed".into())),
@@ -537,7 +594,10 @@ mod tests {
             trigger.subscribe(),
             trigger.guard(),
         );
-        source_tx.send(SourceMsg::Declare(vec!["AAPL".into()])).await.unwrap();
+        source_tx
+            .send(SourceMsg::Declare(vec!["AAPL".into()]))
+            .await
+            .unwrap();
         let settings = Arc::new(SessionSettings {
             router,
             stats,
@@ -550,8 +610,13 @@ mod tests {
         });
         let (in_tx, in_rx) = mpsc::unbounded();
         let (out_tx, mut out_rx) = mpsc::unbounded();
-        let socket = ChannelSocket { inbound: in_rx, outbound: out_tx };
-        let session = tokio::spawn(Session::new(socket, settings, 1, Encoding::Json).run("s1".into(), trigger.subscribe()));
+        let socket = ChannelSocket {
+            inbound: in_rx,
+            outbound: out_tx,
+        };
+        let session = tokio::spawn(
+            Session::new(socket, settings, 1, Encoding::Json).run("s1".into(), trigger.subscribe()),
+        );
 
         assert_eq!(events(out_rx.next().await.unwrap())[0]["ev"], "hello");
         let request = r#"{"op":"subscribe","id":1,"symbols":["AAPL"]}"#;
@@ -561,7 +626,10 @@ mod tests {
         tick.ts = now_ns();
         source_tx.send(SourceMsg::Ticks(vec![tick])).await.unwrap();
         let live = events(out_rx.next().await.unwrap());
-        assert_eq!((live[0]["sym"].as_str(), live[0]["seq"].as_u64()), (Some("AAPL"), Some(1)));
+        assert_eq!(
+            (live[0]["sym"].as_str(), live[0]["seq"].as_u64()),
+            (Some("AAPL"), Some(1))
+        );
 
         drop(in_tx);
         assert_eq!(session.await.unwrap(), Stop::ClientClosed);

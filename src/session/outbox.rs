@@ -91,7 +91,11 @@ impl Outbox {
 
     /// Subscriptions held: named symbols, plus one for `*`.
     pub fn subscription_count(&self) -> usize {
-        let named = if self.wildcard.is_some() { 0 } else { self.subs.len() };
+        let named = if self.wildcard.is_some() {
+            0
+        } else {
+            self.subs.len()
+        };
         named + usize::from(self.wildcard.is_some())
     }
 
@@ -108,7 +112,14 @@ impl Outbox {
     /// Records granted symbols; appends snapshot ticks to `reply` when asked.
     /// A re-subscribe only changes pacing (and sends a fresh snapshot): the
     /// conflation baseline stays, so `n` still accounts for every update.
-    pub fn add(&mut self, grants: &[Grant], max_hz: f64, snapshot: bool, reply: &mut Vec<Event>, now: Instant) -> u64 {
+    pub fn add(
+        &mut self,
+        grants: &[Grant],
+        max_hz: f64,
+        snapshot: bool,
+        reply: &mut Vec<Event>,
+        now: Instant,
+    ) -> u64 {
         let interval = interval_of(max_hz);
         let mut snapshots = 0;
         for grant in grants {
@@ -156,11 +167,18 @@ impl Outbox {
     /// routed after it arrived while the client was keeping up, so each is
     /// sent (from the symbol's history) rather than merged. Updates routed
     /// while a write was blocked are merged into the latest, with `n`.
-    pub fn collect(&mut self, now: Instant, ready_since: Instant, frames: &mut Vec<Bytes>) -> Collected {
+    pub fn collect(
+        &mut self,
+        now: Instant,
+        ready_since: Instant,
+        frames: &mut Vec<Bytes>,
+    ) -> Collected {
         let mut out = Collected::default();
         self.sent_ts.clear();
         self.deferred_until = None;
-        let Some(mailbox) = &self.mailbox else { return out };
+        let Some(mailbox) = &self.mailbox else {
+            return out;
+        };
         self.pending.clear();
         mailbox.drain(|id| self.pending.push(id));
         let mut emit = Emitter {
@@ -173,7 +191,9 @@ impl Outbox {
         for &id in &self.pending {
             let cell = self.table.cell(id);
             let latest = cell.load();
-            let Some(latest) = latest.as_ref() else { continue };
+            let Some(latest) = latest.as_ref() else {
+                continue;
+            };
             let sub = match self.subs.get_mut(&id) {
                 Some(sub) => sub,
                 None => match self.wildcard {
@@ -193,14 +213,18 @@ impl Outbox {
             if let Some(interval) = sub.interval {
                 if now < sub.next_due {
                     mailbox.defer(id);
-                    self.deferred_until = Some(self.deferred_until.map_or(sub.next_due, |t| t.min(sub.next_due)));
+                    self.deferred_until = Some(
+                        self.deferred_until
+                            .map_or(sub.next_due, |t| t.min(sub.next_due)),
+                    );
                     continue;
                 }
                 sub.next_due = now + interval;
             } else {
                 let first = (sub.last_seq + 1).max(latest.seq().saturating_sub(HISTORY as u64 - 1));
                 for seq in first..latest.seq() {
-                    if let Some(missed) = cell.historic(seq).filter(|t| t.routed_at >= ready_since) {
+                    if let Some(missed) = cell.historic(seq).filter(|t| t.routed_at >= ready_since)
+                    {
                         emit.tick(&missed, &mut sub.last_seq);
                     }
                 }
@@ -299,7 +323,16 @@ mod tests {
         let mailbox = outbox.mailbox();
         let now = Instant::now();
         let mut reply = Vec::new();
-        outbox.add(&[Grant { id: 0, latest: None }], 0.0, true, &mut reply, now);
+        outbox.add(
+            &[Grant {
+                id: 0,
+                latest: None,
+            }],
+            0.0,
+            true,
+            &mut reply,
+            now,
+        );
         assert!(reply.is_empty(), "no snapshot before the first tick");
         let mut frames = Vec::new();
         publish(&table, &mailbox, 1);
@@ -309,8 +342,18 @@ mod tests {
         }
         let got = outbox.collect(now, now + Duration::from_secs(1), &mut frames);
         let ticks = events(&frames);
-        assert_eq!(ticks.iter().map(|t| (t.seq, t.n)).collect::<Vec<_>>(), [(1, 0), (10, 8)]);
-        assert_eq!(got, Collected { events: 1, conflated: 1, merged: 8 });
+        assert_eq!(
+            ticks.iter().map(|t| (t.seq, t.n)).collect::<Vec<_>>(),
+            [(1, 0), (10, 8)]
+        );
+        assert_eq!(
+            got,
+            Collected {
+                events: 1,
+                conflated: 1,
+                merged: 8
+            }
+        );
     }
 
     #[test]
@@ -319,16 +362,36 @@ mod tests {
         let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
         let mailbox = outbox.mailbox();
         let t0 = Instant::now();
-        outbox.add(&[Grant { id: 0, latest: None }], 2.0, false, &mut Vec::new(), t0);
+        outbox.add(
+            &[Grant {
+                id: 0,
+                latest: None,
+            }],
+            2.0,
+            false,
+            &mut Vec::new(),
+            t0,
+        );
         let mut frames = Vec::new();
         publish(&table, &mailbox, 1);
         outbox.collect(t0, t0, &mut frames);
         publish(&table, &mailbox, 2);
         publish(&table, &mailbox, 3);
-        assert_eq!(outbox.collect(t0 + Duration::from_millis(100), t0, &mut frames).events, 0);
+        assert_eq!(
+            outbox
+                .collect(t0 + Duration::from_millis(100), t0, &mut frames)
+                .events,
+            0
+        );
         assert_eq!(outbox.deferred_until, Some(t0 + Duration::from_millis(500)));
         outbox.collect(t0 + Duration::from_millis(500), t0, &mut frames);
-        assert_eq!(events(&frames).iter().map(|t| (t.seq, t.n)).collect::<Vec<_>>(), [(1, 0), (3, 1)]);
+        assert_eq!(
+            events(&frames)
+                .iter()
+                .map(|t| (t.seq, t.n))
+                .collect::<Vec<_>>(),
+            [(1, 0), (3, 1)]
+        );
     }
 
     #[test]
@@ -337,7 +400,16 @@ mod tests {
         let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
         let mailbox = outbox.mailbox();
         let ready_since = Instant::now();
-        outbox.add(&[Grant { id: 0, latest: None }], 0.0, false, &mut Vec::new(), ready_since);
+        outbox.add(
+            &[Grant {
+                id: 0,
+                latest: None,
+            }],
+            0.0,
+            false,
+            &mut Vec::new(),
+            ready_since,
+        );
         for seq in 1..=5 {
             publish(&table, &mailbox, seq);
         }
@@ -353,7 +425,16 @@ mod tests {
         let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
         let mailbox = outbox.mailbox();
         let ready_since = Instant::now();
-        outbox.add(&[Grant { id: 0, latest: None }], 0.0, false, &mut Vec::new(), ready_since);
+        outbox.add(
+            &[Grant {
+                id: 0,
+                latest: None,
+            }],
+            0.0,
+            false,
+            &mut Vec::new(),
+            ready_since,
+        );
         let last = HISTORY as u64 + 10;
         for seq in 1..=last {
             publish(&table, &mailbox, seq);
@@ -363,7 +444,11 @@ mod tests {
         let ticks = events(&frames);
         assert_eq!(ticks.len(), HISTORY);
         assert_eq!((ticks[0].seq, ticks[0].n), (11, 10));
-        assert!(ticks.windows(2).all(|w| w[1].seq - w[0].seq - 1 == u64::from(w[1].n)));
+        assert!(
+            ticks
+                .windows(2)
+                .all(|w| w[1].seq - w[0].seq - 1 == u64::from(w[1].n))
+        );
     }
 
     #[test]
@@ -372,11 +457,25 @@ mod tests {
         let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
         let mailbox = outbox.mailbox();
         let now = Instant::now();
-        outbox.add(&[Grant { id: 0, latest: None }], 0.0, false, &mut Vec::new(), now);
+        outbox.add(
+            &[Grant {
+                id: 0,
+                latest: None,
+            }],
+            0.0,
+            false,
+            &mut Vec::new(),
+            now,
+        );
         publish(&table, &mailbox, 1);
         outbox.remove(&[0]);
         let mut frames = Vec::new();
-        assert_eq!(outbox.collect(now, now + Duration::from_secs(1), &mut frames).events, 0);
+        assert_eq!(
+            outbox
+                .collect(now, now + Duration::from_secs(1), &mut frames)
+                .events,
+            0
+        );
         assert!(frames.is_empty());
     }
 }

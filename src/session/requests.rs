@@ -27,9 +27,13 @@ pub struct RequestContext<'a> {
 impl RequestContext<'_> {
     pub async fn handle(&mut self, request: Request) -> Result<Reply, RouterGone> {
         match request {
-            Request::Subscribe { id, symbols, invalid, max_hz, snapshot } => {
-                self.subscribe(id, symbols, invalid, max_hz, snapshot).await
-            }
+            Request::Subscribe {
+                id,
+                symbols,
+                invalid,
+                max_hz,
+                snapshot,
+            } => self.subscribe(id, symbols, invalid, max_hz, snapshot).await,
             Request::Unsubscribe { id, symbols } => self.unsubscribe(id, symbols).await,
             Request::Symbols { id } => {
                 let symbols = self
@@ -64,9 +68,14 @@ impl RequestContext<'_> {
         let acked: Vec<String> = match symbols {
             SymbolSet::All => {
                 let mailbox = self.outbox.mailbox();
-                let granted = self.router.subscribe(self.client, mailbox, SymbolSet::All).await?;
+                let granted = self
+                    .router
+                    .subscribe(self.client, mailbox, SymbolSet::All)
+                    .await?;
                 self.outbox.add_wildcard(max_hz);
-                reply.snapshots = self.outbox.add(&granted.granted, max_hz, snapshot, &mut snapshots, now);
+                reply.snapshots =
+                    self.outbox
+                        .add(&granted.granted, max_hz, snapshot, &mut snapshots, now);
                 vec![WILDCARD.to_string()]
             }
             SymbolSet::Named(names) => {
@@ -94,9 +103,14 @@ impl RequestContext<'_> {
                         .router
                         .subscribe(self.client, mailbox, SymbolSet::Named(names.clone()))
                         .await?;
-                    reply.snapshots = self.outbox.add(&granted.granted, max_hz, snapshot, &mut snapshots, now);
+                    reply.snapshots =
+                        self.outbox
+                            .add(&granted.granted, max_hz, snapshot, &mut snapshots, now);
                     unknown.extend(granted.unknown.iter().cloned());
-                    names.into_iter().filter(|n| !granted.unknown.contains(n)).collect()
+                    names
+                        .into_iter()
+                        .filter(|n| !granted.unknown.contains(n))
+                        .collect()
                 }
             }
         };
@@ -120,13 +134,20 @@ impl RequestContext<'_> {
         Ok(reply)
     }
 
-    async fn unsubscribe(&mut self, id: Option<u64>, symbols: SymbolSet) -> Result<Reply, RouterGone> {
+    async fn unsubscribe(
+        &mut self,
+        id: Option<u64>,
+        symbols: SymbolSet,
+    ) -> Result<Reply, RouterGone> {
         let acked = match &symbols {
             SymbolSet::All => vec![WILDCARD.to_string()],
             SymbolSet::Named(names) => names.clone(),
         };
         if self.outbox.mailbox_ref().is_some() {
-            let removed = self.router.unsubscribe(self.client, symbols.clone()).await?;
+            let removed = self
+                .router
+                .unsubscribe(self.client, symbols.clone())
+                .await?;
             match symbols {
                 SymbolSet::All => self.outbox.remove_all(),
                 SymbolSet::Named(_) => self.outbox.remove(&removed),

@@ -93,7 +93,8 @@ impl Market {
         let picker = if config.skew == 0.0 {
             Picker::RoundRobin(0)
         } else {
-            let weights = (0..symbols.len()).map(|rank| 1.0 / ((rank + 1) as f64).powf(config.skew));
+            let weights =
+                (0..symbols.len()).map(|rank| 1.0 / ((rank + 1) as f64).powf(config.skew));
             Picker::Weighted(WeightedIndex::new(weights).expect("weights are positive"))
         };
         Self {
@@ -131,7 +132,8 @@ impl Market {
         s.mid *= (-0.5 * s.sigma * s.sigma * dt + s.sigma * dt.sqrt() * z).exp();
         s.tick_size = tick_size(s.mid);
         let spread_ticks = 1 + (rng.random::<f64>() * rng.random::<f64>() * 4.0) as u64;
-        let bid = round_to(s.mid - spread_ticks as f64 * s.tick_size / 2.0, s.tick_size).max(s.tick_size);
+        let bid =
+            round_to(s.mid - spread_ticks as f64 * s.tick_size / 2.0, s.tick_size).max(s.tick_size);
         let ask = round_to(bid + spread_ticks as f64 * s.tick_size, s.tick_size);
         if rng.random::<f64>() < TRADE_SHARE {
             let buy = rng.random::<bool>();
@@ -177,7 +179,11 @@ pub async fn run(
     mut shutdown: crate::shutdown::Shutdown,
 ) {
     let mut market = Market::new(&config);
-    if out.send(SourceMsg::Declare(market.symbols())).await.is_err() {
+    if out
+        .send(SourceMsg::Declare(market.symbols()))
+        .await
+        .is_err()
+    {
         return;
     }
     let started = Instant::now();
@@ -246,7 +252,9 @@ mod tests {
             if let Some(sz) = t.sz {
                 assert_eq!(sz % 100, 0, "round lots");
             }
-            let prev = last_vol.insert(t.sym.clone(), (t.vol, t.seq)).unwrap_or((0, 0));
+            let prev = last_vol
+                .insert(t.sym.clone(), (t.vol, t.seq))
+                .unwrap_or((0, 0));
             assert!(t.vol >= prev.0, "volume never falls");
             assert_eq!(t.seq, prev.1 + 1, "seq +1 per update of a symbol");
         }
@@ -264,7 +272,9 @@ mod tests {
     fn skew_makes_a_few_symbols_busy_and_zero_is_even() {
         let count_first = |skew| {
             let mut m = market(skew, 100);
-            (0..10_000).filter(|i| &*m.next_tick(*i).sym == "AAPL").count()
+            (0..10_000)
+                .filter(|i| &*m.next_tick(*i).sym == "AAPL")
+                .count()
         };
         assert_eq!(count_first(0.0), 100, "round robin");
         assert!(count_first(1.0) > 1000, "top symbol busy under zipf");

@@ -88,7 +88,8 @@ pub fn spawn(
             });
         }
         SourceConfig::Replay(replay) => {
-            replay::spawn(replay.clone(), out, stats, shutdown, done).map_err(SourceError::ReplayThread)?;
+            replay::spawn(replay.clone(), out, stats, shutdown, done)
+                .map_err(SourceError::ReplayThread)?;
         }
     }
     Ok(())

@@ -49,7 +49,9 @@ pub fn load(path: &Path) -> Result<Vec<Listing>, UniverseError> {
 }
 
 fn parse(bytes: &[u8], path: &str) -> Result<Vec<Listing>, UniverseError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
     let row_error = |line: u64, msg: String| UniverseError::Row {
         path: path.to_string(),
         line,
@@ -69,7 +71,10 @@ fn parse(bytes: &[u8], path: &str) -> Result<Vec<Listing>, UniverseError> {
         };
         let symbol = field(0, "symbol")?.to_string();
         if !crate::protocol::is_valid_symbol(&symbol) {
-            return Err(row_error(line, format!("column symbol: {symbol:?} is not a valid symbol")));
+            return Err(row_error(
+                line,
+                format!("column symbol: {symbol:?} is not a valid symbol"),
+            ));
         }
         let number = |i: usize, name: &str| -> Result<f64, UniverseError> {
             let text = field(i, name)?;

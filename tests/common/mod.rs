@@ -33,9 +33,16 @@ pub async fn start_server(args: &[&str]) -> TestServer {
     }
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(&argv).expect("valid test flags");
-    let Some(Command::Serve(serve)) = cli.command else { panic!("not serve") };
-    let server = start(serve.into_config().expect("valid test config")).await.expect("server starts");
-    TestServer { addr: server.addr, server }
+    let Some(Command::Serve(serve)) = cli.command else {
+        panic!("not serve")
+    };
+    let server = start(serve.into_config().expect("valid test config"))
+        .await
+        .expect("server starts");
+    TestServer {
+        addr: server.addr,
+        server,
+    }
 }
 
 impl TestServer {
@@ -52,7 +59,12 @@ impl TestServer {
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
-        reqwest::get(self.http_url(path)).await.expect("GET").json().await.expect("JSON body")
+        reqwest::get(self.http_url(path))
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
     }
 
     pub async fn shutdown(self) {
@@ -80,7 +92,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -98,7 +113,10 @@ pub struct Client {
 
 impl Client {
     /// Connects to `url` (with extra headers) and reads `hello`.
-    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+    pub async fn connect_with(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         let mut request = url.into_client_request()?;
         for (name, value) in headers {
             request.headers_mut().insert(
@@ -111,7 +129,12 @@ impl Client {
             .headers()
             .get("sec-websocket-protocol")
             .map(|v| v.to_str().unwrap().to_string());
-        let mut client = Client { ws, hello: Value::Null, backlog: Default::default(), protocol };
+        let mut client = Client {
+            ws,
+            hello: Value::Null,
+            backlog: Default::default(),
+            protocol,
+        };
         client.hello = client.next_event().await;
         assert_eq!(client.hello["ev"], "hello", "first frame is hello");
         Ok(client)
@@ -123,8 +146,15 @@ impl Client {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let stream = socket.connect(addr).await.unwrap();
-        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("handshake");
-        let mut client = Client { ws, hello: Value::Null, backlog: Default::default(), protocol: None };
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+        let mut client = Client {
+            ws,
+            hello: Value::Null,
+            backlog: Default::default(),
+            protocol: None,
+        };
         client.hello = client.next_event().await;
         client
     }
@@ -134,7 +164,10 @@ impl Client {
     }
 
     pub async fn send(&mut self, request: Value) {
-        self.ws.send(Message::text(request.to_string())).await.expect("send");
+        self.ws
+            .send(Message::text(request.to_string()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -144,10 +177,18 @@ impl Client {
     /// Reads one frame and returns its events (JSON or MessagePack).
     pub async fn read_frame(&mut self) -> Option<Vec<Value>> {
         loop {
-            let message = tokio::time::timeout(DEADLINE, self.ws.next()).await.expect("frame within deadline")?;
+            let message = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("frame within deadline")?;
             match message.ok()? {
-                Message::Text(text) => return Some(serde_json::from_str(&text).expect("frame is a JSON array")),
-                Message::Binary(bytes) => return Some(rmp_serde::from_slice(&bytes).expect("frame is a MessagePack array")),
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("frame is a JSON array"));
+                }
+                Message::Binary(bytes) => {
+                    return Some(
+                        rmp_serde::from_slice(&bytes).expect("frame is a MessagePack array"),
+                    );
+                }
                 Message::Close(_) => return None,
                 _ => continue,
             }
@@ -168,7 +209,9 @@ impl Client {
     pub async fn wait_event(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let event = tokio::time::timeout_at(deadline, self.next_event()).await.expect("expected event within deadline");
+            let event = tokio::time::timeout_at(deadline, self.next_event())
+                .await
+                .expect("expected event within deadline");
             if matches(&event) {
                 return event;
             }
@@ -180,15 +223,21 @@ impl Client {
     pub async fn request(&mut self, request: Value) -> Value {
         let id = request["id"].clone();
         self.send(request).await;
-        self.wait_event(|e| e["id"] == id && e["ev"] != "tick").await
+        self.wait_event(|e| e["id"] == id && e["ev"] != "tick")
+            .await
     }
 
     /// Reads until the server closes; returns the close code and reason.
     pub async fn closed(&mut self) -> Option<(u16, String)> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("close within deadline") {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+            match tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("close within deadline")
+            {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,
             }

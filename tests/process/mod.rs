@@ -25,7 +25,8 @@ impl ChildServer {
     /// Starts `tickfeed serve --listen 127.0.0.1:0 ARGS` with `envs`, its
     /// log (stderr) going to a file, and waits for its listening line.
     pub async fn start(name: &str, args: &[&str], envs: &[(&str, &str)]) -> ChildServer {
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}.log", std::process::id()));
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}.log", std::process::id()));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tickfeed"));
         command
@@ -46,7 +47,9 @@ impl ChildServer {
             .await
             .expect("listening line in time")
             .expect("stdout readable")
-            .unwrap_or_else(|| panic!("tickfeed exited before listening; log in {}", log.display()));
+            .unwrap_or_else(|| {
+                panic!("tickfeed exited before listening; log in {}", log.display())
+            });
         let addr = line
             .rsplit("://")
             .next()
@@ -54,7 +57,12 @@ impl ChildServer {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChildServer { child, pid, addr, log }
+        ChildServer {
+            child,
+            pid,
+            addr,
+            log,
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -63,7 +71,8 @@ impl ChildServer {
 
     /// Resident set size in KiB (`VmRSS` in /proc/PID/status).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("child alive");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("child alive");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -73,12 +82,19 @@ impl ChildServer {
 
     /// Open file descriptors (entries of /proc/PID/fd).
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).expect("child alive").count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .expect("child alive")
+            .count()
     }
 
     pub async fn stats(&self) -> Value {
         let url = format!("http://{}/api/stats", self.addr);
-        reqwest::get(url).await.expect("GET /api/stats").json().await.expect("JSON stats")
+        reqwest::get(url)
+            .await
+            .expect("GET /api/stats")
+            .json()
+            .await
+            .expect("JSON stats")
     }
 
     /// Polls `/api/stats` every 50 ms until `check` holds.
@@ -89,14 +105,20 @@ impl ChildServer {
             if check(&stats) {
                 return stats;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {stats}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {stats}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Sends SIGTERM and waits for the exit.
     pub async fn terminate(&mut self) -> ExitStatus {
-        let sent = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().expect("kill runs");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("kill runs");
         assert!(sent.success(), "SIGTERM delivered");
         tokio::time::timeout(CHILD_DEADLINE, self.child.wait())
             .await

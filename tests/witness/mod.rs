@@ -34,7 +34,9 @@ impl Witness {
     /// starts reading in the background.
     pub async fn join(url: &str) -> Witness {
         let mut client = Client::connect(url).await;
-        let ack = client.request(json!({"op":"subscribe","id":1,"symbols":["*"],"snapshot":false})).await;
+        let ack = client
+            .request(json!({"op":"subscribe","id":1,"symbols":["*"],"snapshot":false}))
+            .await;
         assert_eq!(ack["ev"], "ack", "witness subscribed: {ack}");
         let (tx, tally) = watch::channel(Tally::default());
         let reader = tokio::spawn(read_all(client, tx));
@@ -49,14 +51,29 @@ impl Witness {
     /// that every one so far came in order with `n == 0`.
     pub async fn sees_every_seq(&mut self, more: u64) -> Tally {
         let target = self.tally.borrow().events + more;
-        let waited = tokio::time::timeout(DEADLINE, self.tally.wait_for(|t| t.events >= target || t.closed))
-            .await
-            .map(|seen| seen.is_ok());
+        let waited = tokio::time::timeout(
+            DEADLINE,
+            self.tally.wait_for(|t| t.events >= target || t.closed),
+        )
+        .await
+        .map(|seen| seen.is_ok());
         let tally = self.tally();
-        assert!(waited.is_ok(), "witness saw {} of {target} events in time", tally.events);
+        assert!(
+            waited.is_ok(),
+            "witness saw {} of {target} events in time",
+            tally.events
+        );
         assert!(!tally.closed, "the witness was disconnected");
-        assert!(tally.violations.is_empty(), "conflation invariant broken: {:?}", tally.violations);
-        assert_eq!(tally.merged, 0, "the witness missed updates (sum of n) after {} events", tally.events);
+        assert!(
+            tally.violations.is_empty(),
+            "conflation invariant broken: {:?}",
+            tally.violations
+        );
+        assert_eq!(
+            tally.merged, 0,
+            "the witness missed updates (sum of n) after {} events",
+            tally.events
+        );
         tally
     }
 }
@@ -88,7 +105,9 @@ fn check(last: &mut HashMap<String, u64>, tick: &Value, tally: &mut Tally) {
     if let Some(prev) = last.insert(sym.clone(), seq)
         && (seq <= prev || seq - prev - 1 != n)
     {
-        tally.violations.push(format!("{sym}: seq {prev} then {seq} with n {n}"));
+        tally
+            .violations
+            .push(format!("{sym}: seq {prev} then {seq} with n {n}"));
     }
 }
 
