@@ -285,6 +285,24 @@ mod tests {
         table
     }
 
+    /// An outbox subscribed to AAPL (id 0) at `now`, with its mailbox.
+    fn subscribed(
+        max_hz: f64,
+        snapshot: bool,
+        reply: &mut Vec<Event>,
+        now: Instant,
+    ) -> (Arc<SymbolTable>, Outbox, Arc<Mailbox>) {
+        let table = table_with("AAPL");
+        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
+        let mailbox = outbox.mailbox();
+        let grant = Grant {
+            id: 0,
+            latest: None,
+        };
+        outbox.add(&[grant], max_hz, snapshot, reply, now);
+        (table, outbox, mailbox)
+    }
+
     fn publish(table: &SymbolTable, mailbox: &Mailbox, seq: u64) {
         let tick = Tick {
             sym: "AAPL".into(),
@@ -318,21 +336,9 @@ mod tests {
 
     #[test]
     fn slow_client_gets_latest_price_with_merge_count() {
-        let table = table_with("AAPL");
-        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
-        let mailbox = outbox.mailbox();
         let now = Instant::now();
         let mut reply = Vec::new();
-        outbox.add(
-            &[Grant {
-                id: 0,
-                latest: None,
-            }],
-            0.0,
-            true,
-            &mut reply,
-            now,
-        );
+        let (table, mut outbox, mailbox) = subscribed(0.0, true, &mut reply, now);
         assert!(reply.is_empty(), "no snapshot before the first tick");
         let mut frames = Vec::new();
         publish(&table, &mailbox, 1);
@@ -358,20 +364,8 @@ mod tests {
 
     #[test]
     fn max_hz_defers_and_conflates_until_due() {
-        let table = table_with("AAPL");
-        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
-        let mailbox = outbox.mailbox();
         let t0 = Instant::now();
-        outbox.add(
-            &[Grant {
-                id: 0,
-                latest: None,
-            }],
-            2.0,
-            false,
-            &mut Vec::new(),
-            t0,
-        );
+        let (table, mut outbox, mailbox) = subscribed(2.0, false, &mut Vec::new(), t0);
         let mut frames = Vec::new();
         publish(&table, &mailbox, 1);
         outbox.collect(t0, t0, &mut frames);
@@ -396,20 +390,8 @@ mod tests {
 
     #[test]
     fn ready_client_gets_every_update_of_a_burst_in_order() {
-        let table = table_with("AAPL");
-        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
-        let mailbox = outbox.mailbox();
         let ready_since = Instant::now();
-        outbox.add(
-            &[Grant {
-                id: 0,
-                latest: None,
-            }],
-            0.0,
-            false,
-            &mut Vec::new(),
-            ready_since,
-        );
+        let (table, mut outbox, mailbox) = subscribed(0.0, false, &mut Vec::new(), ready_since);
         for seq in 1..=5 {
             publish(&table, &mailbox, seq);
         }
@@ -421,20 +403,8 @@ mod tests {
 
     #[test]
     fn a_burst_longer_than_the_history_is_merged_with_its_count() {
-        let table = table_with("AAPL");
-        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
-        let mailbox = outbox.mailbox();
         let ready_since = Instant::now();
-        outbox.add(
-            &[Grant {
-                id: 0,
-                latest: None,
-            }],
-            0.0,
-            false,
-            &mut Vec::new(),
-            ready_since,
-        );
+        let (table, mut outbox, mailbox) = subscribed(0.0, false, &mut Vec::new(), ready_since);
         let last = HISTORY as u64 + 10;
         for seq in 1..=last {
             publish(&table, &mailbox, seq);
@@ -453,20 +423,8 @@ mod tests {
 
     #[test]
     fn unsubscribed_symbols_are_dropped_even_if_marked() {
-        let table = table_with("AAPL");
-        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
-        let mailbox = outbox.mailbox();
         let now = Instant::now();
-        outbox.add(
-            &[Grant {
-                id: 0,
-                latest: None,
-            }],
-            0.0,
-            false,
-            &mut Vec::new(),
-            now,
-        );
+        let (table, mut outbox, mailbox) = subscribed(0.0, false, &mut Vec::new(), now);
         publish(&table, &mailbox, 1);
         outbox.remove(&[0]);
         let mut frames = Vec::new();
