@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Least time between two data frames to one client (e.g. 0, 5ms).
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub min_write_interval: Duration,
+    /// Pause writes to a client that leaves a lag probe (a ping sent with its
+    /// data) unanswered this long, so its data stays fresh; 0 turns it off.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub max_lag: Duration,
     /// Replay these CSV files instead of the simulated feed, merged in time
     /// order (generic CSV or LOBSTER messages; see docs/replay.md).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["symbols", "universe", "seed", "rate", "skew"])]
@@ -247,6 +251,7 @@ impl ServeArgs {
         config.send_buffer = self.send_buffer;
         config.max_frame_bytes = self.max_frame_bytes.max(4096);
         config.min_write_interval = self.min_write_interval;
+        config.max_lag = self.max_lag;
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
             _ => None,

@@ -46,6 +46,10 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
 /// client needs a few round trips, so 10 s is generous even on a poor
 /// mobile link, yet frees a slow-loris connection quickly.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How stale a slow client's data may get before writes to it pause and
+/// conflation takes over: half a second keeps a slow screen usable while
+/// ignoring ordinary scheduling hiccups.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(500);
 /// Per-connection read buffer. Requests are tiny, and this buffer is what
 /// an idle connection costs most: tungstenite's default of 128 KiB would
 /// cost 1.25 GiB at 10,000 connections; 4 KiB measured 12.9 KB per idle
@@ -103,6 +107,9 @@ pub struct ServeConfig {
     /// Least time between two data frames to one client; 0 writes as soon
     /// as the client is ready. Larger values trade latency for fewer writes.
     pub min_write_interval: Duration,
+    /// Writes to a client pause while it leaves a lag probe (a ping sent with
+    /// its data) unanswered this long; zero turns probing off.
+    pub max_lag: Duration,
     /// Scale-out through NATS (`--nats`); `None` is one process, no broker.
     pub nats: Option<crate::nats::NatsConfig>,
     /// Serve `https://` and `wss://` with this certificate; `None` is plain.
@@ -127,6 +134,7 @@ impl ServeConfig {
             send_buffer: DEFAULT_SEND_BUFFER,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             min_write_interval: Duration::ZERO,
+            max_lag: DEFAULT_MAX_LAG,
             nats: None,
             tls: None,
             allowed_origins: crate::origin::AllowedOrigins::default(),

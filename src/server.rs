@@ -144,6 +144,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         stall_timeout: config.stall_timeout,
         max_frame_bytes: config.max_frame_bytes,
         min_write_interval: config.min_write_interval,
+        max_lag: config.max_lag,
         server_name: format!("tickfeed {}", env!("CARGO_PKG_VERSION")),
     });
     let state = Arc::new(AppState {

@@ -349,7 +349,7 @@ async fn nats_target_runs_end_to_end_beside_tickfeed() {
             &nats_url,
             "--nats-ws-url",
             &ws_url,
-            "--server-pid",
+            "--nats-pid",
             &pid,
             "--clients",
             "10",
@@ -389,7 +389,7 @@ async fn nats_target_runs_end_to_end_beside_tickfeed() {
             .as_u64()
             .unwrap()
             > 0,
-        "read from /proc/<--server-pid>"
+        "read from /proc/<--nats-pid>"
     );
     assert!(nats_point["resources"]["publisher_cpu_cores"].is_number());
 }

@@ -2,7 +2,7 @@
 //! settings shared by every run and the sweep points to run in turn. The
 //! rest of the bench only sees valid values.
 
-use crate::cli::{parse_duration, parse_rate};
+use crate::cli::{parse_duration, parse_rate, parse_size};
 use crate::codec::Encoding;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -55,7 +55,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub symbols_per_client: usize,
     /// Source updates per second over all symbols (20k); a list sweeps
-    /// [default: 10k; not allowed with --url, whose server sets its own].
+    /// [default: 10k; with --url only NATS's, the server sets its own].
     #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
     pub rate: Vec<f64>,
     /// Wire encoding the clients ask for.
@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// 1/delay events per second, and not at all while busy.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub slow_delay: Duration,
+    /// Kernel receive buffer (SO_RCVBUF) of slow clients, e.g. 4KiB;
+    /// default: the OS's, which can hold a minute of a slow client's data.
+    #[arg(long, value_parser = parse_size)]
+    pub slow_recv_buffer: Option<usize>,
     /// `max_hz` of every subscription; 0 = as fast as the client reads.
     #[arg(long, default_value_t = 0.0)]
     pub max_hz: f64,
@@ -93,9 +97,12 @@ pub struct BenchArgs {
     /// Draw latency by percentile as SVG, one line per sweep point.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Process id of the server, to read its CPU and RSS from /proc.
+    /// Process id of the server at --url, to read its CPU and RSS from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Process id of nats-server, to read its CPU and RSS from /proc.
+    #[arg(long)]
+    pub nats_pid: Option<u32>,
     /// nats-server client URL the bench publishes to.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -132,12 +139,14 @@ pub struct Plan {
     pub ramp: Option<f64>,
     pub slow_fraction: f64,
     pub slow_delay: Duration,
+    pub slow_recv_buffer: Option<usize>,
     pub max_hz: f64,
     pub seed: u64,
     pub json: Option<PathBuf>,
     pub hdr: Option<PathBuf>,
     pub plot: Option<PathBuf>,
     pub server_pid: Option<u32>,
+    pub nats_pid: Option<u32>,
     pub nats_url: String,
     pub nats_ws_url: Option<String>,
     pub points: Vec<Point>,
@@ -160,12 +169,6 @@ impl BenchArgs {
         self.check_numbers()?;
         let mut targets = self.target.clone();
         targets.dedup();
-        if self.url.is_some() && targets.contains(&TargetKind::Nats) {
-            return Err(invalid(
-                "url",
-                "is for --target tickfeed; nats uses --nats-url and --nats-ws-url",
-            ));
-        }
         if targets.contains(&TargetKind::Nats) {
             if self.nats_ws_url.is_none() {
                 return Err(invalid(
@@ -187,21 +190,24 @@ impl BenchArgs {
                     format!("{url:?} must start with ws:// (e.g. ws://127.0.0.1:8080/ws)"),
                 ));
             }
-            if !self.rate.is_empty() {
+            if !self.rate.is_empty() && !targets.contains(&TargetKind::Nats) {
                 return Err(invalid(
                     "rate",
                     "the server at --url sets its own rate; start it with --rate",
                 ));
             }
         }
-        let rates: Vec<Option<f64>> = if self.url.is_some() {
-            vec![None]
-        } else if self.rate.is_empty() {
+        let asked: Vec<Option<f64>> = if self.rate.is_empty() {
             vec![Some(DEFAULT_RATE)]
         } else {
             self.rate.iter().copied().map(Some).collect()
         };
-        let points = sweep(&targets, &self.clients, &rates);
+        // The server at --url sets its own rate; --rate is then NATS's.
+        let rates = |target| match (target, &self.url) {
+            (TargetKind::Tickfeed, Some(_)) => vec![None],
+            _ => asked.clone(),
+        };
+        let points = sweep(&targets, &self.clients, rates);
         Ok(Plan {
             url: self.url,
             symbols: self.symbols,
@@ -212,12 +218,14 @@ impl BenchArgs {
             ramp: (self.ramp > 0.0).then_some(self.ramp),
             slow_fraction: self.slow_fraction,
             slow_delay: self.slow_delay,
+            slow_recv_buffer: self.slow_recv_buffer,
             max_hz: self.max_hz,
             seed: self.seed,
             json: self.json,
             hdr: self.hdr,
             plot: self.plot,
             server_pid: self.server_pid,
+            nats_pid: self.nats_pid,
             nats_url: self.nats_url,
             nats_ws_url: self.nats_ws_url,
             points,
@@ -262,13 +270,18 @@ impl BenchArgs {
     }
 }
 
-/// Every combination of target, client count and rate, labelled by what
-/// varies.
-fn sweep(targets: &[TargetKind], clients: &[usize], rates: &[Option<f64>]) -> Vec<Point> {
+/// Every combination of target, client count and rate (each target's
+/// own), labelled by what varies.
+fn sweep(
+    targets: &[TargetKind],
+    clients: &[usize],
+    rates_of: impl Fn(TargetKind) -> Vec<Option<f64>>,
+) -> Vec<Point> {
     let mut points = Vec::new();
     for &target in targets {
+        let rates = rates_of(target);
         for &count in clients {
-            for &rate in rates {
+            for &rate in &rates {
                 let mut parts = Vec::new();
                 if targets.len() > 1 || (clients.len() == 1 && rates.len() == 1) {
                     parts.push(target.name().to_string());
@@ -344,6 +357,23 @@ mod tests {
         assert_eq!(plan.points.len(), 8);
         assert_eq!(plan.points[0].label, "tickfeed 100 clients 10k/s");
         assert_eq!(plan.points[7].label, "nats 1000 clients 20k/s");
+    }
+
+    #[test]
+    fn with_url_the_rate_is_only_the_nats_publishers() {
+        let plan = plan(&[
+            "--url",
+            "ws://127.0.0.1:1/ws",
+            "--target",
+            "tickfeed,nats",
+            "--nats-ws-url",
+            "ws://127.0.0.1:2",
+            "--rate",
+            "5k",
+        ])
+        .unwrap();
+        let rates: Vec<Option<f64>> = plan.points.iter().map(|p| p.rate).collect();
+        assert_eq!(rates, [None, Some(5000.0)]);
     }
 
     #[test]

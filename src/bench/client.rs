@@ -32,6 +32,24 @@ pub struct Endpoint {
     pub encoding: Encoding,
 }
 
+/// Opens a TCP connection without Nagle delay; `recv_buffer` sets
+/// `SO_RCVBUF` (before connecting, so the window is sized from the start).
+pub async fn tcp_connect(
+    addr: SocketAddr,
+    recv_buffer: Option<usize>,
+) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes as u32)?;
+    }
+    let tcp = socket.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
 /// A server's name and symbols.
 #[derive(Debug, Clone)]
 pub struct Listing {
@@ -85,11 +103,14 @@ impl Endpoint {
     }
 
     /// Connects and hand-shakes, asking for `encoding`.
-    async fn open(&self, encoding: Encoding) -> Result<WebSocketStream<TcpStream>, ConnectError> {
-        let tcp = TcpStream::connect(self.addr)
+    async fn open(
+        &self,
+        encoding: Encoding,
+        recv_buffer: Option<usize>,
+    ) -> Result<WebSocketStream<TcpStream>, ConnectError> {
+        let tcp = tcp_connect(self.addr, recv_buffer)
             .await
             .map_err(ConnectError::Tcp)?;
-        tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
         let mut request = self.url.as_str().into_client_request()?;
         request.headers_mut().insert(
             "sec-websocket-protocol",
@@ -109,9 +130,10 @@ impl Endpoint {
         &self,
         symbols: &[&str],
         max_hz: f64,
+        recv_buffer: Option<usize>,
     ) -> Result<Box<WebSocketStream<TcpStream>>, ConnectError> {
         let connecting = async {
-            let mut ws = self.open(self.encoding).await?;
+            let mut ws = self.open(self.encoding, recv_buffer).await?;
             if symbols.is_empty() {
                 return Ok(Box::new(ws));
             }
@@ -131,7 +153,7 @@ impl Endpoint {
     /// (`{"op":"symbols"}`) on a JSON connection of its own.
     pub async fn list_symbols(&self) -> Result<Listing, ConnectError> {
         let listing = async {
-            let mut ws = self.open(Encoding::Json).await?;
+            let mut ws = self.open(Encoding::Json, None).await?;
             ws.send(Message::text(r#"{"op":"symbols","id":1}"#)).await?;
             let mut server = String::from("unnamed server");
             while let Some(message) = ws.next().await {

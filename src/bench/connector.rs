@@ -48,6 +48,8 @@ pub struct Connector {
     /// One inbox per worker; client `i` goes to worker `i % len`.
     pub inboxes: Vec<mpsc::Sender<NewClient>>,
     pub slow_delay: Duration,
+    /// `SO_RCVBUF` of slow clients; `None` keeps the OS default.
+    pub slow_recv_buffer: Option<usize>,
     pub stats: Arc<ConnectStats>,
 }
 
@@ -71,13 +73,15 @@ impl Connector {
             // NATS confirms subscriptions before handing over; an idle
             // client has nothing to confirm.
             let subscribed = nats || plan.symbols.is_empty();
+            let recv_buffer = self.slow_recv_buffer.filter(|_| plan.slow);
             tokio::spawn(async move {
                 let names: Vec<&str> = plan
                     .symbols
                     .iter()
                     .map(|&s| symbols[s as usize].as_str())
                     .collect();
-                let connected = tokio::time::timeout(CONNECT_TIMEOUT, side.connect(&names)).await;
+                let connected =
+                    tokio::time::timeout(CONNECT_TIMEOUT, side.connect(&names, recv_buffer)).await;
                 drop(permit);
                 match connected {
                     Ok(Ok(wire)) => {

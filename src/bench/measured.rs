@@ -99,6 +99,7 @@ impl Measured<'_> {
             warmup_s: plan.warmup.as_secs_f64(),
             ramp_per_s: plan.ramp,
             slow_ms_per_event: plan.slow_delay.as_secs_f64() * 1e3,
+            slow_recv_buffer_bytes: plan.slow_recv_buffer,
             max_hz: plan.max_hz,
             seed: plan.seed,
         }

@@ -156,9 +156,13 @@ async fn publish(
 
 /// Opens one bench client on nats-server's WebSocket listener subscribed
 /// to `symbols` (see `nats_client.rs`).
-pub async fn connect(ws_url: &str, symbols: &[&str]) -> Result<Wire, NatsError> {
+pub async fn connect(
+    ws_url: &str,
+    symbols: &[&str],
+    recv_buffer: Option<usize>,
+) -> Result<Wire, NatsError> {
     let subjects: Vec<String> = symbols.iter().map(|s| subject(s)).collect();
-    let stream = nats_client::connect(ws_url, &subjects).await?;
+    let stream = nats_client::connect(ws_url, &subjects, recv_buffer).await?;
     Ok(Wire::Nats(Box::new(stream)))
 }
 

@@ -9,7 +9,7 @@
 //! stack as the tickfeed clients (tokio-tungstenite, same buffers), so the
 //! two targets are measured with the same client.
 
-use super::client::{CONNECT_TIMEOUT, READ_BUFFER_BYTES};
+use super::client::{CONNECT_TIMEOUT, READ_BUFFER_BYTES, tcp_connect};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
@@ -65,17 +65,25 @@ pub enum Read {
 
 /// Connects to nats-server's WebSocket listener, subscribes to `subjects`
 /// and waits for the PONG that confirms every SUB was processed.
-pub async fn connect(url: &str, subjects: &[String]) -> Result<NatsStream, NatsError> {
+pub async fn connect(
+    url: &str,
+    subjects: &[String],
+    recv_buffer: Option<usize>,
+) -> Result<NatsStream, NatsError> {
     let authority = url
         .strip_prefix("ws://")
         .map(|rest| rest.trim_end_matches('/'))
         .filter(|a| !a.is_empty() && !a.contains('/'))
         .ok_or_else(|| NatsError::BadUrl { url: url.into() })?;
     let handshake = async {
-        let tcp = TcpStream::connect(authority)
+        let addr = tokio::net::lookup_host(authority)
+            .await
+            .map_err(NatsError::Tcp)?
+            .next()
+            .ok_or_else(|| NatsError::BadUrl { url: url.into() })?;
+        let tcp = tcp_connect(addr, recv_buffer)
             .await
             .map_err(NatsError::Tcp)?;
-        tcp.set_nodelay(true).map_err(NatsError::Tcp)?;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(0);

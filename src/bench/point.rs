@@ -120,6 +120,7 @@ async fn measure(
         symbols: Arc::new(target.symbols.clone()),
         inboxes: std::mem::take(&mut crew.inboxes),
         slow_delay: plan.slow_delay,
+        slow_recv_buffer: plan.slow_recv_buffer,
         stats: stats.clone(),
     };
     let before_connect = target.sample().await;

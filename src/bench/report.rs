@@ -81,6 +81,8 @@ pub struct Settings {
     pub ramp_per_s: Option<f64>,
     /// Time a slow client spends per event it reads.
     pub slow_ms_per_event: f64,
+    /// SO_RCVBUF of slow clients; `None` = the OS default.
+    pub slow_recv_buffer_bytes: Option<usize>,
     pub max_hz: f64,
     pub seed: u64,
 }

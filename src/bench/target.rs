@@ -35,13 +35,18 @@ pub enum ClientSide {
 }
 
 impl ClientSide {
-    /// Opens one client subscribed to `symbols`.
-    pub async fn connect(&self, symbols: &[&str]) -> anyhow::Result<Wire> {
+    /// Opens one client subscribed to `symbols`; `recv_buffer` sets its
+    /// socket's receive buffer.
+    pub async fn connect(
+        &self,
+        symbols: &[&str],
+        recv_buffer: Option<usize>,
+    ) -> anyhow::Result<Wire> {
         match self {
-            ClientSide::Tickfeed { endpoint, max_hz } => {
-                Ok(Wire::Tickfeed(endpoint.connect(symbols, *max_hz).await?))
-            }
-            ClientSide::Nats { ws_url } => Ok(nats::connect(ws_url, symbols).await?),
+            ClientSide::Tickfeed { endpoint, max_hz } => Ok(Wire::Tickfeed(
+                endpoint.connect(symbols, *max_hz, recv_buffer).await?,
+            )),
+            ClientSide::Nats { ws_url } => Ok(nats::connect(ws_url, symbols, recv_buffer).await?),
         }
     }
 }
@@ -176,7 +181,7 @@ impl Target {
             clients: ClientSide::Nats { ws_url },
             server: Server::Nats {
                 publisher,
-                pid: plan.server_pid,
+                pid: plan.nats_pid,
             },
         })
     }
@@ -238,13 +243,12 @@ impl Target {
             Server::InProcess(_) => {
                 "in-process: server CPU is this process minus the bench-* threads; RSS is the whole process (server and clients)"
             }
-            Server::External { pid: Some(_), .. } | Server::Nats { pid: Some(_), .. } => {
-                "from /proc/<--server-pid>"
-            }
+            Server::External { pid: Some(_), .. } => "from /proc/<--server-pid>",
+            Server::Nats { pid: Some(_), .. } => "from /proc/<--nats-pid>",
             Server::External { pid: None, .. } => {
                 "from the server's /metrics (process_* metrics) when it has them"
             }
-            Server::Nats { pid: None, .. } => "n/a: give --server-pid",
+            Server::Nats { pid: None, .. } => "n/a: give --nats-pid",
         }
     }
 

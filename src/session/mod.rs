@@ -8,6 +8,7 @@
 //! accepts nothing for that long is closed with 1008 `slow consumer`, while
 //! conflation keeps its pending state at one tick per symbol meanwhile.
 
+mod lag;
 pub mod outbox;
 mod requests;
 
@@ -44,6 +45,9 @@ pub struct SessionSettings {
     pub stall_timeout: Duration,
     pub max_frame_bytes: usize,
     pub min_write_interval: Duration,
+    /// Longest a client may leave a lag probe unanswered before writes to
+    /// it pause (`--max-lag`; zero turns probing off).
+    pub max_lag: Duration,
     pub server_name: String,
 }
 
@@ -134,6 +138,8 @@ pub struct Session<S> {
     next_write_at: Instant,
     /// Subscriptions this session added to the shared gauge.
     counted_subscriptions: i64,
+    /// How far behind the client reads (application-level backpressure).
+    lag: lag::LagProbe,
 }
 
 impl<S, E> Session<S>
@@ -169,6 +175,7 @@ where
             ready_since: now,
             next_write_at: now,
             counted_subscriptions: 0,
+            lag: lag::LagProbe::new(settings.max_lag),
             settings,
         }
     }
@@ -204,6 +211,8 @@ where
         // updates of other symbols (`write_gated`).
         let mut wake_armed = false;
         let mut write_gated = false;
+        // Writes pause while the client leaves a lag probe unanswered.
+        let mut paused = false;
         loop {
             let mailbox = self.outbox.mailbox_ref().cloned();
             let result = tokio::select! {
@@ -225,8 +234,11 @@ where
                         Box::pin(self.on_message(message)).await
                     }
                 },
-                _ = wait_for(mailbox.as_deref()), if !write_gated => {
-                    if Instant::now() >= self.next_write_at {
+                _ = wait_for(mailbox.as_deref()), if !write_gated && !paused => {
+                    if self.lag.lagging(Instant::now()) {
+                        paused = true;
+                        Ok(())
+                    } else if Instant::now() >= self.next_write_at {
                         self.deliver().await
                     } else {
                         wake.as_mut().reset(self.next_write_at);
@@ -238,7 +250,12 @@ where
                 _ = &mut wake, if wake_armed => {
                     wake_armed = false;
                     write_gated = false;
-                    self.deliver().await
+                    if self.lag.lagging(Instant::now()) {
+                        paused = true;
+                        self.check_stalled()
+                    } else {
+                        self.deliver().await
+                    }
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > 2 * heartbeat {
@@ -250,6 +267,18 @@ where
             };
             if let Err(stop) = result {
                 return stop;
+            }
+            if paused && !self.lag.lagging(Instant::now()) {
+                // The client caught up: send what conflation kept meanwhile.
+                paused = false;
+                if let Err(stop) = self.deliver().await {
+                    return stop;
+                }
+            }
+            if let (true, false, Some(since)) = (paused, wake_armed, self.lag.unanswered_since()) {
+                // A paused client that reads nothing is a stalled one.
+                wake.as_mut().reset(since + self.settings.stall_timeout);
+                wake_armed = true;
             }
             if let (false, Some(due)) = (wake_armed, self.outbox.deferred_until) {
                 wake.as_mut().reset(due);
@@ -273,6 +302,7 @@ where
                 "binary frames are accepted only in msgpack mode; send JSON text",
             )),
             Message::Close(_) => return Err(Stop::ClientClosed),
+            Message::Pong(payload) if self.lag.on_pong(&payload, Instant::now()) => return Ok(()),
             Message::Ping(_) | Message::Pong(_) => return self.on_control_frame(),
         };
         // Every request costs a token, valid or not; the refusal names the
@@ -346,6 +376,21 @@ where
         Ok(())
     }
 
+    /// A lag probe unanswered for the stall timeout: the client has read
+    /// nothing for that long, exactly as if its socket were full.
+    fn check_stalled(&self) -> Result<(), Stop> {
+        let stalled = self
+            .lag
+            .unanswered_since()
+            .is_some_and(|since| since.elapsed() >= self.settings.stall_timeout);
+        if stalled {
+            let stats = &self.settings.stats;
+            stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+            return Err(Stop::SlowConsumer);
+        }
+        Ok(())
+    }
+
     fn update_subscription_gauge(&mut self) {
         let now = self.outbox.subscription_count() as i64;
         let delta = now - self.counted_subscriptions;
@@ -371,12 +416,20 @@ where
         let mut bytes = 0;
         let frame_count = self.frames.len() as u64;
         let mut frames = std::mem::take(&mut self.frames);
+        // A lag probe rides in the same write as the data it follows.
+        let probe = self.lag.ping_due(drained_at);
         let (result, had_to_wait) =
             waited(tokio::time::timeout(self.settings.stall_timeout, async {
                 for frame in frames.drain(..) {
                     bytes += frame.len() as u64;
                     let message = self.data_message(frame);
                     self.socket.feed(message).await.map_err(|_| ())?;
+                }
+                if let Some(probe) = probe {
+                    self.socket
+                        .feed(Message::Ping(probe))
+                        .await
+                        .map_err(|_| ())?;
                 }
                 self.socket.flush().await.map_err(|_| ())
             }))
@@ -606,6 +659,7 @@ mod tests {
             stall_timeout: Duration::from_secs(5),
             max_frame_bytes: 1 << 16,
             min_write_interval: Duration::ZERO,
+            max_lag: Duration::from_millis(500),
             server_name: "tickfeed test".into(),
         });
         let (in_tx, in_rx) = mpsc::unbounded();
