@@ -120,9 +120,9 @@ async fn ten_thousand_connection_cycles_leave_descriptors_and_memory_at_baseline
         WARM_UP + CYCLES,
         "every cycle was a real session"
     );
-    assert_eq!(
-        fds_after, fds_baseline,
-        "open descriptors back to the baseline"
+    assert!(
+        fds_after <= fds_baseline,
+        "open descriptors not back to the baseline: {fds_after} after, {fds_baseline} before"
     );
     assert!(
         rss_after <= rss_half + SETTLING_KIB,
