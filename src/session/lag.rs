@@ -12,14 +12,18 @@
 //! A client caught lagging stays in stop-and-wait mode: every write carries
 //! a probe and the next write waits for its pong, so what it reads is one
 //! conflated frame of the latest values at a time. It leaves that mode once
-//! a pong comes back within [`PROBE_INTERVAL`].
+//! a pong comes back within [`PROMPT_ANSWER`].
 
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Least time between two probes: a few pongs a second per client.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// Least time between two probes while a client keeps up: one pong a
+/// second per client. (Probing every 100 ms raised the p99 of 5,000
+/// clients at 1M events/s from about 250 ms to 640 ms on 2 cores.)
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// A pong this quick shows a client in stop-and-wait mode has caught up.
+pub const PROMPT_ANSWER: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub struct LagProbe {
@@ -82,7 +86,7 @@ impl LagProbe {
         match self.outstanding {
             Some((id, sent)) if payload == id.to_be_bytes() => {
                 self.outstanding = None;
-                if now.saturating_duration_since(sent) < PROBE_INTERVAL {
+                if now.saturating_duration_since(sent) < PROMPT_ANSWER {
                     self.stop_and_wait = false;
                 }
                 true
@@ -108,10 +112,10 @@ mod tests {
         assert!(probe.on_pong(&first, t0));
         assert!(!probe.on_pong(&first, t0), "answered once");
         assert!(
-            probe.ping_due(t0 + Duration::from_millis(50)).is_none(),
+            probe.ping_due(t0 + Duration::from_millis(500)).is_none(),
             "too soon"
         );
-        assert!(probe.ping_due(t0 + Duration::from_millis(150)).is_some());
+        assert!(probe.ping_due(t0 + Duration::from_millis(1500)).is_some());
     }
 
     #[test]
