@@ -16,7 +16,7 @@ pub const DEFAULT_RATE: f64 = 10_000.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
-    /// tickfeed: in-process, or the server at `--url`.
+    /// In-process, or the server at `--url`.
     Tickfeed,
     /// nats-server's WebSocket listener, fed by the bench's own publisher.
     Nats,

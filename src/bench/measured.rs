@@ -170,9 +170,21 @@ impl Measured<'_> {
             publisher_cpu_cores: self
                 .sampled_rate(|s| s.publisher_cpu_s)
                 .filter(|_| self.point.target == TargetKind::Nats),
+            other_cpu_cores: self.sampled_rate(other_cpu_s),
             bench_rss_bytes: self.end.bench_rss_bytes,
         }
     }
+}
+
+/// Machine CPU not used by the bench process or a separate server (whose
+/// CPU must then be known).
+fn other_cpu_s(s: &Sample) -> Option<f64> {
+    let server = if s.server_separate {
+        s.server_cpu_s?
+    } else {
+        0.0
+    };
+    Some(s.machine_busy_s? - s.bench_cpu_s? - server)
 }
 
 fn rss_per_connection(before: Option<u64>, after: Option<u64>, connections: u64) -> Option<f64> {

@@ -96,7 +96,7 @@ pub fn draw(path: &Path, title: &str, lines: &[Line]) -> Result<(), PlotError> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

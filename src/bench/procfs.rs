@@ -56,6 +56,25 @@ pub fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
     Some(threads)
 }
 
+/// CPU seconds the whole machine has been busy (all CPUs; everything but
+/// idle and I/O wait), from the first line of `/proc/stat`.
+pub fn machine_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map_while(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user)
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    Some(busy / ticks_per_s())
+}
+
 /// Resident set size in bytes (`VmRSS`).
 pub fn rss_bytes(pid: Pid) -> Option<u64> {
     let status = std::fs::read_to_string(format!("{}/status", pid.dir())).ok()?;
@@ -79,6 +98,7 @@ mod tests {
         }
         assert!(cpu_s(Pid::This).unwrap() > 0.0);
         assert!(rss_bytes(Pid::This).unwrap() > 1 << 20);
+        assert!(machine_busy_s().unwrap() >= cpu_s(Pid::This).unwrap() * 0.5);
         let threads = threads_cpu_s().unwrap();
         assert!(threads.iter().map(|(_, cpu)| cpu).sum::<f64>() > 0.0);
         assert_eq!(cpu_s(Pid::Other(u32::MAX)), None);

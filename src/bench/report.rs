@@ -205,6 +205,9 @@ pub struct Resources {
     pub client_cpu_cores: Option<f64>,
     pub client_threads: usize,
     pub publisher_cpu_cores: Option<f64>,
+    /// CPU used on this machine by everything but the bench and the
+    /// server: well above 0, the run was disturbed.
+    pub other_cpu_cores: Option<f64>,
     pub bench_rss_bytes: Option<u64>,
 }
 

@@ -140,6 +140,9 @@ fn rows(points: &[PointReport]) -> Rows {
             cores(p.resources.publisher_cpu_cores)
         });
     }
+    push(r, points, "other processes' CPU cores", |p| {
+        cores(p.resources.other_cpu_cores)
+    });
     push(r, points, "violations", |p| p.violations.total.to_string());
     rows
 }

@@ -87,6 +87,12 @@ pub struct Sample {
     /// CPU of the client runtime threads and of the NATS publisher.
     pub client_cpu_s: Option<f64>,
     pub publisher_cpu_s: Option<f64>,
+    /// CPU of the whole bench process (clients, publisher, in-process
+    /// server) and of the whole machine.
+    pub bench_cpu_s: Option<f64>,
+    pub machine_busy_s: Option<f64>,
+    /// Whether `server_cpu_s` is a process of its own, outside the bench.
+    pub server_separate: bool,
     pub bench_rss_bytes: Option<u64>,
 }
 
@@ -198,6 +204,9 @@ impl Target {
             server_rss_bytes: None,
             client_cpu_s: split.map(|s| s.0),
             publisher_cpu_s: split.map(|s| s.1),
+            bench_cpu_s: procfs::cpu_s(Pid::This),
+            machine_busy_s: procfs::machine_busy_s(),
+            server_separate: !matches!(self.server, Server::InProcess(_)),
             bench_rss_bytes: None,
         };
         match &self.server {

@@ -269,8 +269,11 @@ where
                 return stop;
             }
             if paused && !self.lag.lagging(Instant::now()) {
-                // The client caught up: send what conflation kept meanwhile.
+                // The client caught up: send what conflation kept meanwhile,
+                // the latest value per symbol only (updates routed during the
+                // pause are merged, not replayed from the history).
                 paused = false;
+                self.ready_since = Instant::now();
                 if let Err(stop) = self.deliver().await {
                     return stop;
                 }
