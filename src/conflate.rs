@@ -75,6 +75,12 @@ impl Mailbox {
         }
     }
 
+    /// Keeps a wake-up the session took but could not act on (its writes
+    /// were held meanwhile): the next [`wait`](Self::wait) returns at once.
+    pub fn rewake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Re-marks `id` without a wake-up: used to defer a symbol paced by
     /// `max_hz` until its next slot.
     pub fn defer(&self, id: SymbolId) {

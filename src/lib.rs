@@ -15,6 +15,7 @@ pub mod config;
 pub mod conflate;
 pub mod feed;
 pub mod feed_thread;
+pub mod history;
 pub mod listener;
 pub mod metrics;
 pub mod nats;

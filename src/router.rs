@@ -17,6 +17,7 @@
 
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
+use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY, Retention};
 use crate::protocol::{SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::source::{SourceMsg, SourceReceiver, now_ns};
@@ -177,6 +178,9 @@ pub struct Router {
     table: Arc<SymbolTable>,
     stats: Arc<Stats>,
     ids: HashMap<Arc<str>, SymbolId>,
+    /// Recent updates of every symbol, within `--history` and
+    /// `--history-memory`.
+    retention: Retention,
     topics: Vec<Vec<Subscriber>>,
     wildcard: Vec<Subscriber>,
     /// Symbols each client holds explicitly, to leave in O(subscriptions).
@@ -198,6 +202,7 @@ impl Router {
             table,
             stats,
             ids: HashMap::new(),
+            retention: Retention::new(DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY),
             topics: Vec::new(),
             wildcard: Vec::new(),
             clients: HashMap::new(),
@@ -216,6 +221,13 @@ impl Router {
         let (tx, rx) = oneshot::channel();
         self.first_message = Some(tx);
         rx
+    }
+
+    /// Keeps up to `per_symbol` recent updates of each symbol, within
+    /// `budget_bytes` over all of them (see `history`).
+    pub fn with_history(mut self, per_symbol: usize, budget_bytes: usize) -> Self {
+        self.retention = Retention::new(per_symbol, budget_bytes);
+        self
     }
 
     /// Reports [`Interest`] to `interest` and holds subscribes until the
@@ -299,8 +311,8 @@ impl Router {
         }
     }
 
-    /// Fans a batch out: store each tick as its symbol's latest, then mark
-    /// the mailbox of every subscriber.
+    /// Fans a batch out: retain each tick in its symbol's ring, store it as
+    /// the latest, then mark the mailbox of every subscriber.
     pub fn route(&mut self, batch: Vec<Tick>) {
         record_latencies(
             &self.stats,
@@ -315,11 +327,14 @@ impl Router {
             let Some(id) = self.intern(&tick.sym) else {
                 continue;
             };
-            self.table.store(id, Arc::new(EncodedTick::new(tick)));
+            let tick = Arc::new(EncodedTick::new(tick));
+            self.retention.store(&self.table, id, &tick);
+            self.table.store(id, tick);
             for sub in self.topics[id as usize].iter().chain(&self.wildcard) {
                 sub.mailbox.mark(id);
             }
         }
+        self.stats.history.publish(&self.retention.status());
     }
 
     fn handle(&mut self, command: Command) {

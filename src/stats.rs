@@ -135,6 +135,11 @@ pub struct Stats {
     pub slow_consumer_closes: AtomicU64,
     pub heartbeat_closes: AtomicU64,
     pub abuse_closes: AtomicU64,
+    /// Times a client's in-flight window was full and its writes waited
+    /// for it to consume (`session::flow`).
+    pub flow_pauses: AtomicU64,
+    /// What the history rings retain, published by the router per batch.
+    pub history: HistoryGauges,
     /// Reason for the lock: merged into at most once a second per thread
     /// and read by stats requests; never taken per event.
     stages: [Mutex<StageHistograms>; 3],
@@ -169,6 +174,8 @@ impl Stats {
             slow_consumer_closes: AtomicU64::new(0),
             heartbeat_closes: AtomicU64::new(0),
             abuse_closes: AtomicU64::new(0),
+            flow_pauses: AtomicU64::new(0),
+            history: HistoryGauges::default(),
             stages: std::array::from_fn(|_| Mutex::new(StageHistograms::new())),
             source: Mutex::new(serde_json::Value::Null),
         }
@@ -233,6 +240,8 @@ impl Stats {
             slow_consumer_closes: get(&self.slow_consumer_closes),
             heartbeat_closes: get(&self.heartbeat_closes),
             abuse_closes: get(&self.abuse_closes),
+            flow_pauses: get(&self.flow_pauses),
+            history: self.history.snapshot(),
             latency_us: serde_json::Value::Object(latency_us),
             recent_latency_us: serde_json::Value::Object(recent_us),
             recent_window_s: WINDOW.as_secs() * 2,
@@ -264,12 +273,56 @@ pub struct StatsSnapshot {
     pub slow_consumer_closes: u64,
     pub heartbeat_closes: u64,
     pub abuse_closes: u64,
+    pub flow_pauses: u64,
+    pub history: HistoryStatus,
     /// Per stage, since start: p50/p90/p99/p999/max in us and count.
     pub latency_us: serde_json::Value,
     /// Per stage, over the last `recent_window_s` seconds at most.
     pub recent_latency_us: serde_json::Value,
     pub recent_window_s: u64,
     pub source: serde_json::Value,
+}
+
+/// What the rings hold, for `/api/stats` and the docs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct HistoryStatus {
+    /// Updates retained over all symbols.
+    pub updates: u64,
+    /// Bytes counted against `--history-memory`.
+    pub bytes: u64,
+    pub budget_bytes: u64,
+    /// Updates dropped early to stay within the budget (not by `--history`).
+    pub evicted_for_budget: u64,
+}
+
+/// The history rings' figures as atomics: the router stores them after
+/// each batch, stats readers load them.
+#[derive(Debug, Default)]
+pub struct HistoryGauges {
+    updates: AtomicU64,
+    bytes: AtomicU64,
+    budget_bytes: AtomicU64,
+    evicted_for_budget: AtomicU64,
+}
+
+impl HistoryGauges {
+    pub fn publish(&self, status: &HistoryStatus) {
+        self.updates.store(status.updates, Ordering::Relaxed);
+        self.bytes.store(status.bytes, Ordering::Relaxed);
+        self.budget_bytes
+            .store(status.budget_bytes, Ordering::Relaxed);
+        self.evicted_for_budget
+            .store(status.evicted_for_budget, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> HistoryStatus {
+        HistoryStatus {
+            updates: self.updates.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            budget_bytes: self.budget_bytes.load(Ordering::Relaxed),
+            evicted_for_budget: self.evicted_for_budget.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Per-thread histograms, merged into [`Stats`] once a second.

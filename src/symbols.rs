@@ -5,13 +5,12 @@
 //! pending symbol) and by the HTTP API (`/api/symbols`). Capacity is fixed
 //! at start-up (`--max-symbols`) so that readers never race a reallocation.
 //!
-//! Besides the latest tick, each symbol keeps its last [`HISTORY`] ticks in a
-//! ring indexed by `seq`. A session that was ready while several updates of
-//! one symbol arrived between two of its wake-ups sends all of them instead
-//! of merging them: conflation is for clients that cannot keep up, not for
-//! scheduling jitter.
+//! Besides the latest tick, each symbol has a ring of its recent updates
+//! (`history`), which the router fills and sessions read to send a client
+//! that keeps up every update rather than the latest alone.
 
 use crate::codec::EncodedTick;
+use crate::history::TickRing;
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -19,17 +18,15 @@ use std::sync::{Arc, OnceLock};
 /// Dense index of a symbol in the table.
 pub type SymbolId = u32;
 
-/// Ticks of one symbol kept for catching up, by `seq % HISTORY`. Shared by
-/// all clients; a client's own state stays one bit and one seq per symbol.
-pub const HISTORY: usize = 32;
-
-/// One symbol: its name, its latest tick (the last-value cache) and a short
-/// history.
+/// One symbol: its name, its latest tick (the last-value cache) and the
+/// ring of its recent updates.
 #[derive(Debug, Default)]
 pub struct SymbolCell {
     name: OnceLock<Arc<str>>,
     latest: ArcSwapOption<EncodedTick>,
-    history: OnceLock<Box<[ArcSwapOption<EncodedTick>]>>,
+    /// Replaced (grown) by the router only; `None` before the first tick
+    /// or with `--history 0`.
+    ring: ArcSwapOption<TickRing>,
 }
 
 impl SymbolCell {
@@ -47,10 +44,20 @@ impl SymbolCell {
         self.latest.load()
     }
 
-    /// The tick with exactly this `seq`, if it is still in the history.
-    pub fn historic(&self, seq: u64) -> Option<Arc<EncodedTick>> {
-        let slot = &self.history.get()?[(seq % HISTORY as u64) as usize];
-        slot.load_full().filter(|t| t.seq() == seq)
+    /// The ring of recent updates. Read it after [`load`](Self::load): the
+    /// router replaces the ring before it stores a tick as the latest, so
+    /// the ring read second holds every update up to that latest.
+    pub fn ring(&self) -> Option<Arc<TickRing>> {
+        self.ring.load_full()
+    }
+
+    /// The ring without touching its reference count (hot path).
+    pub fn load_ring(&self) -> arc_swap::Guard<Option<Arc<TickRing>>> {
+        self.ring.load()
+    }
+
+    pub(crate) fn set_ring(&self, ring: Arc<TickRing>) {
+        self.ring.store(Some(ring));
     }
 
     /// Sequence number of the latest tick (0 before the first).
@@ -114,20 +121,14 @@ impl SymbolTable {
             capacity: self.capacity(),
         })?;
         cell.name.set(name).expect("router is the only writer");
-        let _ = cell
-            .history
-            .set((0..HISTORY).map(|_| ArcSwapOption::empty()).collect());
         self.len.store(id + 1, Ordering::Release);
         Ok(id as SymbolId)
     }
 
-    /// Stores the latest tick of a symbol (router only).
+    /// Stores the latest tick of a symbol (router only, after retaining
+    /// it in the symbol's ring).
     pub(crate) fn store(&self, id: SymbolId, tick: Arc<EncodedTick>) {
-        let cell = &self.cells[id as usize];
-        if let Some(history) = cell.history.get() {
-            history[(tick.seq() % HISTORY as u64) as usize].store(Some(tick.clone()));
-        }
-        cell.latest.store(Some(tick));
+        self.cells[id as usize].latest.store(Some(tick));
     }
 }
 

@@ -4,14 +4,20 @@
 //! arbitrary interleavings of updates, subscribes, unsubscribes and
 //! collections by clients that keep up or read slowly, in both encodings.
 //!
+//! Time is tokio's paused clock, moved by `Wait` steps, so readers that
+//! collect promptly, slow readers, pauses and bursts are all exact.
+//!
 //! After every step each client's stream obeys the protocol: per symbol,
 //! within one subscription, consecutive live ticks satisfy
-//! `B.seq - A.seq - 1 == B.n` starting from the subscribe-time baseline;
-//! nothing arrives for a symbol not subscribed; a collection leaves the
-//! client holding the latest seq of everything it subscribes to (nothing
-//! lost); a slow collection emits at most one event per symbol, whatever
-//! the number of updates (bounded memory); and a ready client whose
-//! updates fit in the history receives each of them with `n == 0`.
+//! `B.seq - A.seq - 1 == B.n` starting from the subscribe-time baseline, so
+//! no seq is ever delivered twice; nothing arrives for a symbol not
+//! subscribed; a collection leaves the client holding the latest seq of
+//! everything it subscribes to (nothing lost); and it follows the keep-up
+//! rule exactly: when the oldest update the client has not seen is still
+//! in the ring and younger than `max_lag` by the time the client reads it
+//! (its age plus the client's read delay), it receives every missed update
+//! with `n == 0`; otherwise exactly one event, the latest, whose `n`
+//! counts the rest (bounded output, however long it was away).
 
 use proptest::prelude::*;
 use serde_json::Value;
@@ -23,10 +29,13 @@ use tickfeed::protocol::{Event, SymbolSet, Tick};
 use tickfeed::router::Router;
 use tickfeed::session::outbox::Outbox;
 use tickfeed::stats::Stats;
-use tickfeed::symbols::{HISTORY, SymbolTable};
+use tickfeed::symbols::SymbolTable;
 use tokio::time::Instant;
 
 const SYMBOLS: [&str; 5] = ["AAPL", "MSFT", "NVDA", "AMZN", "TSLA"];
+/// Updates retained per symbol: small, so bursts overrun it.
+const HISTORY: u64 = 32;
+const MAX_LAG: Duration = Duration::from_millis(500);
 const CLIENTS: usize = 3;
 /// Small frames, so that collections split into several.
 const MAX_FRAME_BYTES: usize = 512;
@@ -53,11 +62,15 @@ enum Op {
         client: usize,
         symbols: Symbols,
     },
-    /// The client's session drains its mailbox; `slow` means every update
-    /// arrived while its previous write was blocked.
+    /// The client's session drains its mailbox; the client's last round
+    /// trip (its read delay) was `rtt_ms`.
     Collect {
         client: usize,
-        slow: bool,
+        rtt_ms: u64,
+    },
+    /// Time passes (a pause, or a slow reader's time between reads).
+    Wait {
+        ms: u64,
     },
 }
 
@@ -70,11 +83,12 @@ fn symbols() -> impl Strategy<Value = Symbols> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..SYMBOLS.len(), prop_oneof![3 => 1..4u64, 1 => 1..(3 * HISTORY as u64)])
+        4 => (0..SYMBOLS.len(), prop_oneof![3 => 1..4u64, 1 => 1..(3 * HISTORY)])
             .prop_map(|(symbol, count)| Op::Update { symbol, count }),
         2 => (0..CLIENTS, symbols(), any::<bool>()).prop_map(|(client, symbols, snapshot)| Op::Subscribe { client, symbols, snapshot }),
         1 => (0..CLIENTS, symbols()).prop_map(|(client, symbols)| Op::Unsubscribe { client, symbols }),
-        3 => (0..CLIENTS, any::<bool>()).prop_map(|(client, slow)| Op::Collect { client, slow }),
+        3 => (0..CLIENTS, prop_oneof![3 => Just(0u64), 1 => 0..700u64]).prop_map(|(client, rtt_ms)| Op::Collect { client, rtt_ms }),
+        2 => prop_oneof![3 => 0..200u64, 1 => 200..1500u64].prop_map(|ms| Op::Wait { ms }),
     ]
 }
 
@@ -122,9 +136,10 @@ struct World {
     table: Arc<SymbolTable>,
     clients: Vec<Client>,
     seq: [u64; SYMBOLS.len()],
-    /// Before any update: a "ready since" that covers every update.
-    epoch: Instant,
+    /// When each update of each symbol was routed, by seq.
+    routed_at: [HashMap<u64, Instant>; SYMBOLS.len()],
     encoding: Encoding,
+    runtime: tokio::runtime::Runtime,
 }
 
 fn tick(sym: &str, seq: u64) -> Tick {
@@ -156,14 +171,16 @@ fn names(indices: &[usize]) -> Vec<String> {
 }
 
 impl World {
-    fn new(encoding: Encoding) -> World {
+    /// A world on `runtime`'s paused clock: call inside `runtime.enter()`.
+    fn new(encoding: Encoding, runtime: tokio::runtime::Runtime) -> World {
         let table = Arc::new(SymbolTable::new(16));
-        let mut router = Router::new(table.clone(), Arc::new(Stats::new()));
+        let mut router = Router::new(table.clone(), Arc::new(Stats::new()))
+            .with_history(HISTORY as usize, usize::MAX);
         // Every symbol trades once, so every one exists.
         router.route(SYMBOLS.iter().map(|s| tick(s, 1)).collect());
         let clients = (0..CLIENTS)
             .map(|_| Client {
-                outbox: Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES),
+                outbox: Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES, MAX_LAG),
                 expect: Expect::default(),
             })
             .collect();
@@ -172,8 +189,9 @@ impl World {
             table,
             clients,
             seq: [1; SYMBOLS.len()],
-            epoch: Instant::now(),
+            routed_at: std::array::from_fn(|_| HashMap::from([(1, Instant::now())])),
             encoding,
+            runtime,
         }
     }
 
@@ -191,6 +209,7 @@ impl World {
                 let ticks = (0..*count)
                     .map(|_| {
                         self.seq[*symbol] += 1;
+                        self.routed_at[*symbol].insert(self.seq[*symbol], Instant::now());
                         tick(SYMBOLS[*symbol], self.seq[*symbol])
                     })
                     .collect();
@@ -202,7 +221,12 @@ impl World {
                 snapshot,
             } => self.subscribe(*client, symbols, *snapshot)?,
             Op::Unsubscribe { client, symbols } => self.unsubscribe(*client, symbols),
-            Op::Collect { client, slow } => self.collect(*client, *slow)?,
+            Op::Collect { client, rtt_ms } => {
+                self.collect(*client, Duration::from_millis(*rtt_ms))?
+            }
+            Op::Wait { ms } => self
+                .runtime
+                .block_on(tokio::time::advance(Duration::from_millis(*ms))),
         }
         Ok(())
     }
@@ -302,18 +326,12 @@ impl World {
         expect.end_unsubscribed();
     }
 
-    fn collect(&mut self, c: usize, slow: bool) -> Result<(), TestCaseError> {
-        let ready_since = if slow {
-            Instant::now() + Duration::from_secs(3600)
-        } else {
-            self.epoch
-        };
+    fn collect(&mut self, c: usize, read_delay: Duration) -> Result<(), TestCaseError> {
         let mut frames = Vec::new();
+        let now = Instant::now();
         let client = &mut self.clients[c];
         let before: HashMap<usize, u64> = client.expect.last.clone();
-        client
-            .outbox
-            .collect(Instant::now(), ready_since, &mut frames);
+        client.outbox.collect(now, read_delay, &mut frames);
         let mut per_symbol: HashMap<usize, u64> = HashMap::new();
         for frame in &frames {
             prop_assert!(
@@ -359,22 +377,25 @@ impl World {
                 SYMBOLS[symbol]
             );
             let sent = per_symbol.get(&symbol).copied().unwrap_or(0);
-            let missed = last - before.get(&symbol).copied().unwrap_or(last);
-            if slow {
-                prop_assert!(
-                    sent <= 1,
-                    "a slow client got {} events of {} in one collection",
-                    sent,
-                    SYMBOLS[symbol]
-                );
-            } else if missed <= HISTORY as u64 {
-                prop_assert_eq!(
-                    sent,
-                    missed,
-                    "a ready client gets every update of {}",
-                    SYMBOLS[symbol]
-                );
+            let Some(&previous) = before.get(&symbol) else {
+                continue;
+            };
+            let missed = last - previous;
+            if missed == 0 {
+                prop_assert_eq!(sent, 0);
+                continue;
             }
+            let oldest_missed_at = self.routed_at[symbol][&(previous + 1)];
+            let age_when_read = now + read_delay - oldest_missed_at;
+            let keeps_up = missed <= HISTORY && age_when_read <= MAX_LAG;
+            prop_assert_eq!(
+                sent,
+                if keeps_up { missed } else { 1 },
+                "{} missed {} updates, the oldest {:?} old when read",
+                SYMBOLS[symbol],
+                missed,
+                age_when_read
+            );
         }
         prop_assert!(client.outbox.subscription_count() <= SYMBOLS.len() + 1);
         Ok(())
@@ -398,13 +419,20 @@ proptest! {
         msgpack in any::<bool>(),
         ops in proptest::collection::vec(op(), 1..80),
     ) {
-        let mut world = World::new(if msgpack { Encoding::Msgpack } else { Encoding::Json });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        let _clock = runtime.enter();
+        let encoding = if msgpack { Encoding::Msgpack } else { Encoding::Json };
+        let mut world = World::new(encoding, runtime);
         for op in &ops {
             world.apply(op)?;
         }
         // Whatever happened, a final collection brings everyone up to date.
         for client in 0..CLIENTS {
-            world.apply(&Op::Collect { client, slow: false })?;
+            world.apply(&Op::Collect { client, rtt_ms: 0 })?;
         }
     }
 }

@@ -8,9 +8,10 @@
 //! accepts nothing for that long is closed with 1008 `slow consumer`, while
 //! conflation keeps its pending state at one tick per symbol meanwhile.
 
-mod lag;
+mod flow;
 pub mod outbox;
 mod requests;
+mod write_state;
 
 use crate::codec::Encoding;
 use crate::config::Limits;
@@ -31,6 +32,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+use write_state::WriteState;
 
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -45,8 +47,9 @@ pub struct SessionSettings {
     pub stall_timeout: Duration,
     pub max_frame_bytes: usize,
     pub min_write_interval: Duration,
-    /// Longest a client may leave a lag probe unanswered before writes to
-    /// it pause (`--max-lag`; zero turns probing off).
+    /// Oldest a missed update may be and still be sent rather than merged;
+    /// also the longest a client may leave a probe unanswered before writes
+    /// to it wait (`--max-lag`; zero turns flow control off).
     pub max_lag: Duration,
     pub server_name: String,
 }
@@ -133,13 +136,11 @@ pub struct Session<S> {
     budget: RequestBudget,
     frames: Vec<Bytes>,
     last_heard: Instant,
-    /// When the last data write completed: the client has been ready since.
-    ready_since: Instant,
     next_write_at: Instant,
     /// Subscriptions this session added to the shared gauge.
     counted_subscriptions: i64,
-    /// How far behind the client reads (application-level backpressure).
-    lag: lag::LagProbe,
+    /// What is in flight to the client, by what it has consumed.
+    flow: flow::AckClock,
 }
 
 impl<S, E> Session<S>
@@ -163,6 +164,7 @@ where
                 settings.router.table().clone(),
                 encoding,
                 settings.max_frame_bytes,
+                settings.max_lag,
             ),
             budget: RequestBudget::new(
                 limits.requests_per_sec,
@@ -172,10 +174,9 @@ where
             ),
             frames: Vec::new(),
             last_heard: now,
-            ready_since: now,
             next_write_at: now,
             counted_subscriptions: 0,
-            lag: lag::LagProbe::new(settings.max_lag),
+            flow: flow::AckClock::new(settings.max_lag),
             settings,
         }
     }
@@ -206,14 +207,25 @@ where
         // channel's lock on every wake-up of every session.
         let stop = shutdown.wait();
         tokio::pin!(stop);
-        // `wake` fires for a paced (`max_hz`) symbol falling due, or at the
-        // end of `--min-write-interval`; only the latter holds back new
-        // updates of other symbols (`write_gated`).
-        let mut wake_armed = false;
-        let mut write_gated = false;
-        // Writes pause while the client leaves a lag probe unanswered.
-        let mut paused = false;
+        let mut state = WriteState::Ready;
+        let mut armed_at = None;
         loop {
+            let now = Instant::now();
+            let next = self.write_state(now);
+            if matches!(next, WriteState::AwaitingAck { .. })
+                && !matches!(state, WriteState::AwaitingAck { .. })
+            {
+                self.settings
+                    .stats
+                    .flow_pauses
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            state = next;
+            let wake_at = state.wake_at(self.outbox.deferred_until);
+            if let (Some(at), true) = (wake_at, wake_at != armed_at) {
+                wake.as_mut().reset(at);
+            }
+            armed_at = wake_at;
             let mailbox = self.outbox.mailbox_ref().cloned();
             let result = tokio::select! {
                 biased;
@@ -234,28 +246,19 @@ where
                         Box::pin(self.on_message(message)).await
                     }
                 },
-                _ = wait_for(mailbox.as_deref()), if !write_gated && !paused => {
-                    if self.lag.lagging(Instant::now()) {
-                        paused = true;
-                        Ok(())
-                    } else if Instant::now() >= self.next_write_at {
-                        self.deliver().await
-                    } else {
-                        wake.as_mut().reset(self.next_write_at);
-                        wake_armed = true;
-                        write_gated = true;
-                        Ok(())
-                    }
+                _ = wait_for(mailbox.as_deref()), if state.writes_now() => {
+                    self.deliver_if_ready().await
                 }
-                _ = &mut wake, if wake_armed => {
-                    wake_armed = false;
-                    write_gated = false;
-                    if self.lag.lagging(Instant::now()) {
-                        paused = true;
-                        self.check_stalled()
-                    } else {
-                        self.deliver().await
+                _ = &mut wake, if wake_at.is_some() => {
+                    armed_at = None;
+                    let now = Instant::now();
+                    let state = self.write_state(now);
+                    if state.stalled(now) {
+                        self.settings.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+                        return Stop::SlowConsumer;
                     }
+                    // The spacing ended or a paced symbol fell due.
+                    if state.writes_now() { self.deliver().await } else { Ok(()) }
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > 2 * heartbeat {
@@ -268,26 +271,29 @@ where
             if let Err(stop) = result {
                 return stop;
             }
-            if paused && !self.lag.lagging(Instant::now()) {
-                // The client caught up: send what conflation kept meanwhile,
-                // the latest value per symbol only (updates routed during the
-                // pause are merged, not replayed from the history).
-                paused = false;
-                self.ready_since = Instant::now();
-                if let Err(stop) = self.deliver().await {
-                    return stop;
-                }
-            }
-            if let (true, false, Some(since)) = (paused, wake_armed, self.lag.unanswered_since()) {
-                // A paused client that reads nothing is a stalled one.
-                wake.as_mut().reset(since + self.settings.stall_timeout);
-                wake_armed = true;
-            }
-            if let (false, Some(due)) = (wake_armed, self.outbox.deferred_until) {
-                wake.as_mut().reset(due);
-                wake_armed = true;
-            }
         }
+    }
+
+    fn write_state(&self, now: Instant) -> WriteState {
+        WriteState::at(
+            now,
+            &self.flow,
+            self.next_write_at,
+            self.settings.stall_timeout,
+        )
+    }
+
+    /// Writes what the mailbox woke the session for, unless the write state
+    /// changed since the wait began (time passes): then the wake-up is kept
+    /// for when writing is allowed again.
+    async fn deliver_if_ready(&mut self) -> Result<(), Stop> {
+        if self.write_state(Instant::now()).writes_now() {
+            return self.deliver().await;
+        }
+        if let Some(mailbox) = self.outbox.mailbox_ref() {
+            mailbox.rewake();
+        }
+        Ok(())
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Stop> {
@@ -305,7 +311,7 @@ where
                 "binary frames are accepted only in msgpack mode; send JSON text",
             )),
             Message::Close(_) => return Err(Stop::ClientClosed),
-            Message::Pong(payload) if self.lag.on_pong(&payload, Instant::now()) => return Ok(()),
+            Message::Pong(payload) if self.flow.on_pong(&payload, Instant::now()) => return Ok(()),
             Message::Ping(_) | Message::Pong(_) => return self.on_control_frame(),
         };
         // Every request costs a token, valid or not; the refusal names the
@@ -379,21 +385,6 @@ where
         Ok(())
     }
 
-    /// A lag probe unanswered for the stall timeout: the client has read
-    /// nothing for that long, exactly as if its socket were full.
-    fn check_stalled(&self) -> Result<(), Stop> {
-        let stalled = self
-            .lag
-            .unanswered_since()
-            .is_some_and(|since| since.elapsed() >= self.settings.stall_timeout);
-        if stalled {
-            let stats = &self.settings.stats;
-            stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
-            return Err(Stop::SlowConsumer);
-        }
-        Ok(())
-    }
-
     fn update_subscription_gauge(&mut self) {
         let now = self.outbox.subscription_count() as i64;
         let delta = now - self.counted_subscriptions;
@@ -412,31 +403,30 @@ where
         let drained_at = Instant::now();
         let collected = self
             .outbox
-            .collect(drained_at, self.ready_since, &mut self.frames);
+            .collect(drained_at, self.flow.read_delay(), &mut self.frames);
         if self.frames.is_empty() {
             return Ok(());
         }
         let mut bytes = 0;
         let frame_count = self.frames.len() as u64;
         let mut frames = std::mem::take(&mut self.frames);
-        // A lag probe rides in the same write as the data it follows.
-        let probe = self.lag.ping_due(drained_at);
-        let (result, had_to_wait) =
-            waited(tokio::time::timeout(self.settings.stall_timeout, async {
-                for frame in frames.drain(..) {
-                    bytes += frame.len() as u64;
-                    let message = self.data_message(frame);
-                    self.socket.feed(message).await.map_err(|_| ())?;
-                }
-                if let Some(probe) = probe {
-                    self.socket
-                        .feed(Message::Ping(probe))
-                        .await
-                        .map_err(|_| ())?;
-                }
-                self.socket.flush().await.map_err(|_| ())
-            }))
-            .await;
+        // A probe rides in the same write, behind the data it acknowledges.
+        let probe = self.flow.on_write(frame_count, drained_at);
+        let result = tokio::time::timeout(self.settings.stall_timeout, async {
+            for frame in frames.drain(..) {
+                bytes += frame.len() as u64;
+                let message = self.data_message(frame);
+                self.socket.feed(message).await.map_err(|_| ())?;
+            }
+            if let Some(probe) = probe {
+                self.socket
+                    .feed(Message::Ping(probe))
+                    .await
+                    .map_err(|_| ())?;
+            }
+            self.socket.flush().await.map_err(|_| ())
+        })
+        .await;
         self.frames = frames;
         match result {
             Err(_) => {
@@ -469,12 +459,7 @@ where
                 .updates_merged
                 .fetch_add(collected.merged, Ordering::Relaxed);
         }
-        // A write that never waited found the socket ready: the client has
-        // been keeping up since this drain, so updates routed during the
-        // write are not merged. One that waited was backpressured until now.
-        let written_at = Instant::now();
-        self.ready_since = if had_to_wait { written_at } else { drained_at };
-        self.next_write_at = written_at + self.settings.min_write_interval;
+        self.next_write_at = Instant::now() + self.settings.min_write_interval;
         Ok(())
     }
 
@@ -537,20 +522,6 @@ where
     }
 }
 
-/// Runs `future` to completion and says whether it ever had to wait
-/// (returned `Pending`), e.g. because the socket's send buffer was full.
-async fn waited<F: Future>(future: F) -> (F::Output, bool) {
-    let mut future = std::pin::pin!(future);
-    let mut had_to_wait = false;
-    let output = std::future::poll_fn(|cx| {
-        let poll = future.as_mut().poll(cx);
-        had_to_wait |= poll.is_pending();
-        poll
-    })
-    .await;
-    (output, had_to_wait)
-}
-
 /// Refuses a request over the size limit before parsing it.
 fn check_size(len: usize, max: usize) -> Result<(), RequestError> {
     if len > max {
@@ -572,123 +543,4 @@ async fn wait_for(mailbox: Option<&Mailbox>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::router::Router;
-    use crate::shutdown::ShutdownTrigger;
-    use crate::source::SourceMsg;
-    use crate::symbols::SymbolTable;
-    use futures_channel::mpsc;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    /// A socket made of two channels: what the test sends in, what the
-    /// session writes out.
-    struct ChannelSocket {
-        inbound: mpsc::UnboundedReceiver<Result<Message, ChannelError>>,
-        outbound: mpsc::UnboundedSender<Message>,
-    }
-
-    #[derive(Debug)]
-    struct ChannelError;
-
-    impl std::fmt::Display for ChannelError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("channel closed")
-        }
-    }
-
-    impl SocketError for ChannelError {
-        fn is_too_big(&self) -> bool {
-            false
-        }
-    }
-
-    impl Stream for ChannelSocket {
-        type Item = Result<Message, ChannelError>;
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            Pin::new(&mut self.inbound).poll_next(cx)
-        }
-    }
-
-    impl Sink<Message> for ChannelSocket {
-        type Error = ChannelError;
-        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
-            Poll::Ready(Ok(()))
-        }
-        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), ChannelError> {
-            self.outbound.unbounded_send(item).map_err(|_| ChannelError)
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    fn events(message: Message) -> Vec<serde_json::Value> {
-        match message {
-            Message::Text(text) => serde_json::from_str(&text).unwrap(),
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn waited_tells_a_ready_write_from_a_blocked_one() {
-        assert_eq!(waited(async { 7 }).await, (7, false));
-        assert_eq!(waited(tokio::task::yield_now()).await, ((), true));
-    }
-
-    #[tokio::test]
-    async fn session_over_channels_says_hello_answers_and_streams() {
-        let trigger = ShutdownTrigger::new();
-        let (source_tx, source_rx) = crate::source::channel();
-        let stats = Arc::new(Stats::new());
-        let router = Router::new(Arc::new(SymbolTable::new(64)), stats.clone()).spawn(
-            source_rx,
-            trigger.subscribe(),
-            trigger.guard(),
-        );
-        source_tx
-            .send(SourceMsg::Declare(vec!["AAPL".into()]))
-            .await
-            .unwrap();
-        let settings = Arc::new(SessionSettings {
-            router,
-            stats,
-            limits: Limits::default(),
-            heartbeat: Duration::from_secs(15),
-            stall_timeout: Duration::from_secs(5),
-            max_frame_bytes: 1 << 16,
-            min_write_interval: Duration::ZERO,
-            max_lag: Duration::from_millis(500),
-            server_name: "tickfeed test".into(),
-        });
-        let (in_tx, in_rx) = mpsc::unbounded();
-        let (out_tx, mut out_rx) = mpsc::unbounded();
-        let socket = ChannelSocket {
-            inbound: in_rx,
-            outbound: out_tx,
-        };
-        let session = tokio::spawn(
-            Session::new(socket, settings, 1, Encoding::Json).run("s1".into(), trigger.subscribe()),
-        );
-
-        assert_eq!(events(out_rx.next().await.unwrap())[0]["ev"], "hello");
-        let request = r#"{"op":"subscribe","id":1,"symbols":["AAPL"]}"#;
-        in_tx.unbounded_send(Ok(Message::text(request))).unwrap();
-        assert_eq!(events(out_rx.next().await.unwrap())[0]["ev"], "ack");
-        let mut tick = crate::router::tests::tick("AAPL", 1);
-        tick.ts = now_ns();
-        source_tx.send(SourceMsg::Ticks(vec![tick])).await.unwrap();
-        let live = events(out_rx.next().await.unwrap());
-        assert_eq!(
-            (live[0]["sym"].as_str(), live[0]["seq"].as_u64()),
-            (Some("AAPL"), Some(1))
-        );
-
-        drop(in_tx);
-        assert_eq!(session.await.unwrap(), Stop::ClientClosed);
-    }
-}
+mod tests;

@@ -2,16 +2,27 @@
 //! `max_hz` pacing, and the frames built from its pending symbols.
 //!
 //! The router marks symbols in the client's [`Mailbox`]; [`Outbox::collect`]
-//! drains them, reads each symbol's latest tick from the symbol table, and
-//! appends it to one frame with `n = seq - last_sent - 1`. Paced symbols
-//! that are not due yet are re-marked and picked up at their next slot.
-//! Nothing here allocates per event: buffers are reused between frames.
+//! drains them and decides, per symbol, what the client gets:
+//!
+//! - **every update it has not seen**, in order and with `n = 0`, read from
+//!   the symbol's history ring, when the oldest of them is still retained
+//!   and will be younger than `--max-lag` when the client reads it (its age
+//!   now plus the client's read delay, measured by flow control): the
+//!   client is keeping up, whatever the timing of its writes;
+//! - otherwise **the latest value only**, with `n = seq - last_sent - 1`
+//!   counting what was merged: the client fell behind, and what it gets
+//!   next is fresh;
+//! - for a symbol paced by `max_hz`, the latest value once per interval;
+//!   a symbol not due yet is re-marked and picked up at its slot.
+//!
+//! Either way `B.seq - A.seq - 1 == B.n` for consecutive ticks. Nothing
+//! here allocates per event: buffers are reused between frames.
 
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use crate::conflate::Mailbox;
 use crate::protocol::Event;
 use crate::router::Grant;
-use crate::symbols::{HISTORY, SymbolId, SymbolTable};
+use crate::symbols::{SymbolCell, SymbolId, SymbolTable};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -50,6 +61,9 @@ pub struct Outbox {
     pending: Vec<SymbolId>,
     frame: FrameBuilder,
     max_frame_bytes: usize,
+    /// Missed updates older than this are merged rather than replayed;
+    /// zero replays whatever the ring still holds.
+    max_lag: Duration,
     /// `ts` of every event in the frames of the last `collect`.
     pub sent_ts: Vec<u64>,
     /// Earliest time a paced symbol becomes due, if any is waiting.
@@ -61,7 +75,12 @@ fn interval_of(max_hz: f64) -> Option<Duration> {
 }
 
 impl Outbox {
-    pub fn new(table: Arc<SymbolTable>, encoding: Encoding, max_frame_bytes: usize) -> Self {
+    pub fn new(
+        table: Arc<SymbolTable>,
+        encoding: Encoding,
+        max_frame_bytes: usize,
+        max_lag: Duration,
+    ) -> Self {
         Self {
             table,
             mailbox: None,
@@ -71,6 +90,7 @@ impl Outbox {
             pending: Vec::new(),
             frame: FrameBuilder::new(encoding),
             max_frame_bytes,
+            max_lag,
             sent_ts: Vec::new(),
             deferred_until: None,
         }
@@ -162,15 +182,12 @@ impl Outbox {
     }
 
     /// Drains pending symbols into frames (pushed onto `frames`).
-    ///
-    /// `ready_since` is when the client's last write completed: updates
-    /// routed after it arrived while the client was keeping up, so each is
-    /// sent (from the symbol's history) rather than merged. Updates routed
-    /// while a write was blocked are merged into the latest, with `n`.
+    /// `read_delay` is how long the client takes to read what is written
+    /// now (`session::flow`); it counts toward the age of missed updates.
     pub fn collect(
         &mut self,
         now: Instant,
-        ready_since: Instant,
+        read_delay: Duration,
         frames: &mut Vec<Bytes>,
     ) -> Collected {
         let mut out = Collected::default();
@@ -220,21 +237,59 @@ impl Outbox {
                     continue;
                 }
                 sub.next_due = now + interval;
-            } else {
-                let first = (sub.last_seq + 1).max(latest.seq().saturating_sub(HISTORY as u64 - 1));
-                for seq in first..latest.seq() {
-                    if let Some(missed) = cell.historic(seq).filter(|t| t.routed_at >= ready_since)
-                    {
-                        emit.tick(&missed, &mut sub.last_seq);
-                    }
-                }
+            } else if latest.seq() > sub.last_seq + 1 {
+                let read_at = now + read_delay;
+                replay_missed(
+                    cell,
+                    latest.seq(),
+                    &mut sub.last_seq,
+                    read_at,
+                    self.max_lag,
+                    &mut emit,
+                );
             }
-            emit.tick(latest, &mut sub.last_seq);
+            if latest.seq() > sub.last_seq {
+                emit.tick(latest, &mut sub.last_seq);
+            }
         }
         if !self.frame.is_empty() {
             frames.push(self.frame.finish());
         }
         out
+    }
+}
+
+/// Sends the updates of `cell` after `last_seq` and before `latest_seq`
+/// from its ring, when the oldest of them is retained and will be younger
+/// than `max_lag` (zero: any age) when read at `read_at`. Otherwise sends
+/// nothing, and the caller's latest value carries the merge count.
+fn replay_missed(
+    cell: &SymbolCell,
+    latest_seq: u64,
+    last_seq: &mut u64,
+    read_at: Instant,
+    max_lag: Duration,
+    emit: &mut Emitter<'_>,
+) {
+    let ring = cell.load_ring();
+    let Some(ring) = ring.as_ref() else {
+        return;
+    };
+    let first = *last_seq + 1;
+    let Some(oldest) = ring.load(first) else {
+        return;
+    };
+    if !max_lag.is_zero() && read_at.saturating_duration_since(oldest.routed_at) > max_lag {
+        return;
+    }
+    emit.tick(&oldest, last_seq);
+    for seq in first + 1..latest_seq {
+        // The router may overwrite the ring meanwhile: stop at a miss, and
+        // the latest value counts what could not be sent.
+        let Some(missed) = ring.load(seq) else {
+            return;
+        };
+        emit.tick(&missed, last_seq);
     }
 }
 
@@ -277,50 +332,60 @@ pub fn reply_frame(encoding: Encoding, events: &[Event]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Retention;
     use crate::protocol::Tick;
 
-    fn table_with(sym: &str) -> Arc<SymbolTable> {
-        let table = Arc::new(SymbolTable::new(64));
-        table.push(sym.into()).unwrap();
-        table
+    const MAX_LAG: Duration = Duration::from_millis(500);
+
+    /// One symbol, AAPL (id 0), its ring, and an outbox subscribed to it.
+    struct Fixture {
+        table: Arc<SymbolTable>,
+        retention: Retention,
+        outbox: Outbox,
+        mailbox: Arc<Mailbox>,
+        frames: Vec<Bytes>,
     }
 
-    /// An outbox subscribed to AAPL (id 0) at `now`, with its mailbox.
-    fn subscribed(
-        max_hz: f64,
-        snapshot: bool,
-        reply: &mut Vec<Event>,
-        now: Instant,
-    ) -> (Arc<SymbolTable>, Outbox, Arc<Mailbox>) {
-        let table = table_with("AAPL");
-        let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20);
-        let mailbox = outbox.mailbox();
-        let grant = Grant {
-            id: 0,
-            latest: None,
-        };
-        outbox.add(&[grant], max_hz, snapshot, reply, now);
-        (table, outbox, mailbox)
-    }
+    impl Fixture {
+        fn new(history: usize, max_hz: f64, snapshot: bool, reply: &mut Vec<Event>) -> Self {
+            let table = Arc::new(SymbolTable::new(64));
+            table.push("AAPL".into()).unwrap();
+            let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20, MAX_LAG);
+            let mailbox = outbox.mailbox();
+            let grant = Grant {
+                id: 0,
+                latest: None,
+            };
+            outbox.add(&[grant], max_hz, snapshot, reply, Instant::now());
+            Self {
+                table,
+                retention: Retention::new(history, usize::MAX),
+                outbox,
+                mailbox,
+                frames: Vec::new(),
+            }
+        }
 
-    fn publish(table: &SymbolTable, mailbox: &Mailbox, seq: u64) {
-        let tick = Tick {
-            sym: "AAPL".into(),
-            seq,
-            ts: seq,
-            xt: None,
-            px: Some(1.0),
-            sz: Some(1),
-            bid: None,
-            ask: None,
-            bsz: None,
-            asz: None,
-            vol: seq,
-            snap: None,
-            n: 0,
-        };
-        table.store(0, Arc::new(EncodedTick::new(tick)));
-        mailbox.mark(0);
+        fn subscribed() -> Self {
+            Self::new(1024, 0.0, false, &mut Vec::new())
+        }
+
+        /// Routes AAPL's update `seq`, as the router does.
+        fn publish(&mut self, seq: u64) {
+            let tick = Arc::new(EncodedTick::new(crate::router::tests::tick("AAPL", seq)));
+            self.retention.store(&self.table, 0, &tick);
+            self.table.store(0, tick);
+            self.mailbox.mark(0);
+        }
+
+        fn collect_at(&mut self, now: Instant) -> Collected {
+            self.outbox.collect(now, Duration::ZERO, &mut self.frames)
+        }
+
+        /// `(seq, n)` of every tick sent so far.
+        fn sent(&self) -> Vec<(u64, u32)> {
+            events(&self.frames).iter().map(|t| (t.seq, t.n)).collect()
+        }
     }
 
     fn events(frames: &[Bytes]) -> Vec<Tick> {
@@ -334,24 +399,56 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn slow_client_gets_latest_price_with_merge_count() {
-        let now = Instant::now();
-        let mut reply = Vec::new();
-        let (table, mut outbox, mailbox) = subscribed(0.0, true, &mut reply, now);
-        assert!(reply.is_empty(), "no snapshot before the first tick");
-        let mut frames = Vec::new();
-        publish(&table, &mailbox, 1);
-        outbox.collect(now, now + Duration::from_secs(1), &mut frames);
-        for seq in 2..=10 {
-            publish(&table, &mailbox, seq);
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_keeps_up_gets_every_update_in_order() {
+        let mut fx = Fixture::subscribed();
+        for seq in 1..=5 {
+            fx.publish(seq);
         }
-        let got = outbox.collect(now, now + Duration::from_secs(1), &mut frames);
-        let ticks = events(&frames);
-        assert_eq!(
-            ticks.iter().map(|t| (t.seq, t.n)).collect::<Vec<_>>(),
-            [(1, 0), (10, 8)]
-        );
+        let got = fx.collect_at(Instant::now());
+        assert_eq!(fx.sent(), [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]);
+        assert_eq!(got.conflated, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn updates_younger_than_max_lag_are_replayed_however_late_the_write() {
+        let mut fx = Fixture::subscribed();
+        fx.publish(1);
+        fx.collect_at(Instant::now());
+        for seq in 2..=10 {
+            fx.publish(seq);
+            tokio::time::advance(Duration::from_millis(40)).await;
+        }
+        // The oldest unsent update is 360 ms old: still within max_lag.
+        fx.collect_at(Instant::now());
+        assert_eq!(fx.sent(), (1..=10).map(|s| (s, 0)).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_readers_read_delay_counts_toward_the_age() {
+        let mut fx = Fixture::subscribed();
+        fx.publish(1);
+        fx.collect_at(Instant::now());
+        fx.publish(2);
+        fx.publish(3);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let read_delay = MAX_LAG - Duration::from_millis(50);
+        fx.outbox
+            .collect(Instant::now(), read_delay, &mut fx.frames);
+        assert_eq!(fx.sent(), [(1, 0), (3, 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_client_gets_latest_price_with_merge_count() {
+        let mut fx = Fixture::subscribed();
+        fx.publish(1);
+        fx.collect_at(Instant::now());
+        for seq in 2..=10 {
+            fx.publish(seq);
+        }
+        tokio::time::advance(MAX_LAG + Duration::from_millis(1)).await;
+        let got = fx.collect_at(Instant::now());
+        assert_eq!(fx.sent(), [(1, 0), (10, 8)]);
         assert_eq!(
             got,
             Collected {
@@ -362,78 +459,56 @@ mod tests {
         );
     }
 
-    #[test]
-    fn max_hz_defers_and_conflates_until_due() {
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_past_the_ring_is_merged_with_its_count() {
+        let mut fx = Fixture::new(16, 0.0, false, &mut Vec::new());
+        for seq in 1..=40 {
+            fx.publish(seq);
+        }
+        fx.collect_at(Instant::now());
+        assert_eq!(fx.sent(), [(40, 39)], "seq 1 is no longer retained");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_history_missed_updates_are_merged() {
+        let mut fx = Fixture::new(0, 0.0, false, &mut Vec::new());
+        for seq in 1..=3 {
+            fx.publish(seq);
+        }
+        fx.collect_at(Instant::now());
+        assert_eq!(fx.sent(), [(3, 2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_hz_defers_and_conflates_until_due() {
         let t0 = Instant::now();
-        let (table, mut outbox, mailbox) = subscribed(2.0, false, &mut Vec::new(), t0);
-        let mut frames = Vec::new();
-        publish(&table, &mailbox, 1);
-        outbox.collect(t0, t0, &mut frames);
-        publish(&table, &mailbox, 2);
-        publish(&table, &mailbox, 3);
+        let mut fx = Fixture::new(1024, 2.0, false, &mut Vec::new());
+        fx.publish(1);
+        fx.collect_at(t0);
+        fx.publish(2);
+        fx.publish(3);
+        assert_eq!(fx.collect_at(t0 + Duration::from_millis(100)).events, 0);
         assert_eq!(
-            outbox
-                .collect(t0 + Duration::from_millis(100), t0, &mut frames)
-                .events,
-            0
+            fx.outbox.deferred_until,
+            Some(t0 + Duration::from_millis(500))
         );
-        assert_eq!(outbox.deferred_until, Some(t0 + Duration::from_millis(500)));
-        outbox.collect(t0 + Duration::from_millis(500), t0, &mut frames);
-        assert_eq!(
-            events(&frames)
-                .iter()
-                .map(|t| (t.seq, t.n))
-                .collect::<Vec<_>>(),
-            [(1, 0), (3, 1)]
-        );
+        fx.collect_at(t0 + Duration::from_millis(500));
+        assert_eq!(fx.sent(), [(1, 0), (3, 1)]);
     }
 
-    #[test]
-    fn ready_client_gets_every_update_of_a_burst_in_order() {
-        let ready_since = Instant::now();
-        let (table, mut outbox, mailbox) = subscribed(0.0, false, &mut Vec::new(), ready_since);
-        for seq in 1..=5 {
-            publish(&table, &mailbox, seq);
-        }
-        let mut frames = Vec::new();
-        outbox.collect(Instant::now(), ready_since, &mut frames);
-        let got: Vec<_> = events(&frames).iter().map(|t| (t.seq, t.n)).collect();
-        assert_eq!(got, [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]);
+    #[tokio::test(start_paused = true)]
+    async fn no_snapshot_before_the_first_tick() {
+        let mut reply = Vec::new();
+        Fixture::new(1024, 0.0, true, &mut reply);
+        assert!(reply.is_empty());
     }
 
-    #[test]
-    fn a_burst_longer_than_the_history_is_merged_with_its_count() {
-        let ready_since = Instant::now();
-        let (table, mut outbox, mailbox) = subscribed(0.0, false, &mut Vec::new(), ready_since);
-        let last = HISTORY as u64 + 10;
-        for seq in 1..=last {
-            publish(&table, &mailbox, seq);
-        }
-        let mut frames = Vec::new();
-        outbox.collect(Instant::now(), ready_since, &mut frames);
-        let ticks = events(&frames);
-        assert_eq!(ticks.len(), HISTORY);
-        assert_eq!((ticks[0].seq, ticks[0].n), (11, 10));
-        assert!(
-            ticks
-                .windows(2)
-                .all(|w| w[1].seq - w[0].seq - 1 == u64::from(w[1].n))
-        );
-    }
-
-    #[test]
-    fn unsubscribed_symbols_are_dropped_even_if_marked() {
-        let now = Instant::now();
-        let (table, mut outbox, mailbox) = subscribed(0.0, false, &mut Vec::new(), now);
-        publish(&table, &mailbox, 1);
-        outbox.remove(&[0]);
-        let mut frames = Vec::new();
-        assert_eq!(
-            outbox
-                .collect(now, now + Duration::from_secs(1), &mut frames)
-                .events,
-            0
-        );
-        assert!(frames.is_empty());
+    #[tokio::test(start_paused = true)]
+    async fn unsubscribed_symbols_are_dropped_even_if_marked() {
+        let mut fx = Fixture::subscribed();
+        fx.publish(1);
+        fx.outbox.remove(&[0]);
+        assert_eq!(fx.collect_at(Instant::now()).events, 0);
+        assert!(fx.frames.is_empty());
     }
 }

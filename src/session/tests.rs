@@ -1,0 +1,324 @@
+//! Sessions driven end to end over channel-backed sockets, with a real
+//! router and tokio's paused clock: the keep-up rule and flow control are
+//! checked for prompt, bursty and slow readers in virtual time, so data
+//! ages are exact and nothing depends on the machine's speed.
+//!
+//! A scripted reader plays the client: it takes frames off the session's
+//! outbound channel and answers each ping with a pong when it reads it, as
+//! tungstenite and browsers do, spending its scripted time after each data
+//! frame.
+
+use super::*;
+use crate::router::Router;
+use crate::shutdown::ShutdownTrigger;
+use crate::source::{SourceMsg, SourceSender};
+use crate::symbols::SymbolTable;
+use futures_channel::mpsc;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A socket made of two channels: what the test sends in, what the
+/// session writes out.
+struct ChannelSocket {
+    inbound: mpsc::UnboundedReceiver<Result<Message, ChannelError>>,
+    outbound: mpsc::UnboundedSender<Message>,
+}
+
+#[derive(Debug)]
+struct ChannelError;
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("channel closed")
+    }
+}
+
+impl SocketError for ChannelError {
+    fn is_too_big(&self) -> bool {
+        false
+    }
+}
+
+impl Stream for ChannelSocket {
+    type Item = Result<Message, ChannelError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inbound).poll_next(cx)
+    }
+}
+
+impl Sink<Message> for ChannelSocket {
+    type Error = ChannelError;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), ChannelError> {
+        self.outbound.unbounded_send(item).map_err(|_| ChannelError)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn events(message: &Message) -> Vec<serde_json::Value> {
+    match message {
+        Message::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
+const MAX_LAG: Duration = Duration::from_millis(500);
+
+/// A router with [`SYMBOLS`] and one session on channels.
+struct Harness {
+    source: SourceSender,
+    to_session: mpsc::UnboundedSender<Result<Message, ChannelError>>,
+    from_session: mpsc::UnboundedReceiver<Message>,
+    session: tokio::task::JoinHandle<Stop>,
+    stats: Arc<Stats>,
+    _trigger: ShutdownTrigger,
+}
+
+impl Harness {
+    async fn start(max_lag: Duration) -> Self {
+        let trigger = ShutdownTrigger::new();
+        let (source, source_rx) = crate::source::channel();
+        let stats = Arc::new(Stats::new());
+        let router = Router::new(Arc::new(SymbolTable::new(64)), stats.clone()).spawn(
+            source_rx,
+            trigger.subscribe(),
+            trigger.guard(),
+        );
+        source
+            .send(SourceMsg::Declare(
+                SYMBOLS.iter().map(|s| (*s).into()).collect(),
+            ))
+            .await
+            .unwrap();
+        let settings = Arc::new(SessionSettings {
+            router,
+            stats: stats.clone(),
+            limits: Limits::default(),
+            heartbeat: Duration::from_secs(3600),
+            stall_timeout: Duration::from_secs(30),
+            max_frame_bytes: 1 << 16,
+            min_write_interval: Duration::ZERO,
+            max_lag,
+            server_name: "tickfeed test".into(),
+        });
+        let (to_session, inbound) = mpsc::unbounded();
+        let (outbound, from_session) = mpsc::unbounded();
+        let socket = ChannelSocket { inbound, outbound };
+        let session = tokio::spawn(
+            Session::new(socket, settings, 1, Encoding::Json).run("s1".into(), trigger.subscribe()),
+        );
+        let mut harness = Self {
+            source,
+            to_session,
+            from_session,
+            session,
+            stats,
+            _trigger: trigger,
+        };
+        assert_eq!(events(&harness.next_message().await)[0]["ev"], "hello");
+        harness
+    }
+
+    async fn next_message(&mut self) -> Message {
+        self.from_session.next().await.expect("session open")
+    }
+
+    fn send(&self, request: &str) {
+        self.to_session
+            .unbounded_send(Ok(Message::text(request)))
+            .unwrap();
+    }
+
+    /// Subscribes to every symbol, without snapshots.
+    async fn subscribe_all(&mut self) {
+        self.send(r#"{"op":"subscribe","id":1,"symbols":["AAPL","MSFT","NVDA"],"snapshot":false}"#);
+        assert_eq!(events(&self.next_message().await)[0]["ev"], "ack");
+    }
+
+    /// Feeds `per_symbol_hz` updates a second of every symbol for
+    /// `duration` of virtual time; `ts` is virtual nanoseconds since `t0`.
+    fn feed(&self, t0: Instant, per_symbol_hz: u64, duration: Duration) {
+        let source = self.source.clone();
+        tokio::spawn(async move {
+            let step = Duration::from_secs(1) / per_symbol_hz as u32;
+            let mut seq = 0;
+            while t0.elapsed() < duration {
+                tokio::time::sleep(step).await;
+                seq += 1;
+                let ts = t0.elapsed().as_nanos() as u64;
+                let batch = SYMBOLS
+                    .iter()
+                    .map(|s| {
+                        let mut tick = crate::router::tests::tick(s, seq);
+                        tick.ts = ts;
+                        tick
+                    })
+                    .collect();
+                if source.send(SourceMsg::Ticks(batch)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// What a scripted reader saw.
+#[derive(Debug, Default)]
+struct Seen {
+    events: u64,
+    merged: u64,
+    /// Oldest data read after the first 5 s (virtual ms).
+    max_age_after_5s: u64,
+}
+
+/// How long the reader spends after reading a data frame of `events`
+/// events that it got at `elapsed` since the start.
+type Script = fn(elapsed: Duration, events: u64) -> Duration;
+
+/// Reads until `until` (virtual), checking the invariant on every tick and
+/// answering pings when it reads them.
+async fn read_as(harness: &mut Harness, t0: Instant, until: Duration, script: Script) -> Seen {
+    let mut seen = Seen::default();
+    let mut last: HashMap<String, u64> = HashMap::new();
+    while t0.elapsed() < until {
+        let message = harness.next_message().await;
+        if let Message::Ping(payload) = message {
+            harness
+                .to_session
+                .unbounded_send(Ok(Message::Pong(payload)))
+                .unwrap();
+            continue;
+        }
+        let now = t0.elapsed();
+        let ticks = events(&message);
+        let in_frame = ticks.len() as u64;
+        for tick in ticks {
+            let (sym, seq, n) = (
+                tick["sym"].as_str().unwrap().to_string(),
+                tick["seq"].as_u64().unwrap(),
+                tick["n"].as_u64().unwrap(),
+            );
+            if let Some(prev) = last.insert(sym, seq) {
+                assert_eq!(seq - prev - 1, n, "invariant broken at {tick}");
+            }
+            seen.events += 1;
+            seen.merged += n;
+            if now >= Duration::from_secs(5) {
+                let age = now.as_millis() as u64 - tick["ts"].as_u64().unwrap() / 1_000_000;
+                seen.max_age_after_5s = seen.max_age_after_5s.max(age);
+            }
+        }
+        let pause = script(now, in_frame);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_over_channels_says_hello_answers_and_streams() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.send(r#"{"op":"subscribe","id":1,"symbols":["AAPL"]}"#);
+    assert_eq!(events(&harness.next_message().await)[0]["ev"], "ack");
+    let tick = crate::router::tests::tick("AAPL", 1);
+    harness
+        .source
+        .send(SourceMsg::Ticks(vec![tick]))
+        .await
+        .unwrap();
+    let live = events(&harness.next_message().await);
+    assert_eq!(
+        (live[0]["sym"].as_str(), live[0]["seq"].as_u64()),
+        (Some("AAPL"), Some(1))
+    );
+    drop(harness.to_session);
+    assert_eq!(harness.session.await.unwrap(), Stop::ClientClosed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prompt_reader_gets_every_update_with_n_zero() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.subscribe_all().await;
+    let t0 = Instant::now();
+    harness.feed(t0, 500, Duration::from_secs(10));
+    let seen = read_as(&mut harness, t0, Duration::from_secs(9), |_, _| {
+        Duration::ZERO
+    })
+    .await;
+    assert_eq!(seen.merged, 0);
+    assert!(seen.events > 10_000, "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bursty_reader_that_stops_100_ms_every_second_misses_nothing() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.subscribe_all().await;
+    let t0 = Instant::now();
+    harness.feed(t0, 500, Duration::from_secs(10));
+    let burst = |elapsed: Duration, _| {
+        let into_second = elapsed.as_millis() % 1000;
+        if into_second < 10 {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        }
+    };
+    let seen = read_as(&mut harness, t0, Duration::from_secs(9), burst).await;
+    assert_eq!(seen.merged, 0, "{seen:?}");
+    assert!(
+        harness.stats.flow_pauses.load(Ordering::Relaxed) > 0,
+        "the window filled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_taking_500_ms_a_frame_reads_fresh_data_with_merge_counts() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.subscribe_all().await;
+    let t0 = Instant::now();
+    harness.feed(t0, 200, Duration::from_secs(20));
+    let seen = read_as(&mut harness, t0, Duration::from_secs(19), |_, _| {
+        Duration::from_millis(500)
+    })
+    .await;
+    assert!(seen.merged > 0, "{seen:?}");
+    // One frame in flight, read 500 ms after it was written at most.
+    assert!(seen.max_age_after_5s <= 600, "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_taking_50_ms_an_event_gets_small_fresh_frames() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.subscribe_all().await;
+    let t0 = Instant::now();
+    harness.feed(t0, 200, Duration::from_secs(20));
+    let per_event = |_, events: u64| Duration::from_millis(50) * events as u32;
+    let seen = read_as(&mut harness, t0, Duration::from_secs(19), per_event).await;
+    assert!(seen.merged > 0, "{seen:?}");
+    // A frame of the three latest values takes it 150 ms.
+    assert!(seen.max_age_after_5s < 1_000, "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_taking_50_ms_a_frame_keeps_up_through_larger_frames() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.subscribe_all().await;
+    let t0 = Instant::now();
+    harness.feed(t0, 200, Duration::from_secs(20));
+    let seen = read_as(&mut harness, t0, Duration::from_secs(19), |_, _| {
+        Duration::from_millis(50)
+    })
+    .await;
+    assert!(seen.max_age_after_5s < 1_000, "{seen:?}");
+    assert!(seen.events > 10_000, "{seen:?}");
+}
