@@ -91,10 +91,20 @@ pub struct ServeArgs {
     /// Least time between two data frames to one client (e.g. 0, 5ms).
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub min_write_interval: Duration,
-    /// Pause writes to a client that leaves a lag probe (a ping sent with its
-    /// data) unanswered this long, so its data stays fresh; 0 turns it off.
+    /// Oldest a missed update may be when the client reads it and still be
+    /// sent rather than merged into the latest value with `n`; also how
+    /// long a client may leave a flow-control probe unanswered before
+    /// writes to it wait. 0 turns flow control off.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub max_lag: Duration,
+    /// Recent updates kept per symbol, for clients catching up (at most
+    /// 1048576; 0 keeps none, so every missed update is merged).
+    #[arg(long, default_value_t = crate::history::DEFAULT_HISTORY, value_parser = parse_history)]
+    pub history: usize,
+    /// Memory for the recent updates of all symbols together; over it the
+    /// oldest go first.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub history_memory: usize,
     /// Replay these CSV files instead of the simulated feed, merged in time
     /// order (generic CSV or LOBSTER messages; see docs/replay.md).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["symbols", "universe", "seed", "rate", "skew"])]
@@ -252,6 +262,8 @@ impl ServeArgs {
         config.max_frame_bytes = self.max_frame_bytes.max(4096);
         config.min_write_interval = self.min_write_interval;
         config.max_lag = self.max_lag;
+        config.history = self.history;
+        config.history_memory = self.history_memory;
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
             _ => None,
@@ -320,6 +332,16 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
         .ok_or_else(|| format!("{text:?} is not a size; try 65536, 64KiB or 1MiB"))
+}
+
+/// `--history`: a count of updates up to [`crate::history::MAX_HISTORY`].
+fn parse_history(text: &str) -> Result<usize, String> {
+    let most = crate::history::MAX_HISTORY;
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n <= most)
+        .ok_or_else(|| format!("{text:?} is not a count of updates from 0 to {most}"))
 }
 
 /// `20000`, `20k`, `1.5M`: decimal multiples.

@@ -46,9 +46,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
 /// client needs a few round trips, so 10 s is generous even on a poor
 /// mobile link, yet frees a slow-loris connection quickly.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How stale a slow client's data may get before writes to it pause and
-/// conflation takes over: half a second keeps a slow screen usable while
-/// ignoring ordinary scheduling hiccups.
+/// How old a missed update may be when read and still be sent rather than
+/// merged: half a second keeps a slow screen fresh while a reader that
+/// keeps up never loses an update to scheduling hiccups.
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(500);
 /// Per-connection read buffer. Requests are tiny, and this buffer is what
 /// an idle connection costs most: tungstenite's default of 128 KiB would
@@ -107,9 +107,13 @@ pub struct ServeConfig {
     /// Least time between two data frames to one client; 0 writes as soon
     /// as the client is ready. Larger values trade latency for fewer writes.
     pub min_write_interval: Duration,
-    /// Writes to a client pause while it leaves a lag probe (a ping sent with
-    /// its data) unanswered this long; zero turns probing off.
+    /// Missed updates older than this when read are merged, not sent; a
+    /// client's probe unanswered this long holds its writes (zero: off).
     pub max_lag: Duration,
+    /// Recent updates kept per symbol (`history`).
+    pub history: usize,
+    /// Bytes all symbols' recent updates may take together.
+    pub history_memory: usize,
     /// Scale-out through NATS (`--nats`); `None` is one process, no broker.
     pub nats: Option<crate::nats::NatsConfig>,
     /// Serve `https://` and `wss://` with this certificate; `None` is plain.
@@ -135,6 +139,8 @@ impl ServeConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             min_write_interval: Duration::ZERO,
             max_lag: DEFAULT_MAX_LAG,
+            history: crate::history::DEFAULT_HISTORY,
+            history_memory: crate::history::DEFAULT_HISTORY_MEMORY,
             nats: None,
             tls: None,
             allowed_origins: crate::origin::AllowedOrigins::default(),

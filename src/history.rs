@@ -32,6 +32,9 @@ use tokio::time::Instant;
 /// 345 symbols takes about 900 updates/s at 5,000 updates/s, so a second of
 /// its history fits; quieter symbols keep minutes.
 pub const DEFAULT_HISTORY: usize = 1024;
+/// Most updates kept per symbol: a million is minutes of the busiest
+/// symbol, and ring slots are found by masking, so a bound keeps them sane.
+pub const MAX_HISTORY: usize = 1 << 20;
 /// Memory for all rings together by default: about 120,000 updates, which
 /// is 24 s of the default feed and 6 s at 20,000 updates/s.
 pub const DEFAULT_HISTORY_MEMORY: usize = 64 * 1024 * 1024;
