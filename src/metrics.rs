@@ -48,7 +48,7 @@ pub fn render(snapshot: &StatsSnapshot) -> String {
     for (name, help, value) in gauges {
         registry.register(name, help, ConstGauge::new(value as i64));
     }
-    let counters: [(&str, &str, u64); 14] = [
+    let counters: [(&str, &str, u64); 15] = [
         (
             "connections_accepted",
             "WebSocket connections accepted",
@@ -63,6 +63,11 @@ pub fn render(snapshot: &StatsSnapshot) -> String {
             "requests_unauthorized",
             "Requests refused with 401 (missing or wrong token)",
             snapshot.requests_unauthorized,
+        ),
+        (
+            "handshakes_shed",
+            "Pending handshakes closed to make room (--max-pending-handshakes)",
+            snapshot.handshakes_shed,
         ),
         ("ticks_in", "Source updates routed", snapshot.ticks_in),
         (

@@ -163,6 +163,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         send_buffer: config.send_buffer,
         tls: config.tls.clone(),
         handshake_timeout: config.handshake_timeout,
+        max_pending_handshakes: config.max_pending_handshakes,
     };
     let gate = TokenGate {
         tokens: config.tokens.clone(),
@@ -172,6 +173,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         listener,
         routes(state, gate),
         listening,
+        stats.clone(),
         trigger.subscribe(),
         trigger.guard(),
     ));

@@ -137,6 +137,9 @@ pub struct Stats {
     pub abuse_closes: AtomicU64,
     /// Requests refused with 401 on any token-protected endpoint.
     pub requests_unauthorized: AtomicU64,
+    /// Connections closed while still in their handshake, to make room
+    /// for a newer one under `--max-pending-handshakes`.
+    pub handshakes_shed: AtomicU64,
     /// Reason for the lock: merged into at most once a second per thread
     /// and read by stats requests; never taken per event.
     stages: [Mutex<StageHistograms>; 3],
@@ -172,6 +175,7 @@ impl Stats {
             heartbeat_closes: AtomicU64::new(0),
             abuse_closes: AtomicU64::new(0),
             requests_unauthorized: AtomicU64::new(0),
+            handshakes_shed: AtomicU64::new(0),
             stages: std::array::from_fn(|_| Mutex::new(StageHistograms::new())),
             source: Mutex::new(serde_json::Value::Null),
         }
@@ -237,6 +241,7 @@ impl Stats {
             heartbeat_closes: get(&self.heartbeat_closes),
             abuse_closes: get(&self.abuse_closes),
             requests_unauthorized: get(&self.requests_unauthorized),
+            handshakes_shed: get(&self.handshakes_shed),
             latency_us: serde_json::Value::Object(latency_us),
             recent_latency_us: serde_json::Value::Object(recent_us),
             recent_window_s: WINDOW.as_secs() * 2,
@@ -268,9 +273,11 @@ pub struct StatsSnapshot {
     pub slow_consumer_closes: u64,
     pub heartbeat_closes: u64,
     pub abuse_closes: u64,
-    /// Defaults keep reports from servers that predate it readable.
+    /// Defaults keep reports from servers that predate these readable.
     #[serde(default)]
     pub requests_unauthorized: u64,
+    #[serde(default)]
+    pub handshakes_shed: u64,
     /// Per stage, since start: p50/p90/p99/p999/max in us and count.
     pub latency_us: serde_json::Value,
     /// Per stage, over the last `recent_window_s` seconds at most.
