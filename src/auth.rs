@@ -1,12 +1,26 @@
-//! Optional bearer-token authentication of the WebSocket handshake.
-//! Tokens are compared in constant time and never logged: only whether a
-//! token was present and accepted is.
+//! Optional bearer-token authentication of every endpoint that serves
+//! market data or server internals: `/ws`, `/api/*` and `/metrics`.
+//!
+//! `server.rs` puts [`require_token`] in front of all of them as one layer;
+//! `/healthz` and the dashboard's files stay public. A request carries its
+//! token as `Authorization: Bearer T` or `?token=T` (a browser cannot set
+//! headers on a WebSocket). Tokens are compared in constant time and never
+//! logged: only whether a token was present is. A missing and a wrong
+//! token get the same 401, byte for byte.
 
+use crate::stats::Stats;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use subtle::ConstantTimeEq;
 
-/// The configured tokens; empty means authentication is off.
+/// The configured tokens; empty means authentication is off. Shared, so
+/// that the per-request copy the middleware gets is a reference count.
 #[derive(Clone, Default)]
-pub struct Tokens(Vec<String>);
+pub struct Tokens(Arc<[String]>);
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -16,7 +30,7 @@ impl std::fmt::Debug for Tokens {
 
 impl Tokens {
     pub fn new(tokens: Vec<String>) -> Self {
-        Self(tokens)
+        Self(tokens.into())
     }
 
     pub fn enabled(&self) -> bool {
@@ -38,7 +52,7 @@ impl Tokens {
     }
 }
 
-/// The token a handshake carries: `Authorization: Bearer T` first, then
+/// The token a request carries: `Authorization: Bearer T` first, then
 /// `?token=T`.
 pub fn presented_token<'a>(
     authorization: Option<&'a str>,
@@ -51,6 +65,65 @@ pub fn presented_token<'a>(
         })
         .map(str::trim)
         .or(query_token)
+}
+
+/// What [`require_token`] needs: the tokens, and where to count refusals.
+#[derive(Clone)]
+pub struct TokenGate {
+    pub tokens: Tokens,
+    pub stats: Arc<Stats>,
+}
+
+/// The query parameter the gate reads; the handler reads the others.
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Middleware: with tokens configured, a request that does not carry an
+/// accepted token gets [`unauthorized`] and never reaches its handler.
+pub async fn require_token(
+    State(gate): State<TokenGate>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !gate.tokens.enabled() {
+        return next.run(request).await;
+    }
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let query = Query::<TokenQuery>::try_from_uri(request.uri()).ok();
+    let query_token = query.as_ref().and_then(|q| q.token.as_deref());
+    let token_present = authorization.is_some() || query_token.is_some();
+    if gate
+        .tokens
+        .accepts(presented_token(authorization, query_token))
+    {
+        return next.run(request).await;
+    }
+    gate.stats
+        .requests_unauthorized
+        .fetch_add(1, Ordering::Relaxed);
+    // The path only: the query string may hold the token.
+    tracing::info!(
+        path = request.uri().path(),
+        token_present,
+        "request refused: unauthorized"
+    );
+    unauthorized()
+}
+
+/// The one refusal, whatever was wrong with the token, so that it tells a
+/// guesser nothing.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "unauthorized: send Authorization: Bearer TOKEN or ?token=TOKEN\n",
+    )
+        .into_response()
 }
 
 #[cfg(test)]

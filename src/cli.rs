@@ -152,6 +152,10 @@ pub struct ServeArgs {
     /// Longest time for a TLS handshake and for an HTTP request head.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
+    /// Most connections at once in their TLS handshake or first request
+    /// head; over it the oldest of them is closed to make room.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_PENDING_HANDSHAKES)]
+    pub max_pending_handshakes: usize,
     /// Scale out through this NATS server, e.g. nats://127.0.0.1:4222
     /// (needs --role; see docs/scaling.md). Without it, no broker is used.
     #[arg(long, value_name = "URL", requires = "role")]
@@ -210,6 +214,9 @@ impl ServeArgs {
         }
         if self.handshake_timeout.is_zero() {
             return Err(invalid("handshake-timeout", "must be above zero"));
+        }
+        if self.max_pending_handshakes == 0 {
+            return Err(invalid("max-pending-handshakes", "must be at least 1"));
         }
         if self.max_request_bytes > self.max_message_bytes {
             return Err(invalid(
@@ -270,6 +277,7 @@ impl ServeArgs {
         };
         config.allowed_origins = crate::origin::AllowedOrigins::parse(&self.allowed_origins)?;
         config.handshake_timeout = self.handshake_timeout;
+        config.max_pending_handshakes = self.max_pending_handshakes;
         config.nats = match (self.nats, self.role) {
             (Some(url), Some(role)) => {
                 url.parse::<async_nats::ServerAddr>().map_err(|e| {
@@ -421,6 +429,11 @@ mod tests {
             serve(&["--heartbeat", "soon"])
                 .unwrap_err()
                 .contains("not a duration")
+        );
+        assert!(
+            serve(&["--max-pending-handshakes", "0"])
+                .unwrap_err()
+                .contains("--max-pending-handshakes")
         );
     }
 

@@ -46,6 +46,12 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
 /// client needs a few round trips, so 10 s is generous even on a poor
 /// mobile link, yet frees a slow-loris connection quickly.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections at once between accept and their first request head. A
+/// well-behaved client leaves that state within a few round trips, so a
+/// flood must open over 1,024 connections per client round trip to crowd
+/// one out, while it holds at most 1,024 sockets (a few KiB each) however
+/// fast it connects.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 /// How old a missed update may be when read and still be sent rather than
 /// merged: half a second keeps a slow screen fresh while a reader that
 /// keeps up never loses an update to scheduling hiccups.
@@ -122,6 +128,9 @@ pub struct ServeConfig {
     pub allowed_origins: crate::origin::AllowedOrigins,
     /// Bound on the TLS handshake and on reading an HTTP request head.
     pub handshake_timeout: Duration,
+    /// Most connections at once still in their TLS handshake or first
+    /// request head; over it the oldest of them is closed.
+    pub max_pending_handshakes: usize,
 }
 
 impl ServeConfig {
@@ -145,6 +154,7 @@ impl ServeConfig {
             tls: None,
             allowed_origins: crate::origin::AllowedOrigins::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
         }
     }
 }

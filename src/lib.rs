@@ -20,6 +20,7 @@ pub mod listener;
 pub mod metrics;
 pub mod nats;
 pub mod origin;
+pub mod pending;
 pub mod protocol;
 pub mod ratelimit;
 pub mod router;

@@ -8,14 +8,20 @@
 //! `header_read_timeout`. A client that opens a connection and trickles a
 //! partial request (slow-loris) is therefore dropped, holding one socket
 //! and one small task until then. Each connection runs in its own task, so
-//! a slow handshake never delays accepting the next one.
+//! a slow handshake never delays accepting the next one. At most
+//! `--max-pending-handshakes` connections may be in that state at once
+//! (`pending.rs`): over the cap the oldest of them is closed to make room,
+//! and counted in `handshakes_shed`.
 
+use crate::pending::{Admitted, Eviction, PendingHandshakes, PendingSlot, ReleaseOnFirstRequest};
 use crate::shutdown::{DoneGuard, Shutdown};
+use crate::stats::Stats;
 use crate::tls::TlsConfig;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +39,8 @@ pub struct ListenerSettings {
     pub tls: Option<TlsConfig>,
     /// Longest time for the TLS handshake and for the HTTP request head.
     pub handshake_timeout: Duration,
+    /// Most connections at once between accept and their first request head.
+    pub max_pending_handshakes: usize,
 }
 
 /// Accepts and serves connections until `stop` fires, then lets each open
@@ -42,9 +50,11 @@ pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     settings: ListenerSettings,
+    stats: Arc<Stats>,
     mut stop: Shutdown,
     done: DoneGuard,
 ) {
+    let pending = PendingHandshakes::new(settings.max_pending_handshakes);
     let settings = Arc::new(settings);
     loop {
         let accepted = tokio::select! {
@@ -62,9 +72,14 @@ pub async fn serve(
                 }
             }
         };
+        let admitted = pending.admit();
+        if admitted.evicted_oldest {
+            stats.handshakes_shed.fetch_add(1, Ordering::Relaxed);
+        }
         tune_socket(&tcp, settings.send_buffer);
         tokio::spawn(connection(
             tcp,
+            admitted,
             app.clone(),
             settings.clone(),
             stop.clone(),
@@ -97,44 +112,67 @@ fn tune_socket(tcp: &TcpStream, send_buffer: usize) {
 }
 
 /// One connection, from the TLS handshake (if any) to its last request.
+/// Until its first request head is read it holds a pending slot and ends
+/// when evicted from it.
 async fn connection(
     tcp: TcpStream,
+    admitted: Admitted,
     app: axum::Router,
     settings: Arc<ListenerSettings>,
     mut stop: Shutdown,
     _done: DoneGuard,
 ) {
+    let Admitted {
+        slot, mut eviction, ..
+    } = admitted;
     let Some(tls) = &settings.tls else {
-        return serve_http(tcp, app, &settings, stop).await;
+        return serve_http(tcp, slot, eviction, app, &settings, stop).await;
     };
     let handshake = tokio::time::timeout(settings.handshake_timeout, tls.acceptor().accept(tcp));
     let stream = tokio::select! {
         _ = stop.wait() => return,
+        _ = eviction.evicted() => return evicted(),
         result = handshake => match result {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
             Err(_) => return tracing::debug!("TLS handshake timed out after {:?}", settings.handshake_timeout),
         },
     };
-    serve_http(stream, app, &settings, stop).await;
+    serve_http(stream, slot, eviction, app, &settings, stop).await;
+}
+
+/// Logs the end of a connection evicted from its pending slot.
+fn evicted() {
+    tracing::debug!("pending connection closed: --max-pending-handshakes reached");
 }
 
 /// Serves HTTP/1.1 requests on one connection; a WebSocket upgrade hands
 /// the connection over to its session and ends this.
-async fn serve_http<IO>(io: IO, app: axum::Router, settings: &ListenerSettings, mut stop: Shutdown)
-where
+async fn serve_http<IO>(
+    io: IO,
+    slot: PendingSlot,
+    mut eviction: Eviction,
+    app: axum::Router,
+    settings: &ListenerSettings,
+    mut stop: Shutdown,
+) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.handshake_timeout);
+    let service = ReleaseOnFirstRequest {
+        inner: TowerToHyperService::new(app),
+        slot,
+    };
     let connection = builder
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        _ = eviction.evicted() => return evicted(),
         _ = stop.wait() => {
             connection.as_mut().graceful_shutdown();
             connection.await

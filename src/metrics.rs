@@ -48,7 +48,7 @@ pub fn render(snapshot: &StatsSnapshot) -> String {
     for (name, help, value) in gauges {
         registry.register(name, help, ConstGauge::new(value as i64));
     }
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 15] = [
         (
             "connections_accepted",
             "WebSocket connections accepted",
@@ -56,8 +56,18 @@ pub fn render(snapshot: &StatsSnapshot) -> String {
         ),
         (
             "connections_refused",
-            "Handshakes refused (limit or auth)",
+            "Handshakes refused (origin or limit)",
             snapshot.connections_refused,
+        ),
+        (
+            "requests_unauthorized",
+            "Requests refused with 401 (missing or wrong token)",
+            snapshot.requests_unauthorized,
+        ),
+        (
+            "handshakes_shed",
+            "Pending handshakes closed to make room (--max-pending-handshakes)",
+            snapshot.handshakes_shed,
         ),
         ("ticks_in", "Source updates routed", snapshot.ticks_in),
         (

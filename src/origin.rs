@@ -1,5 +1,6 @@
-//! The `--allowed-origin` policy for browser clients, checked on the
-//! WebSocket handshake by `server.rs` (403 before the upgrade).
+//! The `--allowed-origin` policy for browser clients: checked on the
+//! WebSocket handshake by `server.rs` (403 before the upgrade), and the CORS
+//! rule of the HTTP API ([`AllowedOrigins::cors_layer`]).
 //!
 //! Browsers always send `Origin` on a WebSocket handshake, so the list
 //! decides which web pages may open a feed. Rules, in order:
@@ -11,8 +12,19 @@
 //! - the page was served by this server (origin host equals `Host`):
 //!   allowed, so the built-in dashboard always works;
 //! - otherwise refused.
+//!
+//! The same rules decide which pages on other origins may read `/api/*`
+//! and `/metrics` from a script. Without a list there are no CORS headers
+//! at all, so browsers let only the pages this server serves read them.
 
-use axum::http::Uri;
+use axum::http::{Method, Uri, header};
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may cache a preflight's answer: saves a round trip
+/// per request for ten minutes, short enough that a changed list applies
+/// soon after a restart.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Allowed browser origins, normalised (lower case, no trailing slash).
 #[derive(Debug, Clone, Default)]
@@ -65,6 +77,32 @@ impl AllowedOrigins {
         }
         let origin_host = origin.split_once("://").map(|(_, authority)| authority);
         matches!((origin_host, host), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b.trim()))
+    }
+
+    /// CORS for the HTTP API under these rules: an allowed origin gets
+    /// `Access-Control-Allow-Origin` (preflight included, with
+    /// `Authorization` allowed), any other none. `None` without a list.
+    pub fn cors_layer(&self) -> Option<CorsLayer> {
+        if !self.enabled() {
+            return None;
+        }
+        let origins = self.clone();
+        let allowed = AllowOrigin::predicate(move |origin, request| {
+            let host = request
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            origin
+                .to_str()
+                .is_ok_and(|origin| origins.allows(Some(origin), host))
+        });
+        Some(
+            CorsLayer::new()
+                .allow_origin(allowed)
+                .allow_methods([Method::GET, Method::HEAD])
+                .allow_headers([header::AUTHORIZATION])
+                .max_age(CORS_MAX_AGE),
+        )
     }
 }
 
@@ -119,6 +157,12 @@ mod tests {
     #[test]
     fn a_star_allows_everything() {
         assert!(list(&["*"]).allows(Some("https://any.where"), None));
+    }
+
+    #[test]
+    fn cors_applies_only_with_a_list() {
+        assert!(AllowedOrigins::default().cors_layer().is_none());
+        assert!(list(&["https://dash.example.com"]).cors_layer().is_some());
     }
 
     #[test]

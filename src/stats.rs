@@ -140,6 +140,11 @@ pub struct Stats {
     pub flow_pauses: AtomicU64,
     /// What the history rings retain, published by the router per batch.
     pub history: HistoryGauges,
+    /// Requests refused with 401 on any token-protected endpoint.
+    pub requests_unauthorized: AtomicU64,
+    /// Connections closed while still in their handshake, to make room
+    /// for a newer one under `--max-pending-handshakes`.
+    pub handshakes_shed: AtomicU64,
     /// Reason for the lock: merged into at most once a second per thread
     /// and read by stats requests; never taken per event.
     stages: [Mutex<StageHistograms>; 3],
@@ -176,6 +181,8 @@ impl Stats {
             abuse_closes: AtomicU64::new(0),
             flow_pauses: AtomicU64::new(0),
             history: HistoryGauges::default(),
+            requests_unauthorized: AtomicU64::new(0),
+            handshakes_shed: AtomicU64::new(0),
             stages: std::array::from_fn(|_| Mutex::new(StageHistograms::new())),
             source: Mutex::new(serde_json::Value::Null),
         }
@@ -242,6 +249,8 @@ impl Stats {
             abuse_closes: get(&self.abuse_closes),
             flow_pauses: get(&self.flow_pauses),
             history: self.history.snapshot(),
+            requests_unauthorized: get(&self.requests_unauthorized),
+            handshakes_shed: get(&self.handshakes_shed),
             latency_us: serde_json::Value::Object(latency_us),
             recent_latency_us: serde_json::Value::Object(recent_us),
             recent_window_s: WINDOW.as_secs() * 2,
@@ -275,6 +284,11 @@ pub struct StatsSnapshot {
     pub abuse_closes: u64,
     pub flow_pauses: u64,
     pub history: HistoryStatus,
+    /// Defaults keep reports from servers that predate these readable.
+    #[serde(default)]
+    pub requests_unauthorized: u64,
+    #[serde(default)]
+    pub handshakes_shed: u64,
     /// Per stage, since start: p50/p90/p99/p999/max in us and count.
     pub latency_us: serde_json::Value,
     /// Per stage, over the last `recent_window_s` seconds at most.

@@ -10,7 +10,9 @@
 //! window evaluated in the page. `dashboard/frame_rate.rs`: 200 symbols at
 //! full rate, the printed frame rate and the `target/dashboard.png`
 //! screenshot (`cargo test --test dashboard -- --nocapture` shows the
-//! figures). `dashboard/browser.rs`: the Chromium harness.
+//! figures). `dashboard/token.rs`: a server started with `--token`, the
+//! prompt, and the token kept out of the URL and the log.
+//! `dashboard/browser.rs`: the Chromium harness.
 //!
 //! Needs Debian's chromium and chromium-driver; the tests fail, never skip,
 //! when they are missing.
@@ -22,6 +24,9 @@ mod common;
 mod frame_rate;
 #[path = "dashboard/logic.rs"]
 mod logic;
+mod process;
+#[path = "dashboard/token.rs"]
+mod token;
 
 use browser::Browser;
 use common::{TestServer, start_server};

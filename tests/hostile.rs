@@ -1,13 +1,14 @@
 //! Hostile clients against the real server, each followed by proof that a
 //! well-behaved client on the same server was unaffected (it received every
-//! seq with `n == 0`): slow-loris handshakes, request floods, oversized and
-//! fragmented frames, invalid UTF-8, binary frames in JSON mode, ping
-//! floods, subscription churn, and the subscription and connection limits.
+//! seq with `n == 0`): slow-loris handshakes, a flood of silent connections
+//! over the pending-handshake cap, request floods, oversized and fragmented
+//! frames, invalid UTF-8, binary frames in JSON mode, ping floods,
+//! subscription churn, and the subscription and connection limits.
 
 mod common;
 mod witness;
 
-use common::{Client, DEADLINE, start_server};
+use common::{Client, DEADLINE, is_tick, start_server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -47,6 +48,16 @@ async fn until_hung_up(stream: &mut TcpStream) -> Vec<u8> {
     received
 }
 
+/// True when the server has hung up `stream` (end of stream or reset),
+/// checked without waiting.
+async fn hung_up_now(stream: &mut TcpStream) -> bool {
+    let mut probe = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::ZERO, stream.read(&mut probe)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
 /// Sends a request head one byte at a time, forever, until the server
 /// hangs up; returns how many bytes it managed to send.
 async fn trickle(addr: SocketAddr) -> usize {
@@ -67,10 +78,7 @@ async fn trickle(addr: SocketAddr) -> usize {
         }
         sent += 1;
         // A hang-up shows as end of stream before writes start failing.
-        let mut probe = [0u8; 64];
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::ZERO, stream.read(&mut probe)).await
-        {
+        if hung_up_now(&mut stream).await {
             return sent;
         }
     }
@@ -96,6 +104,64 @@ async fn slow_loris_handshakes_are_dropped_at_the_handshake_timeout() {
         );
     }
     assert!(trickler.await.unwrap() > 0);
+    witness.sees_every_seq(AFTER).await;
+    server.shutdown().await;
+}
+
+/// Polls until exactly the first `count` of `streams` are hung up; asserts
+/// that the others are still open then.
+async fn until_oldest_hung_up(streams: &mut [TcpStream], count: usize) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut hung_up = vec![false; streams.len()];
+    loop {
+        for (stream, hung_up) in streams.iter_mut().zip(hung_up.iter_mut()) {
+            *hung_up = *hung_up || hung_up_now(stream).await;
+        }
+        if hung_up.iter().filter(|h| **h).count() >= count {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {hung_up:?} of the silent connections were closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expected: Vec<bool> = (0..streams.len()).map(|i| i < count).collect();
+    assert_eq!(
+        hung_up, expected,
+        "the oldest {count} closed, the rest open"
+    );
+}
+
+#[tokio::test]
+async fn silent_connections_over_the_pending_cap_are_shed_oldest_first() {
+    const CAP: usize = 8;
+    const SILENT: usize = 20;
+    // A handshake timeout far beyond the test: whatever closes was shed.
+    let server = start_server(&args(&[
+        "--max-pending-handshakes",
+        "8",
+        "--handshake-timeout",
+        "120s",
+    ]))
+    .await;
+    let mut witness = Witness::join(&server.ws_url()).await;
+    let mut silent = Vec::new();
+    for _ in 0..SILENT {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    until_oldest_hung_up(&mut silent, SILENT - CAP).await;
+    // A well-behaved client still gets in, in place of the oldest silent one.
+    let mut client = Client::connect(&server.ws_url()).await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":1,"symbols":["*"]}))
+        .await;
+    assert_eq!(ack["ev"], "ack", "{ack}");
+    client.wait_event(is_tick).await;
+    until_oldest_hung_up(&mut silent, SILENT - CAP + 1).await;
+    // CAP - 1 are pending now, so this request takes a free slot.
+    let stats = server.get_json("/api/stats").await;
+    assert_eq!(stats["handshakes_shed"], SILENT - CAP + 1, "{stats}");
     witness.sees_every_seq(AFTER).await;
     server.shutdown().await;
 }

@@ -113,7 +113,7 @@ async fn tokens_gate_the_handshake_by_header_or_query() {
     let by_query = Client::connect_with(&format!("{}?token=s3cret", server.ws_url()), &[]).await;
     assert!(by_query.is_ok());
     let stats = server.get_json("/api/stats").await;
-    assert_eq!(stats["connections_refused"], 2);
+    assert_eq!(stats["requests_unauthorized"], 2);
     server.shutdown().await;
 }
 

@@ -108,7 +108,7 @@ async fn tokens_never_appear_in_the_log_even_at_debug_level() {
     drop(by_query);
     let log = server.log();
     assert!(
-        log.contains("handshake refused: unauthorized"),
+        log.contains("request refused: unauthorized"),
         "debug log captured:\n{log}"
     );
     assert!(log.contains("DEBUG"), "debug level was on:\n{log}");

@@ -22,11 +22,18 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub struct TestServer {
     pub addr: SocketAddr,
     server: RunningServer,
+    /// The first `--token`, which the helpers' HTTP requests present.
+    token: Option<String>,
 }
 
 /// Starts a server with `tickfeed serve` flags (plus `--listen 127.0.0.1:0`
 /// unless the flags name an address).
 pub async fn start_server(args: &[&str]) -> TestServer {
+    let token = args
+        .iter()
+        .position(|arg| *arg == "--token")
+        .and_then(|at| args.get(at + 1))
+        .map(|tokens| tokens.split(',').next().unwrap_or_default().to_string());
     let mut argv = vec!["tickfeed", "serve"];
     if !args.contains(&"--listen") {
         argv.extend(["--listen", "127.0.0.1:0"]);
@@ -42,6 +49,7 @@ pub async fn start_server(args: &[&str]) -> TestServer {
     TestServer {
         addr: server.addr,
         server,
+        token,
     }
 }
 
@@ -58,8 +66,14 @@ impl TestServer {
         &self.server
     }
 
+    /// GETs `path` as JSON, with the server's token if it has one.
     pub async fn get_json(&self, path: &str) -> Value {
-        reqwest::get(self.http_url(path))
+        let mut request = reqwest::Client::new().get(self.http_url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
             .await
             .expect("GET")
             .json()

@@ -19,12 +19,26 @@ pub struct ChildServer {
     pub pid: u32,
     pub addr: SocketAddr,
     log: PathBuf,
+    /// The first `--token` or `TICKFEED_TOKENS` value, which `stats`
+    /// presents.
+    token: Option<String>,
 }
 
 impl ChildServer {
     /// Starts `tickfeed serve --listen 127.0.0.1:0 ARGS` with `envs`, its
     /// log (stderr) going to a file, and waits for its listening line.
     pub async fn start(name: &str, args: &[&str], envs: &[(&str, &str)]) -> ChildServer {
+        let from_args = args
+            .iter()
+            .position(|arg| *arg == "--token")
+            .and_then(|at| args.get(at + 1));
+        let from_env = envs
+            .iter()
+            .find(|(key, _)| *key == "TICKFEED_TOKENS")
+            .map(|(_, value)| value);
+        let token = from_args
+            .or(from_env)
+            .map(|tokens| tokens.split(',').next().unwrap_or_default().to_string());
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("{name}-{}.log", std::process::id()));
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -62,6 +76,7 @@ impl ChildServer {
             pid,
             addr,
             log,
+            token,
         }
     }
 
@@ -89,7 +104,12 @@ impl ChildServer {
 
     pub async fn stats(&self) -> Value {
         let url = format!("http://{}/api/stats", self.addr);
-        reqwest::get(url)
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
             .await
             .expect("GET /api/stats")
             .json()

@@ -6,6 +6,11 @@
 // frames with protocol.js and hands whole event arrays to its owner; it never
 // interprets ticks. main.js resubscribes from onOpen, so every reconnect
 // restores the full watchlist with fresh snapshots.
+//
+// A browser does not say why a handshake failed, so when a socket closes
+// without ever opening, /api/stats is asked: a 401 there means the server
+// wants a token (auth.js prompts for it), and the connection waits for one
+// instead of retrying.
 
 import { wsUrl, decodeFrame, frameBytes, ping } from './protocol.js';
 
@@ -21,13 +26,16 @@ export class Connection {
    * @param {string} o.encoding       'json' | 'msgpack'
    * @param {(events: object[], bytes: number) => void} o.onEvents
    * @param {() => void} o.onOpen     called when the socket opens (resubscribe here)
+   * @param {import('./auth.js').Auth} o.auth  the access token and its prompt
    */
-  constructor({ statusEl, encoding, onEvents, onOpen }) {
+  constructor({ statusEl, encoding, onEvents, onOpen, auth }) {
     this.statusEl = statusEl;
     this.encoding = encoding;
     this.onEvents = onEvents;
     this.onOpen = onOpen;
+    this.auth = auth;
     this.ws = null;
+    this.openedWs = null; // the last socket that opened
     this.attempt = 0;
     this.retryTimer = 0;
     this.retryAt = 0;
@@ -41,6 +49,10 @@ export class Connection {
     this.session = '';
     setInterval(() => this.healthCheck(), PING_EVERY_MS);
     setInterval(() => this.renderStatus(), 500);
+    auth.onToken(() => {
+      this.attempt = 0;
+      this.restart();
+    });
   }
 
   get isOpen() {
@@ -50,7 +62,7 @@ export class Connection {
   start() {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
-    const ws = new WebSocket(wsUrl(location, this.encoding));
+    const ws = new WebSocket(wsUrl(location, this.encoding, this.auth.token));
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => this.opened(ws);
     ws.onmessage = (e) => this.received(ws, e.data);
@@ -88,6 +100,7 @@ export class Connection {
 
   opened(ws) {
     if (ws !== this.ws) return;
+    this.openedWs = ws;
     this.connects += 1;
     this.lastFrameAt = performance.now();
     this.setStatus('live', `connected · ${this.encoding}`);
@@ -122,7 +135,21 @@ export class Connection {
   closed(ws) {
     if (ws !== this.ws) return;
     this.ws = null;
-    this.scheduleRetry();
+    if (ws === this.openedWs) this.scheduleRetry();
+    else this.askWhyRefused();
+  }
+
+  /** After a failed handshake: wait for a token on a 401, else retry. */
+  async askWhyRefused() {
+    let status = 0;
+    try {
+      status = (await this.auth.fetch('/api/stats', { cache: 'no-store' })).status;
+    } catch {
+      // the server is down: retry as usual
+    }
+    if (this.ws) return; // restarted meanwhile (a token was entered)
+    if (status === 401) this.setStatus('offline', 'token required');
+    else this.scheduleRetry();
   }
 
   /** Full jitter: a random delay in [0.5, 1] x min(cap, base x 2^attempt). */

@@ -4,7 +4,7 @@
 // no clock of its own: callers pass times in, so tests can feed it known
 // values), and LatencyPanel, which shows the client's view (now - tick.ts as
 // p50/p99/max over the window, frames/s, ticks/s) beside the server's stage
-// percentiles polled from /api/stats once a second.
+// percentiles polled from /api/stats once a second (with the token, if any).
 
 /**
  * Sliding window of latency samples, bounded both by age (windowMs) and by
@@ -110,11 +110,13 @@ export class LatencyPanel {
    * @param {HTMLElement} root    the #latency panel
    * @param {() => {frames:number, ticks:number, bytes:number}} counters cumulative counts
    * @param {() => number} fps    frames per second of the page
+   * @param {import('./auth.js').Auth} auth  fetches /api/stats with the token
    */
-  constructor(root, counters, fps) {
+  constructor(root, counters, fps, auth) {
     this.root = root;
     this.counters = counters;
     this.fps = fps;
+    this.auth = auth;
     this.window = new LatencyWindow();
     this.last = { at: performance.now(), frames: 0, ticks: 0, bytes: 0 };
     this.rates = { frames: 0, ticks: 0, bytes: 0 };
@@ -144,7 +146,7 @@ export class LatencyPanel {
     if (this.fetching) return;
     this.fetching = true;
     try {
-      const res = await fetch('/api/stats', { cache: 'no-store' });
+      const res = await this.auth.fetch('/api/stats', { cache: 'no-store' });
       this.server = res.ok ? await res.json() : null;
     } catch {
       this.server = null;

@@ -24,11 +24,16 @@
 //   #chart               canvas; #chartmode button[data-mode=line|candles]
 //   #latency             latency panel, values in [data-k=p50|p99|max|frames|ticks|fps]
 //   #share, #toast
-// Test hook: window.tickfeed = { fps(), stats(), sym(s) (ticks received per
+//   #token-dialog        the token prompt (a <dialog>, open while a token is
+//                        needed); #token-input, its submit button, and
+//                        #token-refused shown when a stored token was refused
+// Test hook: window.tickfeed = { fps(), stats() (prompts: times the token
+//   prompt opened), sym(s) (ticks received per
 //   symbol, kept after removal), resetRenderStats(), msgpackDecode,
 //   LatencyWindow, planSubscribe, add(s), remove(s), setAll(on), select(s) };
 //   page errors are in window.__tickfeedErrors (js/errors.js).
 
+import { Auth } from './auth.js';
 import { Connection } from './connection.js';
 import { listSymbols, subscribe, unsubscribe } from './protocol.js';
 import { decode as msgpackDecode } from './msgpack.js';
@@ -62,7 +67,8 @@ function fps() {
 }
 
 // ---- modules ---------------------------------------------------------------
-const conn = new Connection({ statusEl: $('#status'), encoding: st.encoding, onEvents, onOpen });
+const auth = new Auth($('#token-dialog'));
+const conn = new Connection({ statusEl: $('#status'), encoding: st.encoding, onEvents, onOpen, auth });
 const watchlist = new Watchlist($('#watchlist'), {
   onSelect: select,
   onRemove: remove,
@@ -78,7 +84,7 @@ const rate = new RateControl(
   () => st.symbols,
   (sym, hz) => watchlist.setHzBadge(sym, hz),
 );
-const latency = new LatencyPanel($('#latency'), () => counters, fps);
+const latency = new LatencyPanel($('#latency'), () => counters, fps, auth);
 
 // ---- socket ----------------------------------------------------------------
 function onOpen() {
@@ -269,6 +275,7 @@ window.tickfeed = {
     state: $('#status').dataset.state,
     connected: conn.isOpen,
     connects: conn.connects,
+    prompts: auth.prompts,
     encoding: conn.serverEncoding,
     rttMs: conn.rttMs,
     ...counters,

@@ -1,4 +1,4 @@
-// protocol.js — the tickfeed v1 wire protocol, client side (see PROTOCOL.md).
+// protocol.js — the tickfeed v1 wire protocol, client side (see docs/protocol.md).
 //
 // Owns: building request objects, the WebSocket URL for an encoding, and
 // decoding one server frame (JSON text or MessagePack binary) into an array
@@ -9,7 +9,7 @@ import { decode as msgpackDecode } from './msgpack.js';
 
 export const ENCODINGS = ['json', 'msgpack'];
 
-/** Valid symbol per PROTOCOL.md: 1 to 32 chars of A-Z a-z 0-9 . - _ / : ^ = */
+/** Valid symbol per docs/protocol.md: 1 to 32 chars of A-Z a-z 0-9 . - _ / : ^ = */
 export const SYMBOL_RE = /^[A-Za-z0-9.\-_/:^=]{1,32}$/;
 
 /** `*` (all symbols) or a well-formed symbol. */
@@ -21,12 +21,17 @@ export function isValidSymbol(s) {
  * The /ws URL on the page's own host. The encoding travels in the query
  * string rather than as a subprotocol: a browser aborts the handshake if it
  * offers a subprotocol the server does not echo, while an unknown query
- * parameter just falls back to JSON, which we detect from the `hello`.
+ * parameter just falls back to JSON, which we detect from the `hello`. The
+ * token ('' for none) travels there too, since a browser WebSocket cannot
+ * send an Authorization header; this URL is the socket's, never the page's.
  */
-export function wsUrl(loc, encoding) {
+export function wsUrl(loc, encoding, token = '') {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = encoding === 'msgpack' ? '?encoding=msgpack' : '';
-  return `${scheme}//${loc.host}/ws${q}`;
+  const q = new URLSearchParams();
+  if (encoding === 'msgpack') q.set('encoding', 'msgpack');
+  if (token) q.set('token', token);
+  const query = q.toString();
+  return `${scheme}//${loc.host}/ws${query ? `?${query}` : ''}`;
 }
 
 let nextId = 1;
