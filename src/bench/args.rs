@@ -34,7 +34,8 @@ impl TargetKind {
 /// Measure fan-out latency: connect clients, subscribe, record every event.
 ///
 /// With no arguments, starts a tickfeed server in this process (simulated
-/// feed, updates spread evenly over the symbols) and prints a report.
+/// feed, updates spread evenly over the symbols unless --skew) and prints
+/// a report.
 /// Comma-separated `--target`, `--clients` and `--rate` run a sweep.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -54,6 +55,16 @@ pub struct BenchArgs {
     /// 0 connects idle clients that never subscribe.
     #[arg(long, default_value_t = 10)]
     pub symbols_per_client: usize,
+    /// Every fast client subscribes to the first K symbols the server
+    /// lists (with a simulated market, the K busiest) instead of
+    /// `--symbols-per-client` random ones; slow clients keep their picks.
+    #[arg(long, value_name = "K")]
+    pub hot_symbols: Option<usize>,
+    /// How unevenly the in-process server (and the NATS publisher) spread
+    /// updates: 0 = evenly, 1 = market-like, the first symbols busiest.
+    /// A server at --url sets its own.
+    #[arg(long, default_value_t = 0.0)]
+    pub skew: f64,
     /// Source updates per second over all symbols (20k); a list sweeps
     /// [default: 10k; with --url only NATS's, the server sets its own].
     #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
@@ -132,6 +143,10 @@ pub struct Plan {
     pub url: Option<String>,
     pub symbols: usize,
     pub symbols_per_client: usize,
+    /// Symbols of every fast client: the first K listed, instead of picks.
+    pub hot_symbols: Option<usize>,
+    /// Skew of the in-process server's and the NATS publisher's market.
+    pub skew: f64,
     pub encoding: Encoding,
     pub duration: Duration,
     pub warmup: Duration,
@@ -196,6 +211,12 @@ impl BenchArgs {
                     "the server at --url sets its own rate; start it with --rate",
                 ));
             }
+            if self.skew != 0.0 && !targets.contains(&TargetKind::Nats) {
+                return Err(invalid(
+                    "skew",
+                    "the server at --url sets its own skew; start it with --skew",
+                ));
+            }
         }
         let asked: Vec<Option<f64>> = if self.rate.is_empty() {
             vec![Some(DEFAULT_RATE)]
@@ -212,6 +233,8 @@ impl BenchArgs {
             url: self.url,
             symbols: self.symbols,
             symbols_per_client: self.symbols_per_client,
+            hot_symbols: self.hot_symbols,
+            skew: self.skew,
             encoding: self.encoding,
             duration: self.duration,
             warmup: self.warmup,
@@ -262,6 +285,17 @@ impl BenchArgs {
         }
         if !(0.0..=1.0).contains(&self.slow_fraction) {
             return Err(invalid("slow-fraction", "must be between 0 and 1"));
+        }
+        if !(self.skew >= 0.0 && self.skew.is_finite()) {
+            return Err(invalid("skew", "must be 0 (even) or more"));
+        }
+        if let Some(hot) = self.hot_symbols
+            && !(1..=self.symbols).contains(&hot)
+        {
+            return Err(invalid(
+                "hot-symbols",
+                format!("must be between 1 and --symbols ({})", self.symbols),
+            ));
         }
         if !(self.max_hz >= 0.0 && self.max_hz.is_finite()) {
             return Err(invalid("max-hz", "must be 0 (unlimited) or positive"));
@@ -398,6 +432,16 @@ mod tests {
             plan(&["--slow-fraction", "2"])
                 .unwrap_err()
                 .contains("--slow-fraction")
+        );
+        assert!(
+            plan(&["--url", "ws://x:1/ws", "--skew", "1"])
+                .unwrap_err()
+                .contains("--skew")
+        );
+        assert!(
+            plan(&["--hot-symbols", "101"])
+                .unwrap_err()
+                .contains("--hot-symbols")
         );
     }
 

@@ -30,6 +30,8 @@ pub struct Measured<'a> {
     pub server_note: &'static str,
     pub in_process: bool,
     pub slow_clients: usize,
+    /// Subscriptions of all clients together.
+    pub subscriptions: usize,
     pub client_threads: usize,
     pub connect: ConnectOutcome,
     /// How long the clients recorded (phase `Measuring`).
@@ -94,6 +96,9 @@ impl Measured<'_> {
             slow_clients: self.slow_clients,
             symbols: plan.symbols,
             symbols_per_client: plan.symbols_per_client,
+            hot_symbols: plan.hot_symbols,
+            subscriptions: self.subscriptions,
+            skew: self.skew(),
             encoding: plan.encoding.name().into(),
             duration_s: plan.duration.as_secs_f64(),
             warmup_s: plan.warmup.as_secs_f64(),
@@ -120,12 +125,17 @@ impl Measured<'_> {
         self.sampled_rate(|s| s.source_updates.map(|u| u as f64))
     }
 
+    /// The skew the bench gave the market: in-process and NATS.
+    fn skew(&self) -> Option<f64> {
+        (self.in_process || self.point.target == TargetKind::Nats).then_some(self.plan.skew)
+    }
+
     /// The number of symbols the source spreads its updates evenly over,
-    /// when known: in-process and NATS by construction, a tickfeed at
+    /// when known: in-process and NATS with `--skew 0`, a tickfeed at
     /// `--url` when its `/api/stats` reports a uniform generator (skew 0).
     fn spread_universe(&self) -> Option<usize> {
-        if self.in_process || self.point.target == TargetKind::Nats {
-            return Some(self.plan.symbols);
+        if let Some(skew) = self.skew() {
+            return (skew == 0.0).then_some(self.plan.symbols);
         }
         let stats = self.end.stats.as_ref()?;
         (stats.source["skew"].as_f64() == Some(0.0)).then_some(stats.symbols)
@@ -134,7 +144,7 @@ impl Measured<'_> {
     fn delivery(&self) -> Delivery {
         let c = &self.tally.counters;
         let per_s = |count: u64| count as f64 / self.window.as_secs_f64().max(1e-9);
-        let subscriptions = (self.point.clients * self.plan.symbols_per_client) as f64;
+        let subscriptions = self.subscriptions as f64;
         Delivery {
             expected_events_per_s: self
                 .source_rate()

@@ -102,11 +102,13 @@ async fn measure(
         point.clients,
         target.symbols.len(),
         plan.symbols_per_client,
+        plan.hot_symbols,
         plan.slow_fraction,
         plan.ramp,
         plan.seed,
     );
     let slow_clients = clients.iter().filter(|c| c.slow).count();
+    let subscriptions = clients.iter().map(|c| c.symbols.len()).sum();
     let ramp_time = clients.last().map_or(Duration::ZERO, |c| c.connect_at);
     let shared = Arc::new(Shared::new(
         &target.symbols,
@@ -154,6 +156,7 @@ async fn measure(
         server_note: target.server_figures_note(),
         in_process: target.in_process(),
         slow_clients,
+        subscriptions,
         client_threads: runtime.threads(),
         connect,
         window,

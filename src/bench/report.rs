@@ -75,6 +75,13 @@ pub struct Settings {
     pub slow_clients: usize,
     pub symbols: usize,
     pub symbols_per_client: usize,
+    /// Symbols of every fast client, the first K listed (`--hot-symbols`).
+    pub hot_symbols: Option<usize>,
+    /// Subscriptions of all clients together.
+    pub subscriptions: usize,
+    /// Of the in-process server's or the NATS publisher's market; `None`
+    /// for a server at `--url`, which sets its own.
+    pub skew: Option<f64>,
     pub encoding: String,
     pub duration_s: f64,
     pub warmup_s: f64,
@@ -108,8 +115,7 @@ pub struct Source {
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     /// Every subscriber of every update, at the achieved source rate,
-    /// assuming updates spread evenly over symbols (known in-process and
-    /// for NATS).
+    /// when updates are known to spread evenly over symbols (skew 0).
     pub expected_events_per_s: Option<f64>,
     pub events_per_s: f64,
     pub events: u64,

@@ -82,7 +82,7 @@ fn rows(points: &[PointReport]) -> Rows {
         format!("{} / {}", p.connections.opened, p.connections.failed)
     });
     push(r, points, "subscriptions", |p| {
-        (p.settings.clients * p.settings.symbols_per_client).to_string()
+        p.settings.subscriptions.to_string()
     });
     push(r, points, "source updates/s asked", |p| {
         opt(p.source.asked_per_s.map(count))
