@@ -2,6 +2,7 @@
 //! settings shared by every run and the sweep points to run in turn. The
 //! rest of the bench only sees valid values.
 
+use super::connection::{BURST_PERIOD, SlowMode, SlowReading};
 use crate::cli::{parse_duration, parse_rate, parse_size};
 use crate::codec::Encoding;
 use clap::{Args, ValueEnum};
@@ -84,8 +85,12 @@ pub struct BenchArgs {
     /// Share of clients that read slowly (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     pub slow_fraction: f64,
-    /// Time a slow client spends on each event: it reads at most
-    /// 1/delay events per second, and not at all while busy.
+    /// How a slow client reads: `event` spends --slow-delay on every event,
+    /// `frame` stops for it after every frame, `burst` stops for it once a
+    /// second. It does not read its socket at all while stopped.
+    #[arg(long, value_enum, default_value = "event")]
+    pub slow_mode: SlowMode,
+    /// A slow client's pause (see --slow-mode); under 1s with burst.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub slow_delay: Duration,
     /// Kernel receive buffer (SO_RCVBUF) of slow clients, e.g. 4KiB;
@@ -153,7 +158,7 @@ pub struct Plan {
     /// Connections per second; `None` = as fast as possible.
     pub ramp: Option<f64>,
     pub slow_fraction: f64,
-    pub slow_delay: Duration,
+    pub slow_reading: SlowReading,
     pub slow_recv_buffer: Option<usize>,
     pub max_hz: f64,
     pub seed: u64,
@@ -240,7 +245,10 @@ impl BenchArgs {
             warmup: self.warmup,
             ramp: (self.ramp > 0.0).then_some(self.ramp),
             slow_fraction: self.slow_fraction,
-            slow_delay: self.slow_delay,
+            slow_reading: SlowReading {
+                mode: self.slow_mode,
+                delay: self.slow_delay,
+            },
             slow_recv_buffer: self.slow_recv_buffer,
             max_hz: self.max_hz,
             seed: self.seed,
@@ -285,6 +293,12 @@ impl BenchArgs {
         }
         if !(0.0..=1.0).contains(&self.slow_fraction) {
             return Err(invalid("slow-fraction", "must be between 0 and 1"));
+        }
+        if self.slow_mode == SlowMode::Burst && self.slow_delay >= BURST_PERIOD {
+            return Err(invalid(
+                "slow-delay",
+                "must be under 1s with --slow-mode burst (the reader stops once a second)",
+            ));
         }
         if !(self.skew >= 0.0 && self.skew.is_finite()) {
             return Err(invalid("skew", "must be 0 (even) or more"));
@@ -442,6 +456,23 @@ mod tests {
             plan(&["--hot-symbols", "101"])
                 .unwrap_err()
                 .contains("--hot-symbols")
+        );
+        assert!(
+            plan(&["--slow-mode", "burst", "--slow-delay", "1s"])
+                .unwrap_err()
+                .contains("--slow-delay")
+        );
+    }
+
+    #[test]
+    fn slow_mode_defaults_to_per_event_and_names_its_choices_when_wrong() {
+        let defaults = plan(&[]).unwrap();
+        assert_eq!(defaults.slow_reading.mode, SlowMode::Event);
+        assert_eq!(defaults.skew, 0.0);
+        let error = plan(&["--slow-mode", "nope"]).unwrap_err();
+        assert!(
+            error.contains("'nope'") && error.contains("frame") && error.contains("burst"),
+            "{error}"
         );
     }
 

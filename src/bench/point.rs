@@ -121,7 +121,7 @@ async fn measure(
         side: Arc::new(target.clients.clone()),
         symbols: Arc::new(target.symbols.clone()),
         inboxes: std::mem::take(&mut crew.inboxes),
-        slow_delay: plan.slow_delay,
+        slow_reading: plan.slow_reading,
         slow_recv_buffer: plan.slow_recv_buffer,
         stats: stats.clone(),
     };

@@ -4,6 +4,7 @@
 //! (`table.rs`), JSON (`--json`), HdrHistogram text (`hdr.rs`) and SVG
 //! (`plot.rs`).
 
+use super::connection::SlowMode;
 use super::tally::AgeSpan;
 use crate::stats::Percentiles;
 use hdrhistogram::Histogram;
@@ -86,8 +87,9 @@ pub struct Settings {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub ramp_per_s: Option<f64>,
-    /// Time a slow client spends per event it reads.
-    pub slow_ms_per_event: f64,
+    /// How slow clients read (`event`, `frame`, `burst`) and their pause.
+    pub slow_mode: SlowMode,
+    pub slow_delay_ms: f64,
     /// SO_RCVBUF of slow clients; `None` = the OS default.
     pub slow_recv_buffer_bytes: Option<usize>,
     pub max_hz: f64,
