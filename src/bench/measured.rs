@@ -50,6 +50,7 @@ impl Measured<'_> {
     /// Summarises into a [`PointReport`].
     pub fn report(self) -> PointReport {
         let c = &self.tally.counters;
+        let merges = c.merges();
         PointReport {
             label: self.point.label.clone(),
             settings: self.settings(),
@@ -70,9 +71,11 @@ impl Measured<'_> {
             latency_slow: Latency::of(&self.tally.slow),
             server_stages: server_stages(&self.start, &self.end),
             conflation: Conflation {
-                events_with_merges: c.conflated_events,
-                updates_merged: c.merged_updates,
+                events_with_merges: merges.events_with_merges,
+                updates_merged: merges.updates_merged,
                 snapshots: c.snapshots,
+                fast: c.fast_merges,
+                slow: c.slow_merges,
             },
             resources: self.resources(),
             violations: Violations {

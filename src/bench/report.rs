@@ -5,7 +5,7 @@
 //! (`plot.rs`).
 
 use super::connection::SlowMode;
-use super::tally::AgeSpan;
+use super::tally::{AgeSpan, Merges};
 use crate::stats::Percentiles;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -198,6 +198,10 @@ pub struct Conflation {
     pub events_with_merges: u64,
     pub updates_merged: u64,
     pub snapshots: u64,
+    /// The same for fast clients alone (prompt readers should see none)
+    /// and for slow ones; the two add up to the totals above.
+    pub fast: Merges,
+    pub slow: Merges,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -4,6 +4,7 @@
 
 use super::args::human_count;
 use super::report::{BenchReport, Latency, PointReport};
+use super::tally::Merges;
 use std::fmt::Write;
 
 const NA: &str = "n/a";
@@ -122,6 +123,11 @@ fn rows(points: &[PointReport]) -> Rows {
             p.conflation.events_with_merges, p.conflation.updates_merged
         )
     });
+    let merges = |m: &Merges| format!("{} / {}", m.events_with_merges, m.updates_merged);
+    push(r, points, "  fast clients", |p| merges(&p.conflation.fast));
+    if points.iter().any(|p| p.settings.slow_clients > 0) {
+        push(r, points, "  slow clients", |p| merges(&p.conflation.slow));
+    }
     push(r, points, "server CPU cores / RSS", |p| {
         format!(
             "{} / {}",

@@ -195,17 +195,15 @@ impl Worker {
                     c.snapshots += 1;
                 } else if measuring {
                     c.events += 1;
-                    if event.n > 0 {
-                        c.conflated_events += 1;
-                        c.merged_updates += event.n;
-                    }
                     let age = recv_ns.saturating_sub(event.ts);
-                    tally.record(slow, age);
                     if slow {
+                        c.slow_merges.add(event.n);
                         interval.slow.add(age)
                     } else {
+                        c.fast_merges.add(event.n);
                         interval.fast.add(age)
                     }
+                    tally.record(slow, age);
                 }
             }
             Kind::Ack => {
@@ -298,12 +296,13 @@ mod tests {
         let c = &w.tally().counters;
         let seen = (
             c.events,
-            c.conflated_events,
-            c.merged_updates,
+            c.fast_merges.events_with_merges,
+            c.fast_merges.updates_merged,
             c.unexpected_symbol,
             c.snapshots,
         );
         assert_eq!(seen, (1, 1, 2, 1, 1));
+        assert_eq!(c.slow_merges, Default::default());
         assert_eq!(w.tally().fast.max(), 1000);
         let summary = w.take_summary();
         assert_eq!((summary.fast.events, summary.violations), (1, 2));
