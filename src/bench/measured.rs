@@ -7,6 +7,7 @@ use super::report::{
     Conflation, Connections, Delivery, Latency, PointReport, Resources, ServerStages, Settings,
     Source, StageLatency, TimelinePoint, Violations,
 };
+use super::slow_age::{AgesBySecond, SETTLE_S};
 use super::tally::Tally;
 use super::target::Sample;
 use crate::stats::Percentiles;
@@ -44,6 +45,7 @@ pub struct Measured<'a> {
     pub tally: &'a Tally,
     pub first_close: Option<String>,
     pub timeline: Vec<TimelinePoint>,
+    pub slow_ages: &'a AgesBySecond,
 }
 
 impl Measured<'_> {
@@ -88,6 +90,8 @@ impl Measured<'_> {
             errors_received: c.errors,
             first_close_reason: self.first_close,
             timeline: self.timeline,
+            slow_age_timeline: self.slow_ages.timeline(),
+            slow_after_5s: self.slow_ages.since_second(SETTLE_S),
             target: self.target,
         }
     }

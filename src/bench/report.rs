@@ -68,6 +68,11 @@ pub struct PointReport {
     pub first_close_reason: Option<String>,
     /// Per second of the measured window.
     pub timeline: Vec<TimelinePoint>,
+    /// Slow clients' data age per second of the run, warm-up included.
+    pub slow_age_timeline: Vec<AgePoint>,
+    /// Slow clients' data age after the first 5 s of the measured window;
+    /// `None` when the window is no longer or no slow tick came after.
+    pub slow_after_5s: Option<AgeSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -261,6 +266,26 @@ impl TimelinePoint {
             slow_max_ms: max(slow),
         }
     }
+}
+
+/// Slow clients' data age over one second of the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgePoint {
+    /// Seconds from the start of the measured window; negative in warm-up.
+    pub t_s: i64,
+    /// `warmup` or `measured`.
+    pub phase: &'static str,
+    #[serde(flatten)]
+    pub age: AgeSummary,
+}
+
+/// Ticks and their age (receive time minus `ts`), to within 1%.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgeSummary {
+    pub events: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! and counters. Each worker owns one [`Tally`] and hands it over once at
 //! the end; while running it sends only small [`Summary`] messages.
 
+use super::slow_age::AgesBySecond;
 use crate::stats::new_histogram;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -145,13 +146,26 @@ impl AgeSpan {
 }
 
 /// A worker's figures since its previous summary: enough for a progress
-/// line and a latency-over-time series, a few dozen bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// line and a latency-over-time series (a few dozen bytes), plus the slow
+/// clients' ages by second of the run (one small histogram per second
+/// that had any, usually one or two).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
     pub fast: AgeSpan,
     pub slow: AgeSpan,
     /// Protocol violations since the previous summary.
     pub violations: u64,
+    pub slow_ages: AgesBySecond,
+}
+
+impl Summary {
+    /// Adds a later (or unsent) summary to this one.
+    pub fn merge(&mut self, o: Summary) {
+        self.fast.merge(&o.fast);
+        self.slow.merge(&o.slow);
+        self.violations += o.violations;
+        self.slow_ages.append(o.slow_ages);
+    }
 }
 
 #[cfg(test)]
