@@ -393,3 +393,153 @@ async fn nats_target_runs_end_to_end_beside_tickfeed() {
     );
     assert!(nats_point["resources"]["publisher_cpu_cores"].is_number());
 }
+
+/// Fast and slow clients' merges, which must add up to the totals.
+fn assert_merges_add_up(point: &Value) {
+    let conflation = &point["conflation"];
+    for field in ["events_with_merges", "updates_merged"] {
+        let (fast, slow, total) = (
+            conflation["fast"][field].as_u64(),
+            conflation["slow"][field].as_u64(),
+            conflation[field].as_u64(),
+        );
+        assert!(fast.is_some() && slow.is_some(), "{conflation}");
+        assert_eq!(
+            fast.zip(slow).map(|(f, s)| f + s),
+            total,
+            "{field}: {conflation}"
+        );
+    }
+}
+
+/// Checks every second of `slow_age_timeline`: in order, tagged by phase,
+/// with ticks and percentiles in order; returns the seconds.
+fn slow_age_seconds(point: &Value) -> Vec<i64> {
+    let timeline = point["slow_age_timeline"].as_array().unwrap();
+    let seconds: Vec<i64> = timeline
+        .iter()
+        .map(|s| s["t_s"].as_i64().unwrap())
+        .collect();
+    assert!(seconds.windows(2).all(|w| w[0] < w[1]), "{seconds:?}");
+    for second in timeline {
+        let phase = if second["t_s"].as_i64().unwrap() < 0 {
+            "warmup"
+        } else {
+            "measured"
+        };
+        assert_eq!(second["phase"], phase, "{second}");
+        assert!(second["events"].as_u64().unwrap() > 0, "{second}");
+        let (p50, p99, max) = (
+            number(&second["p50_ms"]),
+            number(&second["p99_ms"]),
+            number(&second["max_ms"]),
+        );
+        assert!(p50 <= p99 && p99 <= max, "{second}");
+    }
+    seconds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_by_frame_slow_readers_get_a_data_age_timeline_and_merges_by_group() {
+    let scratch = Scratch::new("slow-frame");
+    let report = bench(
+        &[
+            "--clients",
+            "20",
+            "--symbols",
+            "50",
+            "--symbols-per-client",
+            "5",
+            "--rate",
+            "2k",
+            "--duration",
+            "2s",
+            "--warmup",
+            "1s",
+            "--slow-fraction",
+            "0.2",
+            "--slow-mode",
+            "frame",
+            "--slow-delay",
+            "50ms",
+        ],
+        &scratch.file("report.json"),
+    )
+    .await;
+    let point = &report["points"][0];
+    assert_eq!(point["settings"]["slow_mode"], "frame", "{point}");
+    assert_eq!(point["settings"]["slow_clients"], 4);
+    let seconds = slow_age_seconds(point);
+    assert!(seconds.contains(&-1), "warm-up shown: {seconds:?}");
+    assert!(seconds.iter().any(|&t| t >= 0), "window shown: {seconds:?}");
+    assert!(
+        point["slow_after_5s"].is_null(),
+        "a 2 s window has nothing after 5 s"
+    );
+    assert_merges_add_up(point);
+    assert_eq!(point["violations"]["total"], 0, "{}", point["violations"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursty_readers_run_beside_fast_clients_on_the_hottest_symbols_of_a_skewed_market() {
+    let scratch = Scratch::new("slow-burst");
+    let report = bench(
+        &[
+            "--clients",
+            "10",
+            "--symbols",
+            "50",
+            "--symbols-per-client",
+            "5",
+            "--hot-symbols",
+            "3",
+            "--skew",
+            "1",
+            "--rate",
+            "2k",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--slow-fraction",
+            "0.2",
+            "--slow-mode",
+            "burst",
+            "--slow-delay",
+            "100ms",
+        ],
+        &scratch.file("report.json"),
+    )
+    .await;
+    let point = &report["points"][0];
+    let settings = &point["settings"];
+    assert_eq!(settings["slow_mode"], "burst", "{settings}");
+    assert_eq!(
+        settings["subscriptions"], 34,
+        "8 fast clients x 3 hot symbols + 2 slow x 5 picks: {settings}"
+    );
+    assert_eq!(
+        (settings["skew"].as_f64(), settings["hot_symbols"].as_u64()),
+        (Some(1.0), Some(3))
+    );
+    assert!(
+        point["delivery"]["expected_events_per_s"].is_null(),
+        "unknown without an even spread"
+    );
+    assert!(number(&point["delivery"]["events"]) > 0.0);
+    assert!(!slow_age_seconds(point).is_empty());
+    assert_merges_add_up(point);
+    assert_eq!(point["violations"]["total"], 0, "{}", point["violations"]);
+}
+
+#[test]
+fn an_unknown_slow_mode_is_refused_with_the_choices() {
+    let error = Cli::try_parse_from(["tickfeed", "bench", "--slow-mode", "nope"])
+        .expect_err("nope is not a slow mode")
+        .to_string();
+    assert!(
+        error.contains("invalid value 'nope' for '--slow-mode")
+            && error.contains("[possible values: event, frame, burst]"),
+        "{error}"
+    );
+}

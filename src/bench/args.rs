@@ -2,6 +2,7 @@
 //! settings shared by every run and the sweep points to run in turn. The
 //! rest of the bench only sees valid values.
 
+use super::connection::{BURST_PERIOD, SlowMode, SlowReading};
 use crate::cli::{parse_duration, parse_rate, parse_size};
 use crate::codec::Encoding;
 use clap::{Args, ValueEnum};
@@ -34,7 +35,8 @@ impl TargetKind {
 /// Measure fan-out latency: connect clients, subscribe, record every event.
 ///
 /// With no arguments, starts a tickfeed server in this process (simulated
-/// feed, updates spread evenly over the symbols) and prints a report.
+/// feed, updates spread evenly over the symbols unless --skew) and prints
+/// a report.
 /// Comma-separated `--target`, `--clients` and `--rate` run a sweep.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -54,6 +56,16 @@ pub struct BenchArgs {
     /// 0 connects idle clients that never subscribe.
     #[arg(long, default_value_t = 10)]
     pub symbols_per_client: usize,
+    /// Every fast client subscribes to the first K symbols the server
+    /// lists (with a simulated market, the K busiest) instead of
+    /// `--symbols-per-client` random ones; slow clients keep their picks.
+    #[arg(long, value_name = "K")]
+    pub hot_symbols: Option<usize>,
+    /// How unevenly the in-process server (and the NATS publisher) spread
+    /// updates: 0 = evenly, 1 = market-like, the first symbols busiest.
+    /// A server at --url sets its own.
+    #[arg(long, default_value_t = 0.0)]
+    pub skew: f64,
     /// Source updates per second over all symbols (20k); a list sweeps
     /// [default: 10k; with --url only NATS's, the server sets its own].
     #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
@@ -73,8 +85,12 @@ pub struct BenchArgs {
     /// Share of clients that read slowly (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     pub slow_fraction: f64,
-    /// Time a slow client spends on each event: it reads at most
-    /// 1/delay events per second, and not at all while busy.
+    /// How a slow client reads: `event` spends --slow-delay on every event,
+    /// `frame` stops for it after every frame, `burst` stops for it once a
+    /// second. It does not read its socket at all while stopped.
+    #[arg(long, value_enum, default_value = "event")]
+    pub slow_mode: SlowMode,
+    /// A slow client's pause (see --slow-mode); under 1s with burst.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub slow_delay: Duration,
     /// Kernel receive buffer (SO_RCVBUF) of slow clients, e.g. 4KiB;
@@ -132,13 +148,17 @@ pub struct Plan {
     pub url: Option<String>,
     pub symbols: usize,
     pub symbols_per_client: usize,
+    /// Symbols of every fast client: the first K listed, instead of picks.
+    pub hot_symbols: Option<usize>,
+    /// Skew of the in-process server's and the NATS publisher's market.
+    pub skew: f64,
     pub encoding: Encoding,
     pub duration: Duration,
     pub warmup: Duration,
     /// Connections per second; `None` = as fast as possible.
     pub ramp: Option<f64>,
     pub slow_fraction: f64,
-    pub slow_delay: Duration,
+    pub slow_reading: SlowReading,
     pub slow_recv_buffer: Option<usize>,
     pub max_hz: f64,
     pub seed: u64,
@@ -196,6 +216,12 @@ impl BenchArgs {
                     "the server at --url sets its own rate; start it with --rate",
                 ));
             }
+            if self.skew != 0.0 && !targets.contains(&TargetKind::Nats) {
+                return Err(invalid(
+                    "skew",
+                    "the server at --url sets its own skew; start it with --skew",
+                ));
+            }
         }
         let asked: Vec<Option<f64>> = if self.rate.is_empty() {
             vec![Some(DEFAULT_RATE)]
@@ -212,12 +238,17 @@ impl BenchArgs {
             url: self.url,
             symbols: self.symbols,
             symbols_per_client: self.symbols_per_client,
+            hot_symbols: self.hot_symbols,
+            skew: self.skew,
             encoding: self.encoding,
             duration: self.duration,
             warmup: self.warmup,
             ramp: (self.ramp > 0.0).then_some(self.ramp),
             slow_fraction: self.slow_fraction,
-            slow_delay: self.slow_delay,
+            slow_reading: SlowReading {
+                mode: self.slow_mode,
+                delay: self.slow_delay,
+            },
             slow_recv_buffer: self.slow_recv_buffer,
             max_hz: self.max_hz,
             seed: self.seed,
@@ -262,6 +293,23 @@ impl BenchArgs {
         }
         if !(0.0..=1.0).contains(&self.slow_fraction) {
             return Err(invalid("slow-fraction", "must be between 0 and 1"));
+        }
+        if self.slow_mode == SlowMode::Burst && self.slow_delay >= BURST_PERIOD {
+            return Err(invalid(
+                "slow-delay",
+                "must be under 1s with --slow-mode burst (the reader stops once a second)",
+            ));
+        }
+        if !(self.skew >= 0.0 && self.skew.is_finite()) {
+            return Err(invalid("skew", "must be 0 (even) or more"));
+        }
+        if let Some(hot) = self.hot_symbols
+            && !(1..=self.symbols).contains(&hot)
+        {
+            return Err(invalid(
+                "hot-symbols",
+                format!("must be between 1 and --symbols ({})", self.symbols),
+            ));
         }
         if !(self.max_hz >= 0.0 && self.max_hz.is_finite()) {
             return Err(invalid("max-hz", "must be 0 (unlimited) or positive"));
@@ -398,6 +446,33 @@ mod tests {
             plan(&["--slow-fraction", "2"])
                 .unwrap_err()
                 .contains("--slow-fraction")
+        );
+        assert!(
+            plan(&["--url", "ws://x:1/ws", "--skew", "1"])
+                .unwrap_err()
+                .contains("--skew")
+        );
+        assert!(
+            plan(&["--hot-symbols", "101"])
+                .unwrap_err()
+                .contains("--hot-symbols")
+        );
+        assert!(
+            plan(&["--slow-mode", "burst", "--slow-delay", "1s"])
+                .unwrap_err()
+                .contains("--slow-delay")
+        );
+    }
+
+    #[test]
+    fn slow_mode_defaults_to_per_event_and_names_its_choices_when_wrong() {
+        let defaults = plan(&[]).unwrap();
+        assert_eq!(defaults.slow_reading.mode, SlowMode::Event);
+        assert_eq!(defaults.skew, 0.0);
+        let error = plan(&["--slow-mode", "nope"]).unwrap_err();
+        assert!(
+            error.contains("'nope'") && error.contains("frame") && error.contains("burst"),
+            "{error}"
         );
     }
 

@@ -4,13 +4,12 @@
 //! say why.
 
 use super::client::CONNECT_TIMEOUT;
-use super::connection::{Connection, Pace};
+use super::connection::{Connection, Pace, SlowReading};
 use super::target::ClientSide;
 use super::worker::NewClient;
 use super::workload::ClientPlan;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
@@ -47,7 +46,8 @@ pub struct Connector {
     pub symbols: Arc<Vec<String>>,
     /// One inbox per worker; client `i` goes to worker `i % len`.
     pub inboxes: Vec<mpsc::Sender<NewClient>>,
-    pub slow_delay: Duration,
+    /// How slow clients read.
+    pub slow_reading: SlowReading,
     /// `SO_RCVBUF` of slow clients; `None` keeps the OS default.
     pub slow_recv_buffer: Option<usize>,
     pub stats: Arc<ConnectStats>,
@@ -69,7 +69,7 @@ impl Connector {
                 (self.side.clone(), self.symbols.clone(), self.stats.clone());
             let inbox = self.inboxes[index % self.inboxes.len()].clone();
             let pace = plan.slow.then(Pace::default);
-            let slow = pace.clone().map(|pace| (self.slow_delay, pace));
+            let slow = pace.clone().map(|pace| (self.slow_reading, pace));
             // NATS confirms subscriptions before handing over; an idle
             // client has nothing to confirm.
             let subscribed = nats || plan.symbols.is_empty();

@@ -7,6 +7,7 @@ use super::report::{
     Conflation, Connections, Delivery, Latency, PointReport, Resources, ServerStages, Settings,
     Source, StageLatency, TimelinePoint, Violations,
 };
+use super::slow_age::{AgesBySecond, SETTLE_S};
 use super::tally::Tally;
 use super::target::Sample;
 use crate::stats::Percentiles;
@@ -30,6 +31,8 @@ pub struct Measured<'a> {
     pub server_note: &'static str,
     pub in_process: bool,
     pub slow_clients: usize,
+    /// Subscriptions of all clients together.
+    pub subscriptions: usize,
     pub client_threads: usize,
     pub connect: ConnectOutcome,
     /// How long the clients recorded (phase `Measuring`).
@@ -42,12 +45,14 @@ pub struct Measured<'a> {
     pub tally: &'a Tally,
     pub first_close: Option<String>,
     pub timeline: Vec<TimelinePoint>,
+    pub slow_ages: &'a AgesBySecond,
 }
 
 impl Measured<'_> {
     /// Summarises into a [`PointReport`].
     pub fn report(self) -> PointReport {
         let c = &self.tally.counters;
+        let merges = c.merges();
         PointReport {
             label: self.point.label.clone(),
             settings: self.settings(),
@@ -68,9 +73,11 @@ impl Measured<'_> {
             latency_slow: Latency::of(&self.tally.slow),
             server_stages: server_stages(&self.start, &self.end),
             conflation: Conflation {
-                events_with_merges: c.conflated_events,
-                updates_merged: c.merged_updates,
+                events_with_merges: merges.events_with_merges,
+                updates_merged: merges.updates_merged,
                 snapshots: c.snapshots,
+                fast: c.fast_merges,
+                slow: c.slow_merges,
             },
             resources: self.resources(),
             violations: Violations {
@@ -83,6 +90,8 @@ impl Measured<'_> {
             errors_received: c.errors,
             first_close_reason: self.first_close,
             timeline: self.timeline,
+            slow_age_timeline: self.slow_ages.timeline(),
+            slow_after_5s: self.slow_ages.since_second(SETTLE_S),
             target: self.target,
         }
     }
@@ -94,11 +103,15 @@ impl Measured<'_> {
             slow_clients: self.slow_clients,
             symbols: plan.symbols,
             symbols_per_client: plan.symbols_per_client,
+            hot_symbols: plan.hot_symbols,
+            subscriptions: self.subscriptions,
+            skew: self.skew(),
             encoding: plan.encoding.name().into(),
             duration_s: plan.duration.as_secs_f64(),
             warmup_s: plan.warmup.as_secs_f64(),
             ramp_per_s: plan.ramp,
-            slow_ms_per_event: plan.slow_delay.as_secs_f64() * 1e3,
+            slow_mode: plan.slow_reading.mode,
+            slow_delay_ms: plan.slow_reading.delay.as_secs_f64() * 1e3,
             slow_recv_buffer_bytes: plan.slow_recv_buffer,
             max_hz: plan.max_hz,
             seed: plan.seed,
@@ -120,12 +133,17 @@ impl Measured<'_> {
         self.sampled_rate(|s| s.source_updates.map(|u| u as f64))
     }
 
+    /// The skew the bench gave the market: in-process and NATS.
+    fn skew(&self) -> Option<f64> {
+        (self.in_process || self.point.target == TargetKind::Nats).then_some(self.plan.skew)
+    }
+
     /// The number of symbols the source spreads its updates evenly over,
-    /// when known: in-process and NATS by construction, a tickfeed at
+    /// when known: in-process and NATS with `--skew 0`, a tickfeed at
     /// `--url` when its `/api/stats` reports a uniform generator (skew 0).
     fn spread_universe(&self) -> Option<usize> {
-        if self.in_process || self.point.target == TargetKind::Nats {
-            return Some(self.plan.symbols);
+        if let Some(skew) = self.skew() {
+            return (skew == 0.0).then_some(self.plan.symbols);
         }
         let stats = self.end.stats.as_ref()?;
         (stats.source["skew"].as_f64() == Some(0.0)).then_some(stats.symbols)
@@ -134,7 +152,7 @@ impl Measured<'_> {
     fn delivery(&self) -> Delivery {
         let c = &self.tally.counters;
         let per_s = |count: u64| count as f64 / self.window.as_secs_f64().max(1e-9);
-        let subscriptions = (self.point.clients * self.plan.symbols_per_client) as f64;
+        let subscriptions = self.subscriptions as f64;
         Delivery {
             expected_events_per_s: self
                 .source_rate()

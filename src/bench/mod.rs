@@ -25,6 +25,7 @@ mod point;
 mod procfs;
 mod progress;
 pub mod report;
+mod slow_age;
 mod table;
 mod tally;
 mod target;

@@ -3,11 +3,11 @@
 //!
 //! The bench is its own source here: a publisher thread (`bench-publisher`)
 //! runs the same simulated market as tickfeed's generator, at the same
-//! rate spread evenly over the symbols, and publishes each update as one
-//! message on `tickfeed.ticks.<SYMBOL>` whose payload is the tick event in
-//! the chosen encoding (`seq` and `ts` included, `n` always 0: NATS has no
-//! conflation). Each bench client is a minimal NATS client over ws://
-//! (`nats_client.rs`) subscribed to its symbols' subjects.
+//! rate and skew (`--skew`; 0 spreads updates evenly), and publishes each
+//! update as one message on `tickfeed.ticks.<SYMBOL>` whose payload is the
+//! tick event in the chosen encoding (`seq` and `ts` included, `n` always
+//! 0: NATS has no conflation). Each bench client is a minimal NATS client
+//! over ws:// (`nats_client.rs`) subscribed to its symbols' subjects.
 
 use super::connection::Wire;
 use super::nats_client::{self, NatsError};
@@ -15,7 +15,6 @@ use crate::codec::{Encoding, encode_event};
 use crate::protocol::Event;
 use crate::source::generator::{GeneratorConfig, Market};
 use crate::source::now_ns;
-use crate::source::universe::Listing;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,23 +45,15 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Connects to `url` and starts publishing `rate` updates/s.
+    /// Connects to `url` and starts publishing the simulated market.
     pub async fn start(
         url: &str,
-        listings: Vec<Listing>,
-        rate: f64,
-        seed: u64,
+        config: GeneratorConfig,
         encoding: Encoding,
     ) -> anyhow::Result<Self> {
         let published = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = watch::channel(false);
         let (ready_tx, ready) = oneshot::channel();
-        let config = GeneratorConfig {
-            listings,
-            rate,
-            seed,
-            skew: 0.0,
-        };
         let url = url.to_string();
         let count = published.clone();
         let thread = std::thread::Builder::new()

@@ -2,12 +2,15 @@
 //! connect every client at the ramp rate and wait for its subscription,
 //! warm up, measure (collecting the workers' summaries into a per-second
 //! timeline), then stop the workers, merge their tallies and summarise.
+//! Slow clients' ages by second are gathered from every summary, from the
+//! start of the warm-up to the workers' last ones.
 
 use super::args::{Plan, Point};
 use super::connector::{ConnectStats, Connector};
 use super::measured::{ConnectOutcome, Measured};
 use super::progress::Progress;
 use super::report::{PointReport, TimelinePoint};
+use super::slow_age::AgesBySecond;
 use super::tally::{AgeSpan, Summary, Tally};
 use super::target::Target;
 use super::worker::{NewClient, Phase, Shared, Worker};
@@ -77,9 +80,17 @@ impl Crew {
         }
     }
 
-    /// Stops every worker and merges what they measured.
-    async fn finish(self) -> anyhow::Result<(Tally, Option<String>)> {
+    /// Stops every worker and merges what they measured, their last
+    /// summaries' slow ages into `slow_ages`.
+    async fn finish(
+        mut self,
+        slow_ages: &mut AgesBySecond,
+    ) -> anyhow::Result<(Tally, Option<String>)> {
         let _ = self.stop.send(true);
+        // Ends when every worker has returned and dropped its sender.
+        while let Some(summary) = self.summaries.recv().await {
+            slow_ages.append(summary.slow_ages);
+        }
         let mut tally = Tally::default();
         let mut first_close = None;
         for handle in self.handles {
@@ -102,11 +113,13 @@ async fn measure(
         point.clients,
         target.symbols.len(),
         plan.symbols_per_client,
+        plan.hot_symbols,
         plan.slow_fraction,
         plan.ramp,
         plan.seed,
     );
     let slow_clients = clients.iter().filter(|c| c.slow).count();
+    let subscriptions = clients.iter().map(|c| c.symbols.len()).sum();
     let ramp_time = clients.last().map_or(Duration::ZERO, |c| c.connect_at);
     let shared = Arc::new(Shared::new(
         &target.symbols,
@@ -119,7 +132,7 @@ async fn measure(
         side: Arc::new(target.clients.clone()),
         symbols: Arc::new(target.symbols.clone()),
         inboxes: std::mem::take(&mut crew.inboxes),
-        slow_delay: plan.slow_delay,
+        slow_reading: plan.slow_reading,
         slow_recv_buffer: plan.slow_recv_buffer,
         stats: stats.clone(),
     };
@@ -127,26 +140,39 @@ async fn measure(
     let connecting = runtime.handle().spawn(connector.run(clients));
     let connect =
         wait_for_subscriptions(&shared, &stats, point.clients as u64, ramp_time, progress).await;
+    let mut slow_ages = AgesBySecond::default();
     if connect.opened == 0 {
-        crew.finish().await?;
+        crew.finish(&mut slow_ages).await?;
         anyhow::bail!(
             "no client could connect: {}",
             connect.first_error.unwrap_or_default()
         );
     }
-    shared.set_phase(Phase::Warmup);
-    progress.phase("warm-up", plan.warmup.as_secs().max(1));
-    tokio::time::sleep(plan.warmup).await;
     while crew.summaries.try_recv().is_ok() {}
+    shared.begin_warmup(plan.warmup);
+    progress.phase("warm-up", plan.warmup.as_secs().max(1));
+    gather_slow_ages(
+        &mut crew.summaries,
+        Instant::now() + plan.warmup,
+        &mut slow_ages,
+    )
+    .await;
     let start = target.sample().await;
-    shared.set_phase(Phase::Measuring);
+    shared.begin_measuring();
     let measuring = Instant::now();
-    let timeline = collect_timeline(&mut crew.summaries, measuring, plan.duration, progress).await;
+    let timeline = collect_timeline(
+        &mut crew.summaries,
+        measuring,
+        plan.duration,
+        &mut slow_ages,
+        progress,
+    )
+    .await;
     shared.set_phase(Phase::Done);
     let window = measuring.elapsed();
     let end = target.sample().await;
     connecting.abort();
-    let (tally, first_close) = crew.finish().await?;
+    let (tally, first_close) = crew.finish(&mut slow_ages).await?;
     let report = Measured {
         plan,
         point,
@@ -154,6 +180,7 @@ async fn measure(
         server_note: target.server_figures_note(),
         in_process: target.in_process(),
         slow_clients,
+        subscriptions,
         client_threads: runtime.threads(),
         connect,
         window,
@@ -163,6 +190,7 @@ async fn measure(
         tally: &tally,
         first_close,
         timeline,
+        slow_ages: &slow_ages,
     }
     .report();
     Ok((report, tally))
@@ -205,12 +233,30 @@ async fn wait_for_subscriptions(
     }
 }
 
+/// Receives worker summaries until `until`, keeping only their slow ages.
+async fn gather_slow_ages(
+    summaries: &mut mpsc::Receiver<Summary>,
+    until: Instant,
+    slow_ages: &mut AgesBySecond,
+) {
+    let end = tokio::time::sleep_until(until);
+    tokio::pin!(end);
+    loop {
+        tokio::select! {
+            _ = &mut end => return,
+            Some(summary) = summaries.recv() => slow_ages.append(summary.slow_ages),
+        }
+    }
+}
+
 /// Receives worker summaries for `duration` and bins them per second of
-/// arrival.
+/// arrival; their slow ages (tagged with their own second) go to
+/// `slow_ages`.
 async fn collect_timeline(
     summaries: &mut mpsc::Receiver<Summary>,
     started: Instant,
     duration: Duration,
+    slow_ages: &mut AgesBySecond,
     progress: &Progress,
 ) -> Vec<TimelinePoint> {
     let seconds = duration.as_secs_f64().ceil() as usize + 1;
@@ -226,6 +272,7 @@ async fn collect_timeline(
                 let bin = &mut bins[(started.elapsed().as_secs() as usize).min(seconds - 1)];
                 bin.0.merge(&summary.fast);
                 bin.1.merge(&summary.slow);
+                slow_ages.append(summary.slow_ages);
                 events += summary.fast.events + summary.slow.events;
                 violations = violations.max(summary.violations);
                 let elapsed = started.elapsed().as_secs_f64();

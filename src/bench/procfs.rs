@@ -92,8 +92,13 @@ mod tests {
         if !Path::new("/proc/self/stat").exists() {
             return;
         }
+        // Spin until this thread is charged a clock tick: on a busy
+        // machine 30 ms of wall time may not be one.
+        let this_thread = Path::new("/proc/thread-self/stat");
         let spin = std::time::Instant::now();
-        while spin.elapsed().as_millis() < 30 {
+        while spin.elapsed().as_millis() < 30
+            || (stat_cpu_s(this_thread) == Some(0.0) && spin.elapsed().as_secs() < 10)
+        {
             std::hint::black_box(spin.elapsed());
         }
         assert!(cpu_s(Pid::This).unwrap() > 0.0);

@@ -4,7 +4,8 @@
 //! (`table.rs`), JSON (`--json`), HdrHistogram text (`hdr.rs`) and SVG
 //! (`plot.rs`).
 
-use super::tally::AgeSpan;
+use super::connection::SlowMode;
+use super::tally::{AgeSpan, Merges};
 use crate::stats::Percentiles;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -67,6 +68,11 @@ pub struct PointReport {
     pub first_close_reason: Option<String>,
     /// Per second of the measured window.
     pub timeline: Vec<TimelinePoint>,
+    /// Slow clients' data age per second of the run, warm-up included.
+    pub slow_age_timeline: Vec<AgePoint>,
+    /// Slow clients' data age after the first 5 s of the measured window;
+    /// `None` when the window is no longer or no slow tick came after.
+    pub slow_after_5s: Option<AgeSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,12 +81,20 @@ pub struct Settings {
     pub slow_clients: usize,
     pub symbols: usize,
     pub symbols_per_client: usize,
+    /// Symbols of every fast client, the first K listed (`--hot-symbols`).
+    pub hot_symbols: Option<usize>,
+    /// Subscriptions of all clients together.
+    pub subscriptions: usize,
+    /// Of the in-process server's or the NATS publisher's market; `None`
+    /// for a server at `--url`, which sets its own.
+    pub skew: Option<f64>,
     pub encoding: String,
     pub duration_s: f64,
     pub warmup_s: f64,
     pub ramp_per_s: Option<f64>,
-    /// Time a slow client spends per event it reads.
-    pub slow_ms_per_event: f64,
+    /// How slow clients read (`event`, `frame`, `burst`) and their pause.
+    pub slow_mode: SlowMode,
+    pub slow_delay_ms: f64,
     /// SO_RCVBUF of slow clients; `None` = the OS default.
     pub slow_recv_buffer_bytes: Option<usize>,
     pub max_hz: f64,
@@ -108,8 +122,7 @@ pub struct Source {
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     /// Every subscriber of every update, at the achieved source rate,
-    /// assuming updates spread evenly over symbols (known in-process and
-    /// for NATS).
+    /// when updates are known to spread evenly over symbols (skew 0).
     pub expected_events_per_s: Option<f64>,
     pub events_per_s: f64,
     pub events: u64,
@@ -190,6 +203,10 @@ pub struct Conflation {
     pub events_with_merges: u64,
     pub updates_merged: u64,
     pub snapshots: u64,
+    /// The same for fast clients alone (prompt readers should see none)
+    /// and for slow ones; the two add up to the totals above.
+    pub fast: Merges,
+    pub slow: Merges,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -249,6 +266,26 @@ impl TimelinePoint {
             slow_max_ms: max(slow),
         }
     }
+}
+
+/// Slow clients' data age over one second of the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgePoint {
+    /// Seconds from the start of the measured window; negative in warm-up.
+    pub t_s: i64,
+    /// `warmup` or `measured`.
+    pub phase: &'static str,
+    #[serde(flatten)]
+    pub age: AgeSummary,
+}
+
+/// Ticks and their age (receive time minus `ts`), to within 1%.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgeSummary {
+    pub events: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 #[cfg(test)]

@@ -1,12 +1,21 @@
 //! The terminal table: one column per sweep point, one row per figure,
 //! so tickfeed and nats-server (or 1,000 and 10,000 clients) read side by
-//! side. Figures a target cannot give show as `n/a`.
+//! side. Figures a target cannot give show as `n/a`. Under it, per point,
+//! the slow clients' data age by second, compacted for long runs.
 
 use super::args::human_count;
-use super::report::{BenchReport, Latency, PointReport};
+use super::report::{AgePoint, BenchReport, Latency, PointReport};
+use super::slow_age::SETTLE_S;
+use super::tally::Merges;
 use std::fmt::Write;
 
 const NA: &str = "n/a";
+/// Most rows of a slow-age section: beyond it, the last warm-up seconds
+/// and the first [`SETTLE_S`] of the window are kept whole and later
+/// seconds shown one in k (`--json` has them all).
+const AGE_ROWS: usize = 30;
+/// Warm-up seconds kept when a slow-age section is compacted.
+const AGE_WARMUP_ROWS: usize = 5;
 
 fn count(value: f64) -> String {
     human_count(value.round())
@@ -82,7 +91,7 @@ fn rows(points: &[PointReport]) -> Rows {
         format!("{} / {}", p.connections.opened, p.connections.failed)
     });
     push(r, points, "subscriptions", |p| {
-        (p.settings.clients * p.settings.symbols_per_client).to_string()
+        p.settings.subscriptions.to_string()
     });
     push(r, points, "source updates/s asked", |p| {
         opt(p.source.asked_per_s.map(count))
@@ -122,6 +131,20 @@ fn rows(points: &[PointReport]) -> Rows {
             p.conflation.events_with_merges, p.conflation.updates_merged
         )
     });
+    let merges = |m: &Merges| format!("{} / {}", m.events_with_merges, m.updates_merged);
+    push(r, points, "  fast clients", |p| merges(&p.conflation.fast));
+    if points.iter().any(|p| p.settings.slow_clients > 0) {
+        push(r, points, "  slow clients", |p| merges(&p.conflation.slow));
+    }
+    if points.iter().any(|p| p.slow_after_5s.is_some()) {
+        let label = format!("slow age after {SETTLE_S} s p50/p99/max");
+        push(r, points, &label, |p| {
+            opt(p
+                .slow_after_5s
+                .as_ref()
+                .map(|a| format!("{} / {} / {}", ms(a.p50_ms), ms(a.p99_ms), ms(a.max_ms))))
+        });
+    }
     push(r, points, "server CPU cores / RSS", |p| {
         format!(
             "{} / {}",
@@ -191,12 +214,66 @@ pub fn render(report: &BenchReport) -> String {
             let _ = writeln!(out, "[{}] first connection lost: {reason}", p.label);
         }
     }
+    for p in points.iter().filter(|p| !p.slow_age_timeline.is_empty()) {
+        out.push('\n');
+        out.push_str(&age_section(&p.label, &p.slow_age_timeline));
+    }
+    out
+}
+
+/// The seconds shown of a slow-age timeline: all of a short one; of a
+/// long one the last warm-up seconds, the settling seconds and one in k
+/// of the rest, at most [`AGE_ROWS`] in all.
+fn age_rows(timeline: &[AgePoint]) -> Vec<&AgePoint> {
+    if timeline.len() <= AGE_ROWS {
+        return timeline.iter().collect();
+    }
+    let warmup = timeline.iter().filter(|a| a.t_s < 0).count();
+    let settled = timeline.iter().take_while(|a| a.t_s < SETTLE_S).count();
+    let early = &timeline[warmup.saturating_sub(AGE_WARMUP_ROWS)..settled];
+    let late = &timeline[settled..];
+    let step = late
+        .len()
+        .div_ceil(AGE_ROWS.saturating_sub(early.len()).max(1));
+    early.iter().chain(late.iter().step_by(step)).collect()
+}
+
+/// The slow clients' data age by second of one point.
+fn age_section(label: &str, timeline: &[AgePoint]) -> String {
+    let rows = age_rows(timeline);
+    let mut out = format!("[{label}] slow clients' data age by second (negative: warm-up");
+    if rows.len() < timeline.len() {
+        let _ = write!(
+            out,
+            "; {} of {} seconds, all in --json",
+            rows.len(),
+            timeline.len()
+        );
+    }
+    out.push_str("):\n");
+    let _ = writeln!(
+        out,
+        "{:>6}  {:>8}  {:>9}  {:>9}  {:>9}",
+        "t_s", "events", "p50", "p99", "max"
+    );
+    for a in rows {
+        let _ = writeln!(
+            out,
+            "{:>6}  {:>8}  {:>9}  {:>9}  {:>9}",
+            a.t_s,
+            a.age.events,
+            ms(a.age.p50_ms),
+            ms(a.age.p99_ms),
+            ms(a.age.max_ms)
+        );
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::report::AgeSummary;
 
     #[test]
     fn durations_and_sizes_read_at_a_glance() {
@@ -205,5 +282,44 @@ mod tests {
         assert_eq!(ms(3800.0), "3800 ms");
         assert_eq!(mib(Some(3 << 20)), "3 MiB");
         assert_eq!(cores(None), "n/a");
+    }
+
+    fn second(t_s: i64) -> AgePoint {
+        AgePoint {
+            t_s,
+            phase: if t_s < 0 { "warmup" } else { "measured" },
+            age: AgeSummary {
+                events: 10,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                max_ms: 3.0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_short_slow_age_timeline_shows_every_second() {
+        let timeline: Vec<AgePoint> = (-2..8).map(second).collect();
+        let text = age_section("p", &timeline);
+        assert_eq!(text.lines().count(), 2 + 10, "{text}");
+        assert!(
+            text.contains("    -2        10    1.00 ms    2.00 ms    3.00 ms"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_long_slow_age_timeline_keeps_the_transient_and_samples_the_rest() {
+        let timeline: Vec<AgePoint> = (-10..600).map(second).collect();
+        let shown: Vec<i64> = age_rows(&timeline).iter().map(|a| a.t_s).collect();
+        assert!(shown.len() <= AGE_ROWS, "{shown:?}");
+        assert_eq!(shown[..10], [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4]);
+        assert!(
+            shown[10..]
+                .windows(2)
+                .all(|w| w[1] - w[0] == shown[11] - shown[10])
+        );
+        assert!(*shown.last().unwrap() >= 570, "{shown:?}");
+        assert!(age_section("p", &timeline).contains(" of 610 seconds, all in --json"));
     }
 }

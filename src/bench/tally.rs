@@ -2,12 +2,36 @@
 //! and counters. Each worker owns one [`Tally`] and hands it over once at
 //! the end; while running it sends only small [`Summary`] messages.
 
+use super::slow_age::AgesBySecond;
 use crate::stats::new_histogram;
 use hdrhistogram::Histogram;
+use serde::Serialize;
 
 /// Highest latency recorded as itself; larger values are clamped (one hour,
 /// the same bound as the server's histograms).
 const MAX_TRACKED_NS: u64 = 3_600_000_000_000;
+
+/// Ticks received with `n > 0`, and the sum of their `n`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Merges {
+    pub events_with_merges: u64,
+    pub updates_merged: u64,
+}
+
+impl Merges {
+    /// Counts one tick that stands for `n` merged updates.
+    pub fn add(&mut self, n: u64) {
+        if n > 0 {
+            self.events_with_merges += 1;
+            self.updates_merged += n;
+        }
+    }
+
+    pub fn merge(&mut self, o: &Merges) {
+        self.events_with_merges += o.events_with_merges;
+        self.updates_merged += o.updates_merged;
+    }
+}
 
 /// Counters of one worker (or of all, once merged).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -16,9 +40,9 @@ pub struct Counters {
     pub events: u64,
     pub frames: u64,
     pub bytes: u64,
-    /// Ticks with `n > 0`, and the sum of their `n`, in the window.
-    pub conflated_events: u64,
-    pub merged_updates: u64,
+    /// Merges seen by fast and by slow clients in the window.
+    pub fast_merges: Merges,
+    pub slow_merges: Merges,
     /// Snapshot ticks, over the whole run.
     pub snapshots: u64,
     /// Protocol checks, over the whole run (warm-up included).
@@ -37,12 +61,19 @@ impl Counters {
         self.seq_backwards + self.gaps_not_counted + self.unexpected_symbol + self.unreadable_frames
     }
 
+    /// Merges seen by every client.
+    pub fn merges(&self) -> Merges {
+        let mut all = self.fast_merges;
+        all.merge(&self.slow_merges);
+        all
+    }
+
     fn add(&mut self, o: &Counters) {
         self.events += o.events;
         self.frames += o.frames;
         self.bytes += o.bytes;
-        self.conflated_events += o.conflated_events;
-        self.merged_updates += o.merged_updates;
+        self.fast_merges.merge(&o.fast_merges);
+        self.slow_merges.merge(&o.slow_merges);
         self.snapshots += o.snapshots;
         self.seq_backwards += o.seq_backwards;
         self.gaps_not_counted += o.gaps_not_counted;
@@ -115,13 +146,26 @@ impl AgeSpan {
 }
 
 /// A worker's figures since its previous summary: enough for a progress
-/// line and a latency-over-time series, a few dozen bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// line and a latency-over-time series (a few dozen bytes), plus the slow
+/// clients' ages by second of the run (one small histogram per second
+/// that had any, usually one or two).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
     pub fast: AgeSpan,
     pub slow: AgeSpan,
     /// Protocol violations since the previous summary.
     pub violations: u64,
+    pub slow_ages: AgesBySecond,
+}
+
+impl Summary {
+    /// Adds a later (or unsent) summary to this one.
+    pub fn merge(&mut self, o: Summary) {
+        self.fast.merge(&o.fast);
+        self.slow.merge(&o.slow);
+        self.violations += o.violations;
+        self.slow_ages.append(o.slow_ages);
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +187,20 @@ mod tests {
         assert!(a.fast.max() >= 8_990_000);
         assert_eq!(a.slow.min(), 1, "zero age is clamped to 1 ns, never lost");
         assert_eq!(a.counters.violations(), 1);
+    }
+
+    #[test]
+    fn merges_count_only_ticks_with_n_and_add_up_over_groups() {
+        let mut c = Counters::default();
+        c.fast_merges.add(0);
+        c.fast_merges.add(3);
+        c.slow_merges.add(5);
+        let expected = Merges {
+            events_with_merges: 2,
+            updates_merged: 8,
+        };
+        assert_eq!(c.merges(), expected);
+        assert_eq!(c.fast_merges.events_with_merges, 1);
     }
 
     #[test]

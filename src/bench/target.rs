@@ -127,7 +127,7 @@ impl Target {
             listings,
             rate,
             seed: plan.seed,
-            skew: 0.0,
+            skew: plan.skew,
         }));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.limits.max_connections = DEFAULT_MAX_CONNECTIONS.max(point.clients + 100);
@@ -179,8 +179,13 @@ impl Target {
             .context("--nats-ws-url is required with --target nats")?;
         let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
         let symbols = listings.iter().map(|l| l.symbol.clone()).collect();
-        let publisher =
-            Publisher::start(&plan.nats_url, listings, rate, plan.seed, plan.encoding).await?;
+        let market = GeneratorConfig {
+            listings,
+            rate,
+            seed: plan.seed,
+            skew: plan.skew,
+        };
+        let publisher = Publisher::start(&plan.nats_url, market, plan.encoding).await?;
         Ok(Self {
             description: format!("{} at {ws_url}", publisher.server),
             symbols,

@@ -1,8 +1,9 @@
 //! A worker drives a group of client connections in one task: it reads
 //! every frame as soon as it arrives, checks each tick, and records its
-//! age (receive time minus `ts`) into the worker's own histograms. It sends
+//! age (receive time minus `ts`) into the worker's own histograms; slow
+//! clients' ages also by second of the run, warm-up included. It sends
 //! the controller a [`Summary`] once a second, never a message per event,
-//! and hands its [`Tally`] back when told to stop.
+//! and a last one when told to stop, then hands its [`Tally`] back.
 
 use super::check::{SeqCheck, Verdict};
 use super::connection::{Connection, Incoming, Pace};
@@ -16,12 +17,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
 /// How often a worker reports to the controller.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where the run is; workers only record latencies while `Measuring`.
+/// Where the run is; workers only record latencies while `Measuring`,
+/// and slow clients' ages by second during `Warmup` too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Phase {
@@ -35,6 +38,9 @@ pub enum Phase {
 #[derive(Debug)]
 pub struct Shared {
     phase: AtomicU8,
+    /// Start of the measured window, ns since the epoch: planned during
+    /// warm-up, actual once measuring. Written before `phase`.
+    window_start_ns: AtomicU64,
     /// Clients whose subscription was acknowledged.
     pub subscribed: AtomicU64,
     /// Clients that closed before their subscription was acknowledged.
@@ -51,6 +57,7 @@ impl Shared {
     pub fn new(symbols: &[String], encoding: Encoding, workers: usize) -> Self {
         Self {
             phase: AtomicU8::new(Phase::Connecting as u8),
+            window_start_ns: AtomicU64::new(0),
             subscribed: AtomicU64::new(0),
             lost_before_ack: AtomicU64::new(0),
             symbols: symbols
@@ -67,8 +74,35 @@ impl Shared {
         self.phase.store(phase as u8, Ordering::Release);
     }
 
+    /// Starts the warm-up; the window is planned to start after `warmup`.
+    pub fn begin_warmup(&self, warmup: Duration) {
+        let start = now_ns() + warmup.as_nanos() as u64;
+        self.window_start_ns.store(start, Ordering::Relaxed);
+        self.set_phase(Phase::Warmup);
+    }
+
+    /// Starts the measured window now.
+    pub fn begin_measuring(&self) {
+        self.window_start_ns.store(now_ns(), Ordering::Relaxed);
+        self.set_phase(Phase::Measuring);
+    }
+
     fn measuring(&self) -> bool {
         self.phase.load(Ordering::Relaxed) == Phase::Measuring as u8
+    }
+
+    /// The second of the run `recv_ns` falls in, counted from the measured
+    /// window's start (negative in warm-up); `None` before warm-up and
+    /// after the window.
+    fn second_of_run(&self, recv_ns: u64) -> Option<i64> {
+        let phase = self.phase.load(Ordering::Acquire);
+        let since_start = recv_ns as i64 - self.window_start_ns.load(Ordering::Relaxed) as i64;
+        let second = since_start.div_euclid(1_000_000_000);
+        match phase {
+            p if p == Phase::Warmup as u8 => Some(second.min(-1)),
+            p if p == Phase::Measuring as u8 => Some(second.max(0)),
+            _ => None,
+        }
     }
 }
 
@@ -141,12 +175,20 @@ impl Worker {
                         Incoming::Closed(why) => self.on_closed(slot, why),
                     }
                 }
-                _ = report.tick() => {
-                    let _ = summaries.try_send(self.take_summary());
-                }
+                _ = report.tick() => self.send_summary(&summaries),
             }
         }
+        // The controller reads until every worker is done.
+        let _ = summaries.send(self.take_summary()).await;
         (self.tally, self.first_close)
+    }
+
+    /// Sends the figures since the last summary without waiting; when the
+    /// queue is full they are kept for the next one.
+    fn send_summary(&mut self, summaries: &mpsc::Sender<Summary>) {
+        if let Err(TrySendError::Full(unsent)) = summaries.try_send(self.take_summary()) {
+            self.interval.merge(unsent);
+        }
     }
 
     fn admit(&mut self, client: NewClient) -> Connection {
@@ -176,6 +218,11 @@ impl Worker {
         let shared = &self.shared;
         let (tally, interval) = (&mut self.tally, &mut self.interval);
         let slow = state.pace.is_some();
+        let second = if slow {
+            shared.second_of_run(recv_ns)
+        } else {
+            None
+        };
         let mut ticks = 0;
         let mut on_event = |event: EventView<'_>| match event.kind {
             Kind::Tick => {
@@ -191,21 +238,24 @@ impl Worker {
                     Verdict::GapNotCounted => c.gaps_not_counted += 1,
                     Verdict::Unexpected => c.unexpected_symbol += 1,
                 }
+                let age = recv_ns.saturating_sub(event.ts);
                 if event.snap {
                     c.snapshots += 1;
-                } else if measuring {
+                    return;
+                }
+                if let Some(second) = second {
+                    interval.slow_ages.record(second, age);
+                }
+                if measuring {
                     c.events += 1;
-                    if event.n > 0 {
-                        c.conflated_events += 1;
-                        c.merged_updates += event.n;
-                    }
-                    let age = recv_ns.saturating_sub(event.ts);
-                    tally.record(slow, age);
                     if slow {
+                        c.slow_merges.add(event.n);
                         interval.slow.add(age)
                     } else {
+                        c.fast_merges.add(event.n);
                         interval.fast.add(age)
                     }
+                    tally.record(slow, age);
                 }
             }
             Kind::Ack => {
@@ -232,7 +282,7 @@ impl Worker {
     /// The figures since the previous summary.
     fn take_summary(&mut self) -> Summary {
         let violations = self.tally.counters.violations();
-        self.interval.violations = violations - self.violations_reported;
+        self.interval.violations += violations - self.violations_reported;
         self.violations_reported = violations;
         std::mem::take(&mut self.interval)
     }
@@ -298,12 +348,13 @@ mod tests {
         let c = &w.tally().counters;
         let seen = (
             c.events,
-            c.conflated_events,
-            c.merged_updates,
+            c.fast_merges.events_with_merges,
+            c.fast_merges.updates_merged,
             c.unexpected_symbol,
             c.snapshots,
         );
         assert_eq!(seen, (1, 1, 2, 1, 1));
+        assert_eq!(c.slow_merges, Default::default());
         assert_eq!(w.tally().fast.max(), 1000);
         let summary = w.take_summary();
         assert_eq!((summary.fast.events, summary.violations), (1, 2));
@@ -311,6 +362,37 @@ mod tests {
             w.take_summary(),
             Summary::default(),
             "each summary covers what is new"
+        );
+    }
+
+    #[test]
+    fn slow_ages_go_by_second_of_the_run_with_warmup_negative() {
+        const S: u64 = 1_000_000_000;
+        let mut w = worker();
+        w.slots[0].as_mut().unwrap().pace = Some(Pace::default());
+        let tick = |seq: u64, ts: u64, n: u64| {
+            format!(r#"[{{"ev":"tick","sym":"AAA","seq":{seq},"ts":{ts},"n":{n}}}]"#)
+        };
+        w.on_frame(0, &[tick(1, 0, 0)], S / 2);
+        assert!(
+            w.interval.slow_ages.timeline().is_empty(),
+            "not before warm-up"
+        );
+        w.shared.window_start_ns.store(10 * S, Ordering::Relaxed);
+        w.shared.set_phase(Phase::Warmup);
+        w.on_frame(0, &[tick(2, 9 * S, 0)], 9 * S + S / 2);
+        w.shared.set_phase(Phase::Measuring);
+        w.on_frame(0, &[tick(5, 12 * S, 2)], 12 * S + 300_000_000);
+        let c = &w.tally().counters;
+        assert_eq!((c.events, c.slow_merges.updates_merged), (1, 2));
+        assert_eq!(c.fast_merges, Default::default());
+        let timeline = w.take_summary().slow_ages.timeline();
+        let seconds: Vec<(i64, &str)> = timeline.iter().map(|p| (p.t_s, p.phase)).collect();
+        assert_eq!(seconds, [(-1, "warmup"), (2, "measured")]);
+        let ages: Vec<f64> = timeline.iter().map(|p| p.age.max_ms).collect();
+        assert!(
+            (ages[0] / 500.0 - 1.0).abs() < 0.01 && (ages[1] / 300.0 - 1.0).abs() < 0.01,
+            "{ages:?}"
         );
     }
 
