@@ -122,6 +122,23 @@ async fn page_loads_live_without_console_errors() {
     server.shutdown().await;
 }
 
+/// The page alone on the default server, watching its busiest symbol: a
+/// reader that keeps up (the browser answers the server's flow-control
+/// pings at once) receives every update, none merged into `n`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_that_keeps_up_gets_every_update_of_the_busiest_symbol() {
+    let _one = serial().await;
+    let (server, b) = open("/?symbols=AAPL").await;
+    wait_received(&b, "AAPL", 2000).await;
+    let aapl = b
+        .js_with("return tickfeed.sym(arguments[0]);", vec![json!("AAPL")])
+        .await;
+    assert_eq!(aapl["nSum"], 0, "updates merged for a prompt page: {aapl}");
+    b.assert_no_page_errors().await;
+    b.close().await;
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searching_and_adding_a_symbol_shows_it_with_updating_prices() {
     let _one = serial().await;

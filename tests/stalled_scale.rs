@@ -46,6 +46,7 @@ struct Sample {
     closed: u64,
 }
 
+#[ignore = "long: runs in the long-test step of .ci/run (cargo test -- --ignored)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_stalled_clients_keep_memory_flat_and_are_closed_at_the_stall_timeout() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -69,6 +70,11 @@ async fn a_thousand_stalled_clients_keep_memory_flat_and_are_closed_at_the_stall
             &stall_flag,
             "--heartbeat",
             &heartbeat_flag,
+            // The witness must get every seq while a debug build serves a
+            // thousand clients on a shared machine: updates up to 5 s old
+            // are still replayed to it rather than merged.
+            "--max-lag",
+            "5s",
         ],
         &[],
     )

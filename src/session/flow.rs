@@ -46,6 +46,9 @@ pub const INITIAL_WINDOW: u32 = 4;
 /// before it gets fresh data.
 pub const MAX_WINDOW: u32 = 128;
 
+/// Round trips remembered for [`AckClock::read_delay`].
+const ROUND_TRIPS_KEPT: usize = 3;
+
 /// The unanswered probe.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
@@ -65,9 +68,9 @@ pub struct AckClock {
     acknowledged: u64,
     probe: Option<Probe>,
     last_probe_at: Option<Instant>,
-    /// Time the last answered probe took: how long the client takes to read
-    /// what is written to it now.
-    last_round_trip: Duration,
+    /// The round trips of the last [`ROUND_TRIPS_KEPT`] answered probes.
+    round_trips: [Duration; ROUND_TRIPS_KEPT],
+    answered: usize,
     next_id: u64,
 }
 
@@ -82,7 +85,8 @@ impl AckClock {
             acknowledged: 0,
             probe: None,
             last_probe_at: None,
-            last_round_trip: Duration::ZERO,
+            round_trips: [Duration::ZERO; ROUND_TRIPS_KEPT],
+            answered: 0,
             next_id: 0,
         }
     }
@@ -147,7 +151,8 @@ impl AckClock {
         let consumed = probe.position - self.acknowledged;
         self.acknowledged = probe.position;
         self.probe = None;
-        self.last_round_trip = round_trip;
+        self.round_trips[self.answered % ROUND_TRIPS_KEPT] = round_trip;
+        self.answered += 1;
         let rate = consumed as f64 / round_trip.as_secs_f64();
         let readable = rate * self.target.as_secs_f64();
         let doubled = f64::from(self.window.saturating_mul(2).min(MAX_WINDOW));
@@ -156,10 +161,12 @@ impl AckClock {
     }
 
     /// How long the client is expected to take to read what is written to
-    /// it now: the last probe's round trip (zero before the first pong, or
-    /// with flow control off).
+    /// it now: the shortest of its recent round trips, so that one slow
+    /// moment of a prompt reader (or of the server) does not count, while a
+    /// reader that is slow every time does. Zero before the first pongs,
+    /// and with flow control off.
     pub fn read_delay(&self) -> Duration {
-        self.last_round_trip
+        self.round_trips.iter().copied().min().unwrap_or_default()
     }
 
     /// When the outstanding probe was sent, if one is.
@@ -199,6 +206,18 @@ mod tests {
     }
 
     #[test]
+    fn one_slow_round_trip_of_a_prompt_reader_is_not_its_read_delay() {
+        let mut now = Instant::now();
+        let mut clock = AckClock::new(MAX_LAG);
+        for round_trip in [MS, 400 * MS, 2 * MS] {
+            let probe = write_until_probe(&mut clock, now);
+            now += round_trip;
+            clock.on_pong(&probe, now);
+        }
+        assert_eq!(clock.read_delay(), MS);
+    }
+
+    #[test]
     fn a_full_window_waits_for_the_pong() {
         let now = Instant::now();
         let mut clock = AckClock::new(MAX_LAG);
@@ -225,7 +244,14 @@ mod tests {
         now += Duration::from_millis(500);
         clock.on_pong(&probe, now);
         assert_eq!(clock.window(), 1, "stays at one frame in flight");
-        assert_eq!(clock.read_delay(), Duration::from_millis(500));
+        let probe = clock.on_write(1, now).unwrap();
+        now += Duration::from_millis(600);
+        clock.on_pong(&probe, now);
+        assert_eq!(
+            clock.read_delay(),
+            Duration::from_millis(500),
+            "slow every time"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ const MEASURE_FPS_JS: &str = "
       requestAnimationFrame(step);
     });";
 
+#[ignore = "long: runs in the long-test step of .ci/run (cargo test -- --ignored)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_with_200_symbols_at_full_rate_reports_its_frame_rate() {
     let _one = serial().await;
