@@ -12,16 +12,16 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_RATE: f64 = 5_000.0;
 /// Market-like activity: a few symbols far busier than most.
 pub const DEFAULT_SKEW: f64 = 1.0;
-/// PROTOCOL.md `heartbeat_s` example; idle proxies keep 30-60 s.
+/// The protocol's `heartbeat_s` example; idle proxies keep 30-60 s.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-/// PROTOCOL.md default.
+/// The protocol's default (`docs/protocol.md`).
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Room for the 10,000-client benchmark with margin; each idle connection
 /// costs a few KiB, so this stays far below the machine's memory.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// Enough for a watchlist screen; `*` counts as one.
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1_000;
-/// PROTOCOL.md default request size.
+/// The protocol's default request size.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest WebSocket message accepted at all; above it the connection is
 /// closed with 1009. Between the request limit and this, the request is
@@ -38,7 +38,7 @@ pub const DEFAULT_ABUSE_THRESHOLD: u32 = 200;
 pub const DEFAULT_MAX_SYMBOLS: usize = 16_384;
 /// Kernel send buffer per connection. Small on purpose: on loopback Linux
 /// would otherwise buffer up to 4 MiB per socket, hiding a slow client for
-/// seconds before conflation starts (PERFORMANCE.md).
+/// seconds before conflation starts (measured: docs/benchmarks.md).
 pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
 /// The largest frame the server builds; a larger batch is split.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 256 * 1024;
@@ -71,7 +71,7 @@ pub enum SourceConfig {
     Replay(crate::source::replay::ReplayConfig),
 }
 
-/// Per-connection limits (PROTOCOL.md "Limits and close codes").
+/// Per-connection limits (`docs/protocol.md`, "Limits and close codes").
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,

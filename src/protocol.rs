@@ -1,7 +1,7 @@
 //! Protocol v1 message types: what clients send (requests) and what the
 //! server sends (events), independent of their encoding (see `codec`).
 //!
-//! The wire contract is `PROTOCOL.md` (mirrored in `docs/protocol.md`).
+//! The wire contract is `docs/protocol.md`.
 //! Requests are parsed once here into a validated [`Request`]; anything that
 //! does not fit becomes a [`RequestError`] carrying the protocol error code
 //! and the request id when one could be read.
@@ -44,7 +44,7 @@ pub struct Tick {
     pub n: u32,
 }
 
-/// Protocol error codes (PROTOCOL.md, "ack and error").
+/// Protocol error codes (`docs/protocol.md`, "ack and error").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

@@ -49,7 +49,7 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("static histogram bounds are valid")
 }
 
-/// Percentiles of one stage in microseconds (PROTOCOL.md `/api/stats`).
+/// Percentiles of one stage in microseconds (`docs/protocol.md`, `/api/stats`).
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Percentiles {
     pub p50: f64,

@@ -1,4 +1,4 @@
-//! Every row of PROTOCOL.md against the real server and a real WebSocket
+//! Every row of docs/protocol.md against the real server and a real WebSocket
 //! client: hello, subscribe/ack/ids, snapshots, `*`, unsubscribe, symbols,
 //! ping/pong, errors that keep the connection open, and both encodings.
 

@@ -68,7 +68,7 @@ async fn live_until(client: &mut Client, sym: &str, done: impl Fn(&[Value]) -> b
     ticks
 }
 
-/// PROTOCOL.md's conflation invariant over consecutive live ticks: `seq`
+/// The protocol's conflation invariant over consecutive live ticks: `seq`
 /// only rises, and every update not sent is counted in the next `n`.
 fn assert_accounted(ticks: &[Value]) {
     for pair in ticks.windows(2) {

@@ -1,6 +1,6 @@
 //! Protocol checks for one client: per subscribed symbol, `seq` never goes
 //! backwards and, for consecutive ticks A then B where B is not a
-//! snapshot, `B.seq - A.seq - 1 == B.n` (PROTOCOL.md, conflation
+//! snapshot, `B.seq - A.seq - 1 == B.n` (`docs/protocol.md`, conflation
 //! invariant). A snapshot only sets the baseline: the bench subscribes to
 //! each symbol once, so the server counts `n` from the snapshot's `seq`.
 //!
