@@ -30,7 +30,8 @@ url="ws://127.0.0.1:$port/ws"
 serve() {
     "$server_bin" serve --listen "127.0.0.1:$port" "$@" >"$out/server-$stamp.log" 2>&1 &
     server_pid=$!
-    trap 'kill $server_pid 2>/dev/null || true' EXIT
+    # The next scenario reuses the port: wait until this server is gone.
+    trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
     for _ in $(seq 100); do
         curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return
         sleep 0.1

@@ -24,6 +24,7 @@ pub mod pending;
 pub mod protocol;
 pub mod ratelimit;
 pub mod router;
+pub mod scheduling_lag;
 pub mod server;
 pub mod session;
 pub mod shutdown;

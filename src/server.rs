@@ -139,6 +139,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     {
         tracing::warn!("the source sent nothing within {SOURCE_START_GRACE:?}; serving anyway");
     }
+    crate::scheduling_lag::spawn(stats.clone(), trigger.subscribe(), trigger.guard());
     let settings = Arc::new(SessionSettings {
         router: router.clone(),
         stats: stats.clone(),

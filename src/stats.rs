@@ -138,6 +138,9 @@ pub struct Stats {
     /// Times a client's in-flight window was full and its writes waited
     /// for it to consume (`session::flow`).
     pub flow_pauses: AtomicU64,
+    /// How late the runtime runs a task that is due, in ns
+    /// (`scheduling_lag`): the server's share of every round trip.
+    scheduling_lag_ns: AtomicU64,
     /// What the history rings retain, published by the router per batch.
     pub history: HistoryGauges,
     /// Requests refused with 401 on any token-protected endpoint.
@@ -180,12 +183,22 @@ impl Stats {
             heartbeat_closes: AtomicU64::new(0),
             abuse_closes: AtomicU64::new(0),
             flow_pauses: AtomicU64::new(0),
+            scheduling_lag_ns: AtomicU64::new(0),
             history: HistoryGauges::default(),
             requests_unauthorized: AtomicU64::new(0),
             handshakes_shed: AtomicU64::new(0),
             stages: std::array::from_fn(|_| Mutex::new(StageHistograms::new())),
             source: Mutex::new(serde_json::Value::Null),
         }
+    }
+
+    pub fn set_scheduling_lag(&self, lag: Duration) {
+        let ns = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
+        self.scheduling_lag_ns.store(ns, Ordering::Relaxed);
+    }
+
+    pub fn scheduling_lag(&self) -> Duration {
+        Duration::from_nanos(self.scheduling_lag_ns.load(Ordering::Relaxed))
     }
 
     pub fn uptime(&self) -> Duration {
@@ -248,6 +261,7 @@ impl Stats {
             heartbeat_closes: get(&self.heartbeat_closes),
             abuse_closes: get(&self.abuse_closes),
             flow_pauses: get(&self.flow_pauses),
+            scheduling_lag_ms: self.scheduling_lag().as_secs_f64() * 1e3,
             history: self.history.snapshot(),
             requests_unauthorized: get(&self.requests_unauthorized),
             handshakes_shed: get(&self.handshakes_shed),
@@ -283,6 +297,9 @@ pub struct StatsSnapshot {
     pub heartbeat_closes: u64,
     pub abuse_closes: u64,
     pub flow_pauses: u64,
+    /// How late the runtime ran a due task, at most, over the last one to
+    /// two seconds.
+    pub scheduling_lag_ms: f64,
     pub history: HistoryStatus,
     /// Defaults keep reports from servers that predate these readable.
     #[serde(default)]

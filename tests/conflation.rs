@@ -187,3 +187,55 @@ async fn max_hz_paces_only_its_own_symbols() {
     );
     server.shutdown().await;
 }
+
+/// The scene: a reader on the 3 busiest symbols of a skewed market
+/// reads continuously beside a client on all 200 symbols and a slow one
+/// (500 ms per frame, small receive buffer). The readers that keep up get
+/// every update of their symbols with `n == 0`; the slow one is conflated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_readers_of_hot_symbols_lose_nothing_beside_wide_and_slow_clients() {
+    let server = start_server(&["--rate", "5000", "--symbols", "200", "--seed", "3"]).await;
+    let url = server.ws_url();
+    let mut hot = Client::connect(&url).await;
+    let mut wide = Client::connect(&url).await;
+    let mut slow = Client::connect_small_buffer(&url, server.addr).await;
+    // With the default skew the universe's first symbols are the busiest.
+    let listed = hot.request(json!({"op":"symbols","id":1})).await;
+    let names: Vec<Value> = listed["symbols"].as_array().unwrap().clone();
+    hot.request(json!({"op":"subscribe","id":2,"symbols":names[..3],"snapshot":false}))
+        .await;
+    wide.request(json!({"op":"subscribe","id":2,"symbols":["*"],"snapshot":false}))
+        .await;
+    slow.request(json!({"op":"subscribe","id":2,"symbols":["*"],"snapshot":false}))
+        .await;
+    let wide_task = tokio::spawn(async move {
+        let (mut last, mut merged) = (HashMap::new(), 0);
+        for _ in 0..20_000 {
+            merged += check_invariant(&mut last, &wide.wait_event(is_tick).await);
+        }
+        merged
+    });
+    let slow_task = tokio::spawn(async move {
+        let (mut last, mut merged, mut frames) = (HashMap::new(), 0, 0);
+        while frames < 8 || merged == 0 {
+            let frame = slow.read_frame().await.expect("the slow client stays");
+            for tick in frame.iter().filter(|e| is_tick(e)) {
+                merged += check_invariant(&mut last, tick);
+            }
+            frames += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        merged
+    });
+    let (mut last, mut merged) = (HashMap::new(), 0);
+    for _ in 0..5_000 {
+        merged += check_invariant(&mut last, &hot.wait_event(is_tick).await);
+    }
+    assert_eq!(merged, 0, "the hot-symbol reader got every update");
+    assert_eq!(wide_task.await.unwrap(), 0, "the 200-symbol reader too");
+    assert!(
+        slow_task.await.unwrap() > 0,
+        "the slow reader was conflated"
+    );
+    server.shutdown().await;
+}

@@ -14,12 +14,16 @@
 //!   latest of each at once.
 //! - A probe rides on the write that fills half the window, and at least
 //!   every [`PROBE_INTERVAL`], one at a time.
-//! - The window adapts to each pong: it becomes the frames the client
-//!   consumes in `target` (half of `--max-lag`) at the rate the pong just
+//! - The window adapts to each pong. A round trip within half of `target`
+//!   (a quarter of `--max-lag`) doubles it, up to [`MAX_WINDOW`]; a longer
+//!   one sets it to
+//!   the frames the client consumes in `target` at the rate the pong just
 //!   measured (frames acknowledged over the round trip), at least one
-//!   (stop-and-wait: one frame, one pong) and at most double the last
-//!   window and [`MAX_WINDOW`]. So what is in flight is read within about
-//!   `target`, however the reader spends its time.
+//!   (stop-and-wait: one frame, one pong). So what is in flight is read
+//!   within about `target`, however the reader spends its time. The
+//!   server's own delay in reading the pong (`scheduling_lag`) is taken off
+//!   the round trip first: under load it is the same for every client and
+//!   says nothing about this one.
 //! - A probe unanswered for `--max-lag` also stops writes, however few
 //!   frames are in flight; unanswered for `--stall-timeout` closes the
 //!   connection as a slow consumer.
@@ -143,20 +147,28 @@ impl AckClock {
 
     /// Takes a pong; true when it answers the outstanding probe, which
     /// acknowledges every frame written before it and resizes the window.
-    pub fn on_pong(&mut self, payload: &[u8], now: Instant) -> bool {
+    /// `server_lag` is the server's own share of the round trip
+    /// (`scheduling_lag`), which is not the client's doing.
+    pub fn on_pong(&mut self, payload: &[u8], now: Instant, server_lag: Duration) -> bool {
         let Some(probe) = self.probe.filter(|p| payload == p.id.to_be_bytes()) else {
             return false;
         };
-        let round_trip = now.saturating_duration_since(probe.sent_at);
+        let round_trip = now
+            .saturating_duration_since(probe.sent_at)
+            .saturating_sub(server_lag);
         let consumed = probe.position - self.acknowledged;
         self.acknowledged = probe.position;
         self.probe = None;
         self.round_trips[self.answered % ROUND_TRIPS_KEPT] = round_trip;
         self.answered += 1;
-        let rate = consumed as f64 / round_trip.as_secs_f64();
-        let readable = rate * self.target.as_secs_f64();
-        let doubled = f64::from(self.window.saturating_mul(2).min(MAX_WINDOW));
-        self.window = readable.min(doubled).max(1.0) as u32;
+        let doubled = self.window.saturating_mul(2).min(MAX_WINDOW);
+        self.window = if round_trip <= self.target / 2 {
+            doubled
+        } else {
+            let rate = consumed as f64 / round_trip.as_secs_f64();
+            let readable = (rate * self.target.as_secs_f64()) as u32;
+            readable.clamp(1, doubled)
+        };
         true
     }
 
@@ -199,7 +211,7 @@ mod tests {
         for _ in 0..10 {
             let probe = write_until_probe(&mut clock, now);
             now += MS;
-            assert!(clock.on_pong(&probe, now));
+            assert!(clock.on_pong(&probe, now, Duration::ZERO));
         }
         assert_eq!(clock.window(), MAX_WINDOW);
         assert!(clock.may_write(now));
@@ -212,9 +224,22 @@ mod tests {
         for round_trip in [MS, 400 * MS, 2 * MS] {
             let probe = write_until_probe(&mut clock, now);
             now += round_trip;
-            clock.on_pong(&probe, now);
+            clock.on_pong(&probe, now, Duration::ZERO);
         }
         assert_eq!(clock.read_delay(), MS);
+    }
+
+    #[test]
+    fn the_servers_own_delay_is_not_held_against_the_client() {
+        let mut now = Instant::now();
+        let mut clock = AckClock::new(MAX_LAG);
+        for _ in 0..10 {
+            let probe = write_until_probe(&mut clock, now);
+            now += 400 * MS;
+            clock.on_pong(&probe, now, 398 * MS);
+        }
+        assert_eq!(clock.window(), MAX_WINDOW);
+        assert_eq!(clock.read_delay(), 2 * MS);
     }
 
     #[test]
@@ -227,7 +252,7 @@ mod tests {
             assert!(clock.on_write(1, now).is_none(), "one probe at a time");
         }
         assert!(!clock.may_write(now), "window of {INITIAL_WINDOW} full");
-        assert!(clock.on_pong(&probe, now + MS));
+        assert!(clock.on_pong(&probe, now + MS, Duration::ZERO));
         assert!(clock.may_write(now + MS));
     }
 
@@ -237,16 +262,16 @@ mod tests {
         let mut clock = AckClock::new(MAX_LAG);
         let probe = write_until_probe(&mut clock, now);
         now += Duration::from_secs(1);
-        clock.on_pong(&probe, now);
+        clock.on_pong(&probe, now, Duration::ZERO);
         assert_eq!(clock.window(), 1);
         let probe = clock.on_write(1, now).expect("every write probes now");
         assert!(!clock.may_write(now));
         now += Duration::from_millis(500);
-        clock.on_pong(&probe, now);
+        clock.on_pong(&probe, now, Duration::ZERO);
         assert_eq!(clock.window(), 1, "stays at one frame in flight");
         let probe = clock.on_write(1, now).unwrap();
         now += Duration::from_millis(600);
-        clock.on_pong(&probe, now);
+        clock.on_pong(&probe, now, Duration::ZERO);
         assert_eq!(
             clock.read_delay(),
             Duration::from_millis(500),
@@ -262,7 +287,7 @@ mod tests {
             let probe = write_until_probe(&mut clock, now);
             let frames = clock.in_flight() as u32;
             now += 50 * MS * frames;
-            clock.on_pong(&probe, now);
+            clock.on_pong(&probe, now, Duration::ZERO);
         }
         // 20 frames/s for 250 ms.
         assert_eq!(clock.window(), 5);
@@ -277,10 +302,10 @@ mod tests {
         assert!(!clock.may_write(t0 + MAX_LAG + MS));
         assert_eq!(clock.unanswered_since(), Some(t0));
         assert!(
-            !clock.on_pong(b"other", t0),
+            !clock.on_pong(b"other", t0, Duration::ZERO),
             "an unrelated pong changes nothing"
         );
-        assert!(clock.on_pong(&probe, t0 + MAX_LAG + MS));
+        assert!(clock.on_pong(&probe, t0 + MAX_LAG + MS, Duration::ZERO));
         assert!(clock.may_write(t0 + MAX_LAG + MS));
     }
 
@@ -289,7 +314,7 @@ mod tests {
         let t0 = Instant::now();
         let mut clock = AckClock::new(MAX_LAG);
         let probe = clock.on_write(1, t0).unwrap();
-        clock.on_pong(&probe, t0 + MS);
+        clock.on_pong(&probe, t0 + MS, Duration::ZERO);
         assert!(clock.on_write(1, t0 + 2 * MS).is_none(), "too soon");
         assert!(clock.on_write(1, t0 + PROBE_INTERVAL).is_some());
     }

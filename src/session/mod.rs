@@ -265,7 +265,14 @@ where
                         self.settings.stats.heartbeat_closes.fetch_add(1, Ordering::Relaxed);
                         return Stop::HeartbeatTimeout;
                     }
-                    self.send_timed(Message::Ping(Bytes::new())).await
+                    // An unanswered probe already asks for a pong; a second
+                    // ping could be answered in its place (RFC 6455 lets a
+                    // client answer only the latest ping).
+                    if self.flow.unanswered_since().is_some() {
+                        Ok(())
+                    } else {
+                        self.send_timed(Message::Ping(Bytes::new())).await
+                    }
                 }
             };
             if let Err(stop) = result {
@@ -311,7 +318,15 @@ where
                 "binary frames are accepted only in msgpack mode; send JSON text",
             )),
             Message::Close(_) => return Err(Stop::ClientClosed),
-            Message::Pong(payload) if self.flow.on_pong(&payload, Instant::now()) => return Ok(()),
+            Message::Pong(payload)
+                if self.flow.on_pong(
+                    &payload,
+                    Instant::now(),
+                    self.settings.stats.scheduling_lag(),
+                ) =>
+            {
+                return Ok(());
+            }
             Message::Ping(_) | Message::Pong(_) => return self.on_control_frame(),
         };
         // Every request costs a token, valid or not; the refusal names the

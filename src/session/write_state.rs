@@ -100,7 +100,7 @@ mod tests {
         assert!(!waiting.stalled(Instant::now()));
         assert!(waiting.stalled(t0 + STALL));
 
-        clock.on_pong(&probe, Instant::now());
+        clock.on_pong(&probe, Instant::now(), Duration::ZERO);
         let ready = WriteState::at(Instant::now(), &clock, t0, STALL);
         assert!(ready.writes_now());
         let due = Instant::now() + Duration::from_millis(3);
