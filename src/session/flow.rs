@@ -15,15 +15,17 @@
 //! - A probe rides on the write that fills half the window, and at least
 //!   every [`PROBE_INTERVAL`], one at a time.
 //! - The window adapts to each pong. A round trip within half of `target`
-//!   (a quarter of `--max-lag`) doubles it, up to [`MAX_WINDOW`]; a longer
-//!   one sets it to
-//!   the frames the client consumes in `target` at the rate the pong just
-//!   measured (frames acknowledged over the round trip), at least one
+//!   (a quarter of `--max-lag`) doubles it, up to [`MAX_WINDOW`]. A longer
+//!   one shrinks it only when the window filled while the probe was out,
+//!   that is when the client's reading set the pace: then it becomes the
+//!   frames the client consumes in `target` at the rate the pong measured
+//!   (frames acknowledged over the round trip), at least one
 //!   (stop-and-wait: one frame, one pong). So what is in flight is read
-//!   within about `target`, however the reader spends its time. The
-//!   server's own delay in reading the pong (`scheduling_lag`) is taken off
-//!   the round trip first: under load it is the same for every client and
-//!   says nothing about this one.
+//!   within about `target`, however the reader spends its time. A long
+//!   round trip with room to spare in the window says only that something
+//!   else was slow: the server's turn to read the pong (its measured
+//!   `scheduling_lag` is taken off every round trip), or a client machine
+//!   busy with all its connections. Shrinking then would only add waits.
 //! - A probe unanswered for `--max-lag` also stops writes, however few
 //!   frames are in flight; unanswered for `--stall-timeout` closes the
 //!   connection as a slow consumer.
@@ -72,8 +74,12 @@ pub struct AckClock {
     acknowledged: u64,
     probe: Option<Probe>,
     last_probe_at: Option<Instant>,
-    /// The round trips of the last [`ROUND_TRIPS_KEPT`] answered probes.
-    round_trips: [Duration; ROUND_TRIPS_KEPT],
+    /// Set when the window filled while the probe was out: the client's
+    /// reading, not the data, set the pace, so its pong measures it.
+    window_filled: bool,
+    /// The client's own delay as the last [`ROUND_TRIPS_KEPT`] pongs
+    /// measured it: a round trip that filled the window, zero otherwise.
+    read_delays: [Duration; ROUND_TRIPS_KEPT],
     answered: usize,
     next_id: u64,
 }
@@ -89,7 +95,8 @@ impl AckClock {
             acknowledged: 0,
             probe: None,
             last_probe_at: None,
-            round_trips: [Duration::ZERO; ROUND_TRIPS_KEPT],
+            window_filled: false,
+            read_delays: [Duration::ZERO; ROUND_TRIPS_KEPT],
             answered: 0,
             next_id: 0,
         }
@@ -125,7 +132,13 @@ impl AckClock {
     /// probe to send right behind them, if one is due.
     pub fn on_write(&mut self, frames: u64, now: Instant) -> Option<Bytes> {
         self.written += frames;
-        if !self.enabled() || self.probe.is_some() {
+        if !self.enabled() {
+            return None;
+        }
+        if self.in_flight() >= u64::from(self.window) {
+            self.window_filled = true;
+        }
+        if self.probe.is_some() {
             return None;
         }
         let half_window = u64::from(self.window.div_ceil(2));
@@ -159,26 +172,32 @@ impl AckClock {
         let consumed = probe.position - self.acknowledged;
         self.acknowledged = probe.position;
         self.probe = None;
-        self.round_trips[self.answered % ROUND_TRIPS_KEPT] = round_trip;
+        let paced_by_client = std::mem::take(&mut self.window_filled);
+        self.read_delays[self.answered % ROUND_TRIPS_KEPT] = if paced_by_client {
+            round_trip
+        } else {
+            Duration::ZERO
+        };
         self.answered += 1;
         let doubled = self.window.saturating_mul(2).min(MAX_WINDOW);
-        self.window = if round_trip <= self.target / 2 {
-            doubled
-        } else {
+        if round_trip <= self.target / 2 {
+            self.window = doubled;
+        } else if paced_by_client {
             let rate = consumed as f64 / round_trip.as_secs_f64();
             let readable = (rate * self.target.as_secs_f64()) as u32;
-            readable.clamp(1, doubled)
-        };
+            self.window = readable.clamp(1, doubled);
+        }
         true
     }
 
     /// How long the client is expected to take to read what is written to
-    /// it now: the shortest of its recent round trips, so that one slow
-    /// moment of a prompt reader (or of the server) does not count, while a
-    /// reader that is slow every time does. Zero before the first pongs,
-    /// and with flow control off.
+    /// it now: the shortest of its recent round trips that filled the
+    /// window, so that one slow moment of a prompt reader does not count,
+    /// nor does a round trip the client's reading did not pace (a busy
+    /// machine delays every pong alike), while a reader that is slow every
+    /// time does. Zero before the first pongs, and with flow control off.
     pub fn read_delay(&self) -> Duration {
-        self.round_trips.iter().copied().min().unwrap_or_default()
+        self.read_delays.iter().copied().min().unwrap_or_default()
     }
 
     /// When the outstanding probe was sent, if one is.
@@ -194,27 +213,66 @@ mod tests {
     const MAX_LAG: Duration = Duration::from_millis(500);
     const MS: Duration = Duration::from_millis(1);
 
-    /// Writes one frame at a time until a probe goes out; returns it.
-    fn write_until_probe(clock: &mut AckClock, now: Instant) -> Bytes {
-        for _ in 0..MAX_WINDOW {
-            if let Some(probe) = clock.on_write(1, now) {
-                return probe;
+    /// A writer with data always pending and a reader that spends
+    /// `per_frame` on each frame, then reads the ping behind it: runs
+    /// `pongs` round trips and returns the clock.
+    fn run(per_frame: Duration, pongs: usize) -> AckClock {
+        let mut clock = AckClock::new(MAX_LAG);
+        let mut now = Instant::now();
+        // When the reader is done with the frames written so far.
+        let mut reader_free = now;
+        let mut probes = Vec::new();
+        for _ in 0..pongs {
+            while clock.may_write(now) {
+                reader_free = reader_free.max(now) + per_frame;
+                if let Some(probe) = clock.on_write(1, now) {
+                    probes.push((probe, reader_free));
+                }
             }
+            let (probe, answered_at) = probes.remove(0);
+            now = now.max(answered_at);
+            assert!(clock.on_pong(&probe, now, Duration::ZERO));
         }
-        panic!("no probe within the window")
+        clock
     }
 
     #[test]
     fn a_prompt_reader_grows_to_the_largest_window() {
+        let clock = run(Duration::from_micros(10), 12);
+        assert_eq!(clock.window(), MAX_WINDOW);
+        assert!(clock.read_delay() < MS, "{:?}", clock.read_delay());
+    }
+
+    #[test]
+    fn a_reader_that_takes_500_ms_a_frame_gets_stop_and_wait() {
+        let clock = run(500 * MS, 8);
+        assert_eq!(clock.window(), 1, "one frame in flight");
+        assert_eq!(clock.read_delay(), 500 * MS, "read 500 ms after writing");
+    }
+
+    #[test]
+    fn a_reader_at_50_ms_a_frame_gets_what_it_reads_in_the_target() {
+        let clock = run(50 * MS, 20);
+        // 20 frames/s for 250 ms, give or take one doubling.
+        assert!((4..=10).contains(&clock.window()), "{}", clock.window());
+    }
+
+    #[test]
+    fn a_slow_round_trip_that_did_not_fill_the_window_changes_nothing() {
+        // Two frames per probe, pongs 400 ms late: a busy client machine.
         let mut now = Instant::now();
         let mut clock = AckClock::new(MAX_LAG);
-        for _ in 0..10 {
-            let probe = write_until_probe(&mut clock, now);
-            now += MS;
-            assert!(clock.on_pong(&probe, now, Duration::ZERO));
+        let probe = clock.on_write(1, now).unwrap();
+        clock.on_pong(&probe, now + MS, Duration::ZERO);
+        let window = clock.window();
+        for _ in 0..5 {
+            now += PROBE_INTERVAL;
+            let probe = clock.on_write(2, now).unwrap();
+            now += 400 * MS;
+            clock.on_pong(&probe, now, Duration::ZERO);
         }
-        assert_eq!(clock.window(), MAX_WINDOW);
-        assert!(clock.may_write(now));
+        assert_eq!(clock.window(), window);
+        assert_eq!(clock.read_delay(), Duration::ZERO);
     }
 
     #[test]
@@ -222,7 +280,7 @@ mod tests {
         let mut now = Instant::now();
         let mut clock = AckClock::new(MAX_LAG);
         for round_trip in [MS, 400 * MS, 2 * MS] {
-            let probe = write_until_probe(&mut clock, now);
+            let probe = clock.on_write(u64::from(clock.window()), now).unwrap();
             now += round_trip;
             clock.on_pong(&probe, now, Duration::ZERO);
         }
@@ -234,7 +292,7 @@ mod tests {
         let mut now = Instant::now();
         let mut clock = AckClock::new(MAX_LAG);
         for _ in 0..10 {
-            let probe = write_until_probe(&mut clock, now);
+            let probe = clock.on_write(u64::from(clock.window()), now).unwrap();
             now += 400 * MS;
             clock.on_pong(&probe, now, 398 * MS);
         }
@@ -254,43 +312,6 @@ mod tests {
         assert!(!clock.may_write(now), "window of {INITIAL_WINDOW} full");
         assert!(clock.on_pong(&probe, now + MS, Duration::ZERO));
         assert!(clock.may_write(now + MS));
-    }
-
-    #[test]
-    fn a_reader_that_takes_500_ms_a_frame_gets_stop_and_wait() {
-        let mut now = Instant::now();
-        let mut clock = AckClock::new(MAX_LAG);
-        let probe = write_until_probe(&mut clock, now);
-        now += Duration::from_secs(1);
-        clock.on_pong(&probe, now, Duration::ZERO);
-        assert_eq!(clock.window(), 1);
-        let probe = clock.on_write(1, now).expect("every write probes now");
-        assert!(!clock.may_write(now));
-        now += Duration::from_millis(500);
-        clock.on_pong(&probe, now, Duration::ZERO);
-        assert_eq!(clock.window(), 1, "stays at one frame in flight");
-        let probe = clock.on_write(1, now).unwrap();
-        now += Duration::from_millis(600);
-        clock.on_pong(&probe, now, Duration::ZERO);
-        assert_eq!(
-            clock.read_delay(),
-            Duration::from_millis(500),
-            "slow every time"
-        );
-    }
-
-    #[test]
-    fn a_reader_at_50_ms_a_frame_gets_what_it_reads_in_the_target() {
-        let mut now = Instant::now();
-        let mut clock = AckClock::new(MAX_LAG);
-        for _ in 0..6 {
-            let probe = write_until_probe(&mut clock, now);
-            let frames = clock.in_flight() as u32;
-            now += 50 * MS * frames;
-            clock.on_pong(&probe, now, Duration::ZERO);
-        }
-        // 20 frames/s for 250 ms.
-        assert_eq!(clock.window(), 5);
     }
 
     #[test]
