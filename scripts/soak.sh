@@ -7,7 +7,8 @@
 #
 #   scripts/soak.sh [--duration 10m] [--interval 10s] [--out soak.csv]
 #
-# `cargo test` runs the same soak for 60 s; this script is the long run.
+# `cargo test -- --ignored` (the long-test step of .ci/run) runs the same
+# soak for 60 s; this script is the long run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +43,4 @@ echo "soak: ${duration}, a sample every ${interval}, CSV in ${out}"
 TICKFEED_SOAK_DURATION="${duration}" \
 TICKFEED_SOAK_INTERVAL="${interval}" \
 TICKFEED_SOAK_CSV="${out}" \
-    cargo test --release --test soak -- --nocapture --test-threads=1
+    cargo test --release --test soak -- --ignored --nocapture --test-threads=1
