@@ -32,3 +32,5 @@ pub mod source;
 pub mod stats;
 pub mod symbols;
 pub mod tls;
+#[cfg(test)]
+mod wire_bytes;
