@@ -275,7 +275,7 @@ mod tests {
     }
 
     fn tick(id: SymbolId, seq: u64) -> Arc<EncodedTick> {
-        Arc::new(EncodedTick::new(crate::router::tests::tick(
+        Arc::new(EncodedTick::new(crate::protocol::Tick::test(
             &format!("S{id}"),
             seq,
         )))

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod conflate;

@@ -16,32 +16,97 @@ pub const MAX_SYMBOL_LEN: usize = 32;
 /// The subscription that means "every symbol, including later ones".
 pub const WILDCARD: &str = "*";
 
-/// One market update as clients see it. Field order is the wire order; `n`
-/// stays last so that `codec` can re-encode the merge count without
-/// re-serialising the whole tick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tick {
-    pub sym: Arc<str>,
-    pub seq: u64,
-    pub ts: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub xt: Option<u64>,
+/// The market state of one symbol after an update: the last trade, the
+/// top of the book and the day's volume. The one place the market fields
+/// are declared; the tick, the NATS payload, the feed formats, the
+/// generator and the replayer all carry this type, so a new field is added
+/// here, in its encodings and in `docs/protocol.md`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    /// Price of the last trade, carried forward until the next one; absent
+    /// before the symbol's first trade.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub px: Option<f64>,
+    /// Size of the last trade in shares, carried forward with `px`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sz: Option<u64>,
+    /// Best bid price; absent while the bid side is empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bid: Option<f64>,
+    /// Best ask price; absent while the ask side is empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ask: Option<f64>,
+    /// Shares offered at the best bid.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bsz: Option<u64>,
+    /// Shares offered at the best ask.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub asz: Option<u64>,
+    /// Shares traded so far (cumulative; never falls on a connection).
     pub vol: u64,
+}
+
+/// One market update as clients see it. Field order is the wire order (the
+/// quote's fields sit between `xt` and `snap`); `n` stays last so that
+/// `codec` can re-encode the merge count without re-serialising the whole
+/// tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// The symbol this update is about.
+    pub sym: Arc<str>,
+    /// Per-symbol sequence number: +1 per source update, never backwards.
+    pub seq: u64,
+    /// When the source emitted the update, ns since the Unix epoch.
+    pub ts: u64,
+    /// Original event time of a replayed update, ns since the Unix epoch;
+    /// absent for live and simulated data.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub xt: Option<u64>,
+    /// The market state after the update, flattened into the tick.
+    #[serde(flatten)]
+    pub quote: Quote,
+    /// `true` on the snapshot sent in reply to a subscribe; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub snap: Option<bool>,
+    /// Updates of this symbol merged into this one for this client
+    /// (`seq - previous seq - 1`); 0 for a client that keeps up.
     pub n: u32,
+}
+
+impl Tick {
+    /// A live update of `sym`, numbered `seq` and emitted at `ts`: no
+    /// original time, not a snapshot, nothing merged.
+    pub fn new(sym: Arc<str>, seq: u64, ts: u64, quote: Quote) -> Tick {
+        Tick {
+            sym,
+            seq,
+            ts,
+            xt: None,
+            quote,
+            snap: None,
+            n: 0,
+        }
+    }
+
+    /// For tests and benchmarks: the `seq`th update of `sym`, emitted now,
+    /// with a trade of 100 at 189.25, a full quote and `vol = 100 * seq`.
+    /// Change what a test needs with struct update syntax.
+    pub fn test(sym: &str, seq: u64) -> Tick {
+        Tick::new(
+            sym.into(),
+            seq,
+            crate::clock::now_ns(),
+            Quote {
+                px: Some(189.25),
+                sz: Some(100),
+                bid: Some(189.24),
+                ask: Some(189.26),
+                bsz: Some(300),
+                asz: Some(200),
+                vol: seq * 100,
+            },
+        )
+    }
 }
 
 /// Protocol error codes (`docs/protocol.md`, "ack and error").

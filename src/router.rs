@@ -15,12 +15,13 @@
 //! (`SourceMsg::Ready`), so the snapshot is current. Without such a source
 //! none of this runs.
 
+use crate::clock::now_ns;
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
 use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY, Retention};
 use crate::protocol::{SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
-use crate::source::{SourceMsg, SourceReceiver, now_ns};
+use crate::source::{SourceMsg, SourceReceiver};
 use crate::stats::{Stage, Stats, record_latencies};
 use crate::symbols::{SymbolId, SymbolTable};
 use std::collections::{HashMap, HashSet};
@@ -552,22 +553,8 @@ impl Router {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn tick(sym: &str, seq: u64) -> Tick {
-        Tick {
-            sym: sym.into(),
-            seq,
-            ts: now_ns(),
-            xt: None,
-            px: Some(1.0),
-            sz: Some(100),
-            bid: None,
-            ask: None,
-            bsz: None,
-            asz: None,
-            vol: seq * 100,
-            snap: None,
-            n: 0,
-        }
+    fn tick(sym: &str, seq: u64) -> Tick {
+        Tick::test(sym, seq)
     }
 
     fn pending(mailbox: &Mailbox) -> Vec<SymbolId> {

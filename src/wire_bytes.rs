@@ -6,7 +6,7 @@
 
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use crate::nats::payload::{decode_tick, encode_tick};
-use crate::protocol::{Event, Tick};
+use crate::protocol::{Event, Quote, Tick};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -14,11 +14,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Every market field set.
 fn full() -> Tick {
-    Tick {
-        sym: "AAPL".into(),
-        seq: 42,
-        ts: 1_764_000_000_123_456_789,
-        xt: None,
+    let quote = Quote {
         px: Some(189.25),
         sz: Some(100),
         bid: Some(189.24),
@@ -26,34 +22,24 @@ fn full() -> Tick {
         bsz: Some(300),
         asz: Some(200),
         vol: 1_234_567,
-        snap: None,
-        n: 0,
-    }
+    };
+    Tick::new("AAPL".into(), 42, 1_764_000_000_123_456_789, quote)
 }
 
 /// A trade and no quote.
 fn trade_only() -> Tick {
-    Tick {
-        sym: "BRK.B".into(),
-        seq: 7,
-        ts: 1_700_000_000_000_000_001,
-        bid: None,
-        ask: None,
-        bsz: None,
-        asz: None,
+    let quote = Quote {
         px: Some(412.5),
         sz: Some(300),
         vol: 900,
-        ..full()
-    }
+        ..Quote::default()
+    };
+    Tick::new("BRK.B".into(), 7, 1_700_000_000_000_000_001, quote)
 }
 
 /// A quote and no trade yet.
 fn quote_only() -> Tick {
-    Tick {
-        sym: "EUR/USD".into(),
-        seq: 1,
-        ts: 5,
+    let quote = Quote {
         px: None,
         sz: None,
         bid: Some(1.0825),
@@ -61,19 +47,21 @@ fn quote_only() -> Tick {
         bsz: Some(1_000_000),
         asz: Some(2_500_000),
         vol: 0,
-        ..full()
-    }
+    };
+    Tick::new("EUR/USD".into(), 1, 5, quote)
 }
 
 /// A replayed tick: with its original time `xt`.
 fn with_xt() -> Tick {
-    Tick {
-        sym: "MSFT".into(),
-        seq: 65_536,
-        xt: Some(1_700_000_000_000_000_000),
+    let full = full();
+    let quote = Quote {
         px: Some(0.0001),
         vol: 0,
-        ..full()
+        ..full.quote
+    };
+    Tick {
+        xt: Some(1_700_000_000_000_000_000),
+        ..Tick::new("MSFT".into(), 65_536, full.ts, quote)
     }
 }
 

@@ -63,11 +63,11 @@ fn every_format_of_the_same_market_reads_to_the_same_updates() {
         lobster
             .iter()
             .filter(|u| u.traded)
-            .map(|u| (u.px.unwrap(), u.sz.unwrap()))
+            .map(|u| (u.quote.px.unwrap(), u.quote.sz.unwrap()))
             .collect::<Vec<_>>(),
         [(100.05, 80), (100.03, 40), (100.0, 100)]
     );
-    assert_eq!(lobster.last().unwrap().vol, 220);
+    assert_eq!(lobster.last().unwrap().quote.vol, 220);
     for name in [
         "acme_seconds.csv",
         "acme_ms.csv",
@@ -102,7 +102,7 @@ fn several_files_merge_in_time_order_ties_in_command_line_order() {
         .collect();
     let order: Vec<(usize, f64)> = Merge::open(&files)
         .unwrap()
-        .map(|item| item.map(|(i, u)| (i, u.px.unwrap())).unwrap())
+        .map(|item| item.map(|(i, u)| (i, u.quote.px.unwrap())).unwrap())
         .collect();
     assert_eq!(
         order,
@@ -230,7 +230,7 @@ fn feed_record_writes_the_simulated_market_as_generic_csv() {
     let symbols: std::collections::BTreeSet<&str> = rows.iter().map(|u| &*u.sym).collect();
     assert_eq!(symbols.len(), 5);
     assert!(
-        rows.iter().all(|u| u.bid < u.ask),
+        rows.iter().all(|u| u.quote.bid < u.quote.ask),
         "the simulated market never crosses"
     );
 }

@@ -144,19 +144,8 @@ struct World {
 
 fn tick(sym: &str, seq: u64) -> Tick {
     Tick {
-        sym: sym.into(),
-        seq,
         ts: seq,
-        xt: None,
-        px: Some(100.0 + seq as f64 / 100.0),
-        sz: Some(seq),
-        bid: None,
-        ask: None,
-        bsz: None,
-        asz: None,
-        vol: seq * 10,
-        snap: None,
-        n: 0,
+        ..Tick::test(sym, seq)
     }
 }
 

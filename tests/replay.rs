@@ -121,14 +121,14 @@ fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the
     let trades: Vec<(u64, f64, u64)> = updates
         .iter()
         .filter(|u| u.traded)
-        .map(|u| (u.xt, u.px.unwrap(), u.sz.unwrap()))
+        .map(|u| (u.xt, u.quote.px.unwrap(), u.quote.sz.unwrap()))
         .collect();
     assert_eq!(
         trades, executions,
         "every execution, in file order, with its price, size and time"
     );
     assert_eq!(
-        updates.last().unwrap().vol,
+        updates.last().unwrap().quote.vol,
         executions.iter().map(|e| e.2).sum::<u64>()
     );
     assert!(
@@ -136,7 +136,7 @@ fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the
         "original times never go back"
     );
     for (before, u) in updates.iter().zip(&updates[1..]) {
-        if let (Some(bid), Some(ask)) = (u.bid, u.ask) {
+        if let (Some(bid), Some(ask)) = (u.quote.bid, u.quote.ask) {
             assert!(
                 bid < ask,
                 "crossed book after line {}: {bid} >= {ask}",
@@ -144,9 +144,10 @@ fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the
             );
         }
         if u.traded {
-            let px = u.px.unwrap();
+            let px = u.quote.px.unwrap();
             assert!(
-                before.bid.is_none_or(|b| b <= px) && before.ask.is_none_or(|a| px <= a),
+                before.quote.bid.is_none_or(|b| b <= px)
+                    && before.quote.ask.is_none_or(|a| px <= a),
                 "trade at {px} outside {before:?} on line {}",
                 u.line
             );
@@ -164,14 +165,14 @@ async fn lobster_sample_replays_to_a_websocket_client_with_the_files_prices_size
  {
     let path = lobster_path();
     let (expected, _) = lobster_updates(&path);
-    let (rows, pass_vol) = (expected.len() as u64, expected.last().unwrap().vol);
+    let (rows, pass_vol) = (expected.len() as u64, expected.last().unwrap().quote.vol);
     let last_trade = expected
         .iter()
         .rev()
         .find(|u| u.traded)
-        .map(|u| (u.px, u.sz))
+        .map(|u| (u.quote.px, u.quote.sz))
         .unwrap();
-    let started = tickfeed::source::now_ns();
+    let started = tickfeed::clock::now_ns();
     let server = start_server(&[
         "--replay",
         path.to_str().unwrap(),
@@ -208,27 +209,27 @@ async fn lobster_sample_replays_to_a_websocket_client_with_the_files_prices_size
         );
         assert_eq!(
             tick["px"].as_f64(),
-            want.px.or(carried.0),
+            want.quote.px.or(carried.0),
             "price at seq {seq}"
         );
         assert_eq!(
             tick["sz"].as_u64(),
-            want.sz.or(carried.1),
+            want.quote.sz.or(carried.1),
             "size at seq {seq}"
         );
         assert_eq!(
             (tick["bid"].as_f64(), tick["ask"].as_f64()),
-            (want.bid, want.ask),
+            (want.quote.bid, want.quote.ask),
             "touch at seq {seq}"
         );
         assert_eq!(
             (tick["bsz"].as_u64(), tick["asz"].as_u64()),
-            (want.bsz, want.asz),
+            (want.quote.bsz, want.quote.asz),
             "touch sizes at seq {seq}"
         );
         assert_eq!(
             tick["vol"].as_u64(),
-            Some(pass * pass_vol + want.vol),
+            Some(pass * pass_vol + want.quote.vol),
             "volume grows across passes"
         );
         assert!(
@@ -307,7 +308,7 @@ async fn looping_keeps_seq_and_volume_growing_while_original_times_restart() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let (per_pass, pass_vol) = (rows.len() as u64, rows.last().unwrap().vol);
+    let (per_pass, pass_vol) = (rows.len() as u64, rows.last().unwrap().quote.vol);
     let server = start_server(&["--replay", &file, "--speed", "max", "--loop"]).await;
     server
         .wait_for_stats("the symbol declared", |s| s["symbols"] == 1)
@@ -336,7 +337,7 @@ async fn looping_keeps_seq_and_volume_growing_while_original_times_restart() {
         );
         assert_eq!(
             tick["vol"].as_u64(),
-            Some(pass * pass_vol + row.vol),
+            Some(pass * pass_vol + row.quote.vol),
             "volume keeps growing"
         );
         previous = seq;

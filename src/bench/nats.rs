@@ -11,10 +11,10 @@
 
 use super::connection::Wire;
 use super::nats_client::{self, NatsError};
+use crate::clock::now_ns;
 use crate::codec::{Encoding, encode_event};
 use crate::protocol::Event;
 use crate::source::generator::{GeneratorConfig, Market};
-use crate::source::now_ns;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -320,24 +320,21 @@ pub fn msgpack_events(
 mod tests {
     use super::*;
     use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_frame};
-    use crate::protocol::{Event, Tick};
+    use crate::protocol::{Event, Quote, Tick};
 
     fn tick(seq: u64, n: u32, snap: Option<bool>) -> Tick {
-        Tick {
-            sym: "BRK.B".into(),
-            seq,
-            ts: 1_764_000_000_123_456_789,
-            xt: Some(5),
-            px: Some(189.25),
-            sz: Some(100),
+        let mut tick = Tick::test("BRK.B", seq);
+        tick.ts = 1_764_000_000_123_456_789;
+        tick.xt = Some(5);
+        tick.quote = Quote {
             bid: Some(1e-7),
             ask: Some(-3.5e10),
             bsz: None,
             asz: None,
             vol: 1_234_567,
-            snap,
-            n,
-        }
+            ..tick.quote
+        };
+        Tick { snap, n, ..tick }
     }
 
     fn read(encoding: Encoding, frame: &[u8]) -> Vec<(Kind, String, u64, u64, u64, bool)> {

@@ -21,6 +21,7 @@ pub mod reader;
 pub mod record;
 pub mod time;
 
+use crate::protocol::Quote;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,15 +33,10 @@ pub struct Update {
     /// Original event time, ns since the Unix epoch.
     pub xt: u64,
     pub sym: Arc<str>,
-    /// Last trade, carried forward until the next one.
-    pub px: Option<f64>,
-    pub sz: Option<u64>,
-    pub bid: Option<f64>,
-    pub ask: Option<f64>,
-    pub bsz: Option<u64>,
-    pub asz: Option<u64>,
-    /// Shares traded in this file so far.
-    pub vol: u64,
+    /// The symbol's market after the event: the last trade carried forward
+    /// until the next one, and `vol` counting shares traded in this file
+    /// so far.
+    pub quote: Quote,
     /// This event is a trade (its `px` and `sz` are new).
     pub traded: bool,
 }

@@ -9,8 +9,9 @@
 use super::args::RecordArgs;
 use super::generic::Writer;
 use super::{FeedError, Progress, Update, progress_bar};
+use crate::clock::now_ns;
 use crate::source::generator::{GeneratorConfig, Market};
-use crate::source::{now_ns, universe};
+use crate::source::universe;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -60,19 +61,15 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
     for i in 0..rows {
         let xt = start + (i as f64 * step_ns) as u64;
         let tick = market.next_tick(xt);
-        let before = volumes.insert(tick.sym.clone(), tick.vol).unwrap_or(0);
+        let before = volumes
+            .insert(tick.sym.clone(), tick.quote.vol)
+            .unwrap_or(0);
         let update = Update {
             line: 0,
             xt,
-            traded: tick.vol > before,
+            traded: tick.quote.vol > before,
             sym: tick.sym,
-            px: tick.px,
-            sz: tick.sz,
-            bid: tick.bid,
-            ask: tick.ask,
-            bsz: tick.bsz,
-            asz: tick.asz,
-            vol: tick.vol,
+            quote: tick.quote,
         };
         writer.write(&update).map_err(write_error)?;
         if i % PROGRESS_EVERY == 0 {
@@ -125,10 +122,7 @@ mod tests {
         });
         for u in &updates {
             let t = market.next_tick(u.xt);
-            assert_eq!(
-                (&t.sym, t.px, t.sz, t.bid, t.ask, t.bsz, t.asz, t.vol),
-                (&u.sym, u.px, u.sz, u.bid, u.ask, u.bsz, u.asz, u.vol)
-            );
+            assert_eq!((&t.sym, t.quote), (&u.sym, u.quote));
         }
         run(&args).unwrap();
         assert_eq!(

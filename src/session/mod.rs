@@ -13,6 +13,7 @@ pub mod outbox;
 mod requests;
 mod write_state;
 
+use crate::clock::now_ns;
 use crate::codec::Encoding;
 use crate::config::Limits;
 use crate::conflate::Mailbox;
@@ -20,7 +21,6 @@ use crate::protocol::{ErrorCode, Event, RequestError, parse_json_request, parse_
 use crate::ratelimit::RequestBudget;
 use crate::router::{ClientId, RouterHandle};
 use crate::shutdown::Shutdown;
-use crate::source::now_ns;
 use crate::stats::{Stage, Stats, record_latencies};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;

@@ -158,7 +158,7 @@ impl Harness {
                 let batch = SYMBOLS
                     .iter()
                     .map(|s| {
-                        let mut tick = crate::router::tests::tick(s, seq);
+                        let mut tick = crate::protocol::Tick::test(s, seq);
                         tick.ts = ts;
                         tick
                     })
@@ -230,7 +230,7 @@ async fn session_over_channels_says_hello_answers_and_streams() {
     let mut harness = Harness::start(MAX_LAG).await;
     harness.send(r#"{"op":"subscribe","id":1,"symbols":["AAPL"]}"#);
     assert_eq!(events(&harness.next_message().await)[0]["ev"], "ack");
-    let tick = crate::router::tests::tick("AAPL", 1);
+    let tick = crate::protocol::Tick::test("AAPL", 1);
     harness
         .source
         .send(SourceMsg::Ticks(vec![tick]))

@@ -9,8 +9,9 @@
 //! the wall clock so that a late wake-up catches up instead of drifting.
 
 use super::universe::Listing;
-use super::{SourceMsg, SourceSender, now_ns};
-use crate::protocol::Tick;
+use super::{SourceMsg, SourceSender};
+use crate::clock::now_ns;
+use crate::protocol::{Quote, Tick};
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
@@ -143,11 +144,7 @@ impl Market {
             s.vol += lots * 100;
         }
         s.seq += 1;
-        Tick {
-            sym: s.sym.clone(),
-            seq: s.seq,
-            ts: now,
-            xt: None,
+        let quote = Quote {
             px: s.last_px,
             sz: s.last_sz,
             bid: Some(bid),
@@ -155,9 +152,8 @@ impl Market {
             bsz: Some(100 * (1 + rng.random_range(0..30u64))),
             asz: Some(100 * (1 + rng.random_range(0..30u64))),
             vol: s.vol,
-            snap: None,
-            n: 0,
-        }
+        };
+        Tick::new(s.sym.clone(), s.seq, now, quote)
     }
 }
 
@@ -245,17 +241,17 @@ mod tests {
         for _ in 0..200_000 {
             now += 50_000;
             let t = m.next_tick(now);
-            let (bid, ask) = (t.bid.unwrap(), t.ask.unwrap());
+            let (bid, ask) = (t.quote.bid.unwrap(), t.quote.ask.unwrap());
             assert!(bid > 0.0 && bid < ask, "{t:?}");
             let grid = tick_size(bid);
             assert!(((bid / grid) - (bid / grid).round()).abs() < 1e-6, "{t:?}");
-            if let Some(sz) = t.sz {
+            if let Some(sz) = t.quote.sz {
                 assert_eq!(sz % 100, 0, "round lots");
             }
             let prev = last_vol
-                .insert(t.sym.clone(), (t.vol, t.seq))
+                .insert(t.sym.clone(), (t.quote.vol, t.seq))
                 .unwrap_or((0, 0));
-            assert!(t.vol >= prev.0, "volume never falls");
+            assert!(t.quote.vol >= prev.0, "volume never falls");
             assert_eq!(t.seq, prev.1 + 1, "seq +1 per update of a symbol");
         }
     }

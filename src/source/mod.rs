@@ -16,7 +16,6 @@ use crate::protocol::Tick;
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::stats::Stats;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// What a source sends to the router.
@@ -43,13 +42,6 @@ pub type SourceReceiver = mpsc::Receiver<SourceMsg>;
 
 pub fn channel() -> (SourceSender, SourceReceiver) {
     mpsc::channel(SOURCE_QUEUE_BATCHES)
-}
-
-/// Nanoseconds since the Unix epoch: the clock of every `ts`.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A source that cannot start.
