@@ -33,5 +33,6 @@ pub mod source;
 pub mod stats;
 pub mod symbols;
 pub mod tls;
+pub mod units;
 #[cfg(test)]
 mod wire_bytes;

@@ -40,13 +40,11 @@ fn trade_only() -> Tick {
 /// A quote and no trade yet.
 fn quote_only() -> Tick {
     let quote = Quote {
-        px: None,
-        sz: None,
         bid: Some(1.0825),
         ask: Some(1.0826),
         bsz: Some(1_000_000),
         asz: Some(2_500_000),
-        vol: 0,
+        ..Quote::default()
     };
     Tick::new("EUR/USD".into(), 1, 5, quote)
 }

@@ -160,13 +160,6 @@ async fn ticks_in(node: &Node) -> u64 {
         .expect("ticks_in")
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_on_two_edges_get_identical_seq_streams_and_every_edge_the_same_snapshots() {
     let scratch = Scratch::new("identical");
@@ -340,7 +333,7 @@ async fn a_restarted_source_continues_seq_where_the_last_one_stopped() {
     let mut ticks = live_until(&mut client, "AAPL", |t| t.len() >= 10).await;
 
     first.kill().await;
-    let restarted_at = now_ns();
+    let restarted_at = tickfeed::clock::now_ns();
     let second = Node::start(&scratch, "source2", "source", &broker.url(), FEED).await;
     let from_second = |t: &Value| t["ts"].as_u64().unwrap() >= restarted_at;
     ticks.extend(

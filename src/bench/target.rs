@@ -123,12 +123,8 @@ impl Target {
     async fn start_in_process(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
         let rate = point.rate.context("in-process runs need a rate")?;
         let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
-        let mut config = ServeConfig::with_source(SourceConfig::Generator(GeneratorConfig {
-            listings,
-            rate,
-            seed: plan.seed,
-            skew: plan.skew,
-        }));
+        let generator = GeneratorConfig::new(listings, rate, plan.seed, plan.skew)?;
+        let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.limits.max_connections = DEFAULT_MAX_CONNECTIONS.max(point.clients + 100);
         config.max_symbols = DEFAULT_MAX_SYMBOLS.max(plan.symbols);
@@ -179,12 +175,7 @@ impl Target {
             .context("--nats-ws-url is required with --target nats")?;
         let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
         let symbols = listings.iter().map(|l| l.symbol.clone()).collect();
-        let market = GeneratorConfig {
-            listings,
-            rate,
-            seed: plan.seed,
-            skew: plan.skew,
-        };
+        let market = GeneratorConfig::new(listings, rate, plan.seed, plan.skew)?;
         let publisher = Publisher::start(&plan.nats_url, market, plan.encoding).await?;
         Ok(Self {
             description: format!("{} at {ws_url}", publisher.server),

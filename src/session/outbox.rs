@@ -332,8 +332,8 @@ pub fn reply_frame(encoding: Encoding, events: &[Event]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Retention;
     use crate::protocol::Tick;
+    use crate::router::Retention;
 
     const MAX_LAG: Duration = Duration::from_millis(500);
 

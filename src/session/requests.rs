@@ -2,8 +2,8 @@
 //! outbox changes and the reply events (ack, error, symbols, pong and
 //! snapshots), in the order the client receives them.
 
+use super::Limits;
 use super::outbox::Outbox;
-use crate::config::Limits;
 use crate::protocol::{ErrorCode, Event, Request, SymbolSet, WILDCARD};
 use crate::router::{ClientId, RouterGone, RouterHandle};
 use tokio::time::Instant;

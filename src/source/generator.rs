@@ -34,14 +34,75 @@ const TRADE_SHARE: f64 = 0.3;
 /// Trading seconds per year, to turn annual volatility into per-update steps.
 const TRADING_SECONDS_PER_YEAR: f64 = 252.0 * 6.5 * 3600.0;
 
-/// Generator settings, validated by the CLI.
+/// Market-like activity when not told otherwise: a few symbols far busier
+/// than most.
+pub const DEFAULT_SKEW: f64 = 1.0;
+
+/// Generator settings, checked once by [`GeneratorConfig::new`] whichever
+/// command asks (`serve`, `bench`, `feed record`).
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
     pub listings: Vec<Listing>,
     /// Total updates per second over all symbols.
     pub rate: f64,
     pub seed: u64,
+    /// How unevenly updates are spread: 0 is round robin, 1 a Zipf law.
     pub skew: f64,
+}
+
+/// A generator setting that cannot work, named by its flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--{flag}: {msg}")]
+pub struct GeneratorError {
+    pub flag: &'static str,
+    pub msg: &'static str,
+}
+
+/// Checks `--rate`: a positive, finite number of updates per second.
+pub fn check_rate(rate: f64) -> Result<f64, GeneratorError> {
+    if rate > 0.0 && rate.is_finite() {
+        Ok(rate)
+    } else {
+        Err(GeneratorError {
+            flag: "rate",
+            msg: "must be a positive number of updates per second",
+        })
+    }
+}
+
+/// Checks `--skew`: 0 (uniform) or more, finite.
+pub fn check_skew(skew: f64) -> Result<f64, GeneratorError> {
+    if skew >= 0.0 && skew.is_finite() {
+        Ok(skew)
+    } else {
+        Err(GeneratorError {
+            flag: "skew",
+            msg: "must be 0 (uniform) or more",
+        })
+    }
+}
+
+impl GeneratorConfig {
+    /// The one place generator settings are checked.
+    pub fn new(
+        listings: Vec<Listing>,
+        rate: f64,
+        seed: u64,
+        skew: f64,
+    ) -> Result<Self, GeneratorError> {
+        if listings.is_empty() {
+            return Err(GeneratorError {
+                flag: "symbols",
+                msg: "must be at least 1",
+            });
+        }
+        Ok(Self {
+            listings,
+            rate: check_rate(rate)?,
+            seed,
+            skew: check_skew(skew)?,
+        })
+    }
 }
 
 /// State of one simulated symbol.
@@ -225,12 +286,9 @@ mod tests {
     use crate::source::universe::{default_universe, sized};
 
     fn market(skew: f64, symbols: usize) -> Market {
-        Market::new(&GeneratorConfig {
-            listings: sized(default_universe(), symbols, 7),
-            rate: 1000.0,
-            seed: 7,
-            skew,
-        })
+        Market::new(
+            &GeneratorConfig::new(sized(default_universe(), symbols, 7), 1000.0, 7, skew).unwrap(),
+        )
     }
 
     #[test]
