@@ -6,7 +6,7 @@
 mod common;
 
 use clap::Parser;
-use common::{Client, DEADLINE, is_tick, poll, start_server};
+use common::{Client, DEADLINE, Scratch, is_tick, poll, start_server};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -44,14 +44,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tickfeed-replay-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -352,7 +344,7 @@ async fn looping_keeps_seq_and_volume_growing_while_original_times_restart() {
 
 #[tokio::test]
 async fn a_bad_row_is_skipped_and_counted_in_stats_by_default() {
-    let dir = scratch("skip");
+    let dir = Scratch::new("replay-skip");
     let file = write(
         &dir,
         "bad.csv",
@@ -381,7 +373,7 @@ async fn a_bad_row_is_skipped_and_counted_in_stats_by_default() {
 
 #[test]
 fn startup_refuses_missing_empty_unknown_and_out_of_order_files_in_one_sentence() {
-    let dir = scratch("startup");
+    let dir = Scratch::new("replay-startup");
     let missing = dir.join("missing.csv").display().to_string();
     assert_eq!(
         startup_error(&["--replay", &missing]),
@@ -452,7 +444,7 @@ fn startup_refuses_missing_empty_unknown_and_out_of_order_files_in_one_sentence(
 
 #[test]
 fn strict_refuses_a_file_with_a_bad_row_and_serve_exits_non_zero() {
-    let dir = scratch("strict");
+    let dir = Scratch::new("replay-strict");
     let file = write(
         &dir,
         "bad.csv",
@@ -481,7 +473,7 @@ fn strict_refuses_a_file_with_a_bad_row_and_serve_exits_non_zero() {
 
 #[test]
 fn a_strict_replay_meeting_a_bad_row_while_serving_stops_the_server_non_zero() {
-    let dir = scratch("strict-live");
+    let dir = Scratch::new("replay-strict-live");
     let file = write(
         &dir,
         "feed.csv",
@@ -539,7 +531,7 @@ fn a_strict_replay_meeting_a_bad_row_while_serving_stops_the_server_non_zero() {
 
 #[tokio::test]
 async fn symbols_of_every_file_are_declared_before_their_first_tick() {
-    let dir = scratch("declare");
+    let dir = Scratch::new("replay-declare");
     let early = write(&dir, "early.csv", "ts,sym,px,sz\n1700000000,AAA,1,1\n");
     let late = write(&dir, "late.csv", "ts,sym,px,sz\n1700003600,ZZZ,1,1\n");
     let server = start_server(&["--replay", &early, &late, "--speed", "1"]).await;

@@ -5,12 +5,12 @@
 //! the controller a [`Summary`] once a second, never a message per event,
 //! and a last one when told to stop, then hands its [`Tally`] back.
 
-use super::check::{SeqCheck, Verdict};
 use super::connection::{Connection, Incoming, Pace};
 use super::parse::{self, EventView, Kind};
 use super::tally::{Summary, Tally};
 use crate::clock::now_ns;
 use crate::codec::Encoding;
+use crate::sequence::{SeqCheck, Verdict};
 use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
 use std::collections::HashMap;
