@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 /// What the API reads: the statistics and the router's symbol table.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub stats: Arc<Stats>,
     pub router: RouterHandle,
 }
 
-pub async fn symbols(State(app): State<ApiState>) -> Json<Vec<Event>> {
+pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<Event>> {
     let ticks = app
         .router
         .table()
@@ -30,11 +30,11 @@ pub async fn symbols(State(app): State<ApiState>) -> Json<Vec<Event>> {
     Json(ticks)
 }
 
-pub async fn stats(State(app): State<ApiState>) -> Json<crate::stats::StatsSnapshot> {
+pub(crate) async fn stats(State(app): State<ApiState>) -> Json<crate::stats::StatsSnapshot> {
     Json(app.stats.snapshot(app.router.table().len()))
 }
 
-pub async fn metrics(State(app): State<ApiState>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(app): State<ApiState>) -> impl IntoResponse {
     let text = crate::metrics::render(&app.stats.snapshot(app.router.table().len()));
     (
         [(

@@ -25,7 +25,10 @@
 //!
 //! The modules that only the server uses inside (HTTP API handlers,
 //! assets, the accept loop, the handshake cap, the request budget, the feed
-//! thread, the scheduling-lag watcher) are private to the crate.
+//! thread, the scheduling-lag watcher) are private to the crate, and
+//! `unreachable_pub` keeps every item that is not exported `pub(crate)`.
+
+#![warn(unreachable_pub)]
 
 pub mod auth;
 pub mod bench;

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 /// Kinds of event the bench tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Tick,
     Ack,
     Error,
@@ -36,7 +36,7 @@ impl Kind {
 
 /// The fields of one event the bench uses; absent numbers read as 0.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventView<'a> {
+pub(super) struct EventView<'a> {
     pub kind: Kind,
     pub sym: Cow<'a, str>,
     pub seq: u64,
@@ -48,13 +48,13 @@ pub struct EventView<'a> {
 /// A frame the bench cannot read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("unreadable frame at byte {at}: {what}")]
-pub struct ParseError {
+pub(super) struct ParseError {
     pub at: usize,
     pub what: &'static str,
 }
 
 /// Calls `on_event` for every event of a JSON frame.
-pub fn json_events(
+pub(super) fn json_events(
     frame: &[u8],
     mut on_event: impl FnMut(EventView<'_>),
 ) -> Result<(), ParseError> {
@@ -297,7 +297,7 @@ impl<'a> From<WireEvent<'a>> for EventView<'a> {
 }
 
 /// Calls `on_event` for every event of a MessagePack frame.
-pub fn msgpack_events(
+pub(super) fn msgpack_events(
     frame: &[u8],
     mut on_event: impl FnMut(EventView<'_>),
 ) -> Result<(), ParseError> {
