@@ -9,21 +9,7 @@ use tickfeed::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use tickfeed::protocol::{Event, Tick};
 
 fn tick() -> Tick {
-    Tick {
-        sym: "AAPL".into(),
-        seq: 42,
-        ts: 1_764_000_000_123_456_789,
-        xt: None,
-        px: Some(189.25),
-        sz: Some(100),
-        bid: Some(189.24),
-        ask: Some(189.26),
-        bsz: Some(300),
-        asz: Some(200),
-        vol: 1_234_567,
-        snap: None,
-        n: 0,
-    }
+    Tick::test("AAPL", 42)
 }
 
 fn encoding(c: &mut Criterion) {

@@ -19,18 +19,7 @@ const UPDATES_PER_SYMBOL: u64 = 100;
 fn tick(sym: &Arc<str>, seq: u64) -> Tick {
     Tick {
         sym: sym.clone(),
-        seq,
-        ts: tickfeed::source::now_ns(),
-        xt: None,
-        px: Some(10.0),
-        sz: Some(100),
-        bid: Some(9.99),
-        ask: Some(10.01),
-        bsz: Some(300),
-        asz: Some(200),
-        vol: seq * 100,
-        snap: None,
-        n: 0,
+        ..Tick::test("", seq)
     }
 }
 

@@ -14,21 +14,7 @@ use tickfeed::stats::Stats;
 use tickfeed::symbols::SymbolTable;
 
 fn tick(seq: u64) -> Tick {
-    Tick {
-        sym: "AAPL".into(),
-        seq,
-        ts: tickfeed::source::now_ns(),
-        xt: None,
-        px: Some(189.25),
-        sz: Some(100),
-        bid: Some(189.24),
-        ask: Some(189.26),
-        bsz: Some(300),
-        asz: Some(200),
-        vol: seq * 100,
-        snap: None,
-        n: 0,
-    }
+    Tick::test("AAPL", seq)
 }
 
 fn fanout(c: &mut Criterion) {

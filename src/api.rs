@@ -1,16 +1,25 @@
 //! HTTP API beside `/ws`: `/api/symbols` (latest tick of every symbol),
 //! `/api/stats` (counters and latency percentiles as JSON) and `/metrics`
-//! (the same in Prometheus text format).
+//! (the same in Prometheus text format). The server hands each handler an
+//! [`ApiState`]; nothing here knows the rest of the server.
 
 use crate::protocol::Event;
-use crate::server::AppState;
+use crate::router::RouterHandle;
+use crate::stats::Stats;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::Arc;
 
-pub async fn symbols(State(app): State<Arc<AppState>>) -> Json<Vec<Event>> {
+/// What the API reads: the statistics and the router's symbol table.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub stats: Arc<Stats>,
+    pub router: RouterHandle,
+}
+
+pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<Event>> {
     let ticks = app
         .router
         .table()
@@ -21,11 +30,11 @@ pub async fn symbols(State(app): State<Arc<AppState>>) -> Json<Vec<Event>> {
     Json(ticks)
 }
 
-pub async fn stats(State(app): State<Arc<AppState>>) -> Json<crate::stats::StatsSnapshot> {
+pub(crate) async fn stats(State(app): State<ApiState>) -> Json<crate::stats::StatsSnapshot> {
     Json(app.stats.snapshot(app.router.table().len()))
 }
 
-pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(app): State<ApiState>) -> impl IntoResponse {
     let text = crate::metrics::render(&app.stats.snapshot(app.router.table().len()));
     (
         [(

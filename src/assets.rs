@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 struct WebAssets;
 
 /// Serves `/` as `index.html` and any other path from `web/`.
-pub async fn serve(uri: Uri) -> Response {
+pub(crate) async fn serve(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     match WebAssets::get(path) {

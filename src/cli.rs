@@ -5,6 +5,7 @@ use crate::auth::Tokens;
 use crate::config::{self, Limits, ServeConfig, SourceConfig};
 use crate::source::generator::GeneratorConfig;
 use crate::source::universe;
+use crate::units::{parse_duration, parse_rate, parse_size};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +29,35 @@ pub enum Command {
     /// Measure fan-out latency (in-process server, --url, or nats-server).
     Bench(crate::bench::BenchArgs),
     /// Record, check and convert feed files (see docs/replay.md).
-    Feed(crate::feed::args::FeedArgs),
+    Feed(FeedArgs),
+}
+
+/// Record, check and convert feed files (see docs/replay.md).
+#[derive(Debug, Clone, Args)]
+pub struct FeedArgs {
+    #[command(subcommand)]
+    pub command: FeedCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum FeedCommand {
+    /// Record the simulated feed to a generic CSV file.
+    Record(crate::source::record::RecordArgs),
+    /// Validate and summarise feed files; lists every bad row and exits
+    /// non-zero if there is one.
+    Check(crate::feed::args::CheckArgs),
+    /// Write feed files of any supported format, merged in time order, as
+    /// one generic CSV.
+    Convert(crate::feed::args::ConvertArgs),
+}
+
+/// Runs a `tickfeed feed` subcommand.
+pub fn run_feed(args: FeedArgs) -> Result<(), crate::feed::FeedError> {
+    match args.command {
+        FeedCommand::Check(check) => crate::feed::check::run(&check),
+        FeedCommand::Convert(convert) => crate::feed::convert::run(&convert),
+        FeedCommand::Record(record) => crate::source::record::run(&record),
+    }
 }
 
 /// Options of `tickfeed serve`.
@@ -172,6 +201,8 @@ pub enum ConfigError {
     #[error("--{flag}: {msg}")]
     Invalid { flag: &'static str, msg: String },
     #[error(transparent)]
+    Generator(#[from] crate::source::generator::GeneratorError),
+    #[error(transparent)]
     Universe(#[from] universe::UniverseError),
     #[error(transparent)]
     Feed(#[from] crate::feed::FeedError),
@@ -191,15 +222,6 @@ fn invalid(flag: &'static str, msg: impl Into<String>) -> ConfigError {
 impl ServeArgs {
     /// Validates the flags into a [`ServeConfig`].
     pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
-        if !(self.rate > 0.0 && self.rate.is_finite()) {
-            return Err(invalid(
-                "rate",
-                "must be a positive number of updates per second",
-            ));
-        }
-        if !(self.skew >= 0.0 && self.skew.is_finite()) {
-            return Err(invalid("skew", "must be 0 (uniform) or more"));
-        }
         if self.heartbeat.is_zero() || self.stall_timeout.is_zero() {
             return Err(invalid(
                 "heartbeat",
@@ -240,12 +262,8 @@ impl ServeArgs {
         }
         let seed = self.seed.unwrap_or_else(rand::random);
         let listings = universe::sized(base, count, seed);
-        let mut config = ServeConfig::with_source(SourceConfig::Generator(GeneratorConfig {
-            listings,
-            rate: self.rate,
-            seed,
-            skew: self.skew,
-        }));
+        let generator = GeneratorConfig::new(listings, self.rate, seed, self.skew)?;
+        let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         if !self.replay.is_empty() {
             config.source = SourceConfig::Replay(crate::source::replay::ReplayConfig::prepare(
                 self.replay_options(),
@@ -307,41 +325,6 @@ impl ServeArgs {
     }
 }
 
-/// `15`, `15s`, `500ms`, `2m`: a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return if secs >= 0.0 && secs.is_finite() {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("{text:?} is not a duration"))
-        };
-    }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration ({e}); try 15s or 500ms"))
-}
-
-/// `65536`, `64k`, `64KiB`, `1M`, `1MiB`: binary multiples.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let (number, multiplier) = split_unit(
-        text,
-        &[
-            ("kib", 1 << 10),
-            ("k", 1 << 10),
-            ("mib", 1 << 20),
-            ("m", 1 << 20),
-            ("gib", 1 << 30),
-            ("g", 1 << 30),
-            ("b", 1),
-        ],
-    );
-    number
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("{text:?} is not a size; try 65536, 64KiB or 1MiB"))
-}
-
 /// `--history`: a count of updates up to [`crate::history::MAX_HISTORY`].
 fn parse_history(text: &str) -> Result<usize, String> {
     let most = crate::history::MAX_HISTORY;
@@ -350,28 +333,6 @@ fn parse_history(text: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| *n <= most)
         .ok_or_else(|| format!("{text:?} is not a count of updates from 0 to {most}"))
-}
-
-/// `20000`, `20k`, `1.5M`: decimal multiples.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let (number, multiplier) = split_unit(text, &[("k", 1_000), ("m", 1_000_000)]);
-    number
-        .parse::<f64>()
-        .ok()
-        .map(|n| n * multiplier as f64)
-        .filter(|n| n.is_finite())
-        .ok_or_else(|| format!("{text:?} is not a number; try 20000 or 20k"))
-}
-
-fn split_unit<'a>(text: &'a str, units: &[(&str, usize)]) -> (&'a str, usize) {
-    let trimmed = text.trim();
-    let lower = trimmed.to_ascii_lowercase();
-    for (unit, multiplier) in units {
-        if lower.ends_with(unit) && lower.len() > unit.len() {
-            return (trimmed[..trimmed.len() - unit.len()].trim(), *multiplier);
-        }
-    }
-    (trimmed, 1)
 }
 
 #[cfg(test)]
@@ -400,16 +361,6 @@ mod tests {
             panic!("the generator is the default source")
         };
         assert_eq!((g.rate, g.listings.len(), g.skew), (20_000.0, 1000, 0.0));
-    }
-
-    #[test]
-    fn human_units_parse() {
-        assert_eq!(parse_size("64KiB"), Ok(65536));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_rate("1.5k"), Ok(1500.0));
-        assert!(parse_size("lots").is_err());
     }
 
     #[test]

@@ -233,21 +233,11 @@ mod tests {
     use super::*;
 
     fn tick(n: u32) -> Tick {
-        Tick {
-            sym: "AAPL".into(),
-            seq: 42,
-            ts: 1_764_000_000_123_456_789,
-            xt: None,
-            px: Some(189.25),
-            sz: Some(100),
-            bid: Some(189.24),
-            ask: Some(189.26),
-            bsz: Some(300),
-            asz: Some(200),
-            vol: 1_234_567,
-            snap: None,
-            n,
-        }
+        let mut tick = Tick::test("AAPL", 42);
+        tick.ts = 1_764_000_000_123_456_789;
+        tick.quote.vol = 1_234_567;
+        tick.n = n;
+        tick
     }
 
     #[test]

@@ -2,7 +2,13 @@
 //! once into a [`ServeConfig`]; the rest of the server only sees valid
 //! values. Every default is a named constant with the reason for its value.
 
-use crate::source::generator::GeneratorConfig;
+pub use crate::session::limits::{
+    DEFAULT_ABUSE_THRESHOLD, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_REQUEST_BURST,
+    DEFAULT_REQUESTS_PER_SEC, Limits,
+};
+pub use crate::source::SourceConfig;
+pub use crate::source::generator::DEFAULT_SKEW;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,29 +16,10 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Lively dashboard, a fraction of one core.
 pub const DEFAULT_RATE: f64 = 5_000.0;
-/// Market-like activity: a few symbols far busier than most.
-pub const DEFAULT_SKEW: f64 = 1.0;
 /// The protocol's `heartbeat_s` example; idle proxies keep 30-60 s.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// The protocol's default (`docs/protocol.md`).
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Room for the 10,000-client benchmark with margin; each idle connection
-/// costs a few KiB, so this stays far below the machine's memory.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
-/// Enough for a watchlist screen; `*` counts as one.
-pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1_000;
-/// The protocol's default request size.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
-/// Largest WebSocket message accepted at all; above it the connection is
-/// closed with 1009. Between the request limit and this, the request is
-/// refused with `too_large` and the connection stays.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
-/// A dashboard sends a handful of requests per second; scripts a burst.
-pub const DEFAULT_REQUESTS_PER_SEC: f64 = 50.0;
-pub const DEFAULT_REQUEST_BURST: f64 = 100.0;
-/// Refused requests (rate-limited or malformed) in excess of accepted ones
-/// after which the connection is closed with 1008.
-pub const DEFAULT_ABUSE_THRESHOLD: u32 = 200;
 /// Symbol table capacity; each subscribing connection holds one bit per
 /// symbol of it (16,384 = 2 KiB).
 pub const DEFAULT_MAX_SYMBOLS: usize = 16_384;
@@ -62,40 +49,6 @@ pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(500);
 /// connection, 512 B measured 4.9 KB. Larger requests still work: the
 /// buffer grows while one is read.
 pub const READ_BUFFER_BYTES: usize = 512;
-
-/// Where updates come from.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    Generator(GeneratorConfig),
-    /// Recorded files (`--replay`), read through once already.
-    Replay(crate::source::replay::ReplayConfig),
-}
-
-/// Per-connection limits (`docs/protocol.md`, "Limits and close codes").
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub max_subscriptions: usize,
-    pub max_request_bytes: usize,
-    pub max_message_bytes: usize,
-    pub requests_per_sec: f64,
-    pub request_burst: f64,
-    pub abuse_threshold: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            requests_per_sec: DEFAULT_REQUESTS_PER_SEC,
-            request_burst: DEFAULT_REQUEST_BURST,
-            abuse_threshold: DEFAULT_ABUSE_THRESHOLD,
-        }
-    }
-}
 
 /// Everything `serve` needs, already validated.
 #[derive(Debug, Clone)]

@@ -12,14 +12,14 @@ use crate::shutdown::Shutdown;
 use tokio::runtime::{Builder, Handle};
 
 /// A running feed thread; tasks are spawned onto it with [`FeedThread::enter`].
-pub struct FeedThread {
+pub(crate) struct FeedThread {
     handle: Handle,
 }
 
 impl FeedThread {
     /// Starts the thread; it runs until `shutdown` fires (or its trigger is
     /// dropped), then drops its runtime and every task still on it.
-    pub fn start(mut shutdown: Shutdown) -> std::io::Result<Self> {
+    pub(crate) fn start(mut shutdown: Shutdown) -> std::io::Result<Self> {
         let runtime = Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         std::thread::Builder::new()
@@ -30,7 +30,7 @@ impl FeedThread {
 
     /// Runs `start_tasks` with this thread's runtime as the current one, so
     /// every `tokio::spawn` inside it lands on the feed thread.
-    pub fn enter<T>(&self, start_tasks: impl FnOnce() -> T) -> T {
+    pub(crate) fn enter<T>(&self, start_tasks: impl FnOnce() -> T) -> T {
         let _entered = self.handle.enter();
         start_tasks()
     }

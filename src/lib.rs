@@ -3,28 +3,47 @@
 //! Data path (see `docs/architecture.md`):
 //! `source` -> `router` -> per-client `conflate::Mailbox` -> `session` -> socket.
 //! `server::start` runs it all in-process; `main.rs` only parses the command
-//! line and calls in here.
+//! line and calls in here. Imports flow one way, from the leaves (`clock`,
+//! `units`, `sequence`, `protocol`) up to the commands (`bench`, `cli`); the
+//! order is checked by `tests/imports.rs`.
+//!
+//! # What the library exports, and for whom
+//!
+//! - **The wire, for Rust clients and the bench:** [`protocol`] (requests,
+//!   events, [`protocol::Tick`] and its market fields [`protocol::Quote`]),
+//!   [`codec`] (JSON and MessagePack bytes), and [`sequence`], the checker
+//!   of the conflation invariant the bench and the tests share.
+//! - **Running a server in-process** (tests, embedding, the bench):
+//!   [`server::start`] / [`server::run`] with a [`config::ServeConfig`],
+//!   which [`cli`] builds from `tickfeed serve` flags.
+//! - **The commands**, for `main.rs`: [`cli`] (`serve`, `bench`, `feed`),
+//!   [`bench::run`].
+//! - **Parts the integration tests and criterion benchmarks drive
+//!   directly:** [`router::Router`], [`symbols::SymbolTable`],
+//!   [`conflate::Mailbox`], [`session::outbox`], [`stats::Stats`], the feed
+//!   readers in [`feed`], [`clock::now_ns`] and the flag [`units`].
+//!
+//! The modules that only the server uses inside (HTTP API handlers,
+//! assets, the accept loop, the handshake cap, the request budget, the feed
+//! thread, the scheduling-lag watcher) are private to the crate, and
+//! `unreachable_pub` keeps every item that is not exported `pub(crate)`.
 
-pub mod api;
-pub mod assets;
+#![warn(unreachable_pub)]
+
 pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod conflate;
 pub mod feed;
-pub mod feed_thread;
 pub mod history;
-pub mod listener;
-pub mod metrics;
 pub mod nats;
 pub mod origin;
-pub mod pending;
 pub mod protocol;
-pub mod ratelimit;
 pub mod router;
-pub mod scheduling_lag;
+pub mod sequence;
 pub mod server;
 pub mod session;
 pub mod shutdown;
@@ -32,3 +51,16 @@ pub mod source;
 pub mod stats;
 pub mod symbols;
 pub mod tls;
+pub mod units;
+
+pub(crate) mod api;
+pub(crate) mod assets;
+pub(crate) mod feed_thread;
+pub(crate) mod listener;
+pub(crate) mod metrics;
+pub(crate) mod pending;
+pub(crate) mod ratelimit;
+pub(crate) mod scheduling_lag;
+
+#[cfg(test)]
+mod wire_bytes;

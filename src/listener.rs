@@ -33,7 +33,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How connections are accepted.
 #[derive(Debug, Clone)]
-pub struct ListenerSettings {
+pub(crate) struct ListenerSettings {
     /// Kernel send buffer per connection (`SO_SNDBUF`); 0 keeps the default.
     pub send_buffer: usize,
     pub tls: Option<TlsConfig>,
@@ -46,7 +46,7 @@ pub struct ListenerSettings {
 /// Accepts and serves connections until `stop` fires, then lets each open
 /// HTTP connection finish its current request. Upgraded WebSocket sessions
 /// run on their own tasks and close themselves on the same signal.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: axum::Router,
     settings: ListenerSettings,

@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Bench(args)) => tickfeed::bench::run(args).await.map(|_| ()),
-            Some(Command::Feed(args)) => tickfeed::feed::run(args).map_err(Into::into),
+            Some(Command::Feed(args)) => tickfeed::cli::run_feed(args).map_err(Into::into),
             None => serve(cli.serve).await,
         }
     });

@@ -21,7 +21,7 @@ struct StageLabels {
 }
 
 /// Renders a snapshot as Prometheus text.
-pub fn render(snapshot: &StatsSnapshot) -> String {
+pub(crate) fn render(snapshot: &StatsSnapshot) -> String {
     let mut registry = Registry::with_prefix("tickfeed");
     let gauges: [(&str, &str, u64); 4] = [
         (

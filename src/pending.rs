@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 /// The pending connections, oldest first, and their cap; shared by the
 /// accept loop and every connection task.
 #[derive(Debug, Clone)]
-pub struct PendingHandshakes {
+pub(crate) struct PendingHandshakes {
     /// Reason for the lock: taken once per accept and once per release to
     /// push, pop or remove one entry; never held across an `.await`.
     queue: Arc<Mutex<Queue>>,
@@ -45,7 +45,7 @@ struct Queue {
 /// What admitting a connection gives its task, and whether another
 /// connection was evicted to make room.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     pub slot: PendingSlot,
     pub eviction: Eviction,
     pub evicted_oldest: bool,
@@ -53,7 +53,7 @@ pub struct Admitted {
 
 impl PendingHandshakes {
     /// `cap` must be at least 1 (the CLI checks it).
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self {
             queue: Arc::default(),
             cap,
@@ -62,7 +62,7 @@ impl PendingHandshakes {
 
     /// Admits a newly accepted connection, evicting the oldest pending one
     /// if `cap` are pending already.
-    pub fn admit(&self) -> Admitted {
+    pub(crate) fn admit(&self) -> Admitted {
         let (evict, told) = oneshot::channel();
         let mut queue = self.queue.lock().expect("pending lock");
         let oldest = if queue.oldest_first.len() >= self.cap {
@@ -93,7 +93,7 @@ impl PendingHandshakes {
 /// One pending connection's slot: given back by [`PendingSlot::release`]
 /// or, at the latest, when dropped with its connection.
 #[derive(Debug)]
-pub struct PendingSlot {
+pub(crate) struct PendingSlot {
     id: u64,
     queue: Arc<Mutex<Queue>>,
 }
@@ -101,7 +101,7 @@ pub struct PendingSlot {
 impl PendingSlot {
     /// Gives the slot back; the connection can no longer be evicted. Later
     /// calls do nothing.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let mut queue = self.queue.lock().expect("pending lock");
         // Slots are mostly released in the order they were taken, so the
         // search ends near the front.
@@ -119,14 +119,14 @@ impl Drop for PendingSlot {
 
 /// Tells a pending connection's task that it was evicted.
 #[derive(Debug)]
-pub struct Eviction {
+pub(crate) struct Eviction {
     told: Option<oneshot::Receiver<()>>,
 }
 
 impl Eviction {
     /// Resolves when the connection is evicted; never, once its slot has
     /// been released. Safe to cancel and to call again after a cancel.
-    pub async fn evicted(&mut self) {
+    pub(crate) async fn evicted(&mut self) {
         if let Some(told) = self.told.as_mut() {
             let evicted = told.await.is_ok();
             self.told = None;
@@ -140,7 +140,7 @@ impl Eviction {
 
 /// A hyper service that gives back its connection's pending slot as soon
 /// as a request head has been read, then hands the request to `inner`.
-pub struct ReleaseOnFirstRequest<S> {
+pub(crate) struct ReleaseOnFirstRequest<S> {
     pub inner: S,
     pub slot: PendingSlot,
 }

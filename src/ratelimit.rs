@@ -9,7 +9,7 @@
 use tokio::time::Instant;
 
 #[derive(Debug)]
-pub struct RequestBudget {
+pub(crate) struct RequestBudget {
     rate_per_sec: f64,
     burst: f64,
     tokens: f64,
@@ -19,7 +19,7 @@ pub struct RequestBudget {
 }
 
 impl RequestBudget {
-    pub fn new(rate_per_sec: f64, burst: f64, abuse_threshold: u32, now: Instant) -> Self {
+    pub(crate) fn new(rate_per_sec: f64, burst: f64, abuse_threshold: u32, now: Instant) -> Self {
         Self {
             rate_per_sec,
             burst,
@@ -31,7 +31,7 @@ impl RequestBudget {
     }
 
     /// Takes one request's token; false means `rate_limited`.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now
             .saturating_duration_since(self.refilled_at)
             .as_secs_f64();
@@ -45,12 +45,12 @@ impl RequestBudget {
         }
     }
 
-    pub fn accepted(&mut self) {
+    pub(crate) fn accepted(&mut self) {
         self.abuse_score = self.abuse_score.saturating_sub(1);
     }
 
     /// Counts a refused request; true when the abuse is now sustained.
-    pub fn refused(&mut self) -> bool {
+    pub(crate) fn refused(&mut self) -> bool {
         self.abuse_score += 1;
         self.abuse_score >= self.abuse_threshold
     }

@@ -23,7 +23,7 @@ const TICK: Duration = Duration::from_millis(10);
 const WINDOW: Duration = Duration::from_secs(1);
 
 /// Starts the watcher on the current runtime; it ends with the server.
-pub fn spawn(stats: Arc<Stats>, mut shutdown: Shutdown, done: DoneGuard) {
+pub(crate) fn spawn(stats: Arc<Stats>, mut shutdown: Shutdown, done: DoneGuard) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -64,6 +64,15 @@ pub struct AppState {
     done: DoneGuard,
 }
 
+impl axum::extract::FromRef<Arc<AppState>> for crate::api::ApiState {
+    fn from_ref(app: &Arc<AppState>) -> Self {
+        crate::api::ApiState {
+            stats: app.stats.clone(),
+            router: app.router.clone(),
+        }
+    }
+}
+
 /// A server running in this process.
 pub struct RunningServer {
     pub addr: SocketAddr,

@@ -6,10 +6,11 @@
 mod common;
 
 use clap::Parser;
+use common::{Scratch, free_port};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tickfeed::cli::{Cli, Command};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -29,28 +30,6 @@ async fn bench(args: &[&str], json: &Path) -> Value {
     tickfeed::bench::run(args).await.expect("bench runs");
     serde_json::from_slice(&std::fs::read(json).expect("JSON report written"))
         .expect("JSON report parses")
-}
-
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("tickfeed-bench-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn number(v: &Value) -> f64 {
@@ -284,14 +263,6 @@ struct NatsServer {
     client_port: u16,
     ws_port: u16,
     _dir: Scratch,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl NatsServer {

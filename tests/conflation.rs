@@ -7,29 +7,10 @@
 
 mod common;
 
-use common::{Client, is_tick, start_server};
+use common::{Client, check_seq, is_tick, start_server};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::time::Duration;
-
-/// Checks seq order and the conflation invariant per symbol; returns
-/// (events checked, sum of n).
-fn check_invariant(last: &mut HashMap<String, u64>, tick: &Value) -> u64 {
-    let sym = tick["sym"].as_str().unwrap().to_string();
-    let seq = tick["seq"].as_u64().unwrap();
-    let n = tick["n"].as_u64().unwrap();
-    if tick.get("snap").is_none() {
-        if let Some(prev) = last.get(&sym) {
-            assert!(
-                seq > *prev,
-                "seq went backwards for {sym}: {prev} then {seq}"
-            );
-            assert_eq!(seq - prev - 1, n, "conflation invariant broken: {tick}");
-        }
-        last.insert(sym, seq);
-    }
-    n
-}
+use tickfeed::sequence::SeqByName;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_every_seq() {
@@ -57,14 +38,14 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
     slow.request(subscribe).await;
 
     let slow_task = tokio::spawn(async move {
-        let (mut last, mut events, mut merged) = (HashMap::new(), 0u64, 0u64);
+        let (mut last, mut events, mut merged) = (SeqByName::new(), 0u64, 0u64);
         while events < 30 || merged == 0 {
             let frame = slow
                 .read_frame()
                 .await
                 .expect("slow client stays connected");
             for tick in frame.iter().filter(|e| is_tick(e)) {
-                merged += check_invariant(&mut last, tick);
+                merged += check_seq(&mut last, tick);
                 events += 1;
             }
             // Deliberately slow reader (simulated work, not a wait).
@@ -72,11 +53,11 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
         }
         (events, merged)
     });
-    let (mut last, mut events) = (HashMap::new(), 0u64);
+    let (mut last, mut events) = (SeqByName::new(), 0u64);
     let mut gaps = 0;
     while events < 1500 {
         let tick = fast.wait_event(is_tick).await;
-        gaps += check_invariant(&mut last, &tick);
+        gaps += check_seq(&mut last, &tick);
         events += 1;
     }
     let (slow_events, slow_merged) = slow_task.await.unwrap();
@@ -120,10 +101,10 @@ async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() 
     // The healthy client reads all along, before and after the close.
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let reader = tokio::spawn(async move {
-        let (mut last, mut gaps, mut after) = (HashMap::new(), 0, 0);
+        let (mut last, mut gaps, mut after) = (SeqByName::new(), 0, 0);
         while after < 500 {
             let tick = healthy.wait_event(is_tick).await;
-            gaps += check_invariant(&mut last, &tick);
+            gaps += check_seq(&mut last, &tick);
             if matches!(
                 done_rx.try_recv(),
                 Ok(()) | Err(tokio::sync::oneshot::error::TryRecvError::Closed)
@@ -162,12 +143,12 @@ async fn max_hz_paces_only_its_own_symbols() {
     client
         .request(json!({"op":"subscribe","id":2,"symbols":["MSFT"],"snapshot":false}))
         .await;
-    let mut last = HashMap::new();
+    let mut last = SeqByName::new();
     let (mut msft_merged, mut aapl_events, mut aapl_merged) = (0, 0, 0);
     let mut msft_events = 0;
     while msft_events < 600 || aapl_events < 3 {
         let tick = client.wait_event(is_tick).await;
-        let n = check_invariant(&mut last, &tick);
+        let n = check_seq(&mut last, &tick);
         if tick["sym"] == "MSFT" {
             msft_events += 1;
             msft_merged += n;
@@ -209,27 +190,27 @@ async fn prompt_readers_of_hot_symbols_lose_nothing_beside_wide_and_slow_clients
     slow.request(json!({"op":"subscribe","id":2,"symbols":["*"],"snapshot":false}))
         .await;
     let wide_task = tokio::spawn(async move {
-        let (mut last, mut merged) = (HashMap::new(), 0);
+        let (mut last, mut merged) = (SeqByName::new(), 0);
         for _ in 0..20_000 {
-            merged += check_invariant(&mut last, &wide.wait_event(is_tick).await);
+            merged += check_seq(&mut last, &wide.wait_event(is_tick).await);
         }
         merged
     });
     let slow_task = tokio::spawn(async move {
-        let (mut last, mut merged, mut frames) = (HashMap::new(), 0, 0);
+        let (mut last, mut merged, mut frames) = (SeqByName::new(), 0, 0);
         while frames < 8 || merged == 0 {
             let frame = slow.read_frame().await.expect("the slow client stays");
             for tick in frame.iter().filter(|e| is_tick(e)) {
-                merged += check_invariant(&mut last, tick);
+                merged += check_seq(&mut last, tick);
             }
             frames += 1;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         merged
     });
-    let (mut last, mut merged) = (HashMap::new(), 0);
+    let (mut last, mut merged) = (SeqByName::new(), 0);
     for _ in 0..5_000 {
-        merged += check_invariant(&mut last, &hot.wait_event(is_tick).await);
+        merged += check_seq(&mut last, &hot.wait_event(is_tick).await);
     }
     assert_eq!(merged, 0, "the hot-symbol reader got every update");
     assert_eq!(wide_task.await.unwrap(), 0, "the 200-symbol reader too");

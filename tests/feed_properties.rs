@@ -4,9 +4,11 @@
 //! row its `file:line:column`), and a bad cell in an otherwise good file is
 //! reported at exactly its line and column while every other row is read.
 
+mod common;
+
+use common::Scratch;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use tickfeed::feed::detect::{FormatChoice, detect};
 use tickfeed::feed::time::{parse_seconds, parse_ts};
 use tickfeed::feed::{FeedError, reader};
@@ -15,24 +17,6 @@ use tickfeed::feed::{FeedError, reader};
 const LOBSTER_NAME: &str = "AAPL_2012-06-21_34200000_37800000_message_1.csv";
 /// Rows read at most per file: arbitrary input is small anyway.
 const MAX_ITEMS: usize = 10_000;
-
-/// A fresh directory per file, so cases never see each other's files.
-fn scratch_file(name: &str, content: &[u8]) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "feed-properties-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    path
-}
-
-fn remove(path: &Path) {
-    let _ = std::fs::remove_dir_all(path.parent().unwrap());
-}
 
 /// Everything a reader yields: good rows' lines and the errors.
 fn read_all(path: &Path, choice: FormatChoice) -> (Vec<u64>, Vec<FeedError>) {
@@ -196,10 +180,10 @@ proptest! {
 
     #[test]
     fn any_file_is_read_without_panicking_and_errors_name_file_and_line(content in csv_like(), choice in choice(), lobster_name in any::<bool>()) {
-        let path = scratch_file(if lobster_name { LOBSTER_NAME } else { "feed.csv" }, &content);
+        let dir = Scratch::new("feed-properties");
+        let path = dir.write(if lobster_name { LOBSTER_NAME } else { "feed.csv" }, &content);
         let (_, errors) = read_all(&path, choice);
         let checked = check_errors(&path, &content, &errors);
-        remove(&path);
         checked?;
     }
 
@@ -225,9 +209,9 @@ proptest! {
         let junk = if field == 1 && junk != "BAD SYMBOL!" { "BAD SYMBOL!" } else { junk };
         feed[bad][field] = junk.to_string();
         let content = to_csv(Some("ts,sym,px,sz"), &feed);
-        let path = scratch_file("feed.csv", &content);
+        let dir = Scratch::new("feed-properties");
+        let path = dir.write("feed.csv", &content);
         let checked = expect_one_bad(&path, &content, rows, bad as u64 + 2, column_of(&feed[bad], field));
-        remove(&path);
         checked?;
     }
 
@@ -242,7 +226,8 @@ proptest! {
         let junk = ["noon", "9", "-1", "x", "1.5", "0"][field];
         feed[bad][field] = junk.to_string();
         let content = to_csv(None, &feed);
-        let path = scratch_file(LOBSTER_NAME, &content);
+        let dir = Scratch::new("feed-properties");
+        let path = dir.write(LOBSTER_NAME, &content);
         let checked = if bad == 0 {
             // A broken first row hides the format: refused as unknown, by name.
             let (_, errors) = read_all(&path, FormatChoice::Auto);
@@ -250,7 +235,6 @@ proptest! {
         } else {
             expect_one_bad(&path, &content, rows, bad as u64 + 1, column_of(&feed[bad], field))
         };
-        remove(&path);
         checked?;
     }
 }

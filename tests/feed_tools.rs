@@ -3,6 +3,9 @@
 //! and `feed check`, `feed convert` and `feed record` work as a user runs
 //! them (the real binary).
 
+mod common;
+
+use common::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tickfeed::feed::detect::{FormatChoice, detect};
@@ -13,15 +16,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("tickfeed-feed-tools-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn updates(path: &Path) -> Vec<Update> {
@@ -63,11 +57,11 @@ fn every_format_of_the_same_market_reads_to_the_same_updates() {
         lobster
             .iter()
             .filter(|u| u.traded)
-            .map(|u| (u.px.unwrap(), u.sz.unwrap()))
+            .map(|u| (u.quote.px.unwrap(), u.quote.sz.unwrap()))
             .collect::<Vec<_>>(),
         [(100.05, 80), (100.03, 40), (100.0, 100)]
     );
-    assert_eq!(lobster.last().unwrap().vol, 220);
+    assert_eq!(lobster.last().unwrap().quote.vol, 220);
     for name in [
         "acme_seconds.csv",
         "acme_ms.csv",
@@ -81,7 +75,7 @@ fn every_format_of_the_same_market_reads_to_the_same_updates() {
 
 #[test]
 fn several_files_merge_in_time_order_ties_in_command_line_order() {
-    let dir = scratch("merge");
+    let dir = Scratch::new("feed-tools-merge");
     let (a, b) = (dir.join("a.csv"), dir.join("b.csv"));
     std::fs::write(
         &a,
@@ -102,7 +96,7 @@ fn several_files_merge_in_time_order_ties_in_command_line_order() {
         .collect();
     let order: Vec<(usize, f64)> = Merge::open(&files)
         .unwrap()
-        .map(|item| item.map(|(i, u)| (i, u.px.unwrap())).unwrap())
+        .map(|item| item.map(|(i, u)| (i, u.quote.px.unwrap())).unwrap())
         .collect();
     assert_eq!(
         order,
@@ -131,7 +125,7 @@ fn several_files_merge_in_time_order_ties_in_command_line_order() {
 
 #[test]
 fn converting_lobster_to_generic_keeps_every_update() {
-    let dir = scratch("convert");
+    let dir = Scratch::new("feed-tools-convert");
     let source = fixture("ACME_2024-03-15_34200000_37800000_message_5.csv");
     let out = dir.join("acme.csv");
     let converted = tickfeed(&[
@@ -182,7 +176,7 @@ fn feed_check_summarises_a_good_file_and_exits_zero() {
 
 #[test]
 fn feed_check_lists_every_bad_row_with_its_place_and_exits_non_zero() {
-    let dir = scratch("check");
+    let dir = Scratch::new("feed-tools-check");
     let path = dir.join("bad.csv");
     std::fs::write(&path, "ts,sym,px,sz\n1700000000,AAA,1,1\n1700000001,AAA,abc,1\n1700000002,A A,1,1\n1700000003,AAA,2,1\n1700000001,AAA,3,1\n").unwrap();
     let output = tickfeed(&["feed", "check", path.to_str().unwrap()]);
@@ -207,7 +201,7 @@ fn feed_check_lists_every_bad_row_with_its_place_and_exits_non_zero() {
 
 #[test]
 fn feed_record_writes_the_simulated_market_as_generic_csv() {
-    let dir = scratch("record");
+    let dir = Scratch::new("feed-tools-record");
     let out = dir.join("rec.csv");
     let recorded = tickfeed(&[
         "feed",
@@ -230,7 +224,7 @@ fn feed_record_writes_the_simulated_market_as_generic_csv() {
     let symbols: std::collections::BTreeSet<&str> = rows.iter().map(|u| &*u.sym).collect();
     assert_eq!(symbols.len(), 5);
     assert!(
-        rows.iter().all(|u| u.bid < u.ask),
+        rows.iter().all(|u| u.quote.bid < u.quote.ask),
         "the simulated market never crosses"
     );
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use clap::Parser;
-use common::{Client, DEADLINE, is_tick, poll, start_server};
+use common::{Client, DEADLINE, Scratch, is_tick, poll, start_server};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -44,14 +44,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tickfeed-replay-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -121,14 +113,14 @@ fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the
     let trades: Vec<(u64, f64, u64)> = updates
         .iter()
         .filter(|u| u.traded)
-        .map(|u| (u.xt, u.px.unwrap(), u.sz.unwrap()))
+        .map(|u| (u.xt, u.quote.px.unwrap(), u.quote.sz.unwrap()))
         .collect();
     assert_eq!(
         trades, executions,
         "every execution, in file order, with its price, size and time"
     );
     assert_eq!(
-        updates.last().unwrap().vol,
+        updates.last().unwrap().quote.vol,
         executions.iter().map(|e| e.2).sum::<u64>()
     );
     assert!(
@@ -136,7 +128,7 @@ fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the
         "original times never go back"
     );
     for (before, u) in updates.iter().zip(&updates[1..]) {
-        if let (Some(bid), Some(ask)) = (u.bid, u.ask) {
+        if let (Some(bid), Some(ask)) = (u.quote.bid, u.quote.ask) {
             assert!(
                 bid < ask,
                 "crossed book after line {}: {bid} >= {ask}",
@@ -144,9 +136,10 @@ fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the
             );
         }
         if u.traded {
-            let px = u.px.unwrap();
+            let px = u.quote.px.unwrap();
             assert!(
-                before.bid.is_none_or(|b| b <= px) && before.ask.is_none_or(|a| px <= a),
+                before.quote.bid.is_none_or(|b| b <= px)
+                    && before.quote.ask.is_none_or(|a| px <= a),
                 "trade at {px} outside {before:?} on line {}",
                 u.line
             );
@@ -164,14 +157,14 @@ async fn lobster_sample_replays_to_a_websocket_client_with_the_files_prices_size
  {
     let path = lobster_path();
     let (expected, _) = lobster_updates(&path);
-    let (rows, pass_vol) = (expected.len() as u64, expected.last().unwrap().vol);
+    let (rows, pass_vol) = (expected.len() as u64, expected.last().unwrap().quote.vol);
     let last_trade = expected
         .iter()
         .rev()
         .find(|u| u.traded)
-        .map(|u| (u.px, u.sz))
+        .map(|u| (u.quote.px, u.quote.sz))
         .unwrap();
-    let started = tickfeed::source::now_ns();
+    let started = tickfeed::clock::now_ns();
     let server = start_server(&[
         "--replay",
         path.to_str().unwrap(),
@@ -208,27 +201,27 @@ async fn lobster_sample_replays_to_a_websocket_client_with_the_files_prices_size
         );
         assert_eq!(
             tick["px"].as_f64(),
-            want.px.or(carried.0),
+            want.quote.px.or(carried.0),
             "price at seq {seq}"
         );
         assert_eq!(
             tick["sz"].as_u64(),
-            want.sz.or(carried.1),
+            want.quote.sz.or(carried.1),
             "size at seq {seq}"
         );
         assert_eq!(
             (tick["bid"].as_f64(), tick["ask"].as_f64()),
-            (want.bid, want.ask),
+            (want.quote.bid, want.quote.ask),
             "touch at seq {seq}"
         );
         assert_eq!(
             (tick["bsz"].as_u64(), tick["asz"].as_u64()),
-            (want.bsz, want.asz),
+            (want.quote.bsz, want.quote.asz),
             "touch sizes at seq {seq}"
         );
         assert_eq!(
             tick["vol"].as_u64(),
-            Some(pass * pass_vol + want.vol),
+            Some(pass * pass_vol + want.quote.vol),
             "volume grows across passes"
         );
         assert!(
@@ -307,7 +300,7 @@ async fn looping_keeps_seq_and_volume_growing_while_original_times_restart() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let (per_pass, pass_vol) = (rows.len() as u64, rows.last().unwrap().vol);
+    let (per_pass, pass_vol) = (rows.len() as u64, rows.last().unwrap().quote.vol);
     let server = start_server(&["--replay", &file, "--speed", "max", "--loop"]).await;
     server
         .wait_for_stats("the symbol declared", |s| s["symbols"] == 1)
@@ -336,7 +329,7 @@ async fn looping_keeps_seq_and_volume_growing_while_original_times_restart() {
         );
         assert_eq!(
             tick["vol"].as_u64(),
-            Some(pass * pass_vol + row.vol),
+            Some(pass * pass_vol + row.quote.vol),
             "volume keeps growing"
         );
         previous = seq;
@@ -351,7 +344,7 @@ async fn looping_keeps_seq_and_volume_growing_while_original_times_restart() {
 
 #[tokio::test]
 async fn a_bad_row_is_skipped_and_counted_in_stats_by_default() {
-    let dir = scratch("skip");
+    let dir = Scratch::new("replay-skip");
     let file = write(
         &dir,
         "bad.csv",
@@ -380,7 +373,7 @@ async fn a_bad_row_is_skipped_and_counted_in_stats_by_default() {
 
 #[test]
 fn startup_refuses_missing_empty_unknown_and_out_of_order_files_in_one_sentence() {
-    let dir = scratch("startup");
+    let dir = Scratch::new("replay-startup");
     let missing = dir.join("missing.csv").display().to_string();
     assert_eq!(
         startup_error(&["--replay", &missing]),
@@ -451,7 +444,7 @@ fn startup_refuses_missing_empty_unknown_and_out_of_order_files_in_one_sentence(
 
 #[test]
 fn strict_refuses_a_file_with_a_bad_row_and_serve_exits_non_zero() {
-    let dir = scratch("strict");
+    let dir = Scratch::new("replay-strict");
     let file = write(
         &dir,
         "bad.csv",
@@ -480,7 +473,7 @@ fn strict_refuses_a_file_with_a_bad_row_and_serve_exits_non_zero() {
 
 #[test]
 fn a_strict_replay_meeting_a_bad_row_while_serving_stops_the_server_non_zero() {
-    let dir = scratch("strict-live");
+    let dir = Scratch::new("replay-strict-live");
     let file = write(
         &dir,
         "feed.csv",
@@ -538,7 +531,7 @@ fn a_strict_replay_meeting_a_bad_row_while_serving_stops_the_server_non_zero() {
 
 #[tokio::test]
 async fn symbols_of_every_file_are_declared_before_their_first_tick() {
-    let dir = scratch("declare");
+    let dir = Scratch::new("replay-declare");
     let early = write(&dir, "early.csv", "ts,sym,px,sz\n1700000000,AAA,1,1\n");
     let late = write(&dir, "late.csv", "ts,sym,px,sz\n1700003600,ZZZ,1,1\n");
     let server = start_server(&["--replay", &early, &late, "--speed", "1"]).await;

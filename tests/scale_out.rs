@@ -11,10 +11,12 @@
 mod cluster;
 mod common;
 
-use cluster::{Broker, Node, Scratch};
-use common::{Client, is_tick, poll};
+use cluster::{Broker, Node};
+use common::{Client, Scratch, check_seq, is_tick, poll};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use tickfeed::clock::now_ns;
+use tickfeed::sequence::SeqByName;
 
 /// A generator busy enough to matter and regular enough to reason about:
 /// round-robin over 20 symbols, 100 updates per second each.
@@ -71,14 +73,9 @@ async fn live_until(client: &mut Client, sym: &str, done: impl Fn(&[Value]) -> b
 /// The protocol's conflation invariant over consecutive live ticks: `seq`
 /// only rises, and every update not sent is counted in the next `n`.
 fn assert_accounted(ticks: &[Value]) {
-    for pair in ticks.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        assert!(seq(b) > seq(a), "seq went from {} to {}", seq(a), seq(b));
-        assert_eq!(
-            seq(b) - seq(a) - 1,
-            n(b),
-            "n must count the updates between {a} and {b}"
-        );
+    let mut seqs = SeqByName::new();
+    for tick in ticks {
+        check_seq(&mut seqs, tick);
     }
 }
 
@@ -158,13 +155,6 @@ async fn ticks_in(node: &Node) -> u64 {
     node.get_json("/api/stats").await["ticks_in"]
         .as_u64()
         .expect("ticks_in")
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

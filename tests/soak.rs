@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tickfeed::cli::parse_duration;
+use tickfeed::units::parse_duration;
 
 const READERS: usize = 100;
 const WILDCARD_READERS: usize = 4;

@@ -3,8 +3,9 @@
 //! rest of the bench only sees valid values.
 
 use super::connection::{BURST_PERIOD, SlowMode, SlowReading};
-use crate::cli::{parse_duration, parse_rate, parse_size};
 use crate::codec::Encoding;
+use crate::source::generator::{GeneratorError, check_rate, check_skew};
+use crate::units::{parse_duration, parse_rate, parse_size};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -133,6 +134,10 @@ pub struct BenchArgs {
 pub struct ArgsError {
     pub flag: &'static str,
     pub msg: String,
+}
+
+fn generator_error(e: GeneratorError) -> ArgsError {
+    invalid(e.flag, e.msg)
 }
 
 fn invalid(flag: &'static str, msg: impl Into<String>) -> ArgsError {
@@ -276,11 +281,8 @@ impl BenchArgs {
                 format!("must be at most --symbols ({})", self.symbols),
             ));
         }
-        if self.rate.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
-            return Err(invalid(
-                "rate",
-                "must be a positive number of updates per second",
-            ));
+        for rate in &self.rate {
+            check_rate(*rate).map_err(generator_error)?;
         }
         if self.duration.is_zero() {
             return Err(invalid("duration", "must be above zero"));
@@ -300,9 +302,7 @@ impl BenchArgs {
                 "must be under 1s with --slow-mode burst (the reader stops once a second)",
             ));
         }
-        if !(self.skew >= 0.0 && self.skew.is_finite()) {
-            return Err(invalid("skew", "must be 0 (even) or more"));
-        }
+        check_skew(self.skew).map_err(generator_error)?;
         if let Some(hot) = self.hot_symbols
             && !(1..=self.symbols).contains(&hot)
         {

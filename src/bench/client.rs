@@ -20,13 +20,13 @@ use tokio_tungstenite::tungstenite::{self, Message};
 /// so it stays near a typical frame (measured: at 16 KiB the zeroing was
 /// the client's largest user-space cost); larger frames take a few reads.
 /// 80 MB for 10,000 clients rather than tungstenite's default 1.25 GiB.
-pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+pub(super) const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Longest wait for a TCP connect plus handshake.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where tickfeed clients connect, resolved once.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     pub url: String,
     pub addr: SocketAddr,
     pub encoding: Encoding,
@@ -34,7 +34,7 @@ pub struct Endpoint {
 
 /// Opens a TCP connection without Nagle delay; `recv_buffer` sets
 /// `SO_RCVBUF` (before connecting, so the window is sized from the start).
-pub async fn tcp_connect(
+pub(super) async fn tcp_connect(
     addr: SocketAddr,
     recv_buffer: Option<usize>,
 ) -> std::io::Result<TcpStream> {
@@ -52,13 +52,13 @@ pub async fn tcp_connect(
 
 /// A server's name and symbols.
 #[derive(Debug, Clone)]
-pub struct Listing {
+pub(super) struct Listing {
     pub server: String,
     pub symbols: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(super) enum ConnectError {
     #[error("{url}: not a ws://HOST:PORT/PATH address")]
     BadUrl { url: String },
     #[error("{url}: cannot resolve: {source}")]
@@ -75,7 +75,7 @@ pub enum ConnectError {
 
 impl Endpoint {
     /// Resolves the host of a `ws://` URL.
-    pub async fn resolve(url: &str, encoding: Encoding) -> Result<Self, ConnectError> {
+    pub(super) async fn resolve(url: &str, encoding: Encoding) -> Result<Self, ConnectError> {
         let authority = url
             .strip_prefix("ws://")
             .and_then(|rest| rest.split('/').next())
@@ -98,7 +98,7 @@ impl Endpoint {
     }
 
     /// `http://HOST:PORT` of the same server, for `/api/stats`.
-    pub fn http_base(&self) -> String {
+    pub(super) fn http_base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -126,7 +126,7 @@ impl Endpoint {
 
     /// Opens a client and sends its one `subscribe` (request id 1), or
     /// nothing for an idle client without symbols.
-    pub async fn connect(
+    pub(super) async fn connect(
         &self,
         symbols: &[&str],
         max_hz: f64,
@@ -151,7 +151,7 @@ impl Endpoint {
 
     /// Asks the server for its name (from `hello`) and its symbols
     /// (`{"op":"symbols"}`) on a JSON connection of its own.
-    pub async fn list_symbols(&self) -> Result<Listing, ConnectError> {
+    pub(super) async fn list_symbols(&self) -> Result<Listing, ConnectError> {
         let listing = async {
             let mut ws = self.open(Encoding::Json, None).await?;
             ws.send(Message::text(r#"{"op":"symbols","id":1}"#)).await?;

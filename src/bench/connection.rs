@@ -27,14 +27,14 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Where a client's frames come from.
-pub enum Wire {
+pub(super) enum Wire {
     Tickfeed(Box<WebSocketStream<TcpStream>>),
     Nats(Box<NatsStream>),
 }
 
 /// What a connection yields.
 #[derive(Debug)]
-pub enum Incoming {
+pub(super) enum Incoming {
     /// One WebSocket message: a tickfeed frame.
     Frame(Bytes),
     /// The NATS message payloads (one event each) of the frames read.
@@ -44,11 +44,11 @@ pub enum Incoming {
 }
 
 /// Ticks in the frame a slow client read last, set by its worker.
-pub type Pace = Arc<AtomicU32>;
+pub(super) type Pace = Arc<AtomicU32>;
 
 /// How often a `burst` reader stops: once a second, so that with a delay
 /// well under a second it keeps up on average.
-pub const BURST_PERIOD: Duration = Duration::from_secs(1);
+pub(super) const BURST_PERIOD: Duration = Duration::from_secs(1);
 
 /// How a slow client reads (`--slow-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -153,7 +153,7 @@ impl Pause {
 
 /// A client connection yielding `(client, Incoming)`, ending after
 /// `Closed`.
-pub struct Connection {
+pub(super) struct Connection {
     client: u32,
     wire: Wire,
     pause: Option<Pause>,
@@ -163,7 +163,7 @@ pub struct Connection {
 impl Connection {
     /// `slow`: how a slow client reads, and where its worker writes how
     /// many ticks each frame held (slow clients only).
-    pub fn new(client: u32, wire: Wire, slow: Option<(SlowReading, Pace)>) -> Self {
+    pub(super) fn new(client: u32, wire: Wire, slow: Option<(SlowReading, Pace)>) -> Self {
         Self {
             client,
             wire,

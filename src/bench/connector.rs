@@ -19,7 +19,7 @@ const CONNECT_CONCURRENCY: usize = 128;
 
 /// How the connection phase went.
 #[derive(Debug, Default)]
-pub struct ConnectStats {
+pub(super) struct ConnectStats {
     pub opened: AtomicU64,
     pub failed: AtomicU64,
     /// Reason for the lock: written once, by the first failure.
@@ -35,13 +35,13 @@ impl ConnectStats {
             .get_or_insert(why);
     }
 
-    pub fn first_error(&self) -> Option<String> {
+    pub(super) fn first_error(&self) -> Option<String> {
         self.first_error.lock().expect("connect stats lock").clone()
     }
 }
 
 /// What the connector needs for one run.
-pub struct Connector {
+pub(super) struct Connector {
     pub side: Arc<ClientSide>,
     pub symbols: Arc<Vec<String>>,
     /// One inbox per worker; client `i` goes to worker `i % len`.
@@ -56,7 +56,7 @@ pub struct Connector {
 impl Connector {
     /// Opens every client of `plans` at its time; returns once all are
     /// started (not necessarily connected).
-    pub async fn run(self, plans: Vec<ClientPlan>) {
+    pub(super) async fn run(self, plans: Vec<ClientPlan>) {
         let start = Instant::now();
         let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
         let nats = matches!(*self.side, ClientSide::Nats { .. });

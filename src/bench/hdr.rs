@@ -12,14 +12,14 @@ const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
 /// One step of the percentile distribution.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PercentilePoint {
+pub(super) struct PercentilePoint {
     pub quantile: f64,
     pub value_ns: u64,
     pub total_count: u64,
 }
 
 /// The percentile distribution of `h`, as the crate iterates it.
-pub fn percentile_points(h: &Histogram<u64>) -> Vec<PercentilePoint> {
+pub(super) fn percentile_points(h: &Histogram<u64>) -> Vec<PercentilePoint> {
     let mut total_count = 0;
     h.iter_quantiles(TICKS_PER_HALF_DISTANCE)
         .map(|v| {
@@ -34,7 +34,7 @@ pub fn percentile_points(h: &Histogram<u64>) -> Vec<PercentilePoint> {
 }
 
 /// The text of the percentile distribution of `h` (values in ns), in ms.
-pub fn percentile_text(h: &Histogram<u64>) -> String {
+pub(super) fn percentile_text(h: &Histogram<u64>) -> String {
     let ms = |ns: f64| ns / 1e6;
     let mut out = String::new();
     let _ = write!(
@@ -86,7 +86,7 @@ pub fn percentile_text(h: &Histogram<u64>) -> String {
 
 /// Where point `label`'s histogram goes: `path` itself for a single point,
 /// else `NAME-LABEL.EXT` beside it.
-pub fn path_for(path: &Path, label: &str, points: usize) -> PathBuf {
+pub(super) fn path_for(path: &Path, label: &str, points: usize) -> PathBuf {
     if points <= 1 {
         return path.to_path_buf();
     }

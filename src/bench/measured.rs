@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// How the connection phase ended.
 #[derive(Debug, Clone)]
-pub struct ConnectOutcome {
+pub(super) struct ConnectOutcome {
     pub opened: u64,
     pub failed: u64,
     pub subscribed: u64,
@@ -24,7 +24,7 @@ pub struct ConnectOutcome {
 }
 
 /// Everything one point measured, before it is summarised.
-pub struct Measured<'a> {
+pub(super) struct Measured<'a> {
     pub plan: &'a Plan,
     pub point: &'a Point,
     pub target: String,
@@ -50,7 +50,7 @@ pub struct Measured<'a> {
 
 impl Measured<'_> {
     /// Summarises into a [`PointReport`].
-    pub fn report(self) -> PointReport {
+    pub(super) fn report(self) -> PointReport {
         let c = &self.tally.counters;
         let merges = c.merges();
         PointReport {

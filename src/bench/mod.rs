@@ -11,7 +11,6 @@
 //! in-process the server's CPU time can be told apart from the clients'.
 
 pub mod args;
-mod check;
 mod client;
 mod connection;
 mod connector;

@@ -11,10 +11,10 @@
 
 use super::connection::Wire;
 use super::nats_client::{self, NatsError};
+use crate::clock::now_ns;
 use crate::codec::{Encoding, encode_event};
 use crate::protocol::Event;
 use crate::source::generator::{GeneratorConfig, Market};
-use crate::source::now_ns;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,12 +31,12 @@ const PACE_INTERVAL: Duration = Duration::from_millis(1);
 const MAX_BATCH: u64 = 10_000;
 
 /// The subject carrying `symbol`'s updates.
-pub fn subject(symbol: &str) -> String {
+pub(super) fn subject(symbol: &str) -> String {
     format!("{SUBJECT_PREFIX}{symbol}")
 }
 
 /// Publishes the simulated market to nats-server until stopped.
-pub struct Publisher {
+pub(super) struct Publisher {
     /// `nats-server VERSION`, from the server's INFO.
     pub server: String,
     published: Arc<AtomicU64>,
@@ -46,7 +46,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Connects to `url` and starts publishing the simulated market.
-    pub async fn start(
+    pub(super) async fn start(
         url: &str,
         config: GeneratorConfig,
         encoding: Encoding,
@@ -84,12 +84,12 @@ impl Publisher {
     }
 
     /// Updates handed to the NATS client so far.
-    pub fn published(&self) -> u64 {
+    pub(super) fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
     }
 
     /// Stops publishing and waits for the thread.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let Some(thread) = self.thread.take() else {
             return Ok(());
@@ -147,7 +147,7 @@ async fn publish(
 
 /// Opens one bench client on nats-server's WebSocket listener subscribed
 /// to `symbols` (see `nats_client.rs`).
-pub async fn connect(
+pub(super) async fn connect(
     ws_url: &str,
     symbols: &[&str],
     recv_buffer: Option<usize>,

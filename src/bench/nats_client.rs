@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 #[derive(Debug, thiserror::Error)]
-pub enum NatsError {
+pub(super) enum NatsError {
     #[error("{url}: not a ws://HOST:PORT address")]
     BadUrl { url: String },
     #[error("TCP connect: {0}")]
@@ -47,7 +47,7 @@ enum ServerOp {
 }
 
 /// A subscribed NATS connection yielding message payloads.
-pub struct NatsStream {
+pub(super) struct NatsStream {
     ws: WebSocketStream<TcpStream>,
     /// Bytes received and not yet parsed: operations can span frames.
     buf: BytesMut,
@@ -57,7 +57,7 @@ pub struct NatsStream {
 
 /// What one read yields.
 #[derive(Debug)]
-pub enum Read {
+pub(super) enum Read {
     /// Every complete message payload of the frames read.
     Messages(Vec<Bytes>),
     Closed(Option<String>),
@@ -65,7 +65,7 @@ pub enum Read {
 
 /// Connects to nats-server's WebSocket listener, subscribes to `subjects`
 /// and waits for the PONG that confirms every SUB was processed.
-pub async fn connect(
+pub(super) async fn connect(
     url: &str,
     subjects: &[String],
     recv_buffer: Option<usize>,
@@ -150,7 +150,7 @@ impl NatsStream {
     }
 
     /// Reads until at least one message payload is complete.
-    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
+    pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
         if let Err(e) = self.poll_pongs(cx) {
             return Poll::Ready(Read::Closed(Some(e.to_string())));
         }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 /// Kinds of event the bench tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Tick,
     Ack,
     Error,
@@ -36,7 +36,7 @@ impl Kind {
 
 /// The fields of one event the bench uses; absent numbers read as 0.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventView<'a> {
+pub(super) struct EventView<'a> {
     pub kind: Kind,
     pub sym: Cow<'a, str>,
     pub seq: u64,
@@ -48,13 +48,13 @@ pub struct EventView<'a> {
 /// A frame the bench cannot read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("unreadable frame at byte {at}: {what}")]
-pub struct ParseError {
+pub(super) struct ParseError {
     pub at: usize,
     pub what: &'static str,
 }
 
 /// Calls `on_event` for every event of a JSON frame.
-pub fn json_events(
+pub(super) fn json_events(
     frame: &[u8],
     mut on_event: impl FnMut(EventView<'_>),
 ) -> Result<(), ParseError> {
@@ -297,7 +297,7 @@ impl<'a> From<WireEvent<'a>> for EventView<'a> {
 }
 
 /// Calls `on_event` for every event of a MessagePack frame.
-pub fn msgpack_events(
+pub(super) fn msgpack_events(
     frame: &[u8],
     mut on_event: impl FnMut(EventView<'_>),
 ) -> Result<(), ParseError> {
@@ -320,24 +320,21 @@ pub fn msgpack_events(
 mod tests {
     use super::*;
     use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_frame};
-    use crate::protocol::{Event, Tick};
+    use crate::protocol::{Event, Quote, Tick};
 
     fn tick(seq: u64, n: u32, snap: Option<bool>) -> Tick {
-        Tick {
-            sym: "BRK.B".into(),
-            seq,
-            ts: 1_764_000_000_123_456_789,
-            xt: Some(5),
-            px: Some(189.25),
-            sz: Some(100),
+        let mut tick = Tick::test("BRK.B", seq);
+        tick.ts = 1_764_000_000_123_456_789;
+        tick.xt = Some(5);
+        tick.quote = Quote {
             bid: Some(1e-7),
             ask: Some(-3.5e10),
             bsz: None,
             asz: None,
             vol: 1_234_567,
-            snap,
-            n,
-        }
+            ..tick.quote
+        };
+        Tick { snap, n, ..tick }
     }
 
     fn read(encoding: Encoding, frame: &[u8]) -> Vec<(Kind, String, u64, u64, u64, bool)> {

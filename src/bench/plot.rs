@@ -13,13 +13,13 @@ const SIZE: (u32, u32) = (960, 560);
 /// The chart could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: cannot draw the plot: {msg}")]
-pub struct PlotError {
+pub(super) struct PlotError {
     path: String,
     msg: String,
 }
 
 /// One line of the chart: `(1/(1-q), latency in ms)` points.
-pub struct Line {
+pub(super) struct Line {
     pub label: String,
     pub points: Vec<(f64, f64)>,
 }
@@ -27,7 +27,7 @@ pub struct Line {
 impl Line {
     /// The percentile curve of a histogram in ns; the 100% point (x is
     /// infinite there) is left out.
-    pub fn of(label: &str, h: &Histogram<u64>) -> Self {
+    pub(super) fn of(label: &str, h: &Histogram<u64>) -> Self {
         let points = percentile_points(h)
             .into_iter()
             .filter(|p| p.quantile < 1.0)
@@ -55,7 +55,7 @@ fn percentile_label(x: f64) -> String {
 }
 
 /// Draws `lines` into an SVG file at `path`.
-pub fn draw(path: &Path, title: &str, lines: &[Line]) -> Result<(), PlotError> {
+pub(super) fn draw(path: &Path, title: &str, lines: &[Line]) -> Result<(), PlotError> {
     let fail = |e: &dyn std::fmt::Display| PlotError {
         path: path.display().to_string(),
         msg: e.to_string(),

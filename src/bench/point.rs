@@ -37,7 +37,7 @@ const SUBSCRIBE_GRACE: Duration = Duration::from_secs(30);
 const CONNECT_POLL: Duration = Duration::from_millis(50);
 
 /// Runs one point against a freshly started target.
-pub async fn run_point(
+pub(super) async fn run_point(
     plan: &Plan,
     point: &Point,
     runtime: &ClientRuntime,

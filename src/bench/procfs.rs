@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Which process to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pid {
+pub(super) enum Pid {
     This,
     Other(u32),
 }
@@ -39,12 +39,12 @@ fn stat_cpu_s(path: &Path) -> Option<f64> {
 }
 
 /// CPU seconds used by the whole process so far.
-pub fn cpu_s(pid: Pid) -> Option<f64> {
+pub(super) fn cpu_s(pid: Pid) -> Option<f64> {
     stat_cpu_s(Path::new(&format!("{}/stat", pid.dir())))
 }
 
 /// CPU seconds of each thread of this process, with its name.
-pub fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
+pub(super) fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
     let mut threads = Vec::new();
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = entry.ok()?.path();
@@ -58,7 +58,7 @@ pub fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
 
 /// CPU seconds the whole machine has been busy (all CPUs; everything but
 /// idle and I/O wait), from the first line of `/proc/stat`.
-pub fn machine_busy_s() -> Option<f64> {
+pub(super) fn machine_busy_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<f64> = stat
         .lines()
@@ -76,7 +76,7 @@ pub fn machine_busy_s() -> Option<f64> {
 }
 
 /// Resident set size in bytes (`VmRSS`).
-pub fn rss_bytes(pid: Pid) -> Option<u64> {
+pub(super) fn rss_bytes(pid: Pid) -> Option<u64> {
     let status = std::fs::read_to_string(format!("{}/status", pid.dir())).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

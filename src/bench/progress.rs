@@ -5,12 +5,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-pub struct Progress {
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(1);
             bar.set_style(
@@ -25,7 +25,7 @@ impl Progress {
     }
 
     /// Starts a phase counting up to `len`.
-    pub fn phase(&self, prefix: &str, len: u64) {
+    pub(super) fn phase(&self, prefix: &str, len: u64) {
         if let Some(bar) = &self.bar {
             bar.set_prefix(prefix.to_string());
             bar.set_length(len);
@@ -34,14 +34,14 @@ impl Progress {
         }
     }
 
-    pub fn update(&self, position: u64, message: impl FnOnce() -> String) {
+    pub(super) fn update(&self, position: u64, message: impl FnOnce() -> String) {
         if let Some(bar) = &self.bar {
             bar.set_position(position);
             bar.set_message(message());
         }
     }
 
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

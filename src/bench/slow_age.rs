@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 /// `slow_after_5s` (the report field is named after it): the target for
 /// slow readers holds once the server has caught them, and the first
 /// seconds still drain what piled up before it noticed.
-pub const SETTLE_S: i64 = 5;
+pub(super) const SETTLE_S: i64 = 5;
 /// Ages are tracked from 1 us to one hour (larger ones are clamped) with
 /// two significant digits: a timeline needs 1%, and at that precision a
 /// second's histogram is about 14 KB, so a ten-minute run keeps a few MB.
@@ -32,13 +32,13 @@ fn new_age_histogram() -> Histogram<u32> {
 
 /// Slow clients' tick ages (ns) by second of the run.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct AgesBySecond {
+pub(super) struct AgesBySecond {
     seconds: BTreeMap<i64, Histogram<u32>>,
 }
 
 impl AgesBySecond {
     /// Records one age in `second` (from the window's start).
-    pub fn record(&mut self, second: i64, age_ns: u64) {
+    pub(super) fn record(&mut self, second: i64, age_ns: u64) {
         self.seconds
             .entry(second)
             .or_insert_with(new_age_histogram)
@@ -46,7 +46,7 @@ impl AgesBySecond {
     }
 
     /// Moves every age of `other` into this one.
-    pub fn append(&mut self, other: AgesBySecond) {
+    pub(super) fn append(&mut self, other: AgesBySecond) {
         for (second, ages) in other.seconds {
             match self.seconds.get_mut(&second) {
                 Some(mine) => mine.add(&ages).expect("age histograms share their bounds"),
@@ -58,7 +58,7 @@ impl AgesBySecond {
     }
 
     /// One point per second that had slow ticks, in order.
-    pub fn timeline(&self) -> Vec<AgePoint> {
+    pub(super) fn timeline(&self) -> Vec<AgePoint> {
         self.seconds
             .iter()
             .map(|(&t_s, ages)| AgePoint {
@@ -71,7 +71,7 @@ impl AgesBySecond {
 
     /// Every age from second `first` of the measured window on; `None`
     /// when there is none (a window of `first` seconds or less).
-    pub fn since_second(&self, first: i64) -> Option<AgeSummary> {
+    pub(super) fn since_second(&self, first: i64) -> Option<AgeSummary> {
         let mut all = new_age_histogram();
         for ages in self.seconds.range(first..).map(|(_, ages)| ages) {
             all.add(ages).expect("age histograms share their bounds");

@@ -171,7 +171,7 @@ fn rows(points: &[PointReport]) -> Rows {
 }
 
 /// Renders the report as a plain-text table with notes underneath.
-pub fn render(report: &BenchReport) -> String {
+pub(super) fn render(report: &BenchReport) -> String {
     let points = &report.points;
     let rows = rows(points);
     let label_width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);

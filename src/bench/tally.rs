@@ -35,7 +35,7 @@ impl Merges {
 
 /// Counters of one worker (or of all, once merged).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Counters {
+pub(super) struct Counters {
     /// Tick events received in the measured window (snapshots excluded).
     pub events: u64,
     pub frames: u64,
@@ -57,12 +57,12 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn violations(&self) -> u64 {
+    pub(super) fn violations(&self) -> u64 {
         self.seq_backwards + self.gaps_not_counted + self.unexpected_symbol + self.unreadable_frames
     }
 
     /// Merges seen by every client.
-    pub fn merges(&self) -> Merges {
+    pub(super) fn merges(&self) -> Merges {
         let mut all = self.fast_merges;
         all.merge(&self.slow_merges);
         all
@@ -86,7 +86,7 @@ impl Counters {
 
 /// Latency of fast and slow clients, in ns, plus counters.
 #[derive(Debug, Clone)]
-pub struct Tally {
+pub(super) struct Tally {
     pub fast: Histogram<u64>,
     pub slow: Histogram<u64>,
     pub counters: Counters,
@@ -103,12 +103,12 @@ impl Default for Tally {
 }
 
 impl Tally {
-    pub fn record(&mut self, slow: bool, age_ns: u64) {
+    pub(super) fn record(&mut self, slow: bool, age_ns: u64) {
         let hist = if slow { &mut self.slow } else { &mut self.fast };
         hist.saturating_record(age_ns.clamp(1, MAX_TRACKED_NS));
     }
 
-    pub fn merge(&mut self, other: &Tally) {
+    pub(super) fn merge(&mut self, other: &Tally) {
         self.fast
             .add(&other.fast)
             .expect("bench histograms share their bounds");
@@ -150,7 +150,7 @@ impl AgeSpan {
 /// clients' ages by second of the run (one small histogram per second
 /// that had any, usually one or two).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
+pub(super) struct Summary {
     pub fast: AgeSpan,
     pub slow: AgeSpan,
     /// Protocol violations since the previous summary.
@@ -160,7 +160,7 @@ pub struct Summary {
 
 impl Summary {
     /// Adds a later (or unsent) summary to this one.
-    pub fn merge(&mut self, o: Summary) {
+    pub(super) fn merge(&mut self, o: Summary) {
         self.fast.merge(&o.fast);
         self.slow.merge(&o.slow);
         self.violations += o.violations;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Name of the client runtime's threads.
-pub const CLIENT_THREAD: &str = "bench-client";
+pub(super) const CLIENT_THREAD: &str = "bench-client";
 /// Prefix of the bench's own thread names; in-process, every other
 /// thread's CPU time is the server's.
 const BENCH_THREAD_PREFIX: &str = "bench-";
@@ -29,7 +29,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How clients reach the server.
 #[derive(Debug, Clone)]
-pub enum ClientSide {
+pub(super) enum ClientSide {
     Tickfeed { endpoint: Endpoint, max_hz: f64 },
     Nats { ws_url: String },
 }
@@ -37,7 +37,7 @@ pub enum ClientSide {
 impl ClientSide {
     /// Opens one client subscribed to `symbols`; `recv_buffer` sets its
     /// socket's receive buffer.
-    pub async fn connect(
+    pub(super) async fn connect(
         &self,
         symbols: &[&str],
         recv_buffer: Option<usize>,
@@ -64,7 +64,7 @@ enum Server {
 }
 
 /// A started target.
-pub struct Target {
+pub(super) struct Target {
     /// What was measured, e.g. `tickfeed 0.1.0 (in-process)`.
     pub description: String,
     /// The universe clients pick from, in order.
@@ -75,7 +75,7 @@ pub struct Target {
 
 /// The server's figures at one moment.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(super) struct Sample {
     pub at: Instant,
     /// Source updates emitted so far (tickfeed `ticks_in`, or published).
     pub source_updates: Option<u64>,
@@ -112,7 +112,7 @@ fn bench_cpu_split() -> Option<(f64, f64, f64)> {
 }
 
 impl Target {
-    pub async fn start(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
+    pub(super) async fn start(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
         match (point.target, &plan.url) {
             (TargetKind::Tickfeed, None) => Self::start_in_process(plan, point).await,
             (TargetKind::Tickfeed, Some(url)) => Self::start_external(plan, url).await,
@@ -123,12 +123,8 @@ impl Target {
     async fn start_in_process(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
         let rate = point.rate.context("in-process runs need a rate")?;
         let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
-        let mut config = ServeConfig::with_source(SourceConfig::Generator(GeneratorConfig {
-            listings,
-            rate,
-            seed: plan.seed,
-            skew: plan.skew,
-        }));
+        let generator = GeneratorConfig::new(listings, rate, plan.seed, plan.skew)?;
+        let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.limits.max_connections = DEFAULT_MAX_CONNECTIONS.max(point.clients + 100);
         config.max_symbols = DEFAULT_MAX_SYMBOLS.max(plan.symbols);
@@ -179,12 +175,7 @@ impl Target {
             .context("--nats-ws-url is required with --target nats")?;
         let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
         let symbols = listings.iter().map(|l| l.symbol.clone()).collect();
-        let market = GeneratorConfig {
-            listings,
-            rate,
-            seed: plan.seed,
-            skew: plan.skew,
-        };
+        let market = GeneratorConfig::new(listings, rate, plan.seed, plan.skew)?;
         let publisher = Publisher::start(&plan.nats_url, market, plan.encoding).await?;
         Ok(Self {
             description: format!("{} at {ws_url}", publisher.server),
@@ -198,7 +189,7 @@ impl Target {
     }
 
     /// Reads every figure available for this target now.
-    pub async fn sample(&self) -> Sample {
+    pub(super) async fn sample(&self) -> Sample {
         let split = bench_cpu_split();
         let mut sample = Sample {
             at: Instant::now(),
@@ -252,7 +243,7 @@ impl Target {
     }
 
     /// How the server figures were obtained, for the report.
-    pub fn server_figures_note(&self) -> &'static str {
+    pub(super) fn server_figures_note(&self) -> &'static str {
         match &self.server {
             Server::InProcess(_) => {
                 "in-process: server CPU is this process minus the bench-* threads; RSS is the whole process (server and clients)"
@@ -267,11 +258,11 @@ impl Target {
     }
 
     /// Whether stage histograms cover exactly the measured window.
-    pub fn in_process(&self) -> bool {
+    pub(super) fn in_process(&self) -> bool {
         matches!(self.server, Server::InProcess(_))
     }
 
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
         match self.server {
             Server::InProcess(server) => server.shutdown().await,
             Server::External { .. } => {}

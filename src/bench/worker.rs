@@ -5,12 +5,12 @@
 //! the controller a [`Summary`] once a second, never a message per event,
 //! and a last one when told to stop, then hands its [`Tally`] back.
 
-use super::check::{SeqCheck, Verdict};
 use super::connection::{Connection, Incoming, Pace};
 use super::parse::{self, EventView, Kind};
 use super::tally::{Summary, Tally};
+use crate::clock::now_ns;
 use crate::codec::Encoding;
-use crate::source::now_ns;
+use crate::sequence::{SeqCheck, Verdict};
 use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
 use std::collections::HashMap;
@@ -21,13 +21,13 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
 /// How often a worker reports to the controller.
-pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where the run is; workers only record latencies while `Measuring`,
 /// and slow clients' ages by second during `Warmup` too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Phase {
+pub(super) enum Phase {
     Connecting = 0,
     Warmup = 1,
     Measuring = 2,
@@ -36,7 +36,7 @@ pub enum Phase {
 
 /// State shared by the controller and all workers of one run.
 #[derive(Debug)]
-pub struct Shared {
+pub(super) struct Shared {
     phase: AtomicU8,
     /// Start of the measured window, ns since the epoch: planned during
     /// warm-up, actual once measuring. Written before `phase`.
@@ -54,7 +54,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(symbols: &[String], encoding: Encoding, workers: usize) -> Self {
+    pub(super) fn new(symbols: &[String], encoding: Encoding, workers: usize) -> Self {
         Self {
             phase: AtomicU8::new(Phase::Connecting as u8),
             window_start_ns: AtomicU64::new(0),
@@ -70,19 +70,19 @@ impl Shared {
         }
     }
 
-    pub fn set_phase(&self, phase: Phase) {
+    pub(super) fn set_phase(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Release);
     }
 
     /// Starts the warm-up; the window is planned to start after `warmup`.
-    pub fn begin_warmup(&self, warmup: Duration) {
+    pub(super) fn begin_warmup(&self, warmup: Duration) {
         let start = now_ns() + warmup.as_nanos() as u64;
         self.window_start_ns.store(start, Ordering::Relaxed);
         self.set_phase(Phase::Warmup);
     }
 
     /// Starts the measured window now.
-    pub fn begin_measuring(&self) {
+    pub(super) fn begin_measuring(&self) {
         self.window_start_ns.store(now_ns(), Ordering::Relaxed);
         self.set_phase(Phase::Measuring);
     }
@@ -107,7 +107,7 @@ impl Shared {
 }
 
 /// A connected client, handed to its worker.
-pub struct NewClient {
+pub(super) struct NewClient {
     /// Index of the client in the whole run.
     pub index: usize,
     pub connection: Connection,
@@ -127,7 +127,7 @@ struct Slot {
 }
 
 /// One worker's state.
-pub struct Worker {
+pub(super) struct Worker {
     shared: Arc<Shared>,
     slots: Vec<Option<Slot>>,
     tally: Tally,
@@ -139,7 +139,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, clients: usize) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, clients: usize) -> Self {
         let slots = (0..clients.div_ceil(shared.workers))
             .map(|_| None)
             .collect();
@@ -154,7 +154,7 @@ impl Worker {
     }
 
     /// Runs until `stop` changes; returns what was measured.
-    pub async fn run(
+    pub(super) async fn run(
         mut self,
         mut inbox: mpsc::Receiver<NewClient>,
         summaries: mpsc::Sender<Summary>,
@@ -205,7 +205,7 @@ impl Worker {
 
     /// Handles one frame received at `recv_ns`: a tickfeed frame (one
     /// part), or the NATS messages read together (one event per part).
-    pub fn on_frame<B: AsRef<[u8]>>(&mut self, slot: usize, parts: &[B], recv_ns: u64) {
+    pub(super) fn on_frame<B: AsRef<[u8]>>(&mut self, slot: usize, parts: &[B], recv_ns: u64) {
         let measuring = self.shared.measuring();
         let Some(state) = self.slots[slot].as_mut() else {
             return;

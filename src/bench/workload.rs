@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// One client's part of the workload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClientPlan {
+pub(super) struct ClientPlan {
     /// Indexes into the symbol universe, distinct and sorted.
     pub symbols: Vec<u32>,
     /// Reads slowly (`--slow-mode`, `--slow-delay`).
@@ -24,7 +24,7 @@ pub struct ClientPlan {
 /// clients keep the same picks as without. Slow clients are spread evenly
 /// over the client indexes: exactly `floor(clients * slow_fraction)` of
 /// them.
-pub fn plan_clients(
+pub(super) fn plan_clients(
     clients: usize,
     universe: usize,
     per_client: usize,

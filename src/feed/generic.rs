@@ -11,7 +11,7 @@
 use super::reader::{CsvFile, Row, TimeOrder};
 use super::time::parse_ts;
 use super::{BadRow, FeedError, Update};
-use crate::protocol::is_valid_symbol;
+use crate::protocol::{Quote, is_valid_symbol};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -65,13 +65,7 @@ impl Columns {
 #[derive(Debug)]
 struct State {
     sym: Arc<str>,
-    px: Option<f64>,
-    sz: Option<u64>,
-    bid: Option<f64>,
-    ask: Option<f64>,
-    bsz: Option<u64>,
-    asz: Option<u64>,
-    vol: u64,
+    quote: Quote,
 }
 
 /// Every symbol's state, found by name with one hash lookup.
@@ -129,13 +123,7 @@ impl Reader {
             line,
             xt,
             sym: state.sym.clone(),
-            px: state.px,
-            sz: state.sz,
-            bid: state.bid,
-            ask: state.ask,
-            bsz: state.bsz,
-            asz: state.asz,
-            vol: state.vol,
+            quote: state.quote,
             traded,
         })
     }
@@ -201,29 +189,23 @@ fn apply<'m>(symbols: &'m mut Symbols, cells: Cells) -> &'m State {
             symbols.index.insert(sym.clone(), symbols.states.len());
             symbols.states.push(State {
                 sym,
-                px: None,
-                sz: None,
-                bid: None,
-                ask: None,
-                bsz: None,
-                asz: None,
-                vol: 0,
+                quote: Quote::default(),
             });
             symbols.states.len() - 1
         }
     };
     let state = &mut symbols.states[index];
-    let keep = |new: Option<f64>, old: Option<f64>| new.or(old);
-    state.px = keep(cells.px, state.px);
-    state.sz = cells.sz.or(state.sz);
-    state.bid = keep(cells.quote[0], state.bid);
-    state.ask = keep(cells.quote[1], state.ask);
-    state.bsz = cells.sizes[0].or(state.bsz);
-    state.asz = cells.sizes[1].or(state.asz);
-    state.vol = match cells.vol {
+    let q = &mut state.quote;
+    q.px = cells.px.or(q.px);
+    q.sz = cells.sz.or(q.sz);
+    q.bid = cells.quote[0].or(q.bid);
+    q.ask = cells.quote[1].or(q.ask);
+    q.bsz = cells.sizes[0].or(q.bsz);
+    q.asz = cells.sizes[1].or(q.asz);
+    q.vol = match cells.vol {
         Some(vol) => vol,
-        None if cells.px.is_some() || cells.sz.is_some() => state.vol + cells.sz.unwrap_or(0),
-        None => state.vol,
+        None if cells.px.is_some() || cells.sz.is_some() => q.vol + cells.sz.unwrap_or(0),
+        None => q.vol,
     };
     state
 }
@@ -242,16 +224,15 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn write(&mut self, u: &Update) -> std::io::Result<()> {
-        let trade = |v: Option<f64>| v.filter(|_| u.traded);
-        let size = |v: Option<u64>| v.filter(|_| u.traded);
+        let q = &u.quote;
         write!(self.out, "{},{},", u.xt, u.sym)?;
-        write_cell(&mut self.out, trade(u.px))?;
-        write_cell(&mut self.out, size(u.sz))?;
-        write_cell(&mut self.out, u.bid)?;
-        write_cell(&mut self.out, u.ask)?;
-        write_cell(&mut self.out, u.bsz)?;
-        write_cell(&mut self.out, u.asz)?;
-        writeln!(self.out, "{}", u.vol)
+        write_cell(&mut self.out, q.px.filter(|_| u.traded))?;
+        write_cell(&mut self.out, q.sz.filter(|_| u.traded))?;
+        write_cell(&mut self.out, q.bid)?;
+        write_cell(&mut self.out, q.ask)?;
+        write_cell(&mut self.out, q.bsz)?;
+        write_cell(&mut self.out, q.asz)?;
+        writeln!(self.out, "{}", q.vol)
     }
 
     pub fn into_inner(self) -> W {
@@ -297,7 +278,7 @@ mod tests {
         let rows = read("venue,SZ,Sym,ts,px\nX,100,AAPL,1700000000,189.5\n");
         let u = rows[0].as_ref().unwrap();
         assert_eq!(
-            (&*u.sym, u.xt, u.px, u.sz, u.vol, u.traded),
+            (&*u.sym, u.xt, u.quote.px, u.quote.sz, u.quote.vol, u.traded),
             (
                 "AAPL",
                 1_700_000_000_000_000_000,
@@ -314,11 +295,16 @@ mod tests {
         let rows = read("ts,sym,px,sz,bid,ask\n1,A,10,5,,\n2,A,,,9.9,10.1\n3,A,10.1,7,,\n");
         let rows: Vec<Update> = rows.into_iter().map(Result::unwrap).collect();
         assert_eq!(
-            (rows[1].px, rows[1].bid, rows[1].vol, rows[1].traded),
+            (
+                rows[1].quote.px,
+                rows[1].quote.bid,
+                rows[1].quote.vol,
+                rows[1].traded
+            ),
             (Some(10.0), Some(9.9), 5, false)
         );
         assert_eq!(
-            (rows[2].px, rows[2].ask, rows[2].vol),
+            (rows[2].quote.px, rows[2].quote.ask, rows[2].quote.vol),
             (Some(10.1), Some(10.1), 12)
         );
     }
@@ -358,7 +344,7 @@ mod tests {
             b.what
         );
         assert_eq!(
-            rows[2].as_ref().unwrap().px,
+            rows[2].as_ref().unwrap().quote.px,
             Some(1.0),
             "the bad row left no trace"
         );

@@ -15,7 +15,7 @@ use super::book::{Book, Price, Side, Touch};
 use super::reader::{CsvFile, Row, TimeOrder};
 use super::time::{eastern_midnight, parse_seconds};
 use super::{BadRow, FeedError, Update};
-use crate::protocol::is_valid_symbol;
+use crate::protocol::{Quote, is_valid_symbol};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -141,13 +141,15 @@ impl Reader {
             line,
             xt,
             sym: self.name.ticker.clone(),
-            px: self.last_trade.map(|(p, _)| dollars(p)),
-            sz: self.last_trade.map(|(_, s)| s),
-            bid: touch.bid.map(|(p, _)| dollars(p)),
-            ask: touch.ask.map(|(p, _)| dollars(p)),
-            bsz: touch.bid.map(|(_, s)| s),
-            asz: touch.ask.map(|(_, s)| s),
-            vol: self.vol,
+            quote: Quote {
+                px: self.last_trade.map(|(p, _)| dollars(p)),
+                sz: self.last_trade.map(|(_, s)| s),
+                bid: touch.bid.map(|(p, _)| dollars(p)),
+                ask: touch.ask.map(|(p, _)| dollars(p)),
+                bsz: touch.bid.map(|(_, s)| s),
+                asz: touch.ask.map(|(_, s)| s),
+                vol: self.vol,
+            },
             traded,
         }))
     }
@@ -287,15 +289,29 @@ mod tests {
             "line 3 is deep, line 6 unknown"
         );
         assert_eq!(
-            (u[1].bid, u[1].ask, u[1].bsz, u[1].asz),
+            (
+                u[1].quote.bid,
+                u[1].quote.ask,
+                u[1].quote.bsz,
+                u[1].quote.asz
+            ),
             (Some(100.0), Some(100.05), Some(100), Some(50))
         );
         assert_eq!(u[1].xt, 1_340_251_200_000_000_000 + 34_200_500_000_000);
         assert_eq!(
-            (u[2].px, u[2].sz, u[2].asz, u[2].vol, u[2].traded),
+            (
+                u[2].quote.px,
+                u[2].quote.sz,
+                u[2].quote.asz,
+                u[2].quote.vol,
+                u[2].traded
+            ),
             (Some(100.05), Some(20), Some(30), 20, true)
         );
-        assert_eq!((u[3].px, u[3].sz, u[3].vol), (Some(100.02), Some(7), 27));
+        assert_eq!(
+            (u[3].quote.px, u[3].quote.sz, u[3].quote.vol),
+            (Some(100.02), Some(7), 27)
+        );
         assert_eq!(
             stats,
             BookStats {

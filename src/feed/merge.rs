@@ -110,7 +110,7 @@ mod tests {
         let b = file("b.csv", "ts,sym,px\n2,B,2\n3,B,3\n5,B,5\n");
         let merged: Vec<(usize, f64)> = Merge::open(&[a, b])
             .unwrap()
-            .map(|r| r.map(|(i, u)| (i, u.px.unwrap())).unwrap())
+            .map(|r| r.map(|(i, u)| (i, u.quote.px.unwrap())).unwrap())
             .collect();
         assert_eq!(
             merged,
@@ -124,6 +124,6 @@ mod tests {
         let items: Vec<_> = Merge::open(&[a]).unwrap().collect();
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[1], Err(FeedError::BadRow(b)) if b.line == 3));
-        assert_eq!(items[2].as_ref().unwrap().1.px, Some(3.0));
+        assert_eq!(items[2].as_ref().unwrap().1.quote.px, Some(3.0));
     }
 }

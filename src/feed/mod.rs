@@ -1,8 +1,9 @@
 //! Recorded feeds: the file formats tickfeed reads (a generic CSV and
-//! LOBSTER message files), and the `tickfeed feed` tools that record,
-//! check and convert them. The replay source (`source::replay`) reads files
-//! through [`reader::open`] and [`merge::Merge`]; nothing here knows about
-//! the server.
+//! LOBSTER message files), and the `tickfeed feed check` and `convert`
+//! tools. The replay source (`source::replay`) reads files through
+//! [`reader::open`] and [`merge::Merge`], and `source::record` writes them;
+//! nothing here knows about sources or the server (it imports only
+//! `protocol` and `units`).
 //!
 //! Every format becomes the same stream of [`Update`]s: the state of one
 //! symbol after one event, stamped with the event's original time. Files
@@ -18,9 +19,9 @@ pub mod generic;
 pub mod lobster;
 pub mod merge;
 pub mod reader;
-pub mod record;
 pub mod time;
 
+use crate::protocol::Quote;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,15 +33,10 @@ pub struct Update {
     /// Original event time, ns since the Unix epoch.
     pub xt: u64,
     pub sym: Arc<str>,
-    /// Last trade, carried forward until the next one.
-    pub px: Option<f64>,
-    pub sz: Option<u64>,
-    pub bid: Option<f64>,
-    pub ask: Option<f64>,
-    pub bsz: Option<u64>,
-    pub asz: Option<u64>,
-    /// Shares traded in this file so far.
-    pub vol: u64,
+    /// The symbol's market after the event: the last trade carried forward
+    /// until the next one, and `vol` counting shares traded in this file
+    /// so far.
+    pub quote: Quote,
     /// This event is a trade (its `px` and `sz` are new).
     pub traded: bool,
 }
@@ -139,15 +135,6 @@ impl FeedError {
             std::io::ErrorKind::NotFound => FeedError::Missing { path },
             _ => FeedError::Read { path, source },
         }
-    }
-}
-
-/// Runs a `tickfeed feed` subcommand.
-pub fn run(args: args::FeedArgs) -> Result<(), FeedError> {
-    match args.command {
-        args::FeedCommand::Check(check) => check::run(&check),
-        args::FeedCommand::Convert(convert) => convert::run(&convert),
-        args::FeedCommand::Record(record) => record::run(&record),
     }
 }
 

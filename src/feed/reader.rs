@@ -117,14 +117,14 @@ impl CsvFile {
     }
 
     /// The header row (generic CSV).
-    pub fn header(&mut self) -> Result<StringRecord, FeedError> {
+    pub(crate) fn header(&mut self) -> Result<StringRecord, FeedError> {
         let header = self.reader.headers().cloned();
         header.map_err(|e| self.csv_error(e).unwrap_or_else(FeedError::BadRow))
     }
 
     /// Reads the next record into `self.record`; `None` at the end. Blank
     /// lines are skipped by the CSV reader.
-    pub fn advance(&mut self) -> Option<Result<(), FeedError>> {
+    pub(crate) fn advance(&mut self) -> Option<Result<(), FeedError>> {
         match self.reader.read_record(&mut self.record) {
             Ok(true) => {
                 self.rows += 1;
@@ -163,7 +163,7 @@ impl CsvFile {
     }
 
     /// A view of the current record.
-    pub fn row(&self) -> Row<'_> {
+    pub(crate) fn row(&self) -> Row<'_> {
         Row {
             path: &self.path,
             line: self.record.position().map_or(0, |p| p.line()),
@@ -183,7 +183,7 @@ pub(crate) struct TimeOrder {
 impl TimeOrder {
     /// Accepts row `row` at time `xt` (read from field `field`), or says
     /// why not.
-    pub fn accept(&mut self, xt: u64, row: &Row, field: usize) -> Result<(), BadRow> {
+    pub(crate) fn accept(&mut self, xt: u64, row: &Row, field: usize) -> Result<(), BadRow> {
         if let Some((last, line)) = self.last
             && xt < last
         {
@@ -213,13 +213,13 @@ pub(crate) struct Row<'a> {
 
 impl Row<'_> {
     /// Field `i` as trimmed text; a missing field is empty.
-    pub fn text(&self, i: usize) -> &str {
+    pub(crate) fn text(&self, i: usize) -> &str {
         self.record.get(i).unwrap_or_default().trim_ascii()
     }
 
     /// 1-based character column where field `i` starts (exact for
     /// unquoted fields).
-    pub fn column(&self, i: usize) -> u64 {
+    pub(crate) fn column(&self, i: usize) -> u64 {
         let before: usize = self
             .record
             .iter()
@@ -229,7 +229,7 @@ impl Row<'_> {
         before as u64 + 1
     }
 
-    pub fn bad(&self, i: usize, what: String) -> BadRow {
+    pub(crate) fn bad(&self, i: usize, what: String) -> BadRow {
         BadRow {
             path: self.path.clone(),
             line: self.line,

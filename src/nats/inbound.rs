@@ -84,19 +84,8 @@ mod tests {
 
     fn tick(sym: &str, seq: u64) -> Tick {
         Tick {
-            sym: sym.into(),
-            seq,
             ts: seq,
-            xt: None,
-            px: None,
-            sz: None,
-            bid: Some(1.0),
-            ask: Some(1.01),
-            bsz: None,
-            asz: None,
-            vol: 0,
-            snap: None,
-            n: 0,
+            ..Tick::test(sym, seq)
         }
     }
 

@@ -24,9 +24,9 @@ pub mod publisher;
 pub mod store;
 pub mod subject;
 
-use crate::config::SourceConfig;
 use crate::router::InterestSender;
 use crate::shutdown::ShutdownTrigger;
+use crate::source::SourceConfig;
 use crate::source::{self, SourceError, SourceSender};
 use crate::stats::Stats;
 use std::net::SocketAddr;

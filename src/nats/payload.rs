@@ -8,9 +8,8 @@
 //! MessagePack array of symbol names. Written by the publisher, read by the
 //! edge and by the publisher at start (to continue `seq`).
 
-use crate::protocol::Tick;
+use crate::protocol::{Quote, Tick};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Version of the tick layout; a reader refuses others rather than guess.
@@ -27,60 +26,59 @@ pub enum PayloadError {
     Format(u8),
 }
 
-/// The wire shape; field order is the format.
-#[derive(Serialize, Deserialize)]
-struct WireTick {
-    format: u8,
-    seq: u64,
-    ts: u64,
-    xt: Option<u64>,
-    px: Option<f64>,
-    sz: Option<u64>,
-    bid: Option<f64>,
-    ask: Option<f64>,
-    bsz: Option<u64>,
-    asz: Option<u64>,
-    vol: u64,
-}
+/// The wire shape: `(format, seq, ts, xt, quote fields in order)`, an
+/// array whose positions are the format (absent fields are nil, never
+/// skipped).
+type WireTick = (
+    u8,
+    u64,
+    u64,
+    Option<u64>,
+    Option<f64>,
+    Option<u64>,
+    Option<f64>,
+    Option<f64>,
+    Option<u64>,
+    Option<u64>,
+    u64,
+);
 
 /// Encodes a tick (without its symbol, which is the subject).
 pub fn encode_tick(tick: &Tick) -> Bytes {
-    let wire = WireTick {
-        format: FORMAT,
-        seq: tick.seq,
-        ts: tick.ts,
-        xt: tick.xt,
-        px: tick.px,
-        sz: tick.sz,
-        bid: tick.bid,
-        ask: tick.ask,
-        bsz: tick.bsz,
-        asz: tick.asz,
-        vol: tick.vol,
-    };
+    let Quote {
+        px,
+        sz,
+        bid,
+        ask,
+        bsz,
+        asz,
+        vol,
+    } = tick.quote;
+    let wire: WireTick = (
+        FORMAT, tick.seq, tick.ts, tick.xt, px, sz, bid, ask, bsz, asz, vol,
+    );
     Bytes::from(rmp_serde::to_vec(&wire).expect("a tick always encodes"))
 }
 
 /// Decodes a tick of `sym`.
 pub fn decode_tick(sym: Arc<str>, bytes: &[u8]) -> Result<Tick, PayloadError> {
-    let wire: WireTick = rmp_serde::from_slice(bytes)?;
-    if wire.format != FORMAT {
-        return Err(PayloadError::Format(wire.format));
+    let (format, seq, ts, xt, px, sz, bid, ask, bsz, asz, vol): WireTick =
+        rmp_serde::from_slice(bytes)?;
+    if format != FORMAT {
+        return Err(PayloadError::Format(format));
     }
+    let quote = Quote {
+        px,
+        sz,
+        bid,
+        ask,
+        bsz,
+        asz,
+        vol,
+    };
     Ok(Tick {
-        sym,
-        seq: wire.seq,
-        ts: wire.ts,
-        xt: wire.xt,
-        px: wire.px,
-        sz: wire.sz,
-        bid: wire.bid,
-        ask: wire.ask,
-        bsz: wire.bsz,
-        asz: wire.asz,
-        vol: wire.vol,
-        snap: None,
-        n: 0,
+        xt,
+        ..Tick::new(sym, seq, ts, quote)
     })
 }
 
@@ -97,21 +95,12 @@ mod tests {
     use super::*;
 
     fn tick() -> Tick {
-        Tick {
-            sym: "AAPL".into(),
-            seq: 42,
-            ts: 1_764_000_000_123_456_789,
-            xt: Some(1_700_000_000_000_000_000),
-            px: Some(189.25),
-            sz: Some(100),
-            bid: Some(189.24),
-            ask: Some(189.26),
-            bsz: None,
-            asz: Some(200),
-            vol: 1_234_567,
-            snap: None,
-            n: 0,
-        }
+        let mut tick = Tick::test("AAPL", 42);
+        tick.ts = 1_764_000_000_123_456_789;
+        tick.xt = Some(1_700_000_000_000_000_000);
+        tick.quote.vol = 1_234_567;
+        tick.quote.bsz = None;
+        tick
     }
 
     #[test]

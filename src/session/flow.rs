@@ -43,14 +43,14 @@ use tokio::time::Instant;
 /// one pong a second per client keeps the ack clock running at little cost
 /// (probing every 100 ms raised the p99 of 5,000 clients at 1M events/s
 /// from about 250 ms to 640 ms on 2 cores).
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Frames a new client may have in flight: small, so a client that is slow
 /// from the start reads only a few stale frames before the clock adapts.
-pub const INITIAL_WINDOW: u32 = 4;
+pub(super) const INITIAL_WINDOW: u32 = 4;
 /// Most frames in flight: a prompt reader is probed every 64 frames at
 /// most, and one that turns slow has at most this many frames to read
 /// before it gets fresh data.
-pub const MAX_WINDOW: u32 = 128;
+pub(super) const MAX_WINDOW: u32 = 128;
 
 /// Round trips remembered for [`AckClock::read_delay`].
 const ROUND_TRIPS_KEPT: usize = 3;
@@ -65,7 +65,7 @@ struct Probe {
 }
 
 #[derive(Debug)]
-pub struct AckClock {
+pub(super) struct AckClock {
     max_lag: Duration,
     /// In-flight data should be consumed within this (half of `max_lag`).
     target: Duration,
@@ -86,7 +86,7 @@ pub struct AckClock {
 
 impl AckClock {
     /// `max_lag` of zero turns flow control off: writes never wait.
-    pub fn new(max_lag: Duration) -> Self {
+    pub(super) fn new(max_lag: Duration) -> Self {
         Self {
             max_lag,
             target: max_lag / 2,
@@ -112,13 +112,13 @@ impl AckClock {
 
     /// Frames the client may have in flight now.
     #[cfg(test)]
-    pub fn window(&self) -> u32 {
+    pub(crate) fn window(&self) -> u32 {
         self.window
     }
 
     /// False while writes must wait for the outstanding probe's pong: the
     /// window is full, or the probe is older than `max_lag`.
-    pub fn may_write(&self, now: Instant) -> bool {
+    pub(super) fn may_write(&self, now: Instant) -> bool {
         match self.probe {
             Some(probe) if self.enabled() => {
                 self.in_flight() < u64::from(self.window)
@@ -130,7 +130,7 @@ impl AckClock {
 
     /// Counts `frames` about to be written and returns the payload of a
     /// probe to send right behind them, if one is due.
-    pub fn on_write(&mut self, frames: u64, now: Instant) -> Option<Bytes> {
+    pub(super) fn on_write(&mut self, frames: u64, now: Instant) -> Option<Bytes> {
         self.written += frames;
         if !self.enabled() {
             return None;
@@ -162,7 +162,7 @@ impl AckClock {
     /// acknowledges every frame written before it and resizes the window.
     /// `server_lag` is the server's own share of the round trip
     /// (`scheduling_lag`), which is not the client's doing.
-    pub fn on_pong(&mut self, payload: &[u8], now: Instant, server_lag: Duration) -> bool {
+    pub(super) fn on_pong(&mut self, payload: &[u8], now: Instant, server_lag: Duration) -> bool {
         let Some(probe) = self.probe.filter(|p| payload == p.id.to_be_bytes()) else {
             return false;
         };
@@ -196,12 +196,12 @@ impl AckClock {
     /// nor does a round trip the client's reading did not pace (a busy
     /// machine delays every pong alike), while a reader that is slow every
     /// time does. Zero before the first pongs, and with flow control off.
-    pub fn read_delay(&self) -> Duration {
+    pub(super) fn read_delay(&self) -> Duration {
         self.read_delays.iter().copied().min().unwrap_or_default()
     }
 
     /// When the outstanding probe was sent, if one is.
-    pub fn unanswered_since(&self) -> Option<Instant> {
+    pub(super) fn unanswered_since(&self) -> Option<Instant> {
         self.probe.map(|p| p.sent_at)
     }
 }

@@ -8,34 +8,35 @@
 //! accepts nothing for that long is closed with 1008 `slow consumer`, while
 //! conflation keeps its pending state at one tick per symbol meanwhile.
 
+mod close;
 mod flow;
+mod inbound;
+pub mod limits;
 pub mod outbox;
 mod requests;
 mod write_state;
 
+use crate::clock::now_ns;
 use crate::codec::Encoding;
-use crate::config::Limits;
 use crate::conflate::Mailbox;
-use crate::protocol::{ErrorCode, Event, RequestError, parse_json_request, parse_msgpack_request};
+use crate::protocol::Event;
 use crate::ratelimit::RequestBudget;
 use crate::router::{ClientId, RouterHandle};
 use crate::shutdown::Shutdown;
-use crate::source::now_ns;
 use crate::stats::{Stage, Stats, record_latencies};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use outbox::{Outbox, reply_frame};
-use requests::RequestContext;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite;
 use write_state::WriteState;
 
-/// How long a closing handshake may take before the socket is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub use close::{SocketError, Stop};
+
+pub use limits::Limits;
 
 /// Settings and shared handles every session of a server uses.
 #[derive(Debug)]
@@ -52,79 +53,6 @@ pub struct SessionSettings {
     /// to it wait (`--max-lag`; zero turns flow control off).
     pub max_lag: Duration,
     pub server_name: String,
-}
-
-/// Why a session ended; decides the close frame.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stop {
-    ClientClosed,
-    SocketError(String),
-    SlowConsumer,
-    HeartbeatTimeout,
-    Abuse,
-    FrameTooBig,
-    /// A text message that is not UTF-8 (RFC 6455 section 8.1).
-    InvalidUtf8,
-    /// A frame that breaks RFC 6455 framing, e.g. a stray continuation.
-    ProtocolViolation,
-    ShuttingDown,
-    ServerError,
-}
-
-impl Stop {
-    /// The close frame to send, if the socket is still usable.
-    fn close_frame(&self) -> Option<(u16, &'static str)> {
-        match self {
-            Stop::ClientClosed | Stop::SocketError(_) => None,
-            Stop::SlowConsumer => Some((1008, "slow consumer")),
-            Stop::HeartbeatTimeout => Some((1008, "heartbeat timeout")),
-            Stop::Abuse => Some((1008, "too many refused requests")),
-            Stop::FrameTooBig => Some((1009, "frame too big")),
-            Stop::InvalidUtf8 => Some((1007, "invalid UTF-8 in a text frame")),
-            Stop::ProtocolViolation => Some((1002, "websocket protocol error")),
-            Stop::ShuttingDown => Some((1001, "server shutting down")),
-            Stop::ServerError => Some((1011, "server error")),
-        }
-    }
-}
-
-/// Tells apart the socket errors that have their own close code; any
-/// other error means the connection is gone.
-pub trait SocketError: std::fmt::Display {
-    fn is_too_big(&self) -> bool;
-    fn is_invalid_utf8(&self) -> bool {
-        false
-    }
-    fn is_protocol_violation(&self) -> bool {
-        false
-    }
-}
-
-impl SocketError for axum::Error {
-    fn is_too_big(&self) -> bool {
-        matches!(
-            tungstenite_error(self),
-            Some(tungstenite::Error::Capacity(_))
-        )
-    }
-
-    fn is_invalid_utf8(&self) -> bool {
-        matches!(tungstenite_error(self), Some(tungstenite::Error::Utf8(_)))
-    }
-
-    /// Bad framing from a client that is still there; a peer that vanished
-    /// without a close frame is not one.
-    fn is_protocol_violation(&self) -> bool {
-        use tungstenite::error::ProtocolError::ResetWithoutClosingHandshake;
-        matches!(tungstenite_error(self), Some(tungstenite::Error::Protocol(e)) if *e != ResetWithoutClosingHandshake)
-    }
-}
-
-fn tungstenite_error(error: &axum::Error) -> Option<&tungstenite::Error> {
-    use std::error::Error as _;
-    error
-        .source()
-        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
 }
 
 pub struct Session<S> {
@@ -303,115 +231,6 @@ where
         Ok(())
     }
 
-    async fn on_message(&mut self, message: Message) -> Result<(), Stop> {
-        let max = self.settings.limits.max_request_bytes;
-        let parsed = match message {
-            Message::Text(text) => {
-                check_size(text.len(), max).and_then(|()| parse_json_request(text.as_bytes()))
-            }
-            Message::Binary(bytes) if self.encoding == Encoding::Msgpack => {
-                check_size(bytes.len(), max).and_then(|()| parse_msgpack_request(&bytes))
-            }
-            Message::Binary(_) => Err(RequestError::new(
-                None,
-                ErrorCode::BadRequest,
-                "binary frames are accepted only in msgpack mode; send JSON text",
-            )),
-            Message::Close(_) => return Err(Stop::ClientClosed),
-            Message::Pong(payload)
-                if self.flow.on_pong(
-                    &payload,
-                    Instant::now(),
-                    self.settings.stats.scheduling_lag(),
-                ) =>
-            {
-                return Ok(());
-            }
-            Message::Ping(_) | Message::Pong(_) => return self.on_control_frame(),
-        };
-        // Every request costs a token, valid or not; the refusal names the
-        // request's id when it could be read, so clients can match it.
-        let parsed = if self.budget.try_take(Instant::now()) {
-            parsed
-        } else {
-            let id = match &parsed {
-                Ok(request) => request.id(),
-                Err(error) => error.id,
-            };
-            Err(RequestError::new(
-                id,
-                ErrorCode::RateLimited,
-                format!(
-                    "more than {} requests per second",
-                    self.settings.limits.requests_per_sec
-                ),
-            ))
-        };
-        let stats = &self.settings.stats;
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        let reply = match parsed {
-            Ok(request) => {
-                let mut context = RequestContext {
-                    client: self.client,
-                    router: &self.settings.router,
-                    limits: &self.settings.limits,
-                    outbox: &mut self.outbox,
-                };
-                context
-                    .handle(request)
-                    .await
-                    .map_err(|_| Stop::ServerError)?
-            }
-            Err(error) => requests::Reply {
-                events: vec![error.into_event()],
-                refused: true,
-                snapshots: 0,
-            },
-        };
-        if reply.refused {
-            stats.request_errors.fetch_add(1, Ordering::Relaxed);
-            if self.budget.refused() {
-                stats.abuse_closes.fetch_add(1, Ordering::Relaxed);
-                return Err(Stop::Abuse);
-            }
-        } else {
-            self.budget.accepted();
-        }
-        stats
-            .snapshots_out
-            .fetch_add(reply.snapshots, Ordering::Relaxed);
-        self.update_subscription_gauge();
-        self.send_control(&reply.events).await
-    }
-
-    /// Pings and pongs cost a request token, as requests do, so a ping
-    /// flood (which tungstenite answers on its own) counts as abuse and is
-    /// closed with 1008; within the budget they cost nothing more.
-    fn on_control_frame(&mut self) -> Result<(), Stop> {
-        if self.budget.try_take(Instant::now()) {
-            self.budget.accepted();
-        } else if self.budget.refused() {
-            self.settings
-                .stats
-                .abuse_closes
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(Stop::Abuse);
-        }
-        Ok(())
-    }
-
-    fn update_subscription_gauge(&mut self) {
-        let now = self.outbox.subscription_count() as i64;
-        let delta = now - self.counted_subscriptions;
-        if delta != 0 {
-            self.settings
-                .stats
-                .subscriptions
-                .fetch_add(delta, Ordering::Relaxed);
-            self.counted_subscriptions = now;
-        }
-    }
-
     /// Sends every pending update in as few frames as the size cap allows,
     /// with one flush.
     async fn deliver(&mut self) -> Result<(), Stop> {
@@ -508,45 +327,6 @@ where
             Ok(Ok(())) => Ok(()),
         }
     }
-
-    async fn finish(mut self, stop: Stop) -> Stop {
-        if let Some((code, reason)) = stop.close_frame() {
-            let close = Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            }));
-            // Then wait for the client's close frame: closing a socket with
-            // unread input resets it, and the client could lose ours.
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                if self.socket.send(close).await.is_ok() {
-                    while let Some(Ok(message)) = self.socket.next().await {
-                        if matches!(message, Message::Close(_)) {
-                            break;
-                        }
-                    }
-                }
-            })
-            .await;
-        }
-        if self.outbox.mailbox_ref().is_some() {
-            self.settings.router.leave(self.client);
-        }
-        self.outbox.remove_all();
-        self.update_subscription_gauge();
-        stop
-    }
-}
-
-/// Refuses a request over the size limit before parsing it.
-fn check_size(len: usize, max: usize) -> Result<(), RequestError> {
-    if len > max {
-        return Err(RequestError::new(
-            None,
-            ErrorCode::TooLarge,
-            format!("request of {len} bytes exceeds the limit of {max} bytes"),
-        ));
-    }
-    Ok(())
 }
 
 /// Waits for the mailbox, or forever when the client has none yet.

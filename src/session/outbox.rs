@@ -332,8 +332,8 @@ pub fn reply_frame(encoding: Encoding, events: &[Event]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Retention;
     use crate::protocol::Tick;
+    use crate::router::Retention;
 
     const MAX_LAG: Duration = Duration::from_millis(500);
 
@@ -372,7 +372,7 @@ mod tests {
 
         /// Routes AAPL's update `seq`, as the router does.
         fn publish(&mut self, seq: u64) {
-            let tick = Arc::new(EncodedTick::new(crate::router::tests::tick("AAPL", seq)));
+            let tick = Arc::new(EncodedTick::new(crate::protocol::Tick::test("AAPL", seq)));
             self.retention.store(&self.table, 0, &tick);
             self.table.store(0, tick);
             self.mailbox.mark(0);

@@ -2,22 +2,22 @@
 //! outbox changes and the reply events (ack, error, symbols, pong and
 //! snapshots), in the order the client receives them.
 
+use super::Limits;
 use super::outbox::Outbox;
-use crate::config::Limits;
 use crate::protocol::{ErrorCode, Event, Request, SymbolSet, WILDCARD};
 use crate::router::{ClientId, RouterGone, RouterHandle};
 use tokio::time::Instant;
 
 /// Replies to one request, plus how many snapshots they carry.
 #[derive(Debug, Default)]
-pub struct Reply {
+pub(super) struct Reply {
     pub events: Vec<Event>,
     pub snapshots: u64,
     /// True when the request was refused as a whole (counts as abuse).
     pub refused: bool,
 }
 
-pub struct RequestContext<'a> {
+pub(super) struct RequestContext<'a> {
     pub client: ClientId,
     pub router: &'a RouterHandle,
     pub limits: &'a Limits,
@@ -25,7 +25,7 @@ pub struct RequestContext<'a> {
 }
 
 impl RequestContext<'_> {
-    pub async fn handle(&mut self, request: Request) -> Result<Reply, RouterGone> {
+    pub(super) async fn handle(&mut self, request: Request) -> Result<Reply, RouterGone> {
         match request {
             Request::Subscribe {
                 id,

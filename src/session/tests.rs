@@ -10,11 +10,11 @@
 
 use super::*;
 use crate::router::Router;
+use crate::sequence::{SeqByName, Verdict};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{SourceMsg, SourceSender};
 use crate::symbols::SymbolTable;
 use futures_channel::mpsc;
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -158,7 +158,7 @@ impl Harness {
                 let batch = SYMBOLS
                     .iter()
                     .map(|s| {
-                        let mut tick = crate::router::tests::tick(s, seq);
+                        let mut tick = crate::protocol::Tick::test(s, seq);
                         tick.ts = ts;
                         tick
                     })
@@ -188,7 +188,7 @@ type Script = fn(elapsed: Duration, events: u64) -> Duration;
 /// answering pings when it reads them.
 async fn read_as(harness: &mut Harness, t0: Instant, until: Duration, script: Script) -> Seen {
     let mut seen = Seen::default();
-    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut last = SeqByName::new();
     while t0.elapsed() < until {
         let message = harness.next_message().await;
         if let Message::Ping(payload) = message {
@@ -202,14 +202,12 @@ async fn read_as(harness: &mut Harness, t0: Instant, until: Duration, script: Sc
         let ticks = events(&message);
         let in_frame = ticks.len() as u64;
         for tick in ticks {
-            let (sym, seq, n) = (
-                tick["sym"].as_str().unwrap().to_string(),
-                tick["seq"].as_u64().unwrap(),
-                tick["n"].as_u64().unwrap(),
+            let n = tick["n"].as_u64().unwrap();
+            assert_eq!(
+                last.observe_json(&tick),
+                Verdict::Ok,
+                "invariant broken at {tick}"
             );
-            if let Some(prev) = last.insert(sym, seq) {
-                assert_eq!(seq - prev - 1, n, "invariant broken at {tick}");
-            }
             seen.events += 1;
             seen.merged += n;
             if now >= Duration::from_secs(5) {
@@ -230,7 +228,7 @@ async fn session_over_channels_says_hello_answers_and_streams() {
     let mut harness = Harness::start(MAX_LAG).await;
     harness.send(r#"{"op":"subscribe","id":1,"symbols":["AAPL"]}"#);
     assert_eq!(events(&harness.next_message().await)[0]["ev"], "ack");
-    let tick = crate::router::tests::tick("AAPL", 1);
+    let tick = crate::protocol::Tick::test("AAPL", 1);
     harness
         .source
         .send(SourceMsg::Ticks(vec![tick]))

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteState {
+pub(super) enum WriteState {
     /// Pending updates are written as soon as the mailbox has any.
     Ready,
     /// `--min-write-interval` holds the next write until `until`.
@@ -30,7 +30,7 @@ pub enum WriteState {
 
 impl WriteState {
     /// The state at `now`, from the ack clock and the write spacing.
-    pub fn at(
+    pub(super) fn at(
         now: Instant,
         clock: &AckClock,
         next_write_at: Instant,
@@ -49,13 +49,13 @@ impl WriteState {
         WriteState::Ready
     }
 
-    pub fn writes_now(self) -> bool {
+    pub(super) fn writes_now(self) -> bool {
         self == WriteState::Ready
     }
 
     /// When the session's timer must fire: the end of the spacing, the
     /// stall deadline, or (while ready) the slot of a paced symbol.
-    pub fn wake_at(self, paced_due: Option<Instant>) -> Option<Instant> {
+    pub(super) fn wake_at(self, paced_due: Option<Instant>) -> Option<Instant> {
         match self {
             WriteState::Ready => paced_due,
             WriteState::Spacing { until } => Some(until),
@@ -64,7 +64,7 @@ impl WriteState {
     }
 
     /// True when the client has acknowledged nothing for the stall timeout.
-    pub fn stalled(self, now: Instant) -> bool {
+    pub(super) fn stalled(self, now: Instant) -> bool {
         matches!(self, WriteState::AwaitingAck { stall_at } if now >= stall_at)
     }
 }

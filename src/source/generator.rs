@@ -9,8 +9,9 @@
 //! the wall clock so that a late wake-up catches up instead of drifting.
 
 use super::universe::Listing;
-use super::{SourceMsg, SourceSender, now_ns};
-use crate::protocol::Tick;
+use super::{SourceMsg, SourceSender};
+use crate::clock::now_ns;
+use crate::protocol::{Quote, Tick};
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
@@ -33,14 +34,75 @@ const TRADE_SHARE: f64 = 0.3;
 /// Trading seconds per year, to turn annual volatility into per-update steps.
 const TRADING_SECONDS_PER_YEAR: f64 = 252.0 * 6.5 * 3600.0;
 
-/// Generator settings, validated by the CLI.
+/// Market-like activity when not told otherwise: a few symbols far busier
+/// than most.
+pub const DEFAULT_SKEW: f64 = 1.0;
+
+/// Generator settings, checked once by [`GeneratorConfig::new`] whichever
+/// command asks (`serve`, `bench`, `feed record`).
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
     pub listings: Vec<Listing>,
     /// Total updates per second over all symbols.
     pub rate: f64,
     pub seed: u64,
+    /// How unevenly updates are spread: 0 is round robin, 1 a Zipf law.
     pub skew: f64,
+}
+
+/// A generator setting that cannot work, named by its flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("--{flag}: {msg}")]
+pub struct GeneratorError {
+    pub flag: &'static str,
+    pub msg: &'static str,
+}
+
+/// Checks `--rate`: a positive, finite number of updates per second.
+pub fn check_rate(rate: f64) -> Result<f64, GeneratorError> {
+    if rate > 0.0 && rate.is_finite() {
+        Ok(rate)
+    } else {
+        Err(GeneratorError {
+            flag: "rate",
+            msg: "must be a positive number of updates per second",
+        })
+    }
+}
+
+/// Checks `--skew`: 0 (uniform) or more, finite.
+pub fn check_skew(skew: f64) -> Result<f64, GeneratorError> {
+    if skew >= 0.0 && skew.is_finite() {
+        Ok(skew)
+    } else {
+        Err(GeneratorError {
+            flag: "skew",
+            msg: "must be 0 (uniform) or more",
+        })
+    }
+}
+
+impl GeneratorConfig {
+    /// The one place generator settings are checked.
+    pub fn new(
+        listings: Vec<Listing>,
+        rate: f64,
+        seed: u64,
+        skew: f64,
+    ) -> Result<Self, GeneratorError> {
+        if listings.is_empty() {
+            return Err(GeneratorError {
+                flag: "symbols",
+                msg: "must be at least 1",
+            });
+        }
+        Ok(Self {
+            listings,
+            rate: check_rate(rate)?,
+            seed,
+            skew: check_skew(skew)?,
+        })
+    }
 }
 
 /// State of one simulated symbol.
@@ -143,11 +205,7 @@ impl Market {
             s.vol += lots * 100;
         }
         s.seq += 1;
-        Tick {
-            sym: s.sym.clone(),
-            seq: s.seq,
-            ts: now,
-            xt: None,
+        let quote = Quote {
             px: s.last_px,
             sz: s.last_sz,
             bid: Some(bid),
@@ -155,9 +213,8 @@ impl Market {
             bsz: Some(100 * (1 + rng.random_range(0..30u64))),
             asz: Some(100 * (1 + rng.random_range(0..30u64))),
             vol: s.vol,
-            snap: None,
-            n: 0,
-        }
+        };
+        Tick::new(s.sym.clone(), s.seq, now, quote)
     }
 }
 
@@ -229,12 +286,9 @@ mod tests {
     use crate::source::universe::{default_universe, sized};
 
     fn market(skew: f64, symbols: usize) -> Market {
-        Market::new(&GeneratorConfig {
-            listings: sized(default_universe(), symbols, 7),
-            rate: 1000.0,
-            seed: 7,
-            skew,
-        })
+        Market::new(
+            &GeneratorConfig::new(sized(default_universe(), symbols, 7), 1000.0, 7, skew).unwrap(),
+        )
     }
 
     #[test]
@@ -245,17 +299,17 @@ mod tests {
         for _ in 0..200_000 {
             now += 50_000;
             let t = m.next_tick(now);
-            let (bid, ask) = (t.bid.unwrap(), t.ask.unwrap());
+            let (bid, ask) = (t.quote.bid.unwrap(), t.quote.ask.unwrap());
             assert!(bid > 0.0 && bid < ask, "{t:?}");
             let grid = tick_size(bid);
             assert!(((bid / grid) - (bid / grid).round()).abs() < 1e-6, "{t:?}");
-            if let Some(sz) = t.sz {
+            if let Some(sz) = t.quote.sz {
                 assert_eq!(sz % 100, 0, "round lots");
             }
             let prev = last_vol
-                .insert(t.sym.clone(), (t.vol, t.seq))
+                .insert(t.sym.clone(), (t.quote.vol, t.seq))
                 .unwrap_or((0, 0));
-            assert!(t.vol >= prev.0, "volume never falls");
+            assert!(t.quote.vol >= prev.0, "volume never falls");
             assert_eq!(t.seq, prev.1 + 1, "seq +1 per update of a symbol");
         }
     }

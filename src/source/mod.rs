@@ -1,23 +1,32 @@
-//! Sources of market updates: the simulated generator (default) and, later,
-//! replays of recorded files. A source stamps every update with its
+//! Sources of market updates: the simulated generator (default) and
+//! replays of recorded files (`record.rs` writes the generator to a file
+//! for `tickfeed feed record`). A source stamps every update with its
 //! per-symbol `seq` and emission time `ts` and hands batches to the router
-//! through a bounded channel.
+//! through a bounded channel. Sources read the feed formats (`feed`) and
+//! know nothing of the router beyond [`SourceMsg`].
 //!
 //! Overflow policy of that channel: the source waits (backpressure). A
 //! generator that cannot keep up therefore emits below its target rate, and
 //! the achieved rate is reported in `/api/stats`.
 
 pub mod generator;
+pub mod record;
 pub mod replay;
 pub mod universe;
 
-use crate::config::SourceConfig;
 use crate::protocol::Tick;
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::stats::Stats;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+/// Where updates come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Generator(generator::GeneratorConfig),
+    /// Recorded files (`--replay`), read through once already.
+    Replay(replay::ReplayConfig),
+}
 
 /// What a source sends to the router.
 #[derive(Debug)]
@@ -43,13 +52,6 @@ pub type SourceReceiver = mpsc::Receiver<SourceMsg>;
 
 pub fn channel() -> (SourceSender, SourceReceiver) {
     mpsc::channel(SOURCE_QUEUE_BATCHES)
-}
-
-/// Nanoseconds since the Unix epoch: the clock of every `ts`.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A source that cannot start.

@@ -7,8 +7,11 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tickfeed::cli::{Cli, Command};
+use tickfeed::sequence::{SeqByName, Verdict};
 use tickfeed::server::{RunningServer, start};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -259,6 +262,79 @@ impl Client {
     }
 }
 
+/// A free TCP port on loopback: bound, read and released, for a child
+/// process that needs a port number before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a probe socket on loopback")
+        .local_addr()
+        .expect("probe socket address")
+        .port()
+}
+
+/// A fresh directory for one test (files, a broker store, logs). Dropped
+/// after a passing test, it is removed; after a failing one it is kept and
+/// its path printed, for the logs in it. Derefs to its path.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tickfeed-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        Scratch { dir }
+    }
+
+    /// The path of `name` in the directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes `content` to `name` in the directory; returns its path.
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.file(name);
+        std::fs::write(&path, content).expect("write a scratch file");
+        path
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed; its files are kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 pub fn is_tick(event: &Value) -> bool {
     event["ev"] == "tick"
+}
+
+/// Checks the conflation invariant (`tickfeed::sequence`) on one tick
+/// event and returns its `n`; panics naming the tick when `seq` went
+/// backwards or a gap is not counted by `n`.
+pub fn check_seq(seqs: &mut SeqByName, tick: &Value) -> u64 {
+    let verdict = seqs.observe_json(tick);
+    assert_eq!(
+        verdict,
+        Verdict::Ok,
+        "conflation invariant broken at {tick}"
+    );
+    tick["n"].as_u64().expect("n")
 }

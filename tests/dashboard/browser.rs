@@ -4,9 +4,9 @@
 //! the page's error log, and tearing everything down even when a test
 //! panics. Used only by `tests/dashboard.rs`.
 
+use crate::common::free_port;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,11 +31,6 @@ fn tool(env: &str, default: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a probe socket on loopback");
-    listener.local_addr().expect("probe socket address").port()
 }
 
 /// A chromedriver process and one browser session.

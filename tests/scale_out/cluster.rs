@@ -4,7 +4,7 @@
 //! scratch directory (broker store, node logs) is removed after a passing
 //! test and kept, with its path printed, after a failing one.
 
-use super::common::{DEADLINE, poll};
+use super::common::{DEADLINE, Scratch, free_port, poll};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,47 +12,9 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// A directory for one test's broker store and logs.
-pub struct Scratch {
-    pub dir: PathBuf,
-}
-
-impl Scratch {
-    pub fn new(test: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("tickfeed-{test}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create scratch directory");
-        Scratch { dir }
-    }
-
-    fn log(&self, name: &str) -> std::fs::File {
-        std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("create log file")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "scale-out test failed; broker store and node logs kept in {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A log file for one process of the test, in its scratch directory.
+fn log(scratch: &Scratch, name: &str) -> std::fs::File {
+    std::fs::File::create(scratch.file(&format!("{name}.log"))).expect("create log file")
 }
 
 /// `$NATS_SERVER`, else `nats-server` on the PATH or in Debian's /usr/sbin.
@@ -214,7 +176,7 @@ impl Node {
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(scratch.log(log_name))
+            .stderr(log(scratch, log_name))
             .kill_on_drop(true)
             .spawn()
             .expect("start tickfeed");

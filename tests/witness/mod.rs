@@ -8,7 +8,7 @@
 
 use crate::common::{Client, DEADLINE, is_tick};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use tickfeed::sequence::{SeqByName, Verdict};
 use tokio::sync::watch;
 
 /// What the witness has seen so far.
@@ -85,7 +85,7 @@ impl Drop for Witness {
 }
 
 async fn read_all(mut client: Client, tally: watch::Sender<Tally>) {
-    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut last = SeqByName::new();
     while let Some(frame) = client.read_frame_until_closed().await {
         tally.send_modify(|t| {
             for tick in frame.iter().filter(|e| is_tick(e)) {
@@ -96,18 +96,13 @@ async fn read_all(mut client: Client, tally: watch::Sender<Tally>) {
     tally.send_modify(|t| t.closed = true);
 }
 
-fn check(last: &mut HashMap<String, u64>, tick: &Value, tally: &mut Tally) {
-    let sym = tick["sym"].as_str().unwrap_or_default().to_string();
-    let seq = tick["seq"].as_u64().unwrap_or_default();
+fn check(last: &mut SeqByName, tick: &Value, tally: &mut Tally) {
     let n = tick["n"].as_u64().unwrap_or_default();
     tally.events += 1;
     tally.merged += n;
-    if let Some(prev) = last.insert(sym.clone(), seq)
-        && (seq <= prev || seq - prev - 1 != n)
-    {
-        tally
-            .violations
-            .push(format!("{sym}: seq {prev} then {seq} with n {n}"));
+    let verdict = last.observe_json(tick);
+    if verdict != Verdict::Ok {
+        tally.violations.push(format!("{verdict:?}: {tick}"));
     }
 }
 

@@ -3,12 +3,13 @@
 //! `vol`, hands batches to the router, and publishes its status.
 
 use super::{ReplayConfig, Speed};
+use crate::clock::now_ns;
 use crate::feed::merge::Merge;
 use crate::feed::time::{NS_PER_SEC, format_rfc3339};
 use crate::feed::{FeedError, Update};
 use crate::protocol::Tick;
 use crate::shutdown::Shutdown;
-use crate::source::{SourceMsg, SourceSender, now_ns};
+use crate::source::{SourceMsg, SourceSender};
 use crate::stats::{Stats, new_histogram};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -167,7 +168,7 @@ impl Player {
                 break;
             }
             if update.xt < self.config.window.from {
-                self.symbol(&update.sym).file_vol = update.vol;
+                self.symbol(&update.sym).file_vol = update.quote.vol;
                 continue;
             }
             let due = self.clock.due(update.xt);
@@ -204,26 +205,17 @@ impl Player {
     /// Numbers an update as the next tick of its symbol.
     fn stamp(&mut self, u: Update) -> Tick {
         let s = self.symbol(&u.sym);
-        s.vol += u.vol.saturating_sub(s.file_vol);
-        s.file_vol = u.vol;
-        if u.px.is_some() || u.sz.is_some() {
-            s.trade = (u.px, u.sz);
+        let mut quote = u.quote;
+        s.vol += quote.vol.saturating_sub(s.file_vol);
+        s.file_vol = quote.vol;
+        if quote.px.is_some() || quote.sz.is_some() {
+            s.trade = (quote.px, quote.sz);
         }
         s.seq += 1;
+        (quote.px, quote.sz, quote.vol) = (s.trade.0, s.trade.1, s.vol);
         Tick {
-            sym: u.sym,
-            seq: s.seq,
-            ts: 0,
             xt: Some(u.xt),
-            px: s.trade.0,
-            sz: s.trade.1,
-            bid: u.bid,
-            ask: u.ask,
-            bsz: u.bsz,
-            asz: u.asz,
-            vol: s.vol,
-            snap: None,
-            n: 0,
+            ..Tick::new(u.sym, s.seq, 0, quote)
         }
     }
 

@@ -1,185 +1,12 @@
-//! Protocol v1 message types: what clients send (requests) and what the
-//! server sends (events), independent of their encoding (see `codec`).
-//!
-//! The wire contract is `docs/protocol.md`.
-//! Requests are parsed once here into a validated [`Request`]; anything that
-//! does not fit becomes a [`RequestError`] carrying the protocol error code
-//! and the request id when one could be read.
+//! Parsing client requests: JSON text, or a MessagePack map in msgpack
+//! mode, validated once into a [`Request`]; anything that does not fit
+//! becomes a [`RequestError`] with the protocol's error code and the
+//! request's id when one could be read. Errors never echo more than a
+//! short excerpt of the input.
 
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-
-/// Protocol version announced in `hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
-/// Longest accepted symbol name, in bytes.
-pub const MAX_SYMBOL_LEN: usize = 32;
-/// The subscription that means "every symbol, including later ones".
-pub const WILDCARD: &str = "*";
-
-/// One market update as clients see it. Field order is the wire order; `n`
-/// stays last so that `codec` can re-encode the merge count without
-/// re-serialising the whole tick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tick {
-    pub sym: Arc<str>,
-    pub seq: u64,
-    pub ts: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub xt: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub px: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub sz: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub bid: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub ask: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub bsz: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub asz: Option<u64>,
-    pub vol: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub snap: Option<bool>,
-    pub n: u32,
-}
-
-/// Protocol error codes (`docs/protocol.md`, "ack and error").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    UnknownOp,
-    UnknownSymbol,
-    TooManySubscriptions,
-    RateLimited,
-    TooLarge,
-    Unauthorized,
-}
-
-/// Every server event. Serialised as an object whose `ev` field names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "ev", rename_all = "snake_case")]
-pub enum Event {
-    Hello {
-        v: u32,
-        server: String,
-        session: String,
-        encoding: String,
-        heartbeat_s: u64,
-        symbols: usize,
-    },
-    Ack {
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        id: Option<u64>,
-        op: String,
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        symbols: Option<Vec<String>>,
-    },
-    Error {
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        id: Option<u64>,
-        code: ErrorCode,
-        msg: String,
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        symbols: Option<Vec<String>>,
-    },
-    Symbols {
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        id: Option<u64>,
-        symbols: Vec<String>,
-    },
-    Pong {
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        id: Option<u64>,
-        #[serde(skip_serializing_if = "Option::is_none", default)]
-        t: Option<serde_json::Value>,
-    },
-    Tick(Tick),
-}
-
-/// Which symbols a subscribe or unsubscribe names.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SymbolSet {
-    /// `["*"]`: everything, including symbols that appear later.
-    All,
-    /// Explicit, valid names (duplicates removed, request order kept).
-    Named(Vec<String>),
-}
-
-/// A validated client request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    Subscribe {
-        id: Option<u64>,
-        symbols: SymbolSet,
-        /// Invalid names from the request, reported back as `unknown_symbol`.
-        invalid: Vec<String>,
-        max_hz: f64,
-        snapshot: bool,
-    },
-    Unsubscribe {
-        id: Option<u64>,
-        symbols: SymbolSet,
-    },
-    Symbols {
-        id: Option<u64>,
-    },
-    Ping {
-        id: Option<u64>,
-        t: Option<serde_json::Value>,
-    },
-}
-
-impl Request {
-    /// The request's `id`, echoed in its replies.
-    pub fn id(&self) -> Option<u64> {
-        match self {
-            Request::Subscribe { id, .. }
-            | Request::Unsubscribe { id, .. }
-            | Request::Symbols { id }
-            | Request::Ping { id, .. } => *id,
-        }
-    }
-}
-
-/// Why a request was refused; becomes an `error` event.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{code:?}: {msg}")]
-pub struct RequestError {
-    pub id: Option<u64>,
-    pub code: ErrorCode,
-    pub msg: String,
-}
-
-impl RequestError {
-    pub fn new(id: Option<u64>, code: ErrorCode, msg: impl Into<String>) -> Self {
-        Self {
-            id,
-            code,
-            msg: msg.into(),
-        }
-    }
-
-    pub fn into_event(self) -> Event {
-        Event::Error {
-            id: self.id,
-            code: self.code,
-            msg: self.msg,
-            symbols: None,
-        }
-    }
-}
-
-/// True when `name` is a legal symbol: 1 to 32 characters from
-/// `A-Z a-z 0-9 . - _ / : ^ =`.
-pub fn is_valid_symbol(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_SYMBOL_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_/:^=".contains(&b))
-}
+use super::{
+    ErrorCode, MAX_SYMBOL_LEN, Request, RequestError, SymbolSet, WILDCARD, is_valid_symbol,
+};
 
 /// Parse a request from JSON text.
 pub fn parse_json_request(text: &[u8]) -> Result<Request, RequestError> {
@@ -320,6 +147,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::*;
 
     fn err(text: &str) -> RequestError {
         parse_json_request(text.as_bytes()).unwrap_err()
@@ -414,6 +242,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::protocol::*;
     use proptest::prelude::*;
     use serde_json::Value;
 

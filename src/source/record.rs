@@ -6,31 +6,57 @@
 //! time: a minute is recorded in a moment, and the same seed and start give
 //! the same file byte for byte.
 
-use super::args::RecordArgs;
-use super::generic::Writer;
-use super::{FeedError, Progress, Update, progress_bar};
-use crate::source::generator::{GeneratorConfig, Market};
-use crate::source::{now_ns, universe};
+use super::generator::{DEFAULT_SKEW, GeneratorConfig, Market};
+use super::universe;
+use crate::clock::now_ns;
+use crate::feed::generic::Writer;
+use crate::feed::time::parse_ts;
+use crate::feed::{FeedError, Progress, Update, progress_bar};
+use crate::units::{parse_duration, parse_rate};
+use clap::Args;
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Rows between two progress-bar updates.
 const PROGRESS_EVERY: u64 = 16 * 1024;
 
+/// Flags of `tickfeed feed record`.
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Output file (generic CSV).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Number of simulated symbols.
+    #[arg(long, default_value_t = 20)]
+    pub symbols: usize,
+    /// Length of the recording in simulated time (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Updates per second over all symbols (e.g. 150, 20k).
+    #[arg(long, default_value = "150", value_parser = parse_rate)]
+    pub rate: f64,
+    /// Seed of the simulated market; the same seed and start give the same file.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How unevenly activity is spread: 0 = uniform, 1 = market-like.
+    #[arg(long, default_value_t = DEFAULT_SKEW)]
+    pub skew: f64,
+    /// Time of the first row: RFC 3339 or epoch [default: now].
+    #[arg(long, value_parser = parse_ts)]
+    pub start: Option<u64>,
+}
+
 pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
-    if args.symbols == 0 {
-        return Err(FeedError::Invalid {
-            flag: "symbols",
-            msg: "must be at least 1".into(),
-        });
-    }
-    if !(args.rate > 0.0 && args.rate.is_finite() && args.skew >= 0.0 && args.skew.is_finite()) {
-        return Err(FeedError::Invalid {
-            flag: "rate",
-            msg: "--rate must be above 0 and --skew 0 or more".into(),
-        });
-    }
+    let listings = universe::sized(universe::default_universe(), args.symbols, args.seed);
+    let config = GeneratorConfig::new(listings, args.rate, args.seed, args.skew).map_err(|e| {
+        FeedError::Invalid {
+            flag: e.flag,
+            msg: e.msg.into(),
+        }
+    })?;
     let rows = (args.duration.as_secs_f64() * args.rate).round() as u64;
     if rows == 0 {
         return Err(FeedError::Invalid {
@@ -38,12 +64,6 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
             msg: "records no row at this --rate; make it longer".into(),
         });
     }
-    let config = GeneratorConfig {
-        listings: universe::sized(universe::default_universe(), args.symbols, args.seed),
-        rate: args.rate,
-        seed: args.seed,
-        skew: args.skew,
-    };
     let path = args.out.display().to_string();
     let write_error = |source| FeedError::Write {
         path: path.clone(),
@@ -60,19 +80,15 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
     for i in 0..rows {
         let xt = start + (i as f64 * step_ns) as u64;
         let tick = market.next_tick(xt);
-        let before = volumes.insert(tick.sym.clone(), tick.vol).unwrap_or(0);
+        let before = volumes
+            .insert(tick.sym.clone(), tick.quote.vol)
+            .unwrap_or(0);
         let update = Update {
             line: 0,
             xt,
-            traded: tick.vol > before,
+            traded: tick.quote.vol > before,
             sym: tick.sym,
-            px: tick.px,
-            sz: tick.sz,
-            bid: tick.bid,
-            ask: tick.ask,
-            bsz: tick.bsz,
-            asz: tick.asz,
-            vol: tick.vol,
+            quote: tick.quote,
         };
         writer.write(&update).map_err(write_error)?;
         if i % PROGRESS_EVERY == 0 {
@@ -117,18 +133,11 @@ mod tests {
             2_000_000,
             "one update every 1/rate s"
         );
-        let mut market = Market::new(&GeneratorConfig {
-            listings: universe::sized(universe::default_universe(), 5, 9),
-            rate: 500.0,
-            seed: 9,
-            skew: 1.0,
-        });
+        let listings = universe::sized(universe::default_universe(), 5, 9);
+        let mut market = Market::new(&GeneratorConfig::new(listings, 500.0, 9, 1.0).unwrap());
         for u in &updates {
             let t = market.next_tick(u.xt);
-            assert_eq!(
-                (&t.sym, t.px, t.sz, t.bid, t.ask, t.bsz, t.asz, t.vol),
-                (&u.sym, u.px, u.sz, u.bid, u.ask, u.bsz, u.asz, u.vol)
-            );
+            assert_eq!((&t.sym, t.quote), (&u.sym, u.quote));
         }
         run(&args).unwrap();
         assert_eq!(

@@ -14,15 +14,33 @@
 //! wanted is answered once that source has routed its latest value
 //! (`SourceMsg::Ready`), so the snapshot is current. Without such a source
 //! none of this runs.
+//!
+//! Files: this one holds the router's state, routing and subscriptions;
+//! `handle.rs` the handle sessions talk through, `interest.rs` the
+//! on-demand interest and warming, `retention.rs` the history rings'
+//! bounds.
 
+mod handle;
+mod interest;
+mod retention;
+#[cfg(test)]
+mod tests;
+
+pub use handle::{RouterGone, RouterHandle};
+pub use interest::{Interest, InterestSender};
+pub use retention::Retention;
+
+use crate::clock::now_ns;
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
-use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY, Retention};
+use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY};
 use crate::protocol::{SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
-use crate::source::{SourceMsg, SourceReceiver, now_ns};
+use crate::source::{SourceMsg, SourceReceiver};
 use crate::stats::{Stage, Stats, record_latencies};
 use crate::symbols::{SymbolId, SymbolTable};
+use handle::Command;
+use interest::Parked;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,122 +67,6 @@ pub struct Subscribed {
     pub granted: Vec<Grant>,
     /// Requested names the router does not know.
     pub unknown: Vec<String>,
-}
-
-#[derive(Debug)]
-enum Command {
-    Subscribe {
-        client: ClientId,
-        mailbox: Arc<Mailbox>,
-        symbols: SymbolSet,
-        reply: oneshot::Sender<Subscribed>,
-    },
-    Unsubscribe {
-        client: ClientId,
-        symbols: SymbolSet,
-        reply: oneshot::Sender<Vec<SymbolId>>,
-    },
-    Leave {
-        client: ClientId,
-    },
-}
-
-/// A change in local interest, reported to an on-demand source (the NATS
-/// edge) so that it fetches only what local clients want. The name
-/// [`WILDCARD`] (`*`) stands for "every symbol".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Interest {
-    /// The first subscriber of a symbol (or the first `*`). The source starts
-    /// delivering it, routes its latest value, then answers with
-    /// `SourceMsg::Ready`; the subscribes that caused this wait for that.
-    Wanted(Arc<str>),
-    /// The last subscriber of a symbol (or of `*`) left.
-    Unwanted(Arc<str>),
-}
-
-/// Where the router reports [`Interest`]. Unbounded on purpose: the router
-/// must never wait on its source, and each message stands for a
-/// subscription change a session already made (at most one per symbol per
-/// command), so the queue grows only as fast as sessions issue commands.
-pub type InterestSender = mpsc::UnboundedSender<Interest>;
-
-/// A subscribe waiting for the latest values of some of its symbols.
-#[derive(Debug)]
-struct Parked {
-    /// Names still warming (see [`Interest::Wanted`]).
-    waiting: Vec<Arc<str>>,
-    /// `*`: grant every symbol known when answered.
-    all: bool,
-    ids: Vec<SymbolId>,
-    unknown: Vec<String>,
-    reply: oneshot::Sender<Subscribed>,
-}
-
-/// The router has stopped (the server is shutting down).
-#[derive(Debug, thiserror::Error)]
-#[error("router stopped")]
-pub struct RouterGone;
-
-/// Cheap-to-clone handle sessions use to reach the router.
-#[derive(Debug, Clone)]
-pub struct RouterHandle {
-    commands: mpsc::Sender<Command>,
-    table: Arc<SymbolTable>,
-}
-
-impl RouterHandle {
-    pub fn table(&self) -> &Arc<SymbolTable> {
-        &self.table
-    }
-
-    /// Registers `mailbox` for `symbols` and returns the grants with their
-    /// latest ticks, atomically with respect to routing.
-    pub async fn subscribe(
-        &self,
-        client: ClientId,
-        mailbox: Arc<Mailbox>,
-        symbols: SymbolSet,
-    ) -> Result<Subscribed, RouterGone> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe {
-                client,
-                mailbox,
-                symbols,
-                reply,
-            })
-            .await
-            .map_err(|_| RouterGone)?;
-        rx.await.map_err(|_| RouterGone)
-    }
-
-    /// Removes `symbols` (or everything, for `All`); returns the ids removed.
-    pub async fn unsubscribe(
-        &self,
-        client: ClientId,
-        symbols: SymbolSet,
-    ) -> Result<Vec<SymbolId>, RouterGone> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Unsubscribe {
-                client,
-                symbols,
-                reply,
-            })
-            .await
-            .map_err(|_| RouterGone)?;
-        rx.await.map_err(|_| RouterGone)
-    }
-
-    /// Forgets a client that disconnected. Never waits for the router.
-    pub fn leave(&self, client: ClientId) {
-        let commands = self.commands.clone();
-        if commands.try_send(Command::Leave { client }).is_err() {
-            tokio::spawn(async move {
-                let _ = commands.send(Command::Leave { client }).await;
-            });
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -227,13 +129,6 @@ impl Router {
     /// `budget_bytes` over all of them (see `history`).
     pub fn with_history(mut self, per_symbol: usize, budget_bytes: usize) -> Self {
         self.retention = Retention::new(per_symbol, budget_bytes);
-        self
-    }
-
-    /// Reports [`Interest`] to `interest` and holds subscribes until the
-    /// source has routed their symbols' latest values.
-    pub fn with_interest(mut self, interest: InterestSender) -> Self {
-        self.interest = Some(interest);
         self
     }
 
@@ -422,87 +317,6 @@ impl Router {
             .collect()
     }
 
-    /// Reports names that just got their first subscriber.
-    fn want(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
-        let Some(interest) = &self.interest else {
-            return;
-        };
-        for name in names {
-            if interest.send(Interest::Wanted(name.clone())).is_ok() {
-                self.warming.insert(name);
-            }
-        }
-    }
-
-    /// Reports names whose last subscriber left.
-    fn unwant(&self, names: impl IntoIterator<Item = Arc<str>>) {
-        let Some(interest) = &self.interest else {
-            return;
-        };
-        for name in names {
-            let _ = interest.send(Interest::Unwanted(name));
-        }
-    }
-
-    /// Answers a subscribe now, or once every one of its symbols that is
-    /// still warming is [`ready`](Self::ready).
-    fn reply_when_warm(
-        &mut self,
-        subscribed: Subscribed,
-        all: bool,
-        reply: oneshot::Sender<Subscribed>,
-    ) {
-        let waiting: Vec<Arc<str>> = if self.warming.is_empty() {
-            Vec::new()
-        } else if all {
-            self.warming.iter().cloned().collect()
-        } else {
-            let granted: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
-            self.names(&granted)
-                .into_iter()
-                .filter(|n| self.warming.contains(n))
-                .collect()
-        };
-        if waiting.is_empty() {
-            let _ = reply.send(subscribed);
-            return;
-        }
-        self.parked.push(Parked {
-            waiting,
-            all,
-            ids: subscribed.granted.iter().map(|g| g.id).collect(),
-            unknown: subscribed.unknown,
-            reply,
-        });
-    }
-
-    /// The source has routed the latest values of `names`: answers the
-    /// subscribes that no longer wait for anything, with those values as
-    /// their snapshots.
-    fn ready(&mut self, names: &[Arc<str>]) {
-        for name in names {
-            self.warming.remove(name);
-        }
-        for mut parked in std::mem::take(&mut self.parked) {
-            parked.waiting.retain(|n| self.warming.contains(n));
-            if !parked.waiting.is_empty() {
-                self.parked.push(parked);
-                continue;
-            }
-            let granted = if parked.all {
-                (0..self.topics.len() as SymbolId)
-                    .map(|id| self.grant(id))
-                    .collect()
-            } else {
-                parked.ids.into_iter().map(|id| self.grant(id)).collect()
-            };
-            let _ = parked.reply.send(Subscribed {
-                granted,
-                unknown: parked.unknown,
-            });
-        }
-    }
-
     /// Removes subscriptions. Returns the ids of every named symbol that
     /// exists (held or not, so a session can exclude it from `*`), or for
     /// `All` the ids that were held.
@@ -545,168 +359,5 @@ impl Router {
     /// Subscribers of one symbol, not counting `*` (for tests and stats).
     pub fn subscriber_count(&self, id: SymbolId) -> usize {
         self.topics.get(id as usize).map_or(0, Vec::len)
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    pub(crate) fn tick(sym: &str, seq: u64) -> Tick {
-        Tick {
-            sym: sym.into(),
-            seq,
-            ts: now_ns(),
-            xt: None,
-            px: Some(1.0),
-            sz: Some(100),
-            bid: None,
-            ask: None,
-            bsz: None,
-            asz: None,
-            vol: seq * 100,
-            snap: None,
-            n: 0,
-        }
-    }
-
-    fn pending(mailbox: &Mailbox) -> Vec<SymbolId> {
-        let mut ids = Vec::new();
-        mailbox.drain(|id| ids.push(id));
-        ids
-    }
-
-    fn router() -> Router {
-        Router::new(Arc::new(SymbolTable::new(64)), Arc::new(Stats::new()))
-    }
-
-    fn named(names: &[&str]) -> SymbolSet {
-        SymbolSet::Named(names.iter().map(|s| s.to_string()).collect())
-    }
-
-    #[test]
-    fn updates_reach_only_subscribers_and_the_latest_wins() {
-        let mut r = router();
-        r.route(vec![tick("AAPL", 1), tick("MSFT", 1)]);
-        let (a, b) = (Arc::new(Mailbox::new(64)), Arc::new(Mailbox::new(64)));
-        let sub = r.subscribe(1, a.clone(), named(&["AAPL", "NOPE"]));
-        assert_eq!(sub.unknown, ["NOPE"]);
-        assert_eq!(
-            sub.granted[0].latest.as_ref().unwrap().seq(),
-            1,
-            "snapshot baseline"
-        );
-        r.subscribe(2, b.clone(), named(&["MSFT"]));
-        r.route(vec![tick("AAPL", 2), tick("AAPL", 3), tick("AAPL", 4)]);
-        assert_eq!(pending(&a), [0]);
-        assert!(pending(&b).is_empty());
-        assert_eq!(r.table.cell(0).latest_seq(), 4, "conflated to the latest");
-    }
-
-    #[test]
-    fn wildcard_includes_symbols_that_appear_later() {
-        let mut r = router();
-        let m = Arc::new(Mailbox::new(64));
-        assert!(r.subscribe(1, m.clone(), SymbolSet::All).granted.is_empty());
-        r.route(vec![tick("NEW", 1)]);
-        assert_eq!(pending(&m), [0]);
-    }
-
-    #[test]
-    fn resubscribing_never_creates_a_second_stream_and_leave_cleans_up() {
-        let mut r = router();
-        r.route(vec![tick("AAPL", 1)]);
-        let m = Arc::new(Mailbox::new(64));
-        r.subscribe(1, m.clone(), named(&["AAPL"]));
-        r.subscribe(1, m.clone(), named(&["AAPL"]));
-        assert_eq!(r.subscriber_count(0), 1);
-        assert_eq!(r.unsubscribe(1, named(&["AAPL"])), [0]);
-        assert_eq!(r.subscriber_count(0), 0);
-        r.subscribe(1, m.clone(), named(&["AAPL"]));
-        r.subscribe(1, m, SymbolSet::All);
-        r.unsubscribe(1, SymbolSet::All);
-        assert_eq!(
-            (r.subscriber_count(0), r.wildcard.len(), r.clients.len()),
-            (0, 0, 0)
-        );
-    }
-
-    /// Sends a subscribe the way a session does; the reply comes later.
-    fn subscribe_command(
-        r: &mut Router,
-        client: ClientId,
-        symbols: SymbolSet,
-    ) -> oneshot::Receiver<Subscribed> {
-        let (reply, rx) = oneshot::channel();
-        let mailbox = Arc::new(Mailbox::new(64));
-        r.handle(Command::Subscribe {
-            client,
-            mailbox,
-            symbols,
-            reply,
-        });
-        rx
-    }
-
-    fn drain(rx: &mut mpsc::UnboundedReceiver<Interest>) -> Vec<Interest> {
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
-    }
-
-    #[test]
-    fn interest_is_reported_on_first_and_last_subscriber_and_waits_for_the_latest_value() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut r = router().with_interest(tx);
-        r.intern(&"AAPL".into());
-        let wanted = |name: &str| Interest::Wanted(name.into());
-        let unwanted = |name: &str| Interest::Unwanted(name.into());
-
-        let mut first = subscribe_command(&mut r, 1, named(&["AAPL"]));
-        assert_eq!(drain(&mut rx), [wanted("AAPL")]);
-        assert!(first.try_recv().is_err(), "held until the source is ready");
-        r.route(vec![tick("AAPL", 7)]);
-        r.ready(&["AAPL".into()]);
-        let granted = first.try_recv().expect("answered once ready").granted;
-        assert_eq!(
-            granted[0].latest.as_ref().unwrap().seq(),
-            7,
-            "snapshot is the fetched value"
-        );
-
-        let mut second = subscribe_command(&mut r, 2, named(&["AAPL"]));
-        assert!(
-            second.try_recv().is_ok(),
-            "already wanted: answered at once"
-        );
-        r.unsubscribe(1, named(&["AAPL"]));
-        assert!(drain(&mut rx).is_empty(), "one subscriber left");
-        r.handle(Command::Leave { client: 2 });
-        assert_eq!(drain(&mut rx), [unwanted("AAPL")]);
-
-        let mut all = subscribe_command(&mut r, 3, SymbolSet::All);
-        let mut also_all = subscribe_command(&mut r, 4, SymbolSet::All);
-        assert_eq!(drain(&mut rx), [wanted("*")], "reported once");
-        assert!(all.try_recv().is_err() && also_all.try_recv().is_err());
-        r.ready(&["*".into()]);
-        assert_eq!(all.try_recv().unwrap().granted.len(), 1);
-        assert!(also_all.try_recv().is_ok());
-        r.unsubscribe(3, SymbolSet::All);
-        r.unsubscribe(4, SymbolSet::All);
-        assert_eq!(drain(&mut rx), [unwanted("*")]);
-    }
-
-    #[test]
-    fn without_an_interest_hook_subscribes_are_answered_at_once() {
-        let mut r = router();
-        r.intern(&"AAPL".into());
-        assert!(
-            subscribe_command(&mut r, 1, named(&["AAPL"]))
-                .try_recv()
-                .is_ok()
-        );
-        assert!(
-            subscribe_command(&mut r, 2, SymbolSet::All)
-                .try_recv()
-                .is_ok()
-        );
     }
 }

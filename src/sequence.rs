@@ -1,11 +1,16 @@
-//! Protocol checks for one client: per subscribed symbol, `seq` never goes
+//! The conflation invariant as a client checks it, one checker for the
+//! bench and every test: per symbol on one connection, `seq` never goes
 //! backwards and, for consecutive ticks A then B where B is not a
 //! snapshot, `B.seq - A.seq - 1 == B.n` (`docs/protocol.md`, conflation
-//! invariant). A snapshot only sets the baseline: the bench subscribes to
-//! each symbol once, so the server counts `n` from the snapshot's `seq`.
+//! invariant). A snapshot only sets the baseline: the server counts `n`
+//! from the snapshot's `seq`. A leaf: it imports nothing from the crate.
 //!
-//! State is one `(symbol, last seq)` pair per subscription, sorted for a
-//! binary search: a few bytes per client, so 10,000 clients stay cheap.
+//! [`verdict`] is the rule; [`SeqCheck`] keeps one `(symbol, last seq)`
+//! pair per subscription, sorted for a binary search (a few bytes per
+//! client, so the bench's 10,000 clients stay cheap); [`SeqByName`] keys
+//! by symbol name, for tests that read ticks as JSON.
+
+use std::collections::HashMap;
 
 /// What one tick did to the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +22,18 @@ pub enum Verdict {
     GapNotCounted,
     /// A symbol this client never subscribed to.
     Unexpected,
+}
+
+/// The invariant for one tick (`seq`, `n`, a snapshot or not) of a symbol
+/// whose previous tick on this connection had `prev` (`None`: the first).
+pub fn verdict(prev: Option<u64>, seq: u64, n: u64, snap: bool) -> Verdict {
+    match prev {
+        None => Verdict::Ok,
+        Some(prev) if seq < prev => Verdict::Backwards,
+        Some(_) if snap => Verdict::Ok,
+        Some(prev) if seq == prev || seq - prev - 1 != n => Verdict::GapNotCounted,
+        Some(_) => Verdict::Ok,
+    }
 }
 
 /// One client's subscriptions and the last `seq` seen on each.
@@ -41,17 +58,44 @@ impl SeqCheck {
             return Verdict::Unexpected;
         };
         let last = &mut self.last[slot].1;
-        let verdict = match last.checked_sub(1) {
-            None => Verdict::Ok,
-            Some(prev) if seq < prev => Verdict::Backwards,
-            Some(_) if snap => Verdict::Ok,
-            Some(prev) if seq == prev || seq - prev - 1 != n => Verdict::GapNotCounted,
-            Some(_) => Verdict::Ok,
-        };
+        let verdict = verdict(last.checked_sub(1), seq, n, snap);
         if verdict != Verdict::Backwards {
             *last = seq + 1;
         }
         verdict
+    }
+}
+
+/// The last `seq` seen of every symbol on one connection, by name; any
+/// symbol may arrive.
+#[derive(Debug, Clone, Default)]
+pub struct SeqByName {
+    last: HashMap<String, u64>,
+}
+
+impl SeqByName {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks one tick of `sym` and, unless it went backwards, remembers
+    /// its `seq`.
+    pub fn observe(&mut self, sym: &str, seq: u64, n: u64, snap: bool) -> Verdict {
+        let verdict = verdict(self.last.get(sym).copied(), seq, n, snap);
+        if verdict != Verdict::Backwards {
+            self.last.insert(sym.to_string(), seq);
+        }
+        verdict
+    }
+
+    /// Checks a tick event decoded as JSON (`sym`, `seq`, `n`, `snap`).
+    pub fn observe_json(&mut self, tick: &serde_json::Value) -> Verdict {
+        self.observe(
+            tick["sym"].as_str().unwrap_or_default(),
+            tick["seq"].as_u64().unwrap_or_default(),
+            tick["n"].as_u64().unwrap_or_default(),
+            tick["snap"] == true,
+        )
     }
 }
 
@@ -109,6 +153,18 @@ mod tests {
         c.observe(1, 5, 0, false);
         assert_eq!(c.observe(1, 5, 0, true), Verdict::Ok);
         assert_eq!(c.observe(1, 4, 0, true), Verdict::Backwards);
+    }
+
+    #[test]
+    fn by_name_any_symbol_follows_the_same_rule() {
+        let mut c = SeqByName::new();
+        assert_eq!(c.observe("A", 5, 0, true), Verdict::Ok);
+        assert_eq!(c.observe("B", 1, 0, false), Verdict::Ok);
+        assert_eq!(c.observe("A", 8, 2, false), Verdict::Ok);
+        assert_eq!(c.observe("A", 10, 0, false), Verdict::GapNotCounted);
+        assert_eq!(c.observe("A", 3, 0, false), Verdict::Backwards);
+        let tick = serde_json::json!({"ev": "tick", "sym": "B", "seq": 3, "n": 1});
+        assert_eq!(c.observe_json(&tick), Verdict::Ok);
     }
 
     #[test]

@@ -14,16 +14,22 @@
 //! every wanted symbol again. Every tick passes `inbound`'s `seq` filter,
 //! so nothing is duplicated and an outage shows as a jump in `seq` (`n`).
 //! The broker hop (source `ts` to receipt here) is recorded as `hop`.
+//!
+//! This file runs the edge task; `subscriptions.rs` turns interest into
+//! NATS subscriptions and snapshot reads.
+
+mod subscriptions;
 
 use super::inbound::Inbound;
 use super::payload;
-use super::store::{FETCH_TIMEOUT, LastValues};
+use super::store::LastValues;
 use super::subject::{self, ALL_TICKS, UNIVERSE};
 use super::{Connection, NatsError};
+use crate::clock::now_ns;
 use crate::protocol::{Tick, WILDCARD};
 use crate::router::Interest;
 use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
-use crate::source::{SourceMsg, SourceSender, now_ns};
+use crate::source::{SourceMsg, SourceSender};
 use crate::stats::{Stage, Stats, record_latencies};
 use async_nats::connection::State;
 use futures_util::stream::{SelectAll, TakeUntil};
@@ -38,8 +44,6 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 1024;
 /// Interest changes applied together (their snapshot reads overlap).
 const INTEREST_BATCH: usize = 256;
-/// Snapshot reads in flight at once.
-const PARALLEL_READS: usize = 16;
 /// How often the edge's status in `/api/stats` (`source`) is refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -179,112 +183,6 @@ impl EdgeState {
             }
         }
         drop(done);
-    }
-
-    /// Applies interest changes, then routes the latest values of the newly
-    /// wanted symbols and answers with `Ready`.
-    async fn apply(&mut self, changes: Vec<Interest>) -> bool {
-        let mut ready = Vec::new();
-        let mut read = Vec::new();
-        let mut read_all = false;
-        for change in changes {
-            match change {
-                Interest::Wanted(name) if &*name == WILDCARD => {
-                    self.wildcard = true;
-                    self.subscribe(name.clone(), ALL_TICKS.into()).await;
-                    read_all = true;
-                    ready.push(name);
-                }
-                Interest::Unwanted(name) if &*name == WILDCARD => {
-                    self.wildcard = false;
-                    for symbol in self.wanted.clone() {
-                        self.subscribe(symbol.clone(), subject::for_symbol(&symbol))
-                            .await;
-                    }
-                    self.subscriptions.remove(&name);
-                }
-                Interest::Wanted(name) => {
-                    self.wanted.insert(name.clone());
-                    if !self.wildcard {
-                        self.subscribe(name.clone(), subject::for_symbol(&name))
-                            .await;
-                        read.push(name.clone());
-                    }
-                    ready.push(name);
-                }
-                Interest::Unwanted(name) => {
-                    self.wanted.remove(&name);
-                    if !self.wildcard {
-                        self.subscriptions.remove(&name);
-                    }
-                }
-            }
-        }
-        if self.wildcard {
-            self.subscriptions.retain(|key, _| &**key == WILDCARD);
-        }
-        let latest = self.read_latest(read_all, read).await;
-        let open =
-            self.forward(latest).await && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
-        self.report();
-        open
-    }
-
-    /// Subscribes to `subject` under `key` unless already subscribed.
-    async fn subscribe(&mut self, key: Arc<str>, subject: String) {
-        if self.subscriptions.contains_key(&key) {
-            return;
-        }
-        match self.client.subscribe(subject.clone()).await {
-            Ok(subscriber) => {
-                let (cancel, cancelled) = oneshot::channel();
-                self.incoming.push(subscriber.take_until(cancelled));
-                self.subscriptions.insert(key, cancel);
-            }
-            Err(e) => tracing::warn!("subscribing to {subject}: {e}"),
-        }
-    }
-
-    /// The latest stored values of `names` (or of everything). Empty while
-    /// the broker is away: a subscribe then gets no snapshot rather than
-    /// wait, and the values arrive with the next update or the reconnect.
-    async fn read_latest(&mut self, all: bool, names: Vec<Arc<str>>) -> Vec<Tick> {
-        if (!all && names.is_empty()) || self.client.connection_state() != State::Connected {
-            return Vec::new();
-        }
-        // A round trip first, so the broker has the new subscriptions: an
-        // update it takes after this comes live, not only in the read.
-        let _ = tokio::time::timeout(FETCH_TIMEOUT, self.client.flush()).await;
-        let read = if all {
-            self.store
-                .all_last()
-                .await
-                .map(|ticks| ticks.into_iter().map(Ok).collect())
-        } else {
-            let store = &self.store;
-            Ok(futures_util::stream::iter(names)
-                .map(|name| async move { store.last(&name).await })
-                .buffer_unordered(PARALLEL_READS)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .filter_map(Result::transpose)
-                .collect::<Vec<_>>())
-        };
-        let mut ticks = Vec::new();
-        match read {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(tick) => ticks.push(tick),
-                        Err(e) => tracing::warn!("reading a last value: {e}"),
-                    }
-                }
-            }
-            Err(e) => tracing::warn!("reading last values: {e}"),
-        }
-        self.counters.snapshots_read += ticks.len() as u64;
-        ticks
     }
 
     /// Forwards live messages: the first, and whatever else is already

@@ -1,0 +1,96 @@
+//! The router's side door: the cheap handle sessions and the HTTP API hold,
+//! and the commands it queues to the router task (subscribe, unsubscribe,
+//! leave), each answered on a oneshot channel.
+
+use super::{ClientId, Subscribed};
+use crate::conflate::Mailbox;
+use crate::protocol::SymbolSet;
+use crate::symbols::{SymbolId, SymbolTable};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// What a session asks of the router task.
+#[derive(Debug)]
+pub(super) enum Command {
+    Subscribe {
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: SymbolSet,
+        reply: oneshot::Sender<Subscribed>,
+    },
+    Unsubscribe {
+        client: ClientId,
+        symbols: SymbolSet,
+        reply: oneshot::Sender<Vec<SymbolId>>,
+    },
+    Leave {
+        client: ClientId,
+    },
+}
+
+/// The router has stopped (the server is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("router stopped")]
+pub struct RouterGone;
+
+/// Cheap-to-clone handle sessions use to reach the router.
+#[derive(Debug, Clone)]
+pub struct RouterHandle {
+    pub(super) commands: mpsc::Sender<Command>,
+    pub(super) table: Arc<SymbolTable>,
+}
+
+impl RouterHandle {
+    pub fn table(&self) -> &Arc<SymbolTable> {
+        &self.table
+    }
+
+    /// Registers `mailbox` for `symbols` and returns the grants with their
+    /// latest ticks, atomically with respect to routing.
+    pub async fn subscribe(
+        &self,
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: SymbolSet,
+    ) -> Result<Subscribed, RouterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe {
+                client,
+                mailbox,
+                symbols,
+                reply,
+            })
+            .await
+            .map_err(|_| RouterGone)?;
+        rx.await.map_err(|_| RouterGone)
+    }
+
+    /// Removes `symbols` (or everything, for `All`); returns the ids removed.
+    pub async fn unsubscribe(
+        &self,
+        client: ClientId,
+        symbols: SymbolSet,
+    ) -> Result<Vec<SymbolId>, RouterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Unsubscribe {
+                client,
+                symbols,
+                reply,
+            })
+            .await
+            .map_err(|_| RouterGone)?;
+        rx.await.map_err(|_| RouterGone)
+    }
+
+    /// Forgets a client that disconnected. Never waits for the router.
+    pub fn leave(&self, client: ClientId) {
+        let commands = self.commands.clone();
+        if commands.try_send(Command::Leave { client }).is_err() {
+            tokio::spawn(async move {
+                let _ = commands.send(Command::Leave { client }).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Interest and warming, for an on-demand source (the NATS edge): the
+//! router reports a symbol's first and last local subscriber as
+//! [`Interest`], and holds a subscribe that made a symbol wanted until the
+//! source has routed its latest value (`SourceMsg::Ready`), so that its
+//! snapshot is current. With a local source none of this runs.
+
+use super::{Router, Subscribed};
+use crate::symbols::SymbolId;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A change in local interest, reported to an on-demand source (the NATS
+/// edge) so that it fetches only what local clients want. The name
+/// [`WILDCARD`](crate::protocol::WILDCARD) (`*`) stands for "every symbol".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interest {
+    /// The first subscriber of a symbol (or the first `*`). The source starts
+    /// delivering it, routes its latest value, then answers with
+    /// `SourceMsg::Ready`; the subscribes that caused this wait for that.
+    Wanted(Arc<str>),
+    /// The last subscriber of a symbol (or of `*`) left.
+    Unwanted(Arc<str>),
+}
+
+/// Where the router reports [`Interest`]. Unbounded on purpose: the router
+/// must never wait on its source, and each message stands for a
+/// subscription change a session already made (at most one per symbol per
+/// command), so the queue grows only as fast as sessions issue commands.
+pub type InterestSender = mpsc::UnboundedSender<Interest>;
+
+/// A subscribe waiting for the latest values of some of its symbols.
+#[derive(Debug)]
+pub(super) struct Parked {
+    /// Names still warming (see [`Interest::Wanted`]).
+    waiting: Vec<Arc<str>>,
+    /// `*`: grant every symbol known when answered.
+    all: bool,
+    ids: Vec<SymbolId>,
+    unknown: Vec<String>,
+    reply: oneshot::Sender<Subscribed>,
+}
+
+impl Router {
+    /// Reports [`Interest`] to `interest` and holds subscribes until the
+    /// source has routed their symbols' latest values.
+    pub fn with_interest(mut self, interest: InterestSender) -> Self {
+        self.interest = Some(interest);
+        self
+    }
+
+    /// Reports names that just got their first subscriber.
+    pub(super) fn want(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
+        let Some(interest) = &self.interest else {
+            return;
+        };
+        for name in names {
+            if interest.send(Interest::Wanted(name.clone())).is_ok() {
+                self.warming.insert(name);
+            }
+        }
+    }
+
+    /// Reports names whose last subscriber left.
+    pub(super) fn unwant(&self, names: impl IntoIterator<Item = Arc<str>>) {
+        let Some(interest) = &self.interest else {
+            return;
+        };
+        for name in names {
+            let _ = interest.send(Interest::Unwanted(name));
+        }
+    }
+
+    /// Answers a subscribe now, or once every one of its symbols that is
+    /// still warming is [`ready`](Self::ready).
+    pub(super) fn reply_when_warm(
+        &mut self,
+        subscribed: Subscribed,
+        all: bool,
+        reply: oneshot::Sender<Subscribed>,
+    ) {
+        let waiting: Vec<Arc<str>> = if self.warming.is_empty() {
+            Vec::new()
+        } else if all {
+            self.warming.iter().cloned().collect()
+        } else {
+            let granted: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
+            self.names(&granted)
+                .into_iter()
+                .filter(|n| self.warming.contains(n))
+                .collect()
+        };
+        if waiting.is_empty() {
+            let _ = reply.send(subscribed);
+            return;
+        }
+        self.parked.push(Parked {
+            waiting,
+            all,
+            ids: subscribed.granted.iter().map(|g| g.id).collect(),
+            unknown: subscribed.unknown,
+            reply,
+        });
+    }
+
+    /// The source has routed the latest values of `names`: answers the
+    /// subscribes that no longer wait for anything, with those values as
+    /// their snapshots.
+    pub(super) fn ready(&mut self, names: &[Arc<str>]) {
+        for name in names {
+            self.warming.remove(name);
+        }
+        for mut parked in std::mem::take(&mut self.parked) {
+            parked.waiting.retain(|n| self.warming.contains(n));
+            if !parked.waiting.is_empty() {
+                self.parked.push(parked);
+                continue;
+            }
+            let granted = if parked.all {
+                (0..self.topics.len() as SymbolId)
+                    .map(|id| self.grant(id))
+                    .collect()
+            } else {
+                parked.ids.into_iter().map(|id| self.grant(id)).collect()
+            };
+            let _ = parked.reply.send(Subscribed {
+                granted,
+                unknown: parked.unknown,
+            });
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Router tests: fan-out, subscriptions, interest and warming.
+
+use super::*;
+
+fn tick(sym: &str, seq: u64) -> Tick {
+    Tick::test(sym, seq)
+}
+
+fn pending(mailbox: &Mailbox) -> Vec<SymbolId> {
+    let mut ids = Vec::new();
+    mailbox.drain(|id| ids.push(id));
+    ids
+}
+
+fn router() -> Router {
+    Router::new(Arc::new(SymbolTable::new(64)), Arc::new(Stats::new()))
+}
+
+fn named(names: &[&str]) -> SymbolSet {
+    SymbolSet::Named(names.iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn updates_reach_only_subscribers_and_the_latest_wins() {
+    let mut r = router();
+    r.route(vec![tick("AAPL", 1), tick("MSFT", 1)]);
+    let (a, b) = (Arc::new(Mailbox::new(64)), Arc::new(Mailbox::new(64)));
+    let sub = r.subscribe(1, a.clone(), named(&["AAPL", "NOPE"]));
+    assert_eq!(sub.unknown, ["NOPE"]);
+    assert_eq!(
+        sub.granted[0].latest.as_ref().unwrap().seq(),
+        1,
+        "snapshot baseline"
+    );
+    r.subscribe(2, b.clone(), named(&["MSFT"]));
+    r.route(vec![tick("AAPL", 2), tick("AAPL", 3), tick("AAPL", 4)]);
+    assert_eq!(pending(&a), [0]);
+    assert!(pending(&b).is_empty());
+    assert_eq!(r.table.cell(0).latest_seq(), 4, "conflated to the latest");
+}
+
+#[test]
+fn wildcard_includes_symbols_that_appear_later() {
+    let mut r = router();
+    let m = Arc::new(Mailbox::new(64));
+    assert!(r.subscribe(1, m.clone(), SymbolSet::All).granted.is_empty());
+    r.route(vec![tick("NEW", 1)]);
+    assert_eq!(pending(&m), [0]);
+}
+
+#[test]
+fn resubscribing_never_creates_a_second_stream_and_leave_cleans_up() {
+    let mut r = router();
+    r.route(vec![tick("AAPL", 1)]);
+    let m = Arc::new(Mailbox::new(64));
+    r.subscribe(1, m.clone(), named(&["AAPL"]));
+    r.subscribe(1, m.clone(), named(&["AAPL"]));
+    assert_eq!(r.subscriber_count(0), 1);
+    assert_eq!(r.unsubscribe(1, named(&["AAPL"])), [0]);
+    assert_eq!(r.subscriber_count(0), 0);
+    r.subscribe(1, m.clone(), named(&["AAPL"]));
+    r.subscribe(1, m, SymbolSet::All);
+    r.unsubscribe(1, SymbolSet::All);
+    assert_eq!(
+        (r.subscriber_count(0), r.wildcard.len(), r.clients.len()),
+        (0, 0, 0)
+    );
+}
+
+/// Sends a subscribe the way a session does; the reply comes later.
+fn subscribe_command(
+    r: &mut Router,
+    client: ClientId,
+    symbols: SymbolSet,
+) -> oneshot::Receiver<Subscribed> {
+    let (reply, rx) = oneshot::channel();
+    let mailbox = Arc::new(Mailbox::new(64));
+    r.handle(Command::Subscribe {
+        client,
+        mailbox,
+        symbols,
+        reply,
+    });
+    rx
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<Interest>) -> Vec<Interest> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+#[test]
+fn interest_is_reported_on_first_and_last_subscriber_and_waits_for_the_latest_value() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut r = router().with_interest(tx);
+    r.intern(&"AAPL".into());
+    let wanted = |name: &str| Interest::Wanted(name.into());
+    let unwanted = |name: &str| Interest::Unwanted(name.into());
+
+    let mut first = subscribe_command(&mut r, 1, named(&["AAPL"]));
+    assert_eq!(drain(&mut rx), [wanted("AAPL")]);
+    assert!(first.try_recv().is_err(), "held until the source is ready");
+    r.route(vec![tick("AAPL", 7)]);
+    r.ready(&["AAPL".into()]);
+    let granted = first.try_recv().expect("answered once ready").granted;
+    assert_eq!(
+        granted[0].latest.as_ref().unwrap().seq(),
+        7,
+        "snapshot is the fetched value"
+    );
+
+    let mut second = subscribe_command(&mut r, 2, named(&["AAPL"]));
+    assert!(
+        second.try_recv().is_ok(),
+        "already wanted: answered at once"
+    );
+    r.unsubscribe(1, named(&["AAPL"]));
+    assert!(drain(&mut rx).is_empty(), "one subscriber left");
+    r.handle(Command::Leave { client: 2 });
+    assert_eq!(drain(&mut rx), [unwanted("AAPL")]);
+
+    let mut all = subscribe_command(&mut r, 3, SymbolSet::All);
+    let mut also_all = subscribe_command(&mut r, 4, SymbolSet::All);
+    assert_eq!(drain(&mut rx), [wanted("*")], "reported once");
+    assert!(all.try_recv().is_err() && also_all.try_recv().is_err());
+    r.ready(&["*".into()]);
+    assert_eq!(all.try_recv().unwrap().granted.len(), 1);
+    assert!(also_all.try_recv().is_ok());
+    r.unsubscribe(3, SymbolSet::All);
+    r.unsubscribe(4, SymbolSet::All);
+    assert_eq!(drain(&mut rx), [unwanted("*")]);
+}
+
+#[test]
+fn without_an_interest_hook_subscribes_are_answered_at_once() {
+    let mut r = router();
+    r.intern(&"AAPL".into());
+    assert!(
+        subscribe_command(&mut r, 1, named(&["AAPL"]))
+            .try_recv()
+            .is_ok()
+    );
+    assert!(
+        subscribe_command(&mut r, 2, SymbolSet::All)
+            .try_recv()
+            .is_ok()
+    );
+}
