@@ -171,11 +171,23 @@ async fn max_hz_paces_only_its_own_symbols() {
 
 /// The scene: a reader on the 3 busiest symbols of a skewed market
 /// reads continuously beside a client on all 200 symbols and a slow one
-/// (500 ms per frame, small receive buffer). The readers that keep up get
+/// (3 s per frame, small receive buffer). The readers that keep up get
 /// every update of their symbols with `n == 0`; the slow one is conflated.
+/// `--max-lag 2s` keeps the verdict about keeping up, not about how busy a
+/// shared CI machine is (the default 500 ms is measured in the benchmarks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_readers_of_hot_symbols_lose_nothing_beside_wide_and_slow_clients() {
-    let server = start_server(&["--rate", "5000", "--symbols", "200", "--seed", "3"]).await;
+    let server = start_server(&[
+        "--rate",
+        "5000",
+        "--symbols",
+        "200",
+        "--seed",
+        "3",
+        "--max-lag",
+        "2s",
+    ])
+    .await;
     let url = server.ws_url();
     let mut hot = Client::connect(&url).await;
     let mut wide = Client::connect(&url).await;
@@ -198,13 +210,13 @@ async fn prompt_readers_of_hot_symbols_lose_nothing_beside_wide_and_slow_clients
     });
     let slow_task = tokio::spawn(async move {
         let (mut last, mut merged, mut frames) = (SeqByName::new(), 0, 0);
-        while frames < 8 || merged == 0 {
+        while frames < 2 || merged == 0 {
             let frame = slow.read_frame().await.expect("the slow client stays");
             for tick in frame.iter().filter(|e| is_tick(e)) {
                 merged += check_seq(&mut last, tick);
             }
             frames += 1;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
         }
         merged
     });
