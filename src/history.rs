@@ -83,6 +83,14 @@ impl TickRing {
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
+
+    /// The seqs after `after`, up to `latest_seq`, that may still be in
+    /// this ring: nothing older than the ring's length can be. Look each
+    /// up; a slot may hold an older or newer update, or none.
+    pub fn candidates_after(&self, after: u64, latest_seq: u64) -> std::ops::RangeInclusive<u64> {
+        let oldest_possible = latest_seq.saturating_sub(self.slots.len() as u64 - 1);
+        (after + 1).max(oldest_possible)..=latest_seq
+    }
 }
 
 /// A retained update borrowed from a ring (see [`TickRing::load`]).

@@ -214,12 +214,13 @@ pub async fn run(config: ServeConfig, signal: impl Future<Output = ()>) -> Resul
 
 fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
     // Every route of `protected` needs a token when tokens are configured:
-    // a route added here (a future /api/history, /api/bars, /api/book) is
+    // a route added here (a future /api/bars, /api/book) is
     // protected without more code. CORS wraps the token check, so that a
     // browser's preflight, which never carries a token, is answered first.
     let mut protected = axum::Router::new()
         .route("/ws", get(ws_handler))
         .route("/api/symbols", get(api::symbols))
+        .route("/api/ticks", get(api::ticks))
         .route("/api/stats", get(api::stats))
         .route("/metrics", get(api::metrics))
         .layer(middleware::from_fn_with_state(gate, auth::require_token));

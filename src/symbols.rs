@@ -5,13 +5,16 @@
 //! pending symbol) and by the HTTP API (`/api/symbols`). Capacity is fixed
 //! at start-up (`--max-symbols`) so that readers never race a reallocation.
 //!
+//! The table also names the seq space of its ticks, the epoch (a new one
+//! at start; a NATS source's when the source says so).
+//!
 //! Besides the latest tick, each symbol has a ring of its recent updates
 //! (`history`), which the router fills and sessions read to send a client
 //! that keeps up every update rather than the latest alone.
 
 use crate::codec::EncodedTick;
 use crate::history::TickRing;
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -71,6 +74,10 @@ impl SymbolCell {
 pub struct SymbolTable {
     cells: Box<[SymbolCell]>,
     len: AtomicUsize,
+    /// The seq space of every tick in the table (`epoch.rs`); set by the
+    /// router when the source names it, read by sessions for `hello` and
+    /// resumes.
+    epoch: ArcSwap<String>,
 }
 
 /// The table is full: `--max-symbols` is too small for the source.
@@ -85,7 +92,18 @@ impl SymbolTable {
         Self {
             cells: (0..capacity).map(|_| SymbolCell::default()).collect(),
             len: AtomicUsize::new(0),
+            epoch: ArcSwap::from_pointee(crate::epoch::new_epoch()),
         }
+    }
+
+    /// The epoch of the table's seq numbers.
+    pub fn epoch(&self) -> String {
+        self.epoch.load().as_str().to_owned()
+    }
+
+    /// Names the seq space of the ticks that follow (router only).
+    pub(crate) fn set_epoch(&self, epoch: String) {
+        self.epoch.store(Arc::new(epoch));
     }
 
     pub fn capacity(&self) -> usize {

@@ -15,7 +15,12 @@ use reqwest::{Method, StatusCode};
 
 const TOKEN: &str = "tf-auth-4c1e9b";
 /// The HTTP endpoints with data; `/ws` is tested as a WebSocket as well.
-const DATA: [&str; 3] = ["/api/symbols", "/api/stats", "/metrics"];
+const DATA: [&str; 4] = [
+    "/api/symbols",
+    "/api/ticks?sym=AAPL",
+    "/api/stats",
+    "/metrics",
+];
 const PUBLIC: [&str; 4] = ["/healthz", "/", "/js/main.js", "/css/app.css"];
 const DASHBOARD_ORIGIN: &str = "https://dash.example.com";
 
@@ -41,7 +46,10 @@ async fn request(
     extra: &[(&str, &str)],
 ) -> Answer {
     let url = match presented {
-        Presented::Query(token) => server.http_url(&format!("{path}?token={token}")),
+        Presented::Query(token) => {
+            let joiner = if path.contains('?') { '&' } else { '?' };
+            server.http_url(&format!("{path}{joiner}token={token}"))
+        }
         _ => server.http_url(path),
     };
     let mut request = reqwest::Client::new().request(method, url);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
-        &["clock", "units", "sequence", "shutdown", "stats"],
+        &["clock", "epoch", "units", "sequence", "shutdown", "stats"],
     ),
     ("protocol", &["protocol"]),
     ("encoding", &["codec"]),

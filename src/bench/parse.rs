@@ -381,6 +381,10 @@ mod tests {
                     id: Some(1),
                     op: "subscribe".into(),
                     symbols: Some(vec!["A".into(), "B".into()]),
+                    resumed: Some(std::collections::BTreeMap::from([
+                        ("A".to_string(), Some(3)),
+                        ("B".to_string(), None),
+                    ])),
                 }],
             );
             assert_eq!(read(encoding, &frame)[0].0, Kind::Ack);

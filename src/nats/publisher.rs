@@ -129,7 +129,7 @@ impl Tee {
                     self.publish_universe(&names);
                     SourceMsg::Declare(names)
                 }
-                ready @ SourceMsg::Ready(_) => ready,
+                other @ (SourceMsg::Ready(_) | SourceMsg::Epoch(_)) => other,
             };
             if out.send(msg).await.is_err() {
                 break;

@@ -11,6 +11,7 @@ mod parse;
 pub use parse::{parse_json_request, parse_msgpack_request};
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Protocol version announced in `hello`.
@@ -152,6 +153,10 @@ pub enum Event {
         heartbeat_s: u64,
         /// Symbols known when the client connected.
         symbols: usize,
+        /// The seq space of every tick on this connection: a client may
+        /// resume after a seq it holds (`subscribe` with `from`) only in
+        /// the same epoch.
+        epoch: String,
     },
     /// A request was carried out (in part, when an `error` follows).
     Ack {
@@ -163,6 +168,11 @@ pub enum Event {
         /// For a subscribe or unsubscribe: the symbols it applied to.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         symbols: Option<Vec<String>>,
+        /// For a subscribe with `from`: per symbol, the updates after the
+        /// client's seq that can no longer be sent (0: every one follows),
+        /// or `null` where the epoch did not match and a snapshot follows.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        resumed: Option<BTreeMap<String, Option<u64>>>,
     },
     /// A request, or part of it, was refused.
     Error {
@@ -207,6 +217,16 @@ pub enum SymbolSet {
     Named(Vec<String>),
 }
 
+/// A subscribe's `from` (the last seq the client holds, per symbol) and
+/// the `epoch` those seqs belong to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResumeFrom {
+    /// The epoch of the client's seqs; `None` when the request had none.
+    pub epoch: Option<String>,
+    /// Last seq held per symbol (valid names only).
+    pub last_seq: BTreeMap<String, u64>,
+}
+
 /// A validated client request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -217,6 +237,9 @@ pub enum Request {
         invalid: Vec<String>,
         max_hz: f64,
         snapshot: bool,
+        /// `from` and `epoch`: where the client's previous connection
+        /// stopped, to resume rather than take snapshots.
+        resume: Option<ResumeFrom>,
     },
     Unsubscribe {
         id: Option<u64>,

@@ -5,7 +5,8 @@
 //! short excerpt of the input.
 
 use super::{
-    ErrorCode, MAX_SYMBOL_LEN, Request, RequestError, SymbolSet, WILDCARD, is_valid_symbol,
+    ErrorCode, MAX_SYMBOL_LEN, Request, RequestError, ResumeFrom, SymbolSet, WILDCARD,
+    is_valid_symbol,
 };
 
 /// Parse a request from JSON text.
@@ -83,6 +84,7 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
                 invalid,
                 max_hz,
                 snapshot,
+                resume: resume_fields(&map, id)?,
             })
         }
         "unsubscribe" => {
@@ -135,6 +137,47 @@ fn symbol_field(
     Ok((SymbolSet::Named(named), invalid))
 }
 
+/// Reads `from` (an object of symbol to the last seq held) and `epoch` (a
+/// string); `None` without `from`.
+fn resume_fields(
+    map: &serde_json::Map<String, serde_json::Value>,
+    id: Option<u64>,
+) -> Result<Option<ResumeFrom>, RequestError> {
+    let bad = |msg: String| RequestError::new(id, ErrorCode::BadRequest, msg);
+    let epoch = match map.get("epoch") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(epoch)) => Some(truncate(epoch, MAX_EPOCH_CHARS)),
+        Some(_) => return Err(bad("field epoch: expected a string".into())),
+    };
+    let entries = match map.get("from") {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Object(entries)) => entries,
+        Some(_) => {
+            return Err(bad(
+                "field from: expected an object of symbol to last seq, e.g. {\"AAPL\":1542}".into(),
+            ));
+        }
+    };
+    let mut last_seq = std::collections::BTreeMap::new();
+    for (name, seq) in entries {
+        let name = truncate(name, MAX_SYMBOL_LEN + 8);
+        if !is_valid_symbol(&name) {
+            return Err(bad(format!("field from: {name:?} is not a legal symbol")));
+        }
+        let Some(seq) = seq.as_u64() else {
+            return Err(bad(format!(
+                "field from.{name}: expected an unsigned integer seq"
+            )));
+        };
+        last_seq.insert(name, seq);
+    }
+    Ok(Some(ResumeFrom { epoch, last_seq }))
+}
+
+/// Longest epoch read from a request: epochs the server makes are about 20
+/// characters, and a longer one can only mismatch.
+const MAX_EPOCH_CHARS: usize = 64;
+
 /// Longest parser diagnostic echoed back: parsers quote the input they
 /// choke on, and a reply must never amplify a bad request.
 const MAX_ECHO_CHARS: usize = 120;
@@ -166,9 +209,55 @@ mod tests {
                 symbols: SymbolSet::Named(vec!["AAPL".into(), "MSFT".into()]),
                 invalid: vec![],
                 max_hz: 4.0,
-                snapshot: false
+                snapshot: false,
+                resume: None,
             }
         );
+    }
+
+    #[test]
+    fn subscribe_with_from_and_epoch_parses() {
+        let req = parse_json_request(
+            br#"{"op":"subscribe","symbols":["AAPL","MSFT"],"epoch":"e1","from":{"AAPL":1542,"MSFT":0}}"#,
+        )
+        .unwrap();
+        let Request::Subscribe { resume, .. } = req else {
+            panic!("not a subscribe")
+        };
+        let resume = resume.unwrap();
+        assert_eq!(resume.epoch.as_deref(), Some("e1"));
+        assert_eq!(resume.last_seq["AAPL"], 1542);
+        assert_eq!(resume.last_seq["MSFT"], 0);
+    }
+
+    #[test]
+    fn bad_from_fields_name_the_field() {
+        for (text, field) in [
+            (
+                r#"{"op":"subscribe","id":5,"symbols":["A"],"from":[1]}"#,
+                "field from",
+            ),
+            (
+                r#"{"op":"subscribe","id":5,"symbols":["A"],"from":{"A":-1}}"#,
+                "from.A",
+            ),
+            (
+                r#"{"op":"subscribe","id":5,"symbols":["A"],"from":{"A":"x"}}"#,
+                "from.A",
+            ),
+            (
+                r#"{"op":"subscribe","id":5,"symbols":["A"],"from":{"bad sym":1}}"#,
+                "bad sym",
+            ),
+            (
+                r#"{"op":"subscribe","id":5,"symbols":["A"],"epoch":7,"from":{"A":1}}"#,
+                "epoch",
+            ),
+        ] {
+            let e = err(text);
+            assert_eq!((e.id, e.code), (Some(5), ErrorCode::BadRequest), "{text}");
+            assert!(e.msg.contains(field), "{text}: {}", e.msg);
+        }
     }
 
     #[test]
@@ -261,8 +350,10 @@ mod properties {
             proptest::sample::select(OPS.to_vec()).prop_map(Value::from),
         ];
         let key = prop_oneof![
-            proptest::sample::select(vec!["op", "id", "symbols", "max_hz", "snapshot", "t"])
-                .prop_map(String::from),
+            proptest::sample::select(vec![
+                "op", "id", "symbols", "max_hz", "snapshot", "t", "from", "epoch",
+            ])
+            .prop_map(String::from),
             ".{0,8}",
         ];
         leaf.prop_recursive(3, 32, 6, move |inner| {

@@ -172,6 +172,7 @@ impl Router {
                         }
                         Some(SourceMsg::Ticks(batch)) => self.route(batch),
                         Some(SourceMsg::Ready(names)) => self.ready(&names),
+                        Some(SourceMsg::Epoch(epoch)) => self.table.set_epoch(epoch),
                         None => {
                             tracing::info!("source finished; serving the last values");
                             source_open = false;

@@ -78,7 +78,7 @@ where
             Err(error) => requests::Reply {
                 events: vec![error.into_event()],
                 refused: true,
-                snapshots: 0,
+                ..requests::Reply::default()
             },
         };
         if reply.refused {
@@ -94,7 +94,12 @@ where
             .snapshots_out
             .fetch_add(reply.snapshots, Ordering::Relaxed);
         self.update_subscription_gauge();
-        self.send_control(&reply.events).await
+        self.send_control(&reply.events).await?;
+        // A resume's missed updates follow the ack, as data under flow
+        // control.
+        self.frames.extend(reply.frames);
+        self.write_frames(Instant::now(), reply.replayed, None)
+            .await
     }
 
     /// Pings and pongs cost a request token, as requests do, so a ping

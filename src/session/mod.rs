@@ -27,7 +27,7 @@ use crate::stats::{Stage, Stats, record_latencies};
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use outbox::{Outbox, reply_frame};
+use outbox::{Collected, Outbox, reply_frame};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -118,6 +118,7 @@ where
             encoding: self.encoding.name().into(),
             heartbeat_s: self.settings.heartbeat.as_secs(),
             symbols: self.settings.router.table().len(),
+            epoch: self.settings.router.table().epoch(),
         };
         let stop = match Box::pin(self.send_control(&[hello])).await {
             Ok(()) => self.event_loop(&mut shutdown).await,
@@ -238,6 +239,20 @@ where
         let collected = self
             .outbox
             .collect(drained_at, self.flow.read_delay(), &mut self.frames);
+        self.write_frames(drained_at, collected, Some(Stage::Deliver))
+            .await
+    }
+
+    /// Writes `self.frames` (which carry `collected`) with one flush, the
+    /// flow-control probe behind them, and counts them. `stage` says
+    /// whether their events' delivery latency is recorded: not for the
+    /// old updates a resume sends.
+    async fn write_frames(
+        &mut self,
+        drained_at: Instant,
+        collected: Collected,
+        stage: Option<Stage>,
+    ) -> Result<(), Stop> {
         if self.frames.is_empty() {
             return Ok(());
         }
@@ -274,12 +289,9 @@ where
             Ok(Ok(())) => {}
         }
         let stats = &self.settings.stats;
-        record_latencies(
-            stats,
-            Stage::Deliver,
-            now_ns(),
-            self.outbox.sent_ts.iter().copied(),
-        );
+        if let Some(stage) = stage {
+            record_latencies(stats, stage, now_ns(), self.outbox.sent_ts.iter().copied());
+        }
         stats
             .events_out
             .fetch_add(collected.events, Ordering::Relaxed);

@@ -3,9 +3,11 @@
 //! snapshots), in the order the client receives them.
 
 use super::Limits;
-use super::outbox::Outbox;
-use crate::protocol::{ErrorCode, Event, Request, SymbolSet, WILDCARD};
-use crate::router::{ClientId, RouterGone, RouterHandle};
+use super::outbox::{Collected, Outbox};
+use crate::protocol::{ErrorCode, Event, Request, ResumeFrom, SymbolSet, WILDCARD};
+use crate::router::{ClientId, Grant, RouterGone, RouterHandle};
+use bytes::Bytes;
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 /// Replies to one request, plus how many snapshots they carry.
@@ -15,6 +17,17 @@ pub(super) struct Reply {
     pub snapshots: u64,
     /// True when the request was refused as a whole (counts as abuse).
     pub refused: bool,
+    /// Data frames that follow the reply: the updates a resume sends.
+    pub frames: Vec<Bytes>,
+    /// What those frames carry, for counters.
+    pub replayed: Collected,
+}
+
+/// A subscribe's settings, as the request gave them.
+struct SubscribeAsked {
+    max_hz: f64,
+    snapshot: bool,
+    resume: Option<ResumeFrom>,
 }
 
 pub(super) struct RequestContext<'a> {
@@ -33,7 +46,15 @@ impl RequestContext<'_> {
                 invalid,
                 max_hz,
                 snapshot,
-            } => self.subscribe(id, symbols, invalid, max_hz, snapshot).await,
+                resume,
+            } => {
+                let asked = SubscribeAsked {
+                    max_hz,
+                    snapshot,
+                    resume,
+                };
+                self.subscribe(id, symbols, invalid, asked).await
+            }
             Request::Unsubscribe { id, symbols } => self.unsubscribe(id, symbols).await,
             Request::Symbols { id } => {
                 let symbols = self
@@ -59,12 +80,11 @@ impl RequestContext<'_> {
         id: Option<u64>,
         symbols: SymbolSet,
         mut unknown: Vec<String>,
-        max_hz: f64,
-        snapshot: bool,
+        asked: SubscribeAsked,
     ) -> Result<Reply, RouterGone> {
         let mut reply = Reply::default();
         let mut snapshots = Vec::new();
-        let now = Instant::now();
+        let mut resumed = BTreeMap::new();
         let acked: Vec<String> = match symbols {
             SymbolSet::All => {
                 let mailbox = self.outbox.mailbox();
@@ -72,10 +92,14 @@ impl RequestContext<'_> {
                     .router
                     .subscribe(self.client, mailbox, SymbolSet::All)
                     .await?;
-                self.outbox.add_wildcard(max_hz);
-                reply.snapshots =
-                    self.outbox
-                        .add(&granted.granted, max_hz, snapshot, &mut snapshots, now);
+                self.outbox.add_wildcard(asked.max_hz);
+                self.add_grants(
+                    &granted.granted,
+                    &asked,
+                    &mut reply,
+                    &mut snapshots,
+                    &mut resumed,
+                );
                 vec![WILDCARD.to_string()]
             }
             SymbolSet::Named(names) => {
@@ -103,9 +127,13 @@ impl RequestContext<'_> {
                         .router
                         .subscribe(self.client, mailbox, SymbolSet::Named(names.clone()))
                         .await?;
-                    reply.snapshots =
-                        self.outbox
-                            .add(&granted.granted, max_hz, snapshot, &mut snapshots, now);
+                    self.add_grants(
+                        &granted.granted,
+                        &asked,
+                        &mut reply,
+                        &mut snapshots,
+                        &mut resumed,
+                    );
                     unknown.extend(granted.unknown.iter().cloned());
                     names
                         .into_iter()
@@ -119,6 +147,7 @@ impl RequestContext<'_> {
                 id,
                 op: "subscribe".into(),
                 symbols: Some(acked),
+                resumed: asked.resume.is_some().then_some(resumed),
             });
         }
         if !unknown.is_empty() {
@@ -132,6 +161,59 @@ impl RequestContext<'_> {
         }
         reply.events.append(&mut snapshots);
         Ok(reply)
+    }
+
+    /// Records the granted symbols: those the client resumes (named in
+    /// `from`, same epoch) get their missed updates as data frames and an
+    /// entry in `resumed`; the rest are subscribed as usual, with a
+    /// snapshot when asked (and `null` in `resumed` when named in `from`).
+    fn add_grants(
+        &mut self,
+        grants: &[Grant],
+        asked: &SubscribeAsked,
+        reply: &mut Reply,
+        snapshots: &mut Vec<Event>,
+        resumed: &mut BTreeMap<String, Option<u64>>,
+    ) {
+        let now = Instant::now();
+        let table = self.router.table();
+        let epoch_matches = asked
+            .resume
+            .as_ref()
+            .is_some_and(|r| r.epoch.as_deref() == Some(table.epoch().as_str()));
+        let mut fresh = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let name = table.cell(grant.id).name();
+            let from = asked
+                .resume
+                .as_ref()
+                .zip(name)
+                .and_then(|(r, name)| Some((name, *r.last_seq.get(&**name)?)));
+            let Some((name, from)) = from else {
+                fresh.push(grant);
+                continue;
+            };
+            let lost = epoch_matches
+                .then(|| {
+                    self.outbox.resume(
+                        grant,
+                        from,
+                        asked.max_hz,
+                        now,
+                        &mut reply.frames,
+                        &mut reply.replayed,
+                    )
+                })
+                .flatten();
+            if lost.is_none() {
+                fresh.push(grant);
+            }
+            resumed.insert(name.to_string(), lost);
+        }
+        self.outbox.finish_frame(&mut reply.frames);
+        reply.snapshots += self
+            .outbox
+            .add(fresh, asked.max_hz, asked.snapshot, snapshots, now);
     }
 
     async fn unsubscribe(
@@ -158,6 +240,7 @@ impl RequestContext<'_> {
                 id,
                 op: "unsubscribe".into(),
                 symbols: Some(acked),
+                resumed: None,
             }],
             ..Reply::default()
         })

@@ -40,6 +40,10 @@ pub enum SourceMsg {
     /// subscribes waiting for them can be answered. Sent only by on-demand
     /// sources, in reply to `router::Interest::Wanted`.
     Ready(Vec<Arc<str>>),
+    /// The ticks that follow number their `seq` in this epoch
+    /// (`epoch.rs`). Sent by a NATS edge, which announces its source's
+    /// epoch; other sources start in the table's own.
+    Epoch(String),
 }
 
 /// Batches in flight between source and router. Small: the router drains

@@ -1,0 +1,275 @@
+//! Property test of resuming across connections, through the public API:
+//! the router (`router::Router`) and per-connection outboxes
+//! (`session::outbox::Outbox`) driven the way sessions drive them, for
+//! arbitrary interleavings of updates (bursts past the ring), collections
+//! by prompt and slow readers, disconnects and resumes with `from`.
+//!
+//! One client holds, per symbol, the last seq it received. Its first
+//! connection subscribes with a snapshot; every later one resumes after
+//! what it holds. Across all its connections, per symbol:
+//! - consecutive non-snapshot ticks satisfy `B.seq - A.seq - 1 == B.n`
+//!   (the invariant holds across the reconnect);
+//! - no seq is delivered twice outside a snapshot;
+//! - a resume reports exactly the updates it cannot send (`resumed`), and
+//!   sends every retained one after the client's seq with `n == 0`.
+
+use proptest::prelude::*;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tickfeed::codec::Encoding;
+use tickfeed::protocol::{Event, SymbolSet, Tick};
+use tickfeed::router::Router;
+use tickfeed::sequence::{Verdict, verdict};
+use tickfeed::session::outbox::{Collected, Outbox};
+use tickfeed::stats::Stats;
+use tickfeed::symbols::SymbolTable;
+use tokio::time::Instant;
+
+const SYMBOLS: [&str; 3] = ["AAPL", "MSFT", "NVDA"];
+/// Updates retained per symbol: small, so time away overruns it.
+const HISTORY: u64 = 16;
+const MAX_LAG: Duration = Duration::from_millis(500);
+const MAX_FRAME_BYTES: usize = 512;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Update {
+        symbol: usize,
+        count: u64,
+    },
+    /// The connection's session drains its mailbox.
+    Collect {
+        read_delay_ms: u64,
+    },
+    /// The connection drops (what was written but not collected is lost
+    /// with it) and a new one resumes after what the client holds.
+    Reconnect {
+        max_hz: bool,
+    },
+    Wait {
+        ms: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..SYMBOLS.len(), prop_oneof![3 => 1..4u64, 1 => 1..(3 * HISTORY)])
+            .prop_map(|(symbol, count)| Op::Update { symbol, count }),
+        3 => prop_oneof![3 => Just(0u64), 1 => 0..900u64].prop_map(|read_delay_ms| Op::Collect { read_delay_ms }),
+        2 => prop_oneof![5 => Just(false), 1 => Just(true)].prop_map(|max_hz| Op::Reconnect { max_hz }),
+        1 => (0..1500u64).prop_map(|ms| Op::Wait { ms }),
+    ]
+}
+
+struct World {
+    router: Router,
+    table: Arc<SymbolTable>,
+    outbox: Outbox,
+    /// Connections so far; each is a client id for the router.
+    connection: u64,
+    /// The connection asked for `max_hz`, so a collection may defer.
+    paced: bool,
+    encoding: Encoding,
+    /// Latest seq of each symbol at the source.
+    seq: [u64; SYMBOLS.len()],
+    /// Per symbol: the last seq the client holds.
+    held: [u64; SYMBOLS.len()],
+    /// Per symbol: every non-snapshot seq delivered, on any connection.
+    delivered: [HashSet<u64>; SYMBOLS.len()],
+    runtime: tokio::runtime::Runtime,
+}
+
+fn tick(sym: &str, seq: u64) -> Tick {
+    Tick {
+        ts: seq,
+        ..Tick::test(sym, seq)
+    }
+}
+
+fn decode(encoding: Encoding, frame: &[u8]) -> Vec<Event> {
+    let value: Value = match encoding {
+        Encoding::Json => serde_json::from_slice(frame).expect("JSON frame"),
+        Encoding::Msgpack => rmp_serde::from_slice(frame).expect("MessagePack frame"),
+    };
+    serde_json::from_value(value).expect("an array of events")
+}
+
+fn all_symbols() -> SymbolSet {
+    SymbolSet::Named(SYMBOLS.iter().map(|s| s.to_string()).collect())
+}
+
+impl World {
+    /// The first connection: subscribes with snapshots, which set what the
+    /// client holds.
+    fn new(encoding: Encoding, runtime: tokio::runtime::Runtime) -> World {
+        let table = Arc::new(SymbolTable::new(8));
+        let mut router = Router::new(table.clone(), Arc::new(Stats::new()))
+            .with_history(HISTORY as usize, usize::MAX);
+        router.route(SYMBOLS.iter().map(|s| tick(s, 1)).collect());
+        let mut outbox = Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES, MAX_LAG);
+        let granted = router.subscribe(0, outbox.mailbox(), all_symbols()).granted;
+        let mut snapshots = Vec::new();
+        outbox.add(&granted, 0.0, true, &mut snapshots, Instant::now());
+        assert_eq!(snapshots.len(), SYMBOLS.len());
+        World {
+            router,
+            table,
+            outbox,
+            connection: 0,
+            paced: false,
+            encoding,
+            seq: [1; SYMBOLS.len()],
+            held: [1; SYMBOLS.len()],
+            delivered: std::array::from_fn(|_| HashSet::new()),
+            runtime,
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::Update { symbol, count } => {
+                let ticks = (0..*count)
+                    .map(|_| {
+                        self.seq[*symbol] += 1;
+                        tick(SYMBOLS[*symbol], self.seq[*symbol])
+                    })
+                    .collect();
+                self.router.route(ticks);
+            }
+            Op::Collect { read_delay_ms } => {
+                let mut frames = Vec::new();
+                let delay = Duration::from_millis(*read_delay_ms);
+                self.outbox.collect(Instant::now(), delay, &mut frames);
+                self.receive(&frames)?;
+                for (symbol, held) in self.held.iter().enumerate() {
+                    if !self.paced {
+                        prop_assert_eq!(*held, self.seq[symbol], "up to date after a collection");
+                    }
+                }
+            }
+            Op::Reconnect { max_hz } => self.reconnect(*max_hz)?,
+            Op::Wait { ms } => self
+                .runtime
+                .block_on(tokio::time::advance(Duration::from_millis(*ms))),
+        }
+        Ok(())
+    }
+
+    /// Checks and records the ticks of `frames` as the client reads them;
+    /// returns the sum of their `n` per symbol.
+    fn receive(&mut self, frames: &[bytes::Bytes]) -> Result<HashMap<usize, u64>, TestCaseError> {
+        let mut merged = HashMap::new();
+        for frame in frames {
+            for event in decode(self.encoding, frame) {
+                let Event::Tick(t) = event else {
+                    return Err(TestCaseError::fail("only ticks are data"));
+                };
+                prop_assert!(t.snap.is_none(), "a resume sends no snapshot");
+                let symbol = SYMBOLS.iter().position(|s| **s == *t.sym).unwrap();
+                let held = &mut self.held[symbol];
+                prop_assert_eq!(
+                    verdict(Some(*held), t.seq, u64::from(t.n), false),
+                    Verdict::Ok,
+                    "{}: seq {} after {} with n {}",
+                    t.sym,
+                    t.seq,
+                    *held,
+                    t.n
+                );
+                prop_assert!(
+                    self.delivered[symbol].insert(t.seq),
+                    "{} seq {} delivered twice",
+                    t.sym,
+                    t.seq
+                );
+                *held = t.seq;
+                *merged.entry(symbol).or_default() += u64::from(t.n);
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Drops the connection and resumes on a new one, as
+    /// `session::requests` does for a subscribe with `from` in the same
+    /// epoch.
+    fn reconnect(&mut self, max_hz: bool) -> Result<(), TestCaseError> {
+        self.router.unsubscribe(self.connection, SymbolSet::All);
+        self.connection += 1;
+        self.outbox = Outbox::new(self.table.clone(), self.encoding, MAX_FRAME_BYTES, MAX_LAG);
+        let mailbox = self.outbox.mailbox();
+        let granted = self
+            .router
+            .subscribe(self.connection, mailbox, all_symbols())
+            .granted;
+        let hz = if max_hz { 4.0 } else { 0.0 };
+        let held_before = self.held;
+        self.paced = max_hz;
+        let mut frames = Vec::new();
+        let mut replayed = Collected::default();
+        let mut resumed = HashMap::new();
+        for grant in &granted {
+            let name = self.table.cell(grant.id).name().unwrap().clone();
+            let symbol = SYMBOLS.iter().position(|s| **s == *name).unwrap();
+            let from = self.held[symbol];
+            let lost =
+                self.outbox
+                    .resume(grant, from, hz, Instant::now(), &mut frames, &mut replayed);
+            prop_assert!(
+                lost.is_some(),
+                "a seq the client holds is never beyond the latest"
+            );
+            resumed.insert(symbol, lost.unwrap());
+        }
+        self.outbox.finish_frame(&mut frames);
+        let merged = self.receive(&frames)?;
+        for (symbol, lost) in resumed {
+            let from = held_before[symbol];
+            prop_assert_eq!(
+                merged.get(&symbol).copied().unwrap_or(0),
+                lost,
+                "{}: resumed reports exactly what the ticks' n count",
+                SYMBOLS[symbol]
+            );
+            prop_assert_eq!(
+                self.held[symbol],
+                self.seq[symbol],
+                "resumed up to the latest"
+            );
+            if !max_hz {
+                // The ring keeps the last HISTORY updates: only older ones
+                // are lost.
+                let oldest_retained = self.seq[symbol].saturating_sub(HISTORY - 1).max(1);
+                let expected = oldest_retained.saturating_sub(from + 1);
+                prop_assert_eq!(lost, expected, "{} resumed after {}", SYMBOLS[symbol], from);
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    // Failures print their minimal case; no regression files in the tree.
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn disconnects_and_resumes_keep_the_invariant_and_never_repeat_a_seq(
+        msgpack in any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..80),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        let _clock = runtime.enter();
+        let encoding = if msgpack { Encoding::Msgpack } else { Encoding::Json };
+        let mut world = World::new(encoding, runtime);
+        for op in &ops {
+            world.apply(op)?;
+        }
+        world.apply(&Op::Reconnect { max_hz: false })?;
+        world.apply(&Op::Collect { read_delay_ms: 0 })?;
+    }
+}
