@@ -5,9 +5,11 @@
 //! Hot-path contract: each tick is serialised at most once per encoding
 //! ([`EncodedTick`]) and the bytes are shared by every client. A client that
 //! needs a non-zero merge count `n` copies the shared prefix and appends its
-//! own `n` (the field is last on purpose, see `protocol::Tick`).
+//! own `n` (the field is last on purpose, see `protocol::Tick`). A tick's
+//! delta against the previous seq (`protocol::delta`) is encoded once too,
+//! on first use, for the clients that asked for deltas.
 
-use crate::protocol::{Event, Tick};
+use crate::protocol::{Changed, DeltaOf, Event, Tick};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::OnceLock;
 
@@ -83,20 +85,59 @@ pub struct EncodedTick {
     /// When the router published it; tells a session whether the tick
     /// arrived while the client was ready to receive (see `session::outbox`).
     pub routed_at: tokio::time::Instant,
+    /// The market fields that differ from the previous seq's.
+    pub changed: Changed,
     json: OnceLock<Bytes>,
     msgpack: OnceLock<Bytes>,
+    json_delta: OnceLock<Bytes>,
+    msgpack_delta: OnceLock<Bytes>,
 }
 
 impl EncodedTick {
     /// Wraps a live tick; `n` must be 0 and `snap` unset (both are per client).
     pub fn new(tick: Tick) -> Self {
+        Self::with_changes(tick, Changed::ALL)
+    }
+
+    /// Wraps a live tick whose `changed` fields differ from the previous
+    /// seq's (the router compares them as it stores the tick).
+    pub fn with_changes(tick: Tick, changed: Changed) -> Self {
         debug_assert!(tick.n == 0 && tick.snap.is_none());
         Self {
             tick,
             routed_at: tokio::time::Instant::now(),
+            changed,
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
+            json_delta: OnceLock::new(),
+            msgpack_delta: OnceLock::new(),
         }
+    }
+
+    /// Appends this tick to `frame` as a delta against the previous seq,
+    /// which the client holds (so `n == 0`); the full tick when every
+    /// field changed.
+    pub fn write_delta_to(&self, frame: &mut FrameBuilder) {
+        if self.changed.is_all() {
+            return self.write_to(frame, 0);
+        }
+        let cell = match frame.encoding {
+            Encoding::Json => &self.json_delta,
+            Encoding::Msgpack => &self.msgpack_delta,
+        };
+        let bytes = cell.get_or_init(|| {
+            let delta = DeltaOf {
+                tick: &self.tick,
+                changed: self.changed,
+            };
+            Bytes::from(match frame.encoding {
+                Encoding::Json => serde_json::to_vec(&delta).expect("deltas serialise to JSON"),
+                Encoding::Msgpack => {
+                    rmp_serde::to_vec_named(&delta).expect("deltas serialise to MessagePack")
+                }
+            })
+        });
+        frame.push_encoded(bytes);
     }
 
     pub fn seq(&self) -> u64 {
@@ -259,6 +300,42 @@ mod tests {
                 let expected = encode_frame(encoding, &[Event::Tick(tick(n))]);
                 assert_eq!(frame.finish(), expected, "{encoding:?} n={n}");
             }
+        }
+    }
+
+    #[test]
+    fn a_delta_is_written_once_per_encoding_and_a_full_tick_when_all_changed() {
+        let previous = tick(0);
+        let mut next = tick(0);
+        next.seq = 43;
+        next.quote.bid = Some(189.2);
+        let changed = Changed::between(&previous, &next);
+        let shared = EncodedTick::with_changes(next.clone(), changed);
+        for encoding in Encoding::ALL {
+            let mut frame = FrameBuilder::new(encoding);
+            shared.write_delta_to(&mut frame);
+            shared.write_delta_to(&mut frame);
+            let bytes = frame.finish();
+            let events: Vec<serde_json::Value> = match encoding {
+                Encoding::Json => serde_json::from_slice(&bytes).unwrap(),
+                Encoding::Msgpack => rmp_serde::from_slice(&bytes).unwrap(),
+            };
+            assert_eq!(events.len(), 2);
+            assert_eq!(
+                events[0],
+                serde_json::json!({"ev": "tick", "sym": "AAPL", "seq": 43, "ts": next.ts, "bid": 189.2, "d": 1, "n": 0}),
+                "{encoding:?}"
+            );
+            let full = EncodedTick::new(next.clone());
+            let mut delta_frame = FrameBuilder::new(encoding);
+            full.write_delta_to(&mut delta_frame);
+            let mut full_frame = FrameBuilder::new(encoding);
+            full.write_to(&mut full_frame, 0);
+            assert_eq!(
+                delta_frame.finish(),
+                full_frame.finish(),
+                "nothing to compare: full"
+            );
         }
     }
 

@@ -6,8 +6,10 @@
 //! anything that does not fit becomes a [`RequestError`] carrying the
 //! protocol error code and the request id when one could be read.
 
+mod delta;
 mod parse;
 
+pub use delta::{Changed, DeltaOf, TickDelta};
 pub use parse::{parse_json_request, parse_msgpack_request};
 
 use serde::{Deserialize, Serialize};

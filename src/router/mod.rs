@@ -34,7 +34,7 @@ use crate::clock::now_ns;
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
 use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY};
-use crate::protocol::{SymbolSet, Tick, WILDCARD};
+use crate::protocol::{Changed, SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::source::{SourceMsg, SourceReceiver};
 use crate::stats::{Stage, Stats, record_latencies};
@@ -223,7 +223,14 @@ impl Router {
             let Some(id) = self.intern(&tick.sym) else {
                 continue;
             };
-            let tick = Arc::new(EncodedTick::new(tick));
+            // What changed since the previous seq, for clients on deltas.
+            let changed = match self.table.cell(id).load().as_ref() {
+                Some(previous) if previous.seq() + 1 == tick.seq => {
+                    Changed::between(&previous.tick, &tick)
+                }
+                _ => Changed::ALL,
+            };
+            let tick = Arc::new(EncodedTick::with_changes(tick, changed));
             self.retention.store(&self.table, id, &tick);
             self.table.store(id, tick);
             for sub in self.topics[id as usize].iter().chain(&self.wildcard) {
