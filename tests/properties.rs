@@ -28,7 +28,7 @@ use tickfeed::codec::Encoding;
 use tickfeed::protocol::{Event, SymbolSet, Tick};
 use tickfeed::router::Router;
 use tickfeed::sequence::{Verdict, verdict};
-use tickfeed::session::outbox::Outbox;
+use tickfeed::session::outbox::{Delivery, Outbox};
 use tickfeed::stats::Stats;
 use tickfeed::symbols::SymbolTable;
 use tokio::time::Instant;
@@ -236,12 +236,16 @@ impl World {
         };
         let granted = self.router.subscribe(c as u64, mailbox, set).granted;
         if matches!(symbols, Symbols::All) {
-            client.outbox.add_wildcard(0.0);
+            client.outbox.add_wildcard(Delivery::default());
         }
         let mut reply = Vec::new();
-        client
-            .outbox
-            .add(&granted, 0.0, snapshot, &mut reply, Instant::now());
+        client.outbox.add(
+            &granted,
+            Delivery::default(),
+            snapshot,
+            &mut reply,
+            Instant::now(),
+        );
         match symbols {
             Symbols::All => {
                 client.expect.wildcard = true;

@@ -11,7 +11,10 @@
 //!   (the invariant holds across the reconnect);
 //! - no seq is delivered twice outside a snapshot;
 //! - a resume reports exactly the updates it cannot send (`resumed`), and
-//!   sends every retained one after the client's seq with `n == 0`.
+//!   sends every retained one after the client's seq with `n == 0`;
+//! - on a connection with field deltas, the client that applies each delta
+//!   to the values it holds has exactly the source's values of every seq
+//!   it receives.
 
 use proptest::prelude::*;
 use serde_json::Value;
@@ -19,10 +22,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tickfeed::codec::Encoding;
-use tickfeed::protocol::{Event, SymbolSet, Tick};
+use tickfeed::protocol::{Quote, SymbolSet, Tick, TickDelta};
 use tickfeed::router::Router;
 use tickfeed::sequence::{Verdict, verdict};
-use tickfeed::session::outbox::{Collected, Outbox};
+use tickfeed::session::outbox::{Collected, Delivery, Outbox};
 use tickfeed::stats::Stats;
 use tickfeed::symbols::SymbolTable;
 use tokio::time::Instant;
@@ -47,6 +50,7 @@ enum Op {
     /// with it) and a new one resumes after what the client holds.
     Reconnect {
         max_hz: bool,
+        deltas: bool,
     },
     Wait {
         ms: u64,
@@ -58,7 +62,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..SYMBOLS.len(), prop_oneof![3 => 1..4u64, 1 => 1..(3 * HISTORY)])
             .prop_map(|(symbol, count)| Op::Update { symbol, count }),
         3 => prop_oneof![3 => Just(0u64), 1 => 0..900u64].prop_map(|read_delay_ms| Op::Collect { read_delay_ms }),
-        2 => prop_oneof![5 => Just(false), 1 => Just(true)].prop_map(|max_hz| Op::Reconnect { max_hz }),
+        2 => (prop_oneof![5 => Just(false), 1 => Just(true)], any::<bool>())
+            .prop_map(|(max_hz, deltas)| Op::Reconnect { max_hz, deltas }),
         1 => (0..1500u64).prop_map(|ms| Op::Wait { ms }),
     ]
 }
@@ -76,19 +81,31 @@ struct World {
     seq: [u64; SYMBOLS.len()],
     /// Per symbol: the last seq the client holds.
     held: [u64; SYMBOLS.len()],
+    /// Per symbol: the full values the client holds (deltas applied).
+    values: [Tick; SYMBOLS.len()],
     /// Per symbol: every non-snapshot seq delivered, on any connection.
     delivered: [HashSet<u64>; SYMBOLS.len()],
     runtime: tokio::runtime::Runtime,
 }
 
+/// The `seq`th update of `sym`: its fields change now and then, some
+/// together, and the book sides empty sometimes, so deltas carry every
+/// combination.
 fn tick(sym: &str, seq: u64) -> Tick {
-    Tick {
-        ts: seq,
-        ..Tick::test(sym, seq)
-    }
+    let step = |every: u64, spread: u64| ((seq / every) % spread) as f64 / 100.0;
+    let quote = Quote {
+        px: (!seq.is_multiple_of(3)).then(|| 100.0 + step(2, 7)),
+        sz: Some(100 * (seq / 3 % 4)),
+        bid: (!seq.is_multiple_of(11)).then(|| 99.0 + step(3, 5)),
+        ask: (!seq.is_multiple_of(13)).then(|| 101.0 + step(5, 3)),
+        bsz: Some(100 + seq / 4 % 3),
+        asz: (!seq.is_multiple_of(13)).then_some(200),
+        vol: seq / 2 * 100,
+    };
+    Tick::new(sym.into(), seq, seq, quote)
 }
 
-fn decode(encoding: Encoding, frame: &[u8]) -> Vec<Event> {
+fn decode(encoding: Encoding, frame: &[u8]) -> Vec<Value> {
     let value: Value = match encoding {
         Encoding::Json => serde_json::from_slice(frame).expect("JSON frame"),
         Encoding::Msgpack => rmp_serde::from_slice(frame).expect("MessagePack frame"),
@@ -111,7 +128,11 @@ impl World {
         let mut outbox = Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES, MAX_LAG);
         let granted = router.subscribe(0, outbox.mailbox(), all_symbols()).granted;
         let mut snapshots = Vec::new();
-        outbox.add(&granted, 0.0, true, &mut snapshots, Instant::now());
+        let delivery = Delivery {
+            max_hz: 0.0,
+            deltas: true,
+        };
+        outbox.add(&granted, delivery, true, &mut snapshots, Instant::now());
         assert_eq!(snapshots.len(), SYMBOLS.len());
         World {
             router,
@@ -122,6 +143,7 @@ impl World {
             encoding,
             seq: [1; SYMBOLS.len()],
             held: [1; SYMBOLS.len()],
+            values: SYMBOLS.map(|s| tick(s, 1)),
             delivered: std::array::from_fn(|_| HashSet::new()),
             runtime,
         }
@@ -149,7 +171,7 @@ impl World {
                     }
                 }
             }
-            Op::Reconnect { max_hz } => self.reconnect(*max_hz)?,
+            Op::Reconnect { max_hz, deltas } => self.reconnect(*max_hz, *deltas)?,
             Op::Wait { ms } => self
                 .runtime
                 .block_on(tokio::time::advance(Duration::from_millis(*ms))),
@@ -163,11 +185,28 @@ impl World {
         let mut merged = HashMap::new();
         for frame in frames {
             for event in decode(self.encoding, frame) {
-                let Event::Tick(t) = event else {
-                    return Err(TestCaseError::fail("only ticks are data"));
+                prop_assert_eq!(&event["ev"], "tick", "only ticks are data");
+                prop_assert!(event.get("snap").is_none(), "a resume sends no snapshot");
+                let symbol = SYMBOLS.iter().position(|s| *s == event["sym"]).unwrap();
+                let t = if event["d"] == 1 {
+                    let delta: TickDelta = serde_json::from_value(event).unwrap();
+                    prop_assert_eq!(delta.n, 0, "a delta follows the seq the client holds");
+                    prop_assert_eq!(delta.seq, self.values[symbol].seq + 1);
+                    let mut full = self.values[symbol].clone();
+                    delta.apply(&mut full);
+                    full
+                } else {
+                    serde_json::from_value::<Tick>(event).unwrap()
                 };
-                prop_assert!(t.snap.is_none(), "a resume sends no snapshot");
-                let symbol = SYMBOLS.iter().position(|s| **s == *t.sym).unwrap();
+                let source = tick(SYMBOLS[symbol], t.seq);
+                prop_assert_eq!(
+                    (t.xt, t.quote),
+                    (source.xt, source.quote),
+                    "{} seq {}: the client holds the source's values",
+                    SYMBOLS[symbol],
+                    t.seq
+                );
+                self.values[symbol] = t.clone();
                 let held = &mut self.held[symbol];
                 prop_assert_eq!(
                     verdict(Some(*held), t.seq, u64::from(t.n), false),
@@ -194,7 +233,7 @@ impl World {
     /// Drops the connection and resumes on a new one, as
     /// `session::requests` does for a subscribe with `from` in the same
     /// epoch.
-    fn reconnect(&mut self, max_hz: bool) -> Result<(), TestCaseError> {
+    fn reconnect(&mut self, max_hz: bool, deltas: bool) -> Result<(), TestCaseError> {
         self.router.unsubscribe(self.connection, SymbolSet::All);
         self.connection += 1;
         self.outbox = Outbox::new(self.table.clone(), self.encoding, MAX_FRAME_BYTES, MAX_LAG);
@@ -203,7 +242,10 @@ impl World {
             .router
             .subscribe(self.connection, mailbox, all_symbols())
             .granted;
-        let hz = if max_hz { 4.0 } else { 0.0 };
+        let delivery = Delivery {
+            max_hz: if max_hz { 4.0 } else { 0.0 },
+            deltas,
+        };
         let held_before = self.held;
         self.paced = max_hz;
         let mut frames = Vec::new();
@@ -213,9 +255,14 @@ impl World {
             let name = self.table.cell(grant.id).name().unwrap().clone();
             let symbol = SYMBOLS.iter().position(|s| **s == *name).unwrap();
             let from = self.held[symbol];
-            let lost =
-                self.outbox
-                    .resume(grant, from, hz, Instant::now(), &mut frames, &mut replayed);
+            let lost = self.outbox.resume(
+                grant,
+                from,
+                delivery,
+                Instant::now(),
+                &mut frames,
+                &mut replayed,
+            );
             prop_assert!(
                 lost.is_some(),
                 "a seq the client holds is never beyond the latest"
@@ -269,7 +316,7 @@ proptest! {
         for op in &ops {
             world.apply(op)?;
         }
-        world.apply(&Op::Reconnect { max_hz: false })?;
+        world.apply(&Op::Reconnect { max_hz: false, deltas: true })?;
         world.apply(&Op::Collect { read_delay_ms: 0 })?;
     }
 }

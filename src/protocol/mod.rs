@@ -239,6 +239,8 @@ pub enum Request {
         invalid: Vec<String>,
         max_hz: f64,
         snapshot: bool,
+        /// Field deltas where the client holds the previous seq.
+        deltas: bool,
         /// `from` and `epoch`: where the client's previous connection
         /// stopped, to resume rather than take snapshots.
         resume: Option<ResumeFrom>,

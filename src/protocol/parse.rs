@@ -78,12 +78,18 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
                 Some(serde_json::Value::Bool(b)) => *b,
                 Some(_) => return Err(bad("field snapshot: expected true or false")),
             };
+            let deltas = match map.get("deltas") {
+                None | Some(serde_json::Value::Null) => false,
+                Some(serde_json::Value::Bool(b)) => *b,
+                Some(_) => return Err(bad("field deltas: expected true or false")),
+            };
             Ok(Request::Subscribe {
                 id,
                 symbols,
                 invalid,
                 max_hz,
                 snapshot,
+                deltas,
                 resume: resume_fields(&map, id)?,
             })
         }
@@ -210,6 +216,7 @@ mod tests {
                 invalid: vec![],
                 max_hz: 4.0,
                 snapshot: false,
+                deltas: false,
                 resume: None,
             }
         );
@@ -351,7 +358,7 @@ mod properties {
         ];
         let key = prop_oneof![
             proptest::sample::select(vec![
-                "op", "id", "symbols", "max_hz", "snapshot", "t", "from", "epoch",
+                "op", "id", "symbols", "max_hz", "snapshot", "t", "from", "epoch", "deltas",
             ])
             .prop_map(String::from),
             ".{0,8}",

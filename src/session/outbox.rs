@@ -29,14 +29,55 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How a subscribe asks its symbols to be delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Delivery {
+    /// At most this many events per second per symbol; 0: as fast as read.
+    pub max_hz: f64,
+    /// Field deltas (`protocol::delta`) where the client holds the
+    /// previous seq.
+    pub deltas: bool,
+}
+
+impl Delivery {
+    /// Least time between two events (`1 / max_hz`), if paced.
+    fn interval(self) -> Option<Duration> {
+        (self.max_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / self.max_hz))
+    }
+}
+
 /// Delivery state of one subscribed symbol.
 #[derive(Debug)]
 struct Subscription {
     /// Seq of the last non-snapshot tick sent, or the baseline at subscribe.
     last_seq: u64,
+    /// The last event of this symbol sent on this connection was the live
+    /// tick `last_seq`, so the client holds its full values and the next
+    /// tick may be a delta against it.
+    primed: bool,
+    deltas: bool,
     /// Least time between two events (`1 / max_hz`), if paced.
     interval: Option<Duration>,
     next_due: Instant,
+}
+
+impl Subscription {
+    fn new(last_seq: u64, delivery: Delivery, next_due: Instant) -> Self {
+        Self {
+            last_seq,
+            primed: false,
+            deltas: delivery.deltas,
+            interval: delivery.interval(),
+            next_due,
+        }
+    }
+
+    /// A re-subscribe: new options; the next tick is full.
+    fn renew(&mut self, delivery: Delivery) {
+        self.interval = delivery.interval();
+        self.deltas = delivery.deltas;
+        self.primed = false;
+    }
 }
 
 /// What one `collect` produced, for counters.
@@ -54,8 +95,8 @@ pub struct Outbox {
     table: Arc<SymbolTable>,
     mailbox: Option<Arc<Mailbox>>,
     subs: HashMap<SymbolId, Subscription>,
-    /// `Some(interval)` while subscribed to `*`.
-    wildcard: Option<Option<Duration>>,
+    /// `Some(options)` while subscribed to `*`.
+    wildcard: Option<Delivery>,
     /// Symbols unsubscribed by name while `*` is held.
     excluded: HashSet<SymbolId>,
     pending: Vec<SymbolId>,
@@ -68,10 +109,6 @@ pub struct Outbox {
     pub sent_ts: Vec<u64>,
     /// Earliest time a paced symbol becomes due, if any is waiting.
     pub deferred_until: Option<Instant>,
-}
-
-fn interval_of(max_hz: f64) -> Option<Duration> {
-    (max_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / max_hz))
 }
 
 impl Outbox {
@@ -135,22 +172,19 @@ impl Outbox {
     pub fn add<'g>(
         &mut self,
         grants: impl IntoIterator<Item = &'g Grant>,
-        max_hz: f64,
+        delivery: Delivery,
         snapshot: bool,
         reply: &mut Vec<Event>,
         now: Instant,
     ) -> u64 {
-        let interval = interval_of(max_hz);
         let mut snapshots = 0;
         for grant in grants {
             self.excluded.remove(&grant.id);
             let baseline = grant.latest.as_ref().map_or(0, |t| t.seq());
-            let sub = self.subs.entry(grant.id).or_insert(Subscription {
-                last_seq: baseline,
-                interval,
-                next_due: now,
-            });
-            sub.interval = interval;
+            self.subs
+                .entry(grant.id)
+                .or_insert_with(|| Subscription::new(baseline, delivery, now))
+                .renew(delivery);
             if let (true, Some(latest)) = (snapshot, &grant.latest) {
                 let mut tick = latest.tick.clone();
                 tick.snap = Some(true);
@@ -176,7 +210,7 @@ impl Outbox {
         &mut self,
         grant: &Grant,
         from: u64,
-        max_hz: f64,
+        delivery: Delivery,
         now: Instant,
         frames: &mut Vec<Bytes>,
         out: &mut Collected,
@@ -185,13 +219,12 @@ impl Outbox {
         if from > latest_seq {
             return None;
         }
-        let interval = interval_of(max_hz);
         self.excluded.remove(&grant.id);
         if let Some(sub) = self.subs.get_mut(&grant.id) {
-            sub.interval = interval;
+            sub.renew(delivery);
             return Some(0);
         }
-        let mut last_seq = from;
+        let mut sub = Subscription::new(from, delivery, now);
         let mut sent_ts = Vec::new();
         let mut emit = Emitter {
             frame: &mut self.frame,
@@ -206,23 +239,20 @@ impl Outbox {
         // mailbox and follow live.
         let latest = cell.load();
         if let Some(latest) = latest.as_ref().filter(|t| t.seq() > from) {
-            if interval.is_none() {
-                replay_retained(cell, latest.seq(), &mut last_seq, &mut emit);
+            if sub.interval.is_none() {
+                replay_retained(cell, latest.seq(), &mut sub, &mut emit);
             }
-            if latest.seq() > last_seq {
-                emit.tick(latest, &mut last_seq);
+            if latest.seq() > sub.last_seq {
+                emit.tick(latest, &mut sub);
             }
         }
         let sent = emit.out.events - events_before;
-        self.subs.insert(
-            grant.id,
-            Subscription {
-                last_seq,
-                interval,
-                next_due: interval.map_or(now, |i| now + i),
-            },
-        );
-        Some(last_seq - from - sent)
+        if let Some(interval) = sub.interval.filter(|_| sent > 0) {
+            sub.next_due = now + interval;
+        }
+        let lost = sub.last_seq - from - sent;
+        self.subs.insert(grant.id, sub);
+        Some(lost)
     }
 
     /// Closes the frame [`resume`](Self::resume) was filling.
@@ -232,8 +262,8 @@ impl Outbox {
         }
     }
 
-    pub fn add_wildcard(&mut self, max_hz: f64) {
-        self.wildcard = Some(interval_of(max_hz));
+    pub fn add_wildcard(&mut self, delivery: Delivery) {
+        self.wildcard = Some(delivery);
         self.excluded.clear();
     }
 
@@ -285,12 +315,11 @@ impl Outbox {
             let sub = match self.subs.get_mut(&id) {
                 Some(sub) => sub,
                 None => match self.wildcard {
-                    Some(interval) if !self.excluded.contains(&id) => {
-                        self.subs.entry(id).or_insert(Subscription {
-                            last_seq: latest.seq().saturating_sub(1),
-                            interval,
-                            next_due: now,
-                        })
+                    Some(delivery) if !self.excluded.contains(&id) => {
+                        let baseline = latest.seq().saturating_sub(1);
+                        self.subs
+                            .entry(id)
+                            .or_insert_with(|| Subscription::new(baseline, delivery, now))
                     }
                     _ => continue,
                 },
@@ -310,17 +339,10 @@ impl Outbox {
                 sub.next_due = now + interval;
             } else if latest.seq() > sub.last_seq + 1 {
                 let read_at = now + read_delay;
-                replay_missed(
-                    cell,
-                    latest.seq(),
-                    &mut sub.last_seq,
-                    read_at,
-                    self.max_lag,
-                    &mut emit,
-                );
+                replay_missed(cell, latest.seq(), sub, read_at, self.max_lag, &mut emit);
             }
             if latest.seq() > sub.last_seq {
-                emit.tick(latest, &mut sub.last_seq);
+                emit.tick(latest, sub);
             }
         }
         if !self.frame.is_empty() {
@@ -330,14 +352,14 @@ impl Outbox {
     }
 }
 
-/// Sends the updates of `cell` after `last_seq` and before `latest_seq`
+/// Sends the updates of `cell` after `sub.last_seq` and before `latest_seq`
 /// from its ring, when the oldest of them is retained and will be younger
 /// than `max_lag` (zero: any age) when read at `read_at`. Otherwise sends
 /// nothing, and the caller's latest value carries the merge count.
 fn replay_missed(
     cell: &SymbolCell,
     latest_seq: u64,
-    last_seq: &mut u64,
+    sub: &mut Subscription,
     read_at: Instant,
     max_lag: Duration,
     emit: &mut Emitter<'_>,
@@ -346,36 +368,41 @@ fn replay_missed(
     let Some(ring) = ring.as_ref() else {
         return;
     };
-    let first = *last_seq + 1;
+    let first = sub.last_seq + 1;
     let Some(oldest) = ring.load(first) else {
         return;
     };
     if !max_lag.is_zero() && read_at.saturating_duration_since(oldest.routed_at) > max_lag {
         return;
     }
-    emit.tick(&oldest, last_seq);
+    emit.tick(&oldest, sub);
     for seq in first + 1..latest_seq {
         // The router may overwrite the ring meanwhile: stop at a miss, and
         // the latest value counts what could not be sent.
         let Some(missed) = ring.load(seq) else {
             return;
         };
-        emit.tick(&missed, last_seq);
+        emit.tick(&missed, sub);
     }
 }
 
-/// Sends every update of `cell` the ring still holds after `last_seq`, up
+/// Sends every update of `cell` the ring still holds after `sub.last_seq`, up
 /// to `latest_seq`, whatever its age (a resume asked for them).
 /// `latest_seq` must have been read before the ring, so the ring holds
 /// every retained update up to it.
-fn replay_retained(cell: &SymbolCell, latest_seq: u64, last_seq: &mut u64, emit: &mut Emitter<'_>) {
+fn replay_retained(
+    cell: &SymbolCell,
+    latest_seq: u64,
+    sub: &mut Subscription,
+    emit: &mut Emitter<'_>,
+) {
     let ring = cell.load_ring();
     let Some(ring) = ring.as_ref() else {
         return;
     };
-    for seq in ring.candidates_after(*last_seq, latest_seq) {
+    for seq in ring.candidates_after(sub.last_seq, latest_seq) {
         if let Some(retained) = ring.load(seq) {
-            emit.tick(&retained, last_seq);
+            emit.tick(&retained, sub);
         }
     }
 }
@@ -390,11 +417,18 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    /// Writes `tick` with `n` = updates since `last_seq`, and advances it.
-    fn tick(&mut self, tick: &EncodedTick, last_seq: &mut u64) {
-        let n = u32::try_from(tick.seq() - *last_seq - 1).unwrap_or(u32::MAX);
-        *last_seq = tick.seq();
-        tick.write_to(self.frame, n);
+    /// Writes `tick` with `n` = updates since `sub.last_seq`, and advances
+    /// it: as a delta when the client asked for deltas and holds the
+    /// previous seq, otherwise in full.
+    fn tick(&mut self, tick: &EncodedTick, sub: &mut Subscription) {
+        let n = u32::try_from(tick.seq() - sub.last_seq - 1).unwrap_or(u32::MAX);
+        if sub.deltas && sub.primed && n == 0 {
+            tick.write_delta_to(self.frame);
+        } else {
+            tick.write_to(self.frame, n);
+        }
+        sub.last_seq = tick.seq();
+        sub.primed = true;
         self.sent_ts.push(tick.tick.ts);
         self.out.events += 1;
         if n > 0 {
@@ -419,7 +453,7 @@ pub fn reply_frame(encoding: Encoding, events: &[Event]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Tick;
+    use crate::protocol::{Changed, Tick};
     use crate::router::Retention;
 
     const MAX_LAG: Duration = Duration::from_millis(500);
@@ -443,7 +477,11 @@ mod tests {
                 id: 0,
                 latest: None,
             };
-            outbox.add(&[grant], max_hz, snapshot, reply, Instant::now());
+            let delivery = Delivery {
+                max_hz,
+                deltas: false,
+            };
+            outbox.add(&[grant], delivery, snapshot, reply, Instant::now());
             Self {
                 table,
                 retention: Retention::new(history, usize::MAX),
@@ -495,6 +533,57 @@ mod tests {
         let got = fx.collect_at(Instant::now());
         assert_eq!(fx.sent(), [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]);
         assert_eq!(got.conflated, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_deltas_a_client_gets_what_changed_once_it_holds_the_previous_seq() {
+        let mut fx = Fixture::new(0, 0.0, false, &mut Vec::new());
+        let grant = Grant {
+            id: 0,
+            latest: None,
+        };
+        let deltas = Delivery {
+            max_hz: 0.0,
+            deltas: true,
+        };
+        fx.outbox
+            .add(&[grant], deltas, false, &mut Vec::new(), Instant::now());
+        let mut previous: Option<crate::protocol::Tick> = None;
+        let mut publish = |fx: &mut Fixture, seq: u64| {
+            let tick = crate::protocol::Tick::test("AAPL", seq);
+            let changed = previous
+                .as_ref()
+                .map_or(Changed::ALL, |p| Changed::between(p, &tick));
+            previous = Some(tick.clone());
+            let tick = Arc::new(EncodedTick::with_changes(tick, changed));
+            fx.table.store(0, tick);
+            fx.mailbox.mark(0);
+        };
+        let mut read = |fx: &mut Fixture| {
+            fx.frames.clear();
+            fx.collect_at(Instant::now());
+            let frame: Vec<serde_json::Value> = serde_json::from_slice(&fx.frames[0]).unwrap();
+            frame[0].clone()
+        };
+        publish(&mut fx, 1);
+        let first = read(&mut fx);
+        assert!(
+            first.get("d").is_none() && first["px"] == 189.25,
+            "first: full"
+        );
+        publish(&mut fx, 2);
+        // Only the volume (and ts) changed.
+        let delta = read(&mut fx);
+        assert_eq!(delta["d"], 1);
+        assert_eq!(delta["vol"], 200);
+        assert!(delta.get("px").is_none() && delta.get("bid").is_none());
+        // A merge (nothing retained): full, with n.
+        publish(&mut fx, 3);
+        publish(&mut fx, 4);
+        let merged = read(&mut fx);
+        assert!(merged.get("d").is_none() && merged["n"] == 1 && merged["px"] == 189.25);
+        publish(&mut fx, 5);
+        assert_eq!(read(&mut fx)["d"], 1, "deltas again once it holds seq 4");
     }
 
     #[tokio::test(start_paused = true)]

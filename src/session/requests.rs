@@ -3,7 +3,7 @@
 //! snapshots), in the order the client receives them.
 
 use super::Limits;
-use super::outbox::{Collected, Outbox};
+use super::outbox::{Collected, Delivery, Outbox};
 use crate::protocol::{ErrorCode, Event, Request, ResumeFrom, SymbolSet, WILDCARD};
 use crate::router::{ClientId, Grant, RouterGone, RouterHandle};
 use bytes::Bytes;
@@ -25,7 +25,7 @@ pub(super) struct Reply {
 
 /// A subscribe's settings, as the request gave them.
 struct SubscribeAsked {
-    max_hz: f64,
+    delivery: Delivery,
     snapshot: bool,
     resume: Option<ResumeFrom>,
 }
@@ -46,10 +46,11 @@ impl RequestContext<'_> {
                 invalid,
                 max_hz,
                 snapshot,
+                deltas,
                 resume,
             } => {
                 let asked = SubscribeAsked {
-                    max_hz,
+                    delivery: Delivery { max_hz, deltas },
                     snapshot,
                     resume,
                 };
@@ -92,7 +93,7 @@ impl RequestContext<'_> {
                     .router
                     .subscribe(self.client, mailbox, SymbolSet::All)
                     .await?;
-                self.outbox.add_wildcard(asked.max_hz);
+                self.outbox.add_wildcard(asked.delivery);
                 self.add_grants(
                     &granted.granted,
                     &asked,
@@ -198,7 +199,7 @@ impl RequestContext<'_> {
                     self.outbox.resume(
                         grant,
                         from,
-                        asked.max_hz,
+                        asked.delivery,
                         now,
                         &mut reply.frames,
                         &mut reply.replayed,
@@ -213,7 +214,7 @@ impl RequestContext<'_> {
         self.outbox.finish_frame(&mut reply.frames);
         reply.snapshots += self
             .outbox
-            .add(fresh, asked.max_hz, asked.snapshot, snapshots, now);
+            .add(fresh, asked.delivery, asked.snapshot, snapshots, now);
     }
 
     async fn unsubscribe(
