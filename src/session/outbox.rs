@@ -559,7 +559,7 @@ mod tests {
             fx.table.store(0, tick);
             fx.mailbox.mark(0);
         };
-        let mut read = |fx: &mut Fixture| {
+        let read = |fx: &mut Fixture| {
             fx.frames.clear();
             fx.collect_at(Instant::now());
             let frame: Vec<serde_json::Value> = serde_json::from_slice(&fx.frames[0]).unwrap();
