@@ -6,7 +6,7 @@
 mod common;
 
 use clap::Parser;
-use common::{Client, DEADLINE, Scratch, is_tick, poll, start_server};
+use common::{Client, DEADLINE, LOBSTER_NAME, Scratch, is_tick, lobster_path, poll, start_server};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -16,27 +16,9 @@ use tickfeed::cli::{Cli, Command as CliCommand};
 use tickfeed::feed::lobster::FileName;
 use tickfeed::feed::{Format, Update, reader};
 
-const LOBSTER_NAME: &str = "AAPL_2012-06-21_34200000_37800000_message_50.csv";
 /// 2012-06-21 00:00 US Eastern (EDT, UTC-4) in epoch seconds, written out
 /// here so the test does not trust the library's time-zone arithmetic.
 const LOBSTER_MIDNIGHT_S: u64 = 1_340_251_200;
-
-fn lobster_path() -> PathBuf {
-    let path = std::env::var_os("TICKFEED_LOBSTER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/feeds")
-                .join(LOBSTER_NAME)
-        });
-    assert!(
-        path.is_file(),
-        "the LOBSTER sample is missing at {}: put {LOBSTER_NAME} (the free AAPL sample from lobsterdata.com) in ../shared/feeds/, \
-         or set TICKFEED_LOBSTER to its path (keep the file name: it carries the date)",
-        path.display()
-    );
-    path
-}
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -338,3 +338,26 @@ pub fn check_seq(seqs: &mut SeqByName, tick: &Value) -> u64 {
     );
     tick["n"].as_u64().expect("n")
 }
+
+/// The free LOBSTER sample (third-party data, never copied into the
+/// repository): read from `$TICKFEED_LOBSTER` or `../shared/feeds/`.
+pub const LOBSTER_NAME: &str = "AAPL_2012-06-21_34200000_37800000_message_50.csv";
+
+/// The LOBSTER sample's path; fails the test, saying where to put the
+/// file, when it is absent.
+pub fn lobster_path() -> PathBuf {
+    let path = std::env::var_os("TICKFEED_LOBSTER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/feeds")
+                .join(LOBSTER_NAME)
+        });
+    assert!(
+        path.is_file(),
+        "the LOBSTER sample is missing at {}: put {LOBSTER_NAME} (the free AAPL sample from lobsterdata.com) in ../shared/feeds/, \
+         or set TICKFEED_LOBSTER to its path (keep the file name: it carries the date)",
+        path.display()
+    );
+    path
+}
