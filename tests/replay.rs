@@ -6,11 +6,11 @@
 mod common;
 
 use clap::Parser;
-use common::{Client, DEADLINE, LOBSTER_NAME, Scratch, is_tick, lobster_path, poll, start_server};
+use common::{Client, DEADLINE, Scratch, is_tick, lobster_path, poll, start_server};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use tickfeed::cli::{Cli, Command as CliCommand};
 use tickfeed::feed::lobster::FileName;
