@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// `max_hz` of every subscription; 0 = as fast as the client reads.
     #[arg(long, default_value_t = 0.0)]
     pub max_hz: f64,
+    /// Subscribe with field deltas (`"deltas": true`): ticks carry only
+    /// what changed; compare bytes per event with and without.
+    #[arg(long)]
+    pub deltas: bool,
     /// Seed of the simulated market and of each client's symbol picks.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -166,6 +170,7 @@ pub struct Plan {
     pub slow_reading: SlowReading,
     pub slow_recv_buffer: Option<usize>,
     pub max_hz: f64,
+    pub deltas: bool,
     pub seed: u64,
     pub json: Option<PathBuf>,
     pub hdr: Option<PathBuf>,
@@ -256,6 +261,7 @@ impl BenchArgs {
             },
             slow_recv_buffer: self.slow_recv_buffer,
             max_hz: self.max_hz,
+            deltas: self.deltas,
             seed: self.seed,
             json: self.json,
             hdr: self.hdr,

@@ -73,6 +73,15 @@ pub(super) enum ConnectError {
     Reply(String),
 }
 
+/// What each bench client asks for in its subscribe.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct SubscribeOptions {
+    /// `max_hz`; 0 = as fast as the client reads.
+    pub max_hz: f64,
+    /// Field deltas (`"deltas": true`).
+    pub deltas: bool,
+}
+
 impl Endpoint {
     /// Resolves the host of a `ws://` URL.
     pub(super) async fn resolve(url: &str, encoding: Encoding) -> Result<Self, ConnectError> {
@@ -129,7 +138,7 @@ impl Endpoint {
     pub(super) async fn connect(
         &self,
         symbols: &[&str],
-        max_hz: f64,
+        options: SubscribeOptions,
         recv_buffer: Option<usize>,
     ) -> Result<Box<WebSocketStream<TcpStream>>, ConnectError> {
         let connecting = async {
@@ -138,8 +147,11 @@ impl Endpoint {
                 return Ok(Box::new(ws));
             }
             let mut request = serde_json::json!({"op": "subscribe", "id": 1, "symbols": symbols});
-            if max_hz > 0.0 {
-                request["max_hz"] = max_hz.into();
+            if options.max_hz > 0.0 {
+                request["max_hz"] = options.max_hz.into();
+            }
+            if options.deltas {
+                request["deltas"] = true.into();
             }
             ws.send(Message::text(request.to_string())).await?;
             Ok(Box::new(ws))

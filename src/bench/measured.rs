@@ -114,6 +114,7 @@ impl Measured<'_> {
             slow_delay_ms: plan.slow_reading.delay.as_secs_f64() * 1e3,
             slow_recv_buffer_bytes: plan.slow_recv_buffer,
             max_hz: plan.max_hz,
+            deltas: plan.deltas,
             seed: plan.seed,
         }
     }
@@ -167,6 +168,11 @@ impl Measured<'_> {
                 0.0
             },
             megabytes_per_s: per_s(c.bytes) / 1e6,
+            bytes_per_event: if c.events > 0 {
+                c.bytes as f64 / c.events as f64
+            } else {
+                0.0
+            },
             server_events_out_per_s: self
                 .sampled_rate(|s| s.stats.as_ref().map(|s| s.events_out as f64)),
         }

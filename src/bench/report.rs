@@ -98,6 +98,8 @@ pub struct Settings {
     /// SO_RCVBUF of slow clients; `None` = the OS default.
     pub slow_recv_buffer_bytes: Option<usize>,
     pub max_hz: f64,
+    /// Clients subscribed with field deltas.
+    pub deltas: bool,
     pub seed: u64,
 }
 
@@ -129,6 +131,8 @@ pub struct Delivery {
     pub frames_per_s: f64,
     pub events_per_frame: f64,
     pub megabytes_per_s: f64,
+    /// Bytes of frame payload per delivered event (what deltas shrink).
+    pub bytes_per_event: f64,
     /// The server's own count of tick events written, when it reports it.
     pub server_events_out_per_s: Option<f64>,
 }

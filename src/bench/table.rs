@@ -108,6 +108,9 @@ fn rows(points: &[PointReport]) -> Rows {
     push(r, points, "events per frame", |p| {
         format!("{:.1}", p.delivery.events_per_frame)
     });
+    push(r, points, "bytes per event", |p| {
+        format!("{:.1}", p.delivery.bytes_per_event)
+    });
     latency_rows(r, "latency", |p| p.latency_fast.as_ref(), points);
     latency_rows(r, "slow clients", |p| p.latency_slow.as_ref(), points);
     push(r, points, "server route p50 / p99", |p| {

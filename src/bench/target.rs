@@ -5,7 +5,7 @@
 //! measured window.
 
 use super::args::{Plan, Point, TargetKind};
-use super::client::Endpoint;
+use super::client::{Endpoint, SubscribeOptions};
 use super::connection::Wire;
 use super::nats::{self, Publisher};
 use super::procfs::{self, Pid};
@@ -27,11 +27,26 @@ const BENCH_THREAD_PREFIX: &str = "bench-";
 /// Longest wait for a server's HTTP endpoints during a sample.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
+impl Plan {
+    /// What every tickfeed client of this run subscribes with.
+    fn subscribe_options(&self) -> SubscribeOptions {
+        SubscribeOptions {
+            max_hz: self.max_hz,
+            deltas: self.deltas,
+        }
+    }
+}
+
 /// How clients reach the server.
 #[derive(Debug, Clone)]
 pub(super) enum ClientSide {
-    Tickfeed { endpoint: Endpoint, max_hz: f64 },
-    Nats { ws_url: String },
+    Tickfeed {
+        endpoint: Endpoint,
+        options: SubscribeOptions,
+    },
+    Nats {
+        ws_url: String,
+    },
 }
 
 impl ClientSide {
@@ -43,8 +58,8 @@ impl ClientSide {
         recv_buffer: Option<usize>,
     ) -> anyhow::Result<Wire> {
         match self {
-            ClientSide::Tickfeed { endpoint, max_hz } => Ok(Wire::Tickfeed(
-                endpoint.connect(symbols, *max_hz, recv_buffer).await?,
+            ClientSide::Tickfeed { endpoint, options } => Ok(Wire::Tickfeed(
+                endpoint.connect(symbols, *options, recv_buffer).await?,
             )),
             ClientSide::Nats { ws_url } => Ok(nats::connect(ws_url, symbols, recv_buffer).await?),
         }
@@ -137,7 +152,7 @@ impl Target {
             symbols,
             clients: ClientSide::Tickfeed {
                 endpoint,
-                max_hz: plan.max_hz,
+                options: plan.subscribe_options(),
             },
             server: Server::InProcess(server),
         })
@@ -162,7 +177,7 @@ impl Target {
             },
             clients: ClientSide::Tickfeed {
                 endpoint,
-                max_hz: plan.max_hz,
+                options: plan.subscribe_options(),
             },
         })
     }
