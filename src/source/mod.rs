@@ -9,6 +9,7 @@
 //! generator that cannot keep up therefore emits below its target rate, and
 //! the achieved rate is reported in `/api/stats`.
 
+pub mod args;
 pub mod generator;
 pub mod record;
 pub mod replay;
