@@ -115,7 +115,7 @@ async fn https_and_wss_are_served_with_a_self_signed_certificate() {
             .filter(|e| is_tick(e))
             .count();
     }
-    server.shutdown().await;
+    server.shutdown_after(wss).await;
 }
 
 #[tokio::test]

@@ -87,6 +87,15 @@ impl TestServer {
         self.server.shutdown().await;
     }
 
+    /// Drops `clients` (a client, or a tuple of them), then shuts down. A
+    /// client still connected that is not reading would make its session
+    /// wait out the closing handshake's grace (1 s) before the server can
+    /// stop; a test that is not about shutdown need not spend it.
+    pub async fn shutdown_after<T>(self, clients: T) {
+        drop(clients);
+        self.shutdown().await;
+    }
+
     /// Polls `/api/stats` until `check` holds.
     pub async fn wait_for_stats(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         poll(what, || async {
