@@ -3,8 +3,7 @@
 
 use crate::auth::Tokens;
 use crate::config::{self, Limits, ServeConfig, SourceConfig};
-use crate::source::generator::GeneratorConfig;
-use crate::source::universe;
+use crate::source::args::GeneratorArgs;
 use crate::units::{parse_duration, parse_rate, parse_size};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -66,21 +65,13 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Number of simulated symbols [default: all of the universe].
-    #[arg(long)]
-    pub symbols: Option<usize>,
-    /// Universe file: CSV with header symbol,price,volatility.
-    #[arg(long)]
-    pub universe: Option<PathBuf>,
+    // The simulated market's flags, shared with `bench` and `feed record`.
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
     /// Source updates per second over all symbols (e.g. 5000, 20k).
+    // Not in `GeneratorArgs`: `bench` takes a list of rates.
     #[arg(long, default_value_t = config::DEFAULT_RATE, value_parser = parse_rate)]
     pub rate: f64,
-    /// Seed of the simulated market [default: random, logged at start].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// How unevenly activity is spread: 0 = uniform round-robin, 1 = market-like.
-    #[arg(long, default_value_t = config::DEFAULT_SKEW)]
-    pub skew: f64,
     /// Seconds between WebSocket pings (e.g. 15, 15s, 500ms).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -203,8 +194,6 @@ pub enum ConfigError {
     #[error(transparent)]
     Generator(#[from] crate::source::generator::GeneratorError),
     #[error(transparent)]
-    Universe(#[from] universe::UniverseError),
-    #[error(transparent)]
     Feed(#[from] crate::feed::FeedError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -246,23 +235,14 @@ impl ServeArgs {
                 "must not exceed --max-message-bytes",
             ));
         }
-        let base = match &self.universe {
-            Some(path) => universe::load(path)?,
-            None => universe::default_universe(),
-        };
-        let count = self.symbols.unwrap_or(base.len());
-        if count == 0 {
-            return Err(invalid("symbols", "must be at least 1"));
-        }
+        let generator = self.generator.clone().into_config(self.rate)?;
+        let count = generator.listings.len();
         if count > self.max_symbols {
             return Err(invalid(
                 "symbols",
                 format!("{count} exceeds --max-symbols {}", self.max_symbols),
             ));
         }
-        let seed = self.seed.unwrap_or_else(rand::random);
-        let listings = universe::sized(base, count, seed);
-        let generator = GeneratorConfig::new(listings, self.rate, seed, self.skew)?;
         let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         if !self.replay.is_empty() {
             config.source = SourceConfig::Replay(crate::source::replay::ReplayConfig::prepare(
@@ -386,6 +366,49 @@ mod tests {
                 .unwrap_err()
                 .contains("--max-pending-handshakes")
         );
+    }
+
+    /// What `command` (serve, bench or feed record) says of its flags.
+    fn market_error(args: &[&str]) -> String {
+        let argv = std::iter::once("tickfeed").chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let error = match cli.command {
+            Some(Command::Serve(serve)) => serve.into_config().err().map(|e| e.to_string()),
+            Some(Command::Bench(bench)) => bench.into_plan().err().map(|e| e.to_string()),
+            Some(Command::Feed(FeedArgs {
+                command: FeedCommand::Record(record),
+            })) => crate::source::record::plan(&record)
+                .err()
+                .map(|e| e.to_string()),
+            other => panic!("not a command that runs the generator: {other:?}"),
+        };
+        error.unwrap_or_else(|| panic!("{args:?} was accepted"))
+    }
+
+    #[test]
+    fn a_bad_market_flag_gives_the_same_error_from_every_command() {
+        let cases = [
+            ("--skew=-1", "--skew: must be 0 (uniform) or more"),
+            ("--skew=NaN", "--skew: must be 0 (uniform) or more"),
+            ("--symbols=0", "--symbols: must be at least 1"),
+            (
+                "--rate=0",
+                "--rate: must be a positive number of updates per second",
+            ),
+            ("--universe=no/such.csv", "--universe: no/such.csv: "),
+        ];
+        for (flag, expected) in cases {
+            let errors = [
+                market_error(&["serve", flag]),
+                market_error(&["bench", flag]),
+                market_error(&["feed", "record", "--out", "unused.csv", flag]),
+            ];
+            assert!(errors[0].starts_with(expected), "{flag}: {errors:?}");
+            assert!(
+                errors.iter().all(|e| *e == errors[0]),
+                "{flag}: the same from each command: {errors:?}"
+            );
+        }
     }
 
     #[test]

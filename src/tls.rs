@@ -101,12 +101,10 @@ mod tests {
 
     #[test]
     fn a_file_without_certificates_is_refused() {
-        let dir = std::env::temp_dir().join(format!("tickfeed-tls-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let message = load(&empty, &empty).unwrap_err().to_string();
         assert!(message.contains("no CERTIFICATE"), "{message}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

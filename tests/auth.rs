@@ -146,7 +146,7 @@ async fn the_right_token_opens_every_data_endpoint_by_header_and_by_query() {
         .await
         .expect("/ws with the token beside another parameter");
     assert_eq!(msgpack.hello["encoding"], "msgpack");
-    server.shutdown().await;
+    server.shutdown_after(msgpack).await;
 }
 
 #[tokio::test]

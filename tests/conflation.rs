@@ -53,9 +53,11 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
         }
         (events, merged)
     });
+    // The fast client reads for as long as the slow one is being conflated
+    // beside it (and at least a second's worth).
     let (mut last, mut events) = (SeqByName::new(), 0u64);
     let mut gaps = 0;
-    while events < 1500 {
+    while events < 300 || !slow_task.is_finished() {
         let tick = fast.wait_event(is_tick).await;
         gaps += check_seq(&mut last, &tick);
         events += 1;
@@ -72,7 +74,7 @@ async fn slow_client_gets_latest_price_with_merge_count_while_fast_client_gets_e
         })
         .await;
     assert!(stats["events_conflated"].as_u64().unwrap() > 0);
-    server.shutdown().await;
+    server.shutdown_after(fast).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +132,7 @@ async fn stalled_client_is_closed_after_the_stall_timeout_and_others_carry_on() 
     // The stalled client finds the end of the stream after the data it
     // never read.
     while stalled.read_frame().await.is_some() {}
-    server.shutdown().await;
+    server.shutdown_after(stalled).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +168,7 @@ async fn max_hz_paces_only_its_own_symbols() {
         aapl_events < msft_events / 10,
         "AAPL {aapl_events} events vs MSFT {msft_events}"
     );
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 /// The scene: a reader on the 3 busiest symbols of a skewed market
@@ -210,15 +212,17 @@ async fn prompt_readers_of_hot_symbols_lose_nothing_beside_wide_and_slow_clients
     });
     let slow_task = tokio::spawn(async move {
         let (mut last, mut merged, mut frames) = (SeqByName::new(), 0, 0);
-        while frames < 2 || merged == 0 {
+        loop {
             let frame = slow.read_frame().await.expect("the slow client stays");
             for tick in frame.iter().filter(|e| is_tick(e)) {
                 merged += check_seq(&mut last, tick);
             }
             frames += 1;
+            if frames >= 2 && merged > 0 {
+                return merged;
+            }
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
-        merged
     });
     let (mut last, mut merged) = (SeqByName::new(), 0);
     for _ in 0..5_000 {
@@ -230,5 +234,5 @@ async fn prompt_readers_of_hot_symbols_lose_nothing_beside_wide_and_slow_clients
         slow_task.await.unwrap() > 0,
         "the slow reader was conflated"
     );
-    server.shutdown().await;
+    server.shutdown_after(hot).await;
 }

@@ -1,10 +1,10 @@
 //! Browser end-to-end tests of the web dashboard (`web/`), in a real
 //! headless Chromium driven by fantoccini against the real server started
 //! in-process. Each test polls the page with a deadline and compares counts,
-//! never timings. The tests run one at a time (a browser is two busy
-//! processes on a two-core machine), each on a multi-threaded runtime like
-//! the real binary's, so the in-process server is not starved by the test's
-//! own polling.
+//! never timings. The tests share one browser and take turns with it (a
+//! browser is two busy processes on a two-core machine), each with its own
+//! server, on a multi-threaded runtime like the real binary's, so the
+//! in-process server is not starved by the test's own polling.
 //!
 //! Here: the user's flows. `dashboard/logic.rs`: the decoder and latency
 //! window evaluated in the page. `dashboard/frame_rate.rs`: 200 symbols at
@@ -28,18 +28,10 @@ mod process;
 #[path = "dashboard/token.rs"]
 mod token;
 
-use browser::Browser;
+use browser::{Browser, Lease};
 use common::{TestServer, start_server};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use tokio::sync::{Mutex, MutexGuard};
-
-/// One browser at a time (an async lock: it is held across awaits).
-static SERIAL: Mutex<()> = Mutex::const_new(());
-
-async fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().await
-}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -47,10 +39,10 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// A server and a browser showing `path` on it, live.
-async fn open(path: &str) -> (TestServer, Browser) {
+/// A server and the browser showing `path` on it, live.
+async fn open(path: &str) -> (TestServer, Lease) {
     let server = start_server(&[]).await;
-    let browser = Browser::launch().await;
+    let browser = browser::lease().await;
     browser.goto(&format!("http://{}{path}", server.addr)).await;
     wait_live(&browser).await;
     (server, browser)
@@ -86,7 +78,6 @@ async fn row_symbols(b: &Browser) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_loads_live_without_console_errors() {
-    let _one = serial().await;
     let (server, b) = open("/").await;
     for id in [
         "#search",
@@ -118,7 +109,7 @@ async fn page_loads_live_without_console_errors() {
     )
     .await;
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
@@ -127,7 +118,6 @@ async fn page_loads_live_without_console_errors() {
 /// pings at once) receives every update, none merged into `n`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dashboard_that_keeps_up_gets_every_update_of_the_busiest_symbol() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=AAPL").await;
     wait_received(&b, "AAPL", 2000).await;
     let aapl = b
@@ -135,13 +125,12 @@ async fn a_dashboard_that_keeps_up_gets_every_update_of_the_busiest_symbol() {
         .await;
     assert_eq!(aapl["nSum"], 0, "updates merged for a prompt page: {aapl}");
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searching_and_adding_a_symbol_shows_it_with_updating_prices() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=").await;
     assert!(
         row_symbols(&b).await.is_empty(),
@@ -182,13 +171,12 @@ async fn searching_and_adding_a_symbol_shows_it_with_updating_prices() {
     )
     .await;
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_symbol_stops_its_updates() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=AAPL,MSFT").await;
     wait_received(&b, "AAPL", 5).await;
     let acks = b
@@ -228,7 +216,7 @@ async fn removing_a_symbol_stops_its_updates() {
     );
     assert_eq!(row_symbols(&b).await, ["MSFT"]);
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
@@ -248,7 +236,6 @@ async fn delivered_share(b: &Browser, sym: &str, from: &Value) -> (f64, u64, u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_hz_control_reduces_the_update_rate_through_conflation() {
-    let _one = serial().await;
     // AAPL is the busiest symbol of the default feed (hundreds of updates/s).
     let (server, b) = open("/?symbols=AAPL").await;
     wait_received(&b, "AAPL", 5).await;
@@ -266,7 +253,7 @@ async fn max_hz_control_reduces_the_update_rate_through_conflation() {
         .find(fantoccini::Locator::Css("#maxhz"))
         .await
         .expect("#maxhz");
-    select.select_by_value("1").await.expect("choose 1 Hz");
+    select.select_by_value("4").await.expect("choose 4 Hz");
     b.wait_for(
         "the max_hz ack",
         &format!("return tickfeed.stats().acks > {acks};"),
@@ -281,15 +268,15 @@ async fn max_hz_control_reduces_the_update_rate_through_conflation() {
 
     println!(
         "AAPL delivered share: unlimited {unlimited:.3} ({events} events, {merged} merged); \
-         max_hz=1 {limited:.4} ({l_events} events, {l_merged} merged)"
+         max_hz=4 {limited:.4} ({l_events} events, {l_merged} merged)"
     );
     assert!(
         l_merged > 0,
-        "with max_hz=1 the events carry merged updates (n > 0)"
+        "with max_hz=4 the events carry merged updates (n > 0)"
     );
     assert!(
         limited * 10.0 < unlimited,
-        "max_hz=1 should deliver a far smaller share of updates: {limited:.4} vs {unlimited:.3}"
+        "max_hz=4 should deliver a far smaller share of updates: {limited:.4} vs {unlimited:.3}"
     );
     let n_cell = b
         .js("return document.querySelector('#watchlist tr[data-sym=\"AAPL\"] td.n').textContent;")
@@ -299,13 +286,12 @@ async fn max_hz_control_reduces_the_update_rate_through_conflation() {
         "the n column shows the merges: {n_cell}"
     );
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_symbol_max_hz_limits_that_symbol_and_no_other() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=AAPL,MSFT").await;
     wait_received(&b, "MSFT", 5).await;
     let before = b.js("return tickfeed.sym('MSFT');").await;
@@ -324,9 +310,9 @@ async fn per_symbol_max_hz_limits_that_symbol_and_no_other() {
         .await
         .expect("#symhz");
     select
-        .select_by_value("1")
+        .select_by_value("4")
         .await
-        .expect("choose 1 Hz for AAPL");
+        .expect("choose 4 Hz for AAPL");
     b.wait_for(
         "the ack",
         &format!("return tickfeed.stats().acks > {acks};"),
@@ -339,7 +325,7 @@ async fn per_symbol_max_hz_limits_that_symbol_and_no_other() {
              return el && !el.hidden && el.textContent;",
         )
         .await;
-    assert_eq!(badge, json!("1 Hz"));
+    assert_eq!(badge, json!("4 Hz"));
     let settle = received(&b, "AAPL").await;
     wait_received(&b, "AAPL", settle + 1).await;
     let aapl = b.js("return tickfeed.sym('AAPL');").await;
@@ -348,7 +334,7 @@ async fn per_symbol_max_hz_limits_that_symbol_and_no_other() {
     let (aapl_share, ..) = delivered_share(&b, "AAPL", &aapl).await;
     let (msft_after, msft_events, msft_merged) = delivered_share(&b, "MSFT", &msft).await;
     println!(
-        "delivered share: MSFT before {msft_before:.3}; with AAPL at 1 Hz: AAPL {aapl_share:.4}, \
+        "delivered share: MSFT before {msft_before:.3}; with AAPL at 4 Hz: AAPL {aapl_share:.4}, \
          MSFT {msft_after:.3} ({msft_events} events, {msft_merged} merged)"
     );
     assert!(
@@ -360,13 +346,12 @@ async fn per_symbol_max_hz_limits_that_symbol_and_no_other() {
         "MSFT keeps its own pace while AAPL is limited: {msft_after:.3} now vs {msft_before:.3} before"
     );
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_reconnects_by_itself_after_the_server_restarts() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=AAPL").await;
     wait_received(&b, "AAPL", 5).await;
     let addr = server.addr;
@@ -384,13 +369,12 @@ async fn page_reconnects_by_itself_after_the_server_restarts() {
     let connects = b.js("return tickfeed.stats().connects;").await;
     assert_eq!(connects, json!(2), "one reconnect");
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symbols_in_the_url_set_the_watchlist_and_persist() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=MSFT,AAPL").await;
     assert_eq!(row_symbols(&b).await, ["MSFT", "AAPL"]);
     wait_received(&b, "MSFT", 1).await;
@@ -411,13 +395,12 @@ async fn symbols_in_the_url_set_the_watchlist_and_persist() {
         "the address bar stays shareable"
     );
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgpack_encoding_streams_live_prices() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=AAPL&encoding=msgpack").await;
     b.wait_for(
         "a msgpack hello",
@@ -445,6 +428,6 @@ async fn msgpack_encoding_streams_live_prices() {
     let n = received(&b, "AAPL").await;
     wait_received(&b, "AAPL", n + 20).await;
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }

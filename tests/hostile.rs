@@ -105,7 +105,7 @@ async fn slow_loris_handshakes_are_dropped_at_the_handshake_timeout() {
     }
     assert!(trickler.await.unwrap() > 0);
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after(witness).await;
 }
 
 /// Polls until exactly the first `count` of `streams` are hung up; asserts
@@ -163,7 +163,7 @@ async fn silent_connections_over_the_pending_cap_are_shed_oldest_first() {
     let stats = server.get_json("/api/stats").await;
     assert_eq!(stats["handshakes_shed"], SILENT - CAP + 1, "{stats}");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 #[tokio::test]
@@ -194,7 +194,7 @@ async fn a_request_flood_is_rate_limited_then_closed_with_1008() {
     let (code, reason) = flooder.closed().await.expect("close frame");
     assert_eq!(code, 1008, "{reason}");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, flooder)).await;
 }
 
 #[tokio::test]
@@ -220,7 +220,7 @@ async fn an_oversized_frame_is_closed_with_1009_and_a_large_request_is_refused()
     let (code, reason) = client.closed().await.expect("close frame");
     assert_eq!(code, 1009, "{reason}");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 fn fragment(payload: &str, opcode: Data, is_final: bool) -> Message {
@@ -269,7 +269,7 @@ async fn a_fragmented_request_is_reassembled_and_fragments_past_the_limit_close_
     let (code, reason) = client.closed().await.expect("close frame");
     assert_eq!(code, 1009, "{reason}");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 #[tokio::test]
@@ -288,7 +288,7 @@ async fn invalid_utf8_in_a_text_frame_is_closed_with_1007() {
     let (code, reason) = client.closed().await.expect("close frame");
     assert_eq!(code, 1007, "{reason}");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 #[tokio::test]
@@ -301,7 +301,7 @@ async fn a_frame_that_breaks_the_websocket_protocol_is_closed_with_1002() {
     let (code, reason) = client.closed().await.expect("close frame");
     assert_eq!(code, 1002, "{reason}");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 #[tokio::test]
@@ -317,7 +317,7 @@ async fn a_binary_frame_in_json_mode_is_a_bad_request_that_keeps_the_connection(
     let pong = client.request(json!({"op":"ping","id":3})).await;
     assert_eq!(pong["ev"], "pong");
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 #[tokio::test]
@@ -362,7 +362,7 @@ async fn a_ping_flood_is_closed_with_1008() {
     });
     assert_eq!(flood.await.unwrap(), Some(1008));
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after(witness).await;
 }
 
 #[tokio::test]
@@ -402,7 +402,7 @@ async fn churning_thousands_of_subscriptions_per_second_leaves_no_trace() {
         .wait_for_stats("churned subscriptions gone", |s| s["subscriptions"] == 1)
         .await;
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client)).await;
 }
 
 #[tokio::test]
@@ -438,5 +438,5 @@ async fn exceeding_the_subscription_and_connection_limits_is_refused_cleanly() {
         "refusals left the open connections alone"
     );
     witness.sees_every_seq(AFTER).await;
-    server.shutdown().await;
+    server.shutdown_after((witness, client, _third)).await;
 }

@@ -34,7 +34,7 @@ async fn over_the_connection_limit_the_handshake_gets_503() {
         Client::connect_with(&server.ws_url(), &[]).await.ok()
     })
     .await;
-    server.shutdown().await;
+    server.shutdown_after(_b).await;
 }
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn over_the_subscription_limit_the_request_is_refused_whole() {
         .request(json!({"op":"subscribe","id":3,"symbols":["AAPL","MSFT","NVDA"],"snapshot":false}))
         .await;
     assert_eq!(ack["ev"], "ack");
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -91,7 +91,7 @@ async fn request_flood_is_rate_limited_then_closed_with_1008() {
     }
     let (code, reason) = client.closed().await.expect("close frame");
     assert_eq!(code, 1008, "{reason}");
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -114,7 +114,7 @@ async fn tokens_gate_the_handshake_by_header_or_query() {
     assert!(by_query.is_ok());
     let stats = server.get_json("/api/stats").await;
     assert_eq!(stats["requests_unauthorized"], 2);
-    server.shutdown().await;
+    server.shutdown_after((by_header, by_query)).await;
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn a_client_that_reads_answers_pings_and_stays() {
     }
     let stats = server.get_json("/api/stats").await;
     assert_eq!(stats["heartbeat_closes"], 0);
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]

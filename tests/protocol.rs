@@ -19,7 +19,7 @@ async fn hello_is_the_first_frame_and_describes_the_session() {
     assert_eq!(hello["symbols"], 50);
     assert!(hello["server"].as_str().unwrap().starts_with("tickfeed "));
     assert!(!hello["session"].as_str().unwrap().is_empty());
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn subscribe_acks_with_id_then_snapshot_then_live_ticks_in_order() {
             assert!(tick.get(field).is_some(), "{field} in {tick}");
         }
     }
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn snapshot_false_sends_only_live_ticks() {
         let tick = client.wait_event(is_tick).await;
         assert!(tick.get("snap").is_none(), "{tick}");
     }
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn wildcard_streams_every_symbol_and_unsubscribe_all_stops_it() {
         next["ev"], "pong",
         "no ticks after unsubscribing everything: {next}"
     );
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn unsubscribe_stops_one_symbol_and_keeps_the_others() {
         let tick = client.wait_event(is_tick).await;
         assert_eq!(tick["sym"], "MSFT");
     }
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -140,7 +140,7 @@ async fn symbols_lists_the_universe_and_ping_echoes_t() {
     assert_eq!(symbols["symbols"][0], "AAPL");
     let pong = client.request(json!({"op":"ping","id":4,"t":123})).await;
     assert_eq!(pong, json!({"ev":"pong","id":4,"t":123}));
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -158,7 +158,7 @@ async fn unknown_symbols_are_reported_while_known_ones_subscribe() {
     assert_eq!(error["symbols"], json!(["bad sym", "XXX"]));
     let tick = client.wait_event(is_tick).await;
     assert_eq!(tick["sym"], "AAPL");
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -183,7 +183,7 @@ async fn bad_json_and_unknown_op_get_errors_and_the_connection_stays_open() {
     assert_eq!(error["code"], "bad_request", "binary frame in JSON mode");
     let pong = client.request(json!({"op":"ping","id":13})).await;
     assert_eq!(pong["ev"], "pong", "still open after bad requests");
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -209,7 +209,7 @@ async fn too_large_request_is_refused_and_a_huge_frame_closes_with_1009() {
     client.send_raw(Message::text("y".repeat(100_000))).await;
     let (code, _) = client.closed().await.expect("close frame");
     assert_eq!(code, 1009);
-    server.shutdown().await;
+    server.shutdown_after(client).await;
 }
 
 #[tokio::test]
@@ -247,7 +247,9 @@ async fn msgpack_is_chosen_by_subprotocol_and_by_query() {
     by_query.send_raw(Message::binary(request)).await;
     let pong = by_query.wait_event(|e| e["ev"] == "pong").await;
     assert_eq!(pong, json!({"ev":"pong","id":7,"t":5}));
-    server.shutdown().await;
+    server
+        .shutdown_after((by_protocol, by_query, json_default))
+        .await;
 }
 
 #[tokio::test]

@@ -6,10 +6,9 @@
 mod common;
 
 use clap::Parser;
-use common::{DEADLINE, is_tick, start_server};
+use common::{DEADLINE, Scratch, is_tick, start_server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,24 +21,22 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A certificate for `localhost`, written as PEM files.
 struct SelfSigned {
-    dir: PathBuf,
+    dir: Scratch,
     cert: rcgen::CertifiedKey<rcgen::KeyPair>,
 }
 
 impl SelfSigned {
     fn new(name: &str) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Scratch::new(&format!("tls-{name}"));
         let cert =
             rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-        std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+        dir.write("cert.pem", cert.cert.pem());
+        dir.write("key.pem", cert.signing_key.serialize_pem());
         SelfSigned { dir, cert }
     }
 
     fn path(&self, file: &str) -> String {
-        self.dir.join(file).to_string_lossy().into_owned()
+        self.dir.file(file).to_string_lossy().into_owned()
     }
 
     /// A client that trusts exactly this certificate.
@@ -59,12 +56,6 @@ impl SelfSigned {
             .connect(name, tcp)
             .await
             .expect("TLS handshake")
-    }
-}
-
-impl Drop for SelfSigned {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -124,7 +115,7 @@ async fn https_and_wss_are_served_with_a_self_signed_certificate() {
             .filter(|e| is_tick(e))
             .count();
     }
-    server.shutdown().await;
+    server.shutdown_after(wss).await;
 }
 
 #[tokio::test]

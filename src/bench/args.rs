@@ -4,7 +4,8 @@
 
 use super::connection::{BURST_PERIOD, SlowMode, SlowReading};
 use crate::codec::Encoding;
-use crate::source::generator::{GeneratorError, check_rate, check_skew};
+use crate::source::args::GeneratorArgs;
+use crate::source::generator::{GeneratorConfig, GeneratorError, check_rate};
 use crate::units::{parse_duration, parse_rate, parse_size};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -40,6 +41,22 @@ impl TargetKind {
 /// a report.
 /// Comma-separated `--target`, `--clients` and `--rate` run a sweep.
 #[derive(Debug, Clone, Args)]
+// The market flags are `serve`'s (`GeneratorArgs`); these defaults and
+// helps are the bench's: an even market of 100 symbols, seeded, so that
+// runs compare.
+#[command(
+    mut_arg("symbols", |a| a
+        .default_value("100")
+        .help("Size of the symbol universe the clients pick from")),
+    mut_arg("universe", |a| a
+        .help("Universe file of the in-process server and the NATS publisher: CSV with header symbol,price,volatility. A server at --url sets its own")),
+    mut_arg("seed", |a| a
+        .default_value("1")
+        .help("Seed of the simulated market and of each client's symbol picks")),
+    mut_arg("skew", |a| a
+        .default_value("0")
+        .help("How unevenly the in-process server (and the NATS publisher) spread updates: 0 = evenly, 1 = market-like, the first symbols busiest. A server at --url sets its own")),
+)]
 pub struct BenchArgs {
     /// Server to measure (`ws://HOST:PORT/ws`) instead of an in-process one.
     #[arg(long)]
@@ -50,9 +67,9 @@ pub struct BenchArgs {
     /// Number of clients; a comma-separated list runs a sweep (100,1000,5000).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     pub clients: Vec<usize>,
-    /// Size of the symbol universe the clients pick from.
-    #[arg(long, default_value_t = 100)]
-    pub symbols: usize,
+    // The simulated market: --symbols, --universe, --seed, --skew.
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
     /// Symbols each client subscribes to (distinct, picked with `--seed`);
     /// 0 connects idle clients that never subscribe.
     #[arg(long, default_value_t = 10)]
@@ -62,13 +79,10 @@ pub struct BenchArgs {
     /// `--symbols-per-client` random ones; slow clients keep their picks.
     #[arg(long, value_name = "K")]
     pub hot_symbols: Option<usize>,
-    /// How unevenly the in-process server (and the NATS publisher) spread
-    /// updates: 0 = evenly, 1 = market-like, the first symbols busiest.
-    /// A server at --url sets its own.
-    #[arg(long, default_value_t = 0.0)]
-    pub skew: f64,
     /// Source updates per second over all symbols (20k); a list sweeps
     /// [default: 10k; with --url only NATS's, the server sets its own].
+    // Not in `GeneratorArgs` as `serve`'s and `feed record`'s one rate:
+    // here a list, one sweep point each.
     #[arg(long, value_delimiter = ',', value_parser = parse_rate)]
     pub rate: Vec<f64>,
     /// Wire encoding the clients ask for.
@@ -105,9 +119,6 @@ pub struct BenchArgs {
     /// what changed; compare bytes per event with and without.
     #[arg(long)]
     pub deltas: bool,
-    /// Seed of the simulated market and of each client's symbol picks.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Write the whole report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -140,8 +151,10 @@ pub struct ArgsError {
     pub msg: String,
 }
 
-fn generator_error(e: GeneratorError) -> ArgsError {
-    invalid(e.flag, e.msg)
+impl From<GeneratorError> for ArgsError {
+    fn from(e: GeneratorError) -> Self {
+        invalid(e.flag, e.msg)
+    }
 }
 
 fn invalid(flag: &'static str, msg: impl Into<String>) -> ArgsError {
@@ -155,12 +168,16 @@ fn invalid(flag: &'static str, msg: impl Into<String>) -> ArgsError {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub url: Option<String>,
+    /// Symbols the clients pick from (the market's, or the first the
+    /// server at --url lists).
     pub symbols: usize,
     pub symbols_per_client: usize,
     /// Symbols of every fast client: the first K listed, instead of picks.
     pub hot_symbols: Option<usize>,
-    /// Skew of the in-process server's and the NATS publisher's market.
-    pub skew: f64,
+    /// The in-process server's and the NATS publisher's market, at the
+    /// first rate (`with_rate` gives each point's); its seed also picks
+    /// each client's symbols.
+    pub market: GeneratorConfig,
     pub encoding: Encoding,
     pub duration: Duration,
     pub warmup: Duration,
@@ -171,7 +188,6 @@ pub struct Plan {
     pub slow_recv_buffer: Option<usize>,
     pub max_hz: f64,
     pub deltas: bool,
-    pub seed: u64,
     pub json: Option<PathBuf>,
     pub hdr: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -196,7 +212,13 @@ pub struct Point {
 impl BenchArgs {
     /// Validates the flags into a [`Plan`].
     pub fn into_plan(self) -> Result<Plan, ArgsError> {
-        self.check_numbers()?;
+        for rate in &self.rate {
+            check_rate(*rate)?;
+        }
+        let first_rate = self.rate.first().copied().unwrap_or(DEFAULT_RATE);
+        let market = self.generator.clone().into_config(first_rate)?;
+        let symbols = market.listings.len();
+        self.check_numbers(symbols)?;
         let mut targets = self.target.clone();
         targets.dedup();
         if targets.contains(&TargetKind::Nats) {
@@ -226,10 +248,16 @@ impl BenchArgs {
                     "the server at --url sets its own rate; start it with --rate",
                 ));
             }
-            if self.skew != 0.0 && !targets.contains(&TargetKind::Nats) {
+            if self.generator.skew != 0.0 && !targets.contains(&TargetKind::Nats) {
                 return Err(invalid(
                     "skew",
                     "the server at --url sets its own skew; start it with --skew",
+                ));
+            }
+            if self.generator.universe.is_some() && !targets.contains(&TargetKind::Nats) {
+                return Err(invalid(
+                    "universe",
+                    "the server at --url lists its own symbols; start it with --universe",
                 ));
             }
         }
@@ -246,10 +274,10 @@ impl BenchArgs {
         let points = sweep(&targets, &self.clients, rates);
         Ok(Plan {
             url: self.url,
-            symbols: self.symbols,
+            symbols,
             symbols_per_client: self.symbols_per_client,
             hot_symbols: self.hot_symbols,
-            skew: self.skew,
+            market,
             encoding: self.encoding,
             duration: self.duration,
             warmup: self.warmup,
@@ -262,7 +290,6 @@ impl BenchArgs {
             slow_recv_buffer: self.slow_recv_buffer,
             max_hz: self.max_hz,
             deltas: self.deltas,
-            seed: self.seed,
             json: self.json,
             hdr: self.hdr,
             plot: self.plot,
@@ -274,21 +301,16 @@ impl BenchArgs {
         })
     }
 
-    fn check_numbers(&self) -> Result<(), ArgsError> {
+    /// Checks the bench's own numbers; `symbols` is the market's count.
+    fn check_numbers(&self, symbols: usize) -> Result<(), ArgsError> {
         if self.clients.is_empty() || self.clients.contains(&0) {
             return Err(invalid("clients", "every value must be at least 1"));
         }
-        if self.symbols == 0 {
-            return Err(invalid("symbols", "must be at least 1"));
-        }
-        if self.symbols_per_client > self.symbols {
+        if self.symbols_per_client > symbols {
             return Err(invalid(
                 "symbols-per-client",
-                format!("must be at most --symbols ({})", self.symbols),
+                format!("must be at most --symbols ({symbols})"),
             ));
-        }
-        for rate in &self.rate {
-            check_rate(*rate).map_err(generator_error)?;
         }
         if self.duration.is_zero() {
             return Err(invalid("duration", "must be above zero"));
@@ -308,13 +330,12 @@ impl BenchArgs {
                 "must be under 1s with --slow-mode burst (the reader stops once a second)",
             ));
         }
-        check_skew(self.skew).map_err(generator_error)?;
         if let Some(hot) = self.hot_symbols
-            && !(1..=self.symbols).contains(&hot)
+            && !(1..=symbols).contains(&hot)
         {
             return Err(invalid(
                 "hot-symbols",
-                format!("must be between 1 and --symbols ({})", self.symbols),
+                format!("must be between 1 and --symbols ({symbols})"),
             ));
         }
         if !(self.max_hz >= 0.0 && self.max_hz.is_finite()) {
@@ -474,7 +495,7 @@ mod tests {
     fn slow_mode_defaults_to_per_event_and_names_its_choices_when_wrong() {
         let defaults = plan(&[]).unwrap();
         assert_eq!(defaults.slow_reading.mode, SlowMode::Event);
-        assert_eq!(defaults.skew, 0.0);
+        assert_eq!(defaults.market.skew, 0.0);
         let error = plan(&["--slow-mode", "nope"]).unwrap_err();
         assert!(
             error.contains("'nope'") && error.contains("frame") && error.contains("burst"),

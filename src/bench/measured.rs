@@ -115,7 +115,7 @@ impl Measured<'_> {
             slow_recv_buffer_bytes: plan.slow_recv_buffer,
             max_hz: plan.max_hz,
             deltas: plan.deltas,
-            seed: plan.seed,
+            seed: plan.market.seed,
         }
     }
 
@@ -136,7 +136,7 @@ impl Measured<'_> {
 
     /// The skew the bench gave the market: in-process and NATS.
     fn skew(&self) -> Option<f64> {
-        (self.in_process || self.point.target == TargetKind::Nats).then_some(self.plan.skew)
+        (self.in_process || self.point.target == TargetKind::Nats).then_some(self.plan.market.skew)
     }
 
     /// The number of symbols the source spreads its updates evenly over,

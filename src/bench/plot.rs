@@ -123,9 +123,8 @@ mod tests {
         for us in 1..=5_000u64 {
             h.record(us * 997).unwrap();
         }
-        let dir = std::env::temp_dir().join(format!("tickfeed-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("lat.svg");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lat.svg");
         draw(&path, "test", &[Line::of("a", &h), Line::of("b", &h)]).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -134,6 +133,5 @@ mod tests {
                 && svg.matches("<polyline").count() >= 2,
             "{svg}"
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -116,7 +116,7 @@ async fn measure(
         plan.hot_symbols,
         plan.slow_fraction,
         plan.ramp,
-        plan.seed,
+        plan.market.seed,
     );
     let slow_clients = clients.iter().filter(|c| c.slow).count();
     let subscriptions = clients.iter().map(|c| c.symbols.len()).sum();

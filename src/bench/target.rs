@@ -11,8 +11,6 @@ use super::nats::{self, Publisher};
 use super::procfs::{self, Pid};
 use crate::config::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SYMBOLS, ServeConfig, SourceConfig};
 use crate::server::RunningServer;
-use crate::source::generator::GeneratorConfig;
-use crate::source::universe;
 use crate::stats::{Stage, StatsSnapshot};
 use anyhow::Context;
 use hdrhistogram::Histogram;
@@ -137,8 +135,7 @@ impl Target {
 
     async fn start_in_process(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
         let rate = point.rate.context("in-process runs need a rate")?;
-        let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
-        let generator = GeneratorConfig::new(listings, rate, plan.seed, plan.skew)?;
+        let generator = plan.market.with_rate(rate)?;
         let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.limits.max_connections = DEFAULT_MAX_CONNECTIONS.max(point.clients + 100);
@@ -188,9 +185,8 @@ impl Target {
             .nats_ws_url
             .clone()
             .context("--nats-ws-url is required with --target nats")?;
-        let listings = universe::sized(universe::default_universe(), plan.symbols, plan.seed);
-        let symbols = listings.iter().map(|l| l.symbol.clone()).collect();
-        let market = GeneratorConfig::new(listings, rate, plan.seed, plan.skew)?;
+        let market = plan.market.with_rate(rate)?;
+        let symbols = market.listings.iter().map(|l| l.symbol.clone()).collect();
         let publisher = Publisher::start(&plan.nats_url, market, plan.encoding).await?;
         Ok(Self {
             description: format!("{} at {ws_url}", publisher.server),

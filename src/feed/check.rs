@@ -243,7 +243,8 @@ mod tests {
 
     #[test]
     fn a_scan_counts_rows_symbols_rates_and_bad_rows() {
-        let path = std::env::temp_dir().join(format!("tickfeed-check-{}.csv", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("check.csv");
         std::fs::write(
             &path,
             "ts,sym,px\n1.0,A,1\n1.5,B,1\n1.6,A,x\n1.7,A,2\n4.0,B,3\n",

@@ -86,23 +86,24 @@ fn is_lobster_row(line: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("tickfeed-detect-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
 
     #[test]
     fn a_header_with_ts_or_sym_is_generic() {
-        let path = write("quotes.csv", "\n sym , ts,px\nAAPL,1,2\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "quotes.csv", "\n sym , ts,px\nAAPL,1,2\n");
         assert_eq!(detect(&path, FormatChoice::Auto).unwrap(), Format::Generic);
     }
 
     #[test]
     fn six_numbers_and_a_lobster_name_are_lobster() {
+        let dir = tempfile::tempdir().unwrap();
         let path = write(
+            &dir,
             "MSFT_2012-06-21_34200000_57600000_message_10.csv",
             "34200.1,1,7,100,300000,1\r\n",
         );
@@ -114,17 +115,18 @@ mod tests {
 
     #[test]
     fn unrecognised_empty_and_missing_files_are_refused_in_one_sentence() {
-        let unknown = write("prices.json", "{\"px\": 1}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let unknown = write(&dir, "prices.json", "{\"px\": 1}\n");
         let msg = detect(&unknown, FormatChoice::Auto)
             .unwrap_err()
             .to_string();
         assert!(msg.ends_with("prices.json: unknown format: the first line is neither a CSV header with ts and sym columns nor a LOBSTER message row (see docs/replay.md, or say --format)"), "{msg}");
-        let empty = write("empty.csv", "");
+        let empty = write(&dir, "empty.csv", "");
         assert!(matches!(
             detect(&empty, FormatChoice::Auto),
             Err(FeedError::Empty { .. })
         ));
-        let lobster = write("aapl.csv", "34200.1,1,7,100,300000,1\n");
+        let lobster = write(&dir, "aapl.csv", "34200.1,1,7,100,300000,1\n");
         assert!(matches!(
             detect(&lobster, FormatChoice::Auto),
             Err(FeedError::LobsterName { .. })

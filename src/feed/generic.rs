@@ -255,13 +255,8 @@ mod tests {
     use crate::feed::{Format, reader};
 
     fn read(text: &str) -> Vec<Result<Update, FeedError>> {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!("tickfeed-generic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!(
-            "{}.csv",
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feed.csv");
         std::fs::write(&path, text).unwrap();
         reader::open(&path, &Format::Generic).unwrap().collect()
     }
@@ -352,8 +347,8 @@ mod tests {
 
     #[test]
     fn a_header_without_sym_is_refused() {
-        let dir = std::env::temp_dir();
-        let path = dir.join(format!("tickfeed-nosym-{}.csv", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nosym.csv");
         std::fs::write(&path, "ts,price\n1,2\n").unwrap();
         let msg = reader::open(&path, &Format::Generic)
             .err()

@@ -246,13 +246,10 @@ mod tests {
     const MESSAGES: &str = "34200.5,1,1,100,1000000,1\r\n34200.5,1,2,50,1000500,-1\r\n34201,1,3,10,990000,1\r\n34201.25,4,2,20,1000500,-1\r\n34202,5,0,7,1000200,1\r\n34203,3,77,100,1001000,-1\r\n";
 
     fn updates(text: &str) -> (Vec<Result<Update, FeedError>>, BookStats) {
-        let dir = std::env::temp_dir().join(format!(
-            "tickfeed-lobster-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("TEST_2012-06-21_34200000_37800000_message_5.csv");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir
+            .path()
+            .join("TEST_2012-06-21_34200000_37800000_message_5.csv");
         std::fs::write(&path, text).unwrap();
         let format = Format::Lobster(FileName::parse(&path).unwrap());
         let mut reader = reader::open(&path, &format).unwrap();

@@ -93,10 +93,8 @@ impl Iterator for Merge {
 mod tests {
     use super::*;
 
-    fn file(name: &str, text: &str) -> FeedFile {
-        let dir = std::env::temp_dir().join(format!("tickfeed-merge-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> FeedFile {
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         FeedFile {
             path,
@@ -106,8 +104,9 @@ mod tests {
 
     #[test]
     fn files_merge_by_time_then_by_command_line_order() {
-        let a = file("a.csv", "ts,sym,px\n1,A,1\n3,A,3\n3,A,4\n");
-        let b = file("b.csv", "ts,sym,px\n2,B,2\n3,B,3\n5,B,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        let a = file(&dir, "a.csv", "ts,sym,px\n1,A,1\n3,A,3\n3,A,4\n");
+        let b = file(&dir, "b.csv", "ts,sym,px\n2,B,2\n3,B,3\n5,B,5\n");
         let merged: Vec<(usize, f64)> = Merge::open(&[a, b])
             .unwrap()
             .map(|r| r.map(|(i, u)| (i, u.quote.px.unwrap())).unwrap())
@@ -120,7 +119,8 @@ mod tests {
 
     #[test]
     fn a_bad_row_is_reported_and_merging_goes_on() {
-        let a = file("bad.csv", "ts,sym,px\n1,A,1\n2,A,x\n3,A,3\n");
+        let dir = tempfile::tempdir().unwrap();
+        let a = file(&dir, "bad.csv", "ts,sym,px\n1,A,1\n2,A,x\n3,A,3\n");
         let items: Vec<_> = Merge::open(&[a]).unwrap().collect();
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[1], Err(FeedError::BadRow(b)) if b.line == 3));

@@ -50,12 +50,13 @@ pub struct GeneratorConfig {
     pub skew: f64,
 }
 
-/// A generator setting that cannot work, named by its flag.
+/// A generator setting that cannot work, named by its flag. Every command
+/// shows it as it is (`--skew: must be 0 (uniform) or more`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("--{flag}: {msg}")]
 pub struct GeneratorError {
     pub flag: &'static str,
-    pub msg: &'static str,
+    pub msg: String,
 }
 
 /// Checks `--rate`: a positive, finite number of updates per second.
@@ -65,19 +66,19 @@ pub fn check_rate(rate: f64) -> Result<f64, GeneratorError> {
     } else {
         Err(GeneratorError {
             flag: "rate",
-            msg: "must be a positive number of updates per second",
+            msg: "must be a positive number of updates per second".into(),
         })
     }
 }
 
 /// Checks `--skew`: 0 (uniform) or more, finite.
-pub fn check_skew(skew: f64) -> Result<f64, GeneratorError> {
+fn check_skew(skew: f64) -> Result<f64, GeneratorError> {
     if skew >= 0.0 && skew.is_finite() {
         Ok(skew)
     } else {
         Err(GeneratorError {
             flag: "skew",
-            msg: "must be 0 (uniform) or more",
+            msg: "must be 0 (uniform) or more".into(),
         })
     }
 }
@@ -93,7 +94,7 @@ impl GeneratorConfig {
         if listings.is_empty() {
             return Err(GeneratorError {
                 flag: "symbols",
-                msg: "must be at least 1",
+                msg: "must be at least 1".into(),
             });
         }
         Ok(Self {
@@ -101,6 +102,14 @@ impl GeneratorConfig {
             rate: check_rate(rate)?,
             seed,
             skew: check_skew(skew)?,
+        })
+    }
+
+    /// The same market at another rate (a point of `bench --rate 10k,20k`).
+    pub fn with_rate(&self, rate: f64) -> Result<Self, GeneratorError> {
+        Ok(Self {
+            rate: check_rate(rate)?,
+            ..self.clone()
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Sources of market updates: the simulated generator (default) and
 //! replays of recorded files (`record.rs` writes the generator to a file
-//! for `tickfeed feed record`). A source stamps every update with its
+//! for `tickfeed feed record`; `args.rs` holds the generator's flags, which
+//! every command that runs it shares). A source stamps every update with its
 //! per-symbol `seq` and emission time `ts` and hands batches to the router
 //! through a bounded channel. Sources read the feed formats (`feed`) and
 //! know nothing of the router beyond [`SourceMsg`].
@@ -9,6 +10,7 @@
 //! generator that cannot keep up therefore emits below its target rate, and
 //! the achieved rate is reported in `/api/stats`.
 
+pub mod args;
 pub mod generator;
 pub mod record;
 pub mod replay;

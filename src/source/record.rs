@@ -6,8 +6,8 @@
 //! time: a minute is recorded in a moment, and the same seed and start give
 //! the same file byte for byte.
 
-use super::generator::{DEFAULT_SKEW, GeneratorConfig, Market};
-use super::universe;
+use super::args::GeneratorArgs;
+use super::generator::{GeneratorConfig, Market};
 use crate::clock::now_ns;
 use crate::feed::generic::Writer;
 use crate::feed::time::parse_ts;
@@ -25,38 +25,45 @@ const PROGRESS_EVERY: u64 = 16 * 1024;
 
 /// Flags of `tickfeed feed record`.
 #[derive(Debug, Clone, Args)]
+// The market flags are `serve`'s (`GeneratorArgs`); these defaults are the
+// shipped sample's (`feeds/sample.csv`), seeded so that a recording repeats.
+#[command(
+    mut_arg("symbols", |a| a
+        .default_value("20")
+        .help("Number of simulated symbols")),
+    mut_arg("seed", |a| a
+        .default_value("1")
+        .help("Seed of the simulated market; the same seed and start give the same file")),
+)]
 pub struct RecordArgs {
     /// Output file (generic CSV).
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Number of simulated symbols.
-    #[arg(long, default_value_t = 20)]
-    pub symbols: usize,
+    // The simulated market: --symbols, --universe, --seed, --skew.
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
     /// Length of the recording in simulated time (e.g. 60s, 5m).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Updates per second over all symbols (e.g. 150, 20k).
+    // Not in `GeneratorArgs`: `bench` takes a list of rates.
     #[arg(long, default_value = "150", value_parser = parse_rate)]
     pub rate: f64,
-    /// Seed of the simulated market; the same seed and start give the same file.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// How unevenly activity is spread: 0 = uniform, 1 = market-like.
-    #[arg(long, default_value_t = DEFAULT_SKEW)]
-    pub skew: f64,
     /// Time of the first row: RFC 3339 or epoch [default: now].
     #[arg(long, value_parser = parse_ts)]
     pub start: Option<u64>,
 }
 
-pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
-    let listings = universe::sized(universe::default_universe(), args.symbols, args.seed);
-    let config = GeneratorConfig::new(listings, args.rate, args.seed, args.skew).map_err(|e| {
-        FeedError::Invalid {
+/// Checks the flags: the market to record and how many rows.
+pub(crate) fn plan(args: &RecordArgs) -> Result<(GeneratorConfig, u64), FeedError> {
+    let config = args
+        .generator
+        .clone()
+        .into_config(args.rate)
+        .map_err(|e| FeedError::Invalid {
             flag: e.flag,
-            msg: e.msg.into(),
-        }
-    })?;
+            msg: e.msg,
+        })?;
     let rows = (args.duration.as_secs_f64() * args.rate).round() as u64;
     if rows == 0 {
         return Err(FeedError::Invalid {
@@ -64,6 +71,11 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
             msg: "records no row at this --rate; make it longer".into(),
         });
     }
+    Ok((config, rows))
+}
+
+pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
+    let (config, rows) = plan(args)?;
     let path = args.out.display().to_string();
     let write_error = |source| FeedError::Write {
         path: path.clone(),
@@ -99,7 +111,7 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
     bar.finish_and_clear();
     tracing::info!(
         "recorded {rows} updates of {} symbols to {path}",
-        args.symbols
+        config.listings.len()
     );
     Ok(())
 }
@@ -111,14 +123,18 @@ mod tests {
 
     #[test]
     fn a_recording_replays_to_the_simulated_ticks() {
-        let out = std::env::temp_dir().join(format!("tickfeed-record-{}.csv", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("record.csv");
         let args = RecordArgs {
             out: out.clone(),
-            symbols: 5,
+            generator: GeneratorArgs {
+                symbols: Some(5),
+                universe: None,
+                seed: Some(9),
+                skew: 1.0,
+            },
             duration: std::time::Duration::from_secs(2),
             rate: 500.0,
-            seed: 9,
-            skew: 1.0,
             start: Some(1_700_000_000_000_000_000),
         };
         run(&args).unwrap();
@@ -133,7 +149,8 @@ mod tests {
             2_000_000,
             "one update every 1/rate s"
         );
-        let listings = universe::sized(universe::default_universe(), 5, 9);
+        let listings =
+            crate::source::universe::sized(crate::source::universe::default_universe(), 5, 9);
         let mut market = Market::new(&GeneratorConfig::new(listings, 500.0, 9, 1.0).unwrap());
         for u in &updates {
             let t = market.next_tick(u.xt);

@@ -8,7 +8,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tickfeed::cli::{Cli, Command};
 use tickfeed::sequence::{SeqByName, Verdict};
@@ -86,6 +85,15 @@ impl TestServer {
 
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+    }
+
+    /// Drops `clients` (a client, or a tuple of them), then shuts down. A
+    /// client still connected that is not reading would make its session
+    /// wait out the closing handshake's grace (1 s) before the server can
+    /// stop; a test that is not about shutdown need not spend it.
+    pub async fn shutdown_after<T>(self, clients: T) {
+        drop(clients);
+        self.shutdown().await;
     }
 
     /// Polls `/api/stats` until `check` holds.
@@ -272,24 +280,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh directory for one test (files, a broker store, logs). Dropped
-/// after a passing test, it is removed; after a failing one it is kept and
-/// its path printed, for the logs in it. Derefs to its path.
+/// A fresh directory for one test (files, a broker store, logs): a
+/// `tempfile::TempDir`, as the unit tests use, kept after a failing test
+/// with its path printed, for the logs in it. Derefs to its path.
 pub struct Scratch {
     pub dir: PathBuf,
+    /// Removes the directory when dropped; taken and kept after a failure.
+    temp: Option<tempfile::TempDir>,
 }
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tickfeed-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch directory");
-        Scratch { dir }
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("tickfeed-{name}-"))
+            .tempdir()
+            .expect("create scratch directory");
+        Scratch {
+            dir: temp.path().to_path_buf(),
+            temp: Some(temp),
+        }
     }
 
     /// The path of `name` in the directory.
@@ -314,10 +323,13 @@ impl std::ops::Deref for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("test failed; its files are kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking()
+            && let Some(temp) = self.temp.take()
+        {
+            eprintln!(
+                "test failed; its files are kept in {}",
+                temp.keep().display()
+            );
         }
     }
 }

@@ -1,8 +1,15 @@
 //! Headless Chromium for the dashboard tests, driven through chromedriver
 //! with fantoccini. Owns starting chromedriver on a free port with a fresh
-//! profile, polling the page with a deadline (never a fixed sleep), reading
-//! the page's error log, and tearing everything down even when a test
-//! panics. Used only by `tests/dashboard.rs`.
+//! profile, lending the one browser to one test at a time, polling the page
+//! with a deadline (never a fixed sleep), reading the page's error log, and
+//! tearing everything down even when a test panics. Used only by
+//! `tests/dashboard.rs`.
+//!
+//! One browser serves every test of the binary: starting Chromium took
+//! most of each test's time, and each test starts on a blank page with
+//! its own server (so its own origin and storage). The browser's session
+//! task lives on a runtime of its own, since each test's runtime ends with
+//! the test, and the browser ends with the test process, however it ends.
 
 use crate::common::free_port;
 use fantoccini::{Client, ClientBuilder};
@@ -10,7 +17,9 @@ use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Debian's paths; override with TICKFEED_CHROMIUM / TICKFEED_CHROMEDRIVER.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -19,7 +28,16 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const PATIENCE: Duration = Duration::from_secs(30);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// The viewport of the screenshots and the frame-rate measurement.
-const WINDOW: &str = "--window-size=1440,900";
+const WINDOW: (u32, u32) = (1440, 900);
+/// Starts chromedriver (`$1 $2`) in a session and process group of its
+/// own, then waits for its standard input to close, which happens when the
+/// test process ends or drops the [`Browser`]: it then kills the group
+/// (chromedriver and every Chromium process) and removes the profile (`$3`).
+const WATCHDOG: &str = r#"setsid "$1" "$2" >/dev/null 2>&1 &
+read -r _
+kill -KILL "-$!"
+wait
+rm -rf "$3""#;
 
 fn tool(env: &str, default: &str) -> PathBuf {
     let path = PathBuf::from(std::env::var(env).unwrap_or_else(|_| default.to_string()));
@@ -36,22 +54,93 @@ fn tool(env: &str, default: &str) -> PathBuf {
 /// A chromedriver process and one browser session.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
-    profile: PathBuf,
+    /// The shell of [`WATCHDOG`]; closing its stdin ends the browser.
+    watchdog: Child,
+}
+
+/// The browser, shared by the tests one at a time (an async lock: it is
+/// held across awaits); `None` until the first test, or after a test
+/// panicked with it.
+static SHARED: Mutex<Option<Browser>> = Mutex::const_new(None);
+
+/// Runs the browser's session task for as long as the process lives.
+static BROWSER_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the browser's runtime starts")
+});
+
+/// The shared browser, lent to one test: waits for the test before to
+/// finish, and starts the browser on first use.
+pub async fn lease() -> Lease {
+    let mut shared = SHARED.lock().await;
+    if shared.is_none() {
+        let browser = BROWSER_RUNTIME
+            .spawn(Browser::launch())
+            .await
+            .expect("the browser starts");
+        *shared = Some(browser);
+    }
+    Lease { shared }
+}
+
+/// The browser while one test uses it. Derefs to [`Browser`].
+pub struct Lease {
+    shared: MutexGuard<'static, Option<Browser>>,
+}
+
+impl Lease {
+    /// Leaves the page for a blank one, its storage cleared and the window
+    /// at its usual size, for the next test. Tests call this at the end,
+    /// before stopping their server.
+    pub async fn release(self) {
+        let _ = self
+            .client
+            .execute("localStorage.clear(); sessionStorage.clear();", vec![])
+            .await;
+        self.client.goto("about:blank").await.expect("a blank page");
+        self.client
+            .set_window_size(WINDOW.0, WINDOW.1)
+            .await
+            .expect("the usual window size");
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Browser;
+    fn deref(&self) -> &Browser {
+        self.shared.as_ref().expect("a leased browser")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A test that failed may have left the browser in any state: end
+        // it, and the next test starts a fresh one.
+        if std::thread::panicking() {
+            self.shared.take();
+        }
+    }
 }
 
 impl Browser {
     /// Start chromedriver and a headless Chromium with a fresh profile.
-    pub async fn launch() -> Browser {
+    async fn launch() -> Browser {
         let chromium = tool("TICKFEED_CHROMIUM", CHROMIUM);
         let chromedriver = tool("TICKFEED_CHROMEDRIVER", CHROMEDRIVER);
         let port = free_port();
         let profile =
             std::env::temp_dir().join(format!("tickfeed-chromium-{}-{port}", std::process::id()));
-        // Its own process group, so teardown can end chromedriver and the
-        // browsers it started in one signal, even after a panic.
-        let driver = Command::new(&chromedriver)
+        // In a process group of its own, so that a Ctrl-C meant for the
+        // tests cannot stop it before it has cleaned up.
+        let watchdog = Command::new("sh")
+            .args(["-c", WATCHDOG, "watchdog"])
+            .arg(&chromedriver)
             .arg(format!("--port={port}"))
+            .arg(&profile)
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -59,15 +148,8 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
         Browser {
             client: connect(port, &chromium, &profile).await,
-            driver,
-            profile,
+            watchdog,
         }
-    }
-
-    /// End the session and chromedriver. Tests call this at the end; a
-    /// panicking test gets the same through Drop, less politely.
-    pub async fn close(self) {
-        let _ = self.client.clone().close().await;
     }
 
     /// Run `script` (a function body; `return` its value) in the page.
@@ -137,14 +219,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Negative pid: the whole process group (chromedriver and Chromium).
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        // Closing its stdin tells the watchdog to end the browser.
+        drop(self.watchdog.stdin.take());
+        let _ = self.watchdog.wait();
     }
 }
 
@@ -173,9 +250,9 @@ async fn connect(port: u16, chromium: &Path, profile: &Path) -> Client {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        WINDOW,
     ];
     let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    args.push(format!("--window-size={},{}", WINDOW.0, WINDOW.1));
     args.push(format!("--user-data-dir={}", profile.display()));
     let caps = json!({
         "goog:chromeOptions": { "binary": chromium, "args": args },

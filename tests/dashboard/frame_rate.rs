@@ -3,7 +3,7 @@
 //! artefacts `target/dashboard.png` and `target/dashboard-phone.png`. Part
 //! of `tests/dashboard.rs`.
 
-use super::{open, serial, target_dir, wait_live};
+use super::{open, target_dir, wait_live};
 
 /// Measures in the page: animation frames and ticks over ~300 frames (or 10 s).
 const MEASURE_FPS_JS: &str = "
@@ -24,7 +24,6 @@ const MEASURE_FPS_JS: &str = "
 #[ignore = "long: runs in the long-test step of .ci/run (cargo test -- --ignored)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_with_200_symbols_at_full_rate_reports_its_frame_rate() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=").await;
     let symbols = b
         .js("return fetch('/api/symbols').then(r => r.json()).then(ticks => ticks.map(t => t.sym).slice(0, 200));")
@@ -84,6 +83,6 @@ async fn dashboard_with_200_symbols_at_full_rate_reports_its_frame_rate() {
     b.screenshot(&phone).await;
     println!("screenshot: {}", phone.display());
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }

@@ -3,7 +3,7 @@
 //! (web/js/latency.js) against known values. Part of `tests/dashboard.rs`.
 
 use super::browser::Browser;
-use super::{open, serial};
+use super::open;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -54,7 +54,6 @@ async fn page_decode(b: &Browser, bytes: &[u8], bigint: bool) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgpack_decoder_matches_rmp_serde_bytes() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=").await;
 
     // A real frame shape: every event kind, with a nanosecond timestamp above 2^53.
@@ -155,13 +154,12 @@ async fn msgpack_decoder_matches_rmp_serde_bytes() {
     assert!(errors[2].contains("reserved"), "{errors:?}");
     assert!(errors[3].contains("truncated"), "{errors:?}");
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_window_reports_known_percentiles() {
-    let _one = serial().await;
     let (server, b) = open("/?symbols=").await;
     let got = b
         .js("const W = tickfeed.LatencyWindow; \
@@ -195,6 +193,6 @@ async fn latency_window_reports_known_percentiles() {
     assert_eq!(got["emptyP50"], json!("NaN"));
     assert_eq!(got["p"], json!(5));
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }

@@ -4,8 +4,8 @@
 //! the server refuses is forgotten and asked for again. Part of
 //! `tests/dashboard.rs`.
 
-use super::{serial, wait_live, wait_received};
-use crate::browser::Browser;
+use super::{wait_live, wait_received};
+use crate::browser::{self, Browser};
 use crate::common::start_server;
 use crate::process::ChildServer;
 use fantoccini::Locator;
@@ -44,14 +44,13 @@ async fn enter_token(b: &Browser, token: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_server_prompts_once_then_streams_and_the_token_stays_out_of_url_and_log() {
-    let _one = serial().await;
     let mut server = ChildServer::start(
         "dashboard-token",
         &["--rate", "300", "--token", TOKEN],
         &[("RUST_LOG", "trace")],
     )
     .await;
-    let b = Browser::launch().await;
+    let b = browser::lease().await;
     b.goto(&format!("http://{}/?symbols=AAPL", server.addr))
         .await;
     wait_prompt(&b, 1).await;
@@ -75,7 +74,7 @@ async fn a_protected_server_prompts_once_then_streams_and_the_token_stays_out_of
     assert_eq!(kept[0], json!(TOKEN), "kept for the tab");
     assert!(!kept[1].as_str().unwrap().contains(TOKEN), "{kept}");
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     assert!(server.terminate().await.success());
     let log = server.log();
     assert!(
@@ -87,9 +86,8 @@ async fn a_protected_server_prompts_once_then_streams_and_the_token_stays_out_of
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_is_forgotten_and_asked_for_again() {
-    let _one = serial().await;
     let server = start_server(&["--rate", "300", "--token", TOKEN]).await;
-    let b = Browser::launch().await;
+    let b = browser::lease().await;
     b.goto(&format!("http://{}/?symbols=AAPL", server.addr))
         .await;
     wait_prompt(&b, 1).await;
@@ -107,6 +105,6 @@ async fn a_refused_token_is_forgotten_and_asked_for_again() {
     wait_live(&b).await;
     wait_received(&b, "AAPL", 5).await;
     b.assert_no_page_errors().await;
-    b.close().await;
+    b.release().await;
     server.shutdown().await;
 }
