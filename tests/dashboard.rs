@@ -6,11 +6,14 @@
 //! the real binary's, so the in-process server is not starved by the test's
 //! own polling.
 //!
-//! Here: the user's flows. `dashboard/logic.rs`: the decoder and latency
-//! window evaluated in the page. `dashboard/frame_rate.rs`: 200 symbols at
-//! full rate, the printed frame rate and the `target/dashboard.png`
-//! screenshot (`cargo test --test dashboard -- --nocapture` shows the
-//! figures). `dashboard/token.rs`: a server started with `--token`, the
+//! Here: the user's flows. `dashboard/logic.rs`: the decoder, the latency
+//! window, trade detection and resume bookkeeping evaluated in the page.
+//! `dashboard/timesales.rs`: the time & sales panel filled from
+//! `/api/ticks`, then live. `dashboard/resume.rs`: a dropped connection
+//! resumes, a restarted server is a new session. `dashboard/frame_rate.rs`:
+//! 200 symbols at full rate, the printed frame rate and the
+//! `target/dashboard.png` screenshot (`cargo test --test dashboard --
+//! --nocapture` shows the figures). `dashboard/token.rs`: a server started with `--token`, the
 //! prompt, and the token kept out of the URL and the log.
 //! `dashboard/browser.rs`: the Chromium harness.
 //!
@@ -25,6 +28,10 @@ mod frame_rate;
 #[path = "dashboard/logic.rs"]
 mod logic;
 mod process;
+#[path = "dashboard/resume.rs"]
+mod resume;
+#[path = "dashboard/timesales.rs"]
+mod timesales;
 #[path = "dashboard/token.rs"]
 mod token;
 
@@ -95,6 +102,7 @@ async fn page_loads_live_without_console_errors() {
         "#encoding",
         "#chart",
         "#latency",
+        "#timesales",
         "#status",
     ] {
         let found = b

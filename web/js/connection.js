@@ -5,7 +5,9 @@
 // round-trip readout and for detecting a silently dead link. It decodes
 // frames with protocol.js and hands whole event arrays to its owner; it never
 // interprets ticks. main.js resubscribes from onOpen, so every reconnect
-// restores the full watchlist with fresh snapshots.
+// restores the full watchlist, resuming where it stopped (resume.js); what
+// the resume gave ("resumed · 37 missed") is the badge's note, which main.js
+// sets and a closed socket clears.
 //
 // A browser does not say why a handshake failed, so when a socket closes
 // without ever opening, /api/stats is asked: a 401 there means the server
@@ -70,6 +72,7 @@ export class Connection {
     ws.onerror = () => {}; // followed by close; browsers log the detail themselves
     this.ws = ws;
     this.setStatus('connecting', 'connecting…');
+    this.setNote('');
   }
 
   /** Switch encoding: reconnect now, resubscribing through onOpen. */
@@ -135,6 +138,7 @@ export class Connection {
   closed(ws) {
     if (ws !== this.ws) return;
     this.ws = null;
+    this.setNote('');
     if (ws === this.openedWs) this.scheduleRetry();
     else this.askWhyRefused();
   }
@@ -178,6 +182,21 @@ export class Connection {
     if (this.ws || !this.retryTimer) return;
     const s = Math.max(0, (this.retryAt - performance.now()) / 1000);
     this.setStatus('offline', `offline · retry in ${s.toFixed(1)}s (#${this.attempt})`);
+  }
+
+  /** Close the socket as a dropped network would; the usual retry follows. */
+  drop() {
+    if (this.ws) this.ws.close();
+  }
+
+  /** The badge's note after the label ('' hides it), with a tooltip; `warn` tints it. */
+  setNote(text, title = '', warn = false) {
+    const el = this.statusEl.querySelector('.note');
+    if (!el) return;
+    if (el.textContent !== text) el.textContent = text;
+    el.hidden = !text;
+    el.title = title;
+    el.dataset.tone = warn ? 'warn' : '';
   }
 
   setStatus(state, text) {

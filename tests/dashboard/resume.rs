@@ -1,0 +1,154 @@
+//! The dashboard across reconnects: a dropped socket resumes where it
+//! stopped (the badge says "resumed · 0 missed", no snapshot, every seq
+//! accounted for across the two connections), and a restarted server is a
+//! new session (the badge says so, snapshots are taken although their seqs
+//! are lower than the ones held, and the time & sales tape starts over
+//! from the new server's history). Part of `tests/dashboard.rs`.
+
+use super::timesales::{assert_rows_match_history, assert_rows_well_formed, tape_rows};
+use super::{serial, wait_live, wait_received};
+use crate::browser::Browser;
+use crate::common::start_server;
+use serde_json::{Value, json};
+
+async fn sym(b: &Browser, sym: &str) -> Value {
+    b.js_with("return tickfeed.sym(arguments[0]);", vec![json!(sym)])
+        .await
+}
+
+fn field(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+/// Waits for the badge's note to say something, and returns it.
+async fn wait_note(b: &Browser, what: &str) -> String {
+    let note = b
+        .wait_for(
+            what,
+            "const n = document.querySelector('#status .note'); \
+             return !n.hidden && n.textContent !== 'resuming…' && n.textContent;",
+        )
+        .await;
+    note.as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_resumes_without_snapshots_and_says_zero_missed() {
+    let _one = serial().await;
+    // History for minutes of AAPL, so the reconnect's gap is surely all there.
+    let server = start_server(&["--rate", "500", "--history", "100000"]).await;
+    let b = Browser::launch().await;
+    b.goto(&format!("http://{}/?symbols=AAPL,MSFT", server.addr))
+        .await;
+    wait_live(&b).await;
+    wait_received(&b, "AAPL", 20).await;
+    wait_received(&b, "MSFT", 5).await;
+    let hidden = b
+        .js("return document.querySelector('#status .note').hidden;")
+        .await;
+    assert_eq!(hidden, json!(true), "a first connection has nothing to say");
+    let before = sym(&b, "AAPL").await;
+
+    b.js("tickfeed.dropSocket(); return true;").await;
+    b.wait_for(
+        "a second connection",
+        "return tickfeed.stats().connects === 2;",
+    )
+    .await;
+    wait_live(&b).await;
+    assert_eq!(wait_note(&b, "the resume note").await, "resumed · 0 missed");
+    let resume = b.js("return tickfeed.resume();").await;
+    assert_eq!(resume["kind"], "same", "{resume}");
+    assert_eq!(resume["resumed"], 2, "AAPL and MSFT resumed: {resume}");
+    assert_eq!(resume["snapshots"], 0, "{resume}");
+
+    wait_received(&b, "AAPL", field(&before, "count") + 20).await;
+    let after = sym(&b, "AAPL").await;
+    assert_eq!(after["snaps"], before["snaps"], "no snapshot on a resume");
+    // Every update between the two readings arrived or is counted in n.
+    let events = field(&after, "count") - field(&before, "count");
+    let merged = field(&after, "nSum") - field(&before, "nSum");
+    assert_eq!(
+        events + merged,
+        field(&after, "seq") - field(&before, "seq"),
+        "seq continues across the reconnect: {before} then {after}"
+    );
+    let stats = b.js("return tickfeed.stats();").await;
+    assert_eq!(stats["gaps"], 0, "the invariant held throughout: {stats}");
+    assert_eq!(stats["dups"], 0, "no seq came twice: {stats}");
+    b.assert_no_page_errors().await;
+    b.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_a_new_session_with_snapshots_and_a_new_tape() {
+    let _one = serial().await;
+    let server = start_server(&[]).await;
+    let b = Browser::launch().await;
+    b.goto(&format!("http://{}/?symbols=AAPL,MSFT", server.addr))
+        .await;
+    wait_live(&b).await;
+    // The old seqs climb high (AAPL makes hundreds a second at the default
+    // rate); the new server's, at 100 updates/s, stay far below them.
+    b.wait_for(
+        "AAPL past seq 1000",
+        "return tickfeed.sym('AAPL').seq >= 1000;",
+    )
+    .await;
+    b.wait_for(
+        "AAPL trades on the tape",
+        "return tickfeed.tape().trades.length > 0;",
+    )
+    .await;
+    let addr = server.addr;
+    server.shutdown().await;
+    b.wait_for(
+        "the status to show the outage",
+        "return !document.querySelector('#status').textContent.includes('connected');",
+    )
+    .await;
+    let old = sym(&b, "AAPL").await;
+
+    let server = start_server(&["--listen", &addr.to_string(), "--rate", "100"]).await;
+    assert_eq!(server.addr, addr, "restarted on the same port");
+    wait_live(&b).await;
+    assert_eq!(
+        wait_note(&b, "the new-session note").await,
+        "new session · snapshots"
+    );
+    b.wait_for(
+        "both acks, each with a null (no resume)",
+        "return tickfeed.resume().snapshots === 2;",
+    )
+    .await;
+    let resume = b.js("return tickfeed.resume();").await;
+    assert_eq!(resume["kind"], "new", "{resume}");
+    assert_eq!(resume["resumed"], 0, "{resume}");
+
+    // The snapshot and the live ticks after it are taken, though lower.
+    wait_received(&b, "AAPL", field(&old, "count") + 10).await;
+    let now = sym(&b, "AAPL").await;
+    assert_eq!(field(&now, "snaps"), field(&old, "snaps") + 1, "{now}");
+    assert!(
+        field(&now, "seq") < field(&old, "seq"),
+        "the new server's seqs: {now} after {old}"
+    );
+    let stats = b.js("return tickfeed.stats();").await;
+    assert_eq!(stats["dups"], 0, "nothing dropped as a repeat: {stats}");
+    assert_eq!(stats["gaps"], 0, "{stats}");
+
+    // The tape starts over from the new server's history.
+    b.wait_for(
+        "AAPL trades from the new server",
+        "return tickfeed.tape().state === 'live' \
+         && document.querySelectorAll('#tape tbody tr').length >= 2;",
+    )
+    .await;
+    let rows = tape_rows(&b).await;
+    assert_rows_well_formed(&rows);
+    assert_rows_match_history(&server, "AAPL", &rows).await;
+    b.assert_no_page_errors().await;
+    b.close().await;
+    server.shutdown().await;
+}
