@@ -21,6 +21,9 @@ import { fmtTime } from './scale.js';
 const HISTORY_UPDATES = 1000;
 /** Live ticks held while the history loads (the oldest go first). */
 const HELD_MAX = 5000;
+/** One formatter for every row: toLocaleString() builds a new one per call,
+ * which cost milliseconds a frame on a busy symbol. */
+const SIZE = new Intl.NumberFormat('en-US');
 
 export class TimeSales {
   /**
@@ -140,7 +143,7 @@ export class TimeSales {
     time.textContent = fmtTime(trade.ms, 3);
     dir.textContent = trade.dir > 0 ? '▲' : trade.dir < 0 ? '▼' : '';
     px.textContent = trade.px.toFixed(trade.px < 1 ? 4 : 2);
-    size.textContent = trade.size.toLocaleString('en-US');
+    size.textContent = SIZE.format(trade.size);
     return tr;
   }
 
