@@ -213,8 +213,10 @@ fn tape_ticks() -> Value {
     let mut merged = tick(10, 10.2, 2_600);
     merged["n"] = json!(1);
     merged["xt"] = json!(1_700_000_000_123_000_000u64);
+    let mut next_snapshot = tick(11, 10.3, 2_700);
+    next_snapshot["snap"] = json!(true);
     json!([
-        snapshot,             // a baseline, never a trade
+        snapshot,             // the first tick: a baseline
         tick(2, 10.0, 1_000), // a quote: vol unchanged
         tick(3, 10.5, 1_100), // the first trade: no direction yet
         tick(4, 10.6, 1_300), // uptick
@@ -224,6 +226,7 @@ fn tape_ticks() -> Value {
         tick(7, 10.4, 1_600), // zero-minus: stays down
         tick(8, 10.9, 1_600), // px moved but vol did not: a quote
         merged,               // two updates in one: one trade of their sum, timed by xt
+        next_snapshot,        // a snapshot right after: an update like any other
     ])
 }
 
@@ -257,14 +260,15 @@ async fn trades_are_volume_rises_with_zero_plus_and_zero_minus_ticks() {
             [7, 10.4, 100, -1, 0, ms(7)],
             null,
             [10, 10.2, 1000, -1, 1, 1_700_000_000_123u64],
+            [11, 10.3, 100, 1, 0, ms(11)],
         ])
     );
     assert_eq!(
         got["kept"],
-        json!([5, 6, 7, 10]),
+        json!([6, 7, 10, 11]),
         "the newest 4, oldest first"
     );
-    assert_eq!(got["count"], json!(6));
+    assert_eq!(got["count"], json!(7));
     assert_eq!(
         got["noPrev"],
         json!(null),

@@ -10,13 +10,16 @@ use crate::browser::Browser;
 use crate::common::{TestServer, start_server};
 use fantoccini::Locator;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// One row of `#tape` as the page shows it.
 #[derive(Debug, Deserialize)]
 pub struct Row {
     pub seq: u64,
+    /// Updates the row stands for besides its own (`data-n`): a trade
+    /// after a seq gap carries all their volume.
+    n: u64,
     pub dir: String,
     time: String,
     arrow: String,
@@ -25,25 +28,60 @@ pub struct Row {
 }
 
 const ROWS_JS: &str = "return [...document.querySelectorAll('#tape tbody tr')].map(r => ({ \
-    seq: Number(r.dataset.seq), dir: r.dataset.dir, time: r.cells[0].textContent, \
-    arrow: r.cells[1].textContent, px: r.cells[2].textContent, size: r.cells[3].textContent }));";
+    seq: Number(r.dataset.seq), n: Number(r.dataset.n), dir: r.dataset.dir, \
+    time: r.cells[0].textContent, arrow: r.cells[1].textContent, \
+    px: r.cells[2].textContent, size: r.cells[3].textContent }));";
 
 pub async fn tape_rows(b: &Browser) -> Vec<Row> {
     serde_json::from_value(b.js(ROWS_JS).await).expect("tape rows")
 }
 
-/// The trades in `ticks` (oldest first): seq -> (price, size), one for each
-/// tick whose `vol` rose over the tick before it.
-fn trades_in(ticks: &[Value]) -> BTreeMap<u64, (String, u64)> {
-    ticks
-        .windows(2)
-        .filter_map(|w| {
-            let (before, after) = (w[0]["vol"].as_u64()?, w[1]["vol"].as_u64()?);
-            let px = w[1]["px"].as_f64()?;
-            let seq = w[1]["seq"].as_u64()?;
-            (after > before).then(|| (seq, (format!("{px:.2}"), after - before)))
-        })
-        .collect()
+/// A symbol's retained updates as `/api/ticks` returns them: seq -> (px, vol).
+struct History {
+    ticks: BTreeMap<u64, (f64, u64)>,
+}
+
+impl History {
+    async fn fetch(server: &TestServer, sym: &str) -> History {
+        let answer = server
+            .get_json(&format!("/api/ticks?sym={sym}&limit=10000"))
+            .await;
+        let ticks = answer
+            .as_array()
+            .expect("an array of ticks")
+            .iter()
+            .map(|t| {
+                let seq = t["seq"].as_u64().expect("seq");
+                (
+                    seq,
+                    (
+                        t["px"].as_f64().unwrap_or(f64::NAN),
+                        t["vol"].as_u64().expect("vol"),
+                    ),
+                )
+            })
+            .collect();
+        History { ticks }
+    }
+
+    /// The trade a row of seqs `from..=to` shows: the price at `to`, and
+    /// the volume since the update before `from`; None where the history
+    /// does not reach back that far.
+    fn trade(&self, from: u64, to: u64) -> Option<(String, u64)> {
+        let (_, before) = self.ticks.get(&from.checked_sub(1)?)?;
+        let (px, vol) = self.ticks.get(&to)?;
+        Some((format!("{px:.2}"), vol - before))
+    }
+
+    /// Seqs of the updates whose `vol` rose over the one before.
+    fn trade_seqs(&self) -> Vec<u64> {
+        let ticks: Vec<_> = self.ticks.iter().collect();
+        ticks
+            .windows(2)
+            .filter(|w| *w[0].0 + 1 == *w[1].0 && w[1].1.1 > w[0].1.1)
+            .map(|w| *w[1].0)
+            .collect()
+    }
 }
 
 /// Checks the rows on their own: newest on top, at most 200, a clock time
@@ -94,42 +132,43 @@ fn is_clock_time(text: &str) -> bool {
 
 /// Compares the rows with the trades the test reads off `/api/ticks`
 /// (fetched after the rows were read, so it reaches past them): every row
-/// the history can speak for is one of its trades, with its price and
-/// size, and no trade of the history between the oldest and newest row is
-/// missing. Returns how many rows were compared.
+/// the history can speak for shows its price and the volume traded over the
+/// updates it stands for, and every trade of the history from the oldest
+/// row to the newest is in a row. Returns how many rows were compared.
 pub async fn assert_rows_match_history(server: &TestServer, sym: &str, rows: &[Row]) -> usize {
-    let history = server
-        .get_json(&format!("/api/ticks?sym={sym}&limit=10000"))
-        .await;
-    let ticks = history.as_array().expect("an array of ticks");
-    let first = ticks.first().expect("history")["seq"].as_u64().unwrap();
-    let latest = ticks.last().unwrap()["seq"].as_u64().unwrap();
-    let trades = trades_in(ticks);
-    let covered: Vec<&Row> = rows.iter().filter(|r| r.seq > first).collect();
+    let history = History::fetch(server, sym).await;
+    let latest = *history.ticks.keys().next_back().expect("a history");
+    let mut compared = Vec::new();
     for row in rows {
         assert!(
             row.seq <= latest,
             "a row beyond the server's latest seq {latest}: {row:?}"
         );
-    }
-    for row in &covered {
+        let from = row.seq - row.n;
+        let Some(expected) = history.trade(from, row.seq) else {
+            continue; // older than the history
+        };
         let size: u64 = row.size.replace(',', "").parse().expect("a size");
         assert_eq!(
-            trades.get(&row.seq),
-            Some(&(row.px.clone(), size)),
-            "row {row:?} is the history's trade at that seq"
+            (row.px.clone(), size),
+            expected,
+            "row {row:?} is the history's trade over seqs {from}..={}",
+            row.seq
         );
+        compared.push(from..=row.seq);
     }
-    if let (Some(newest), Some(oldest)) = (covered.first(), covered.last()) {
-        let shown = covered.len();
-        let in_history = trades.range(oldest.seq..=newest.seq).count();
-        assert_eq!(
-            shown, in_history,
-            "every trade between seq {} and {} is shown",
-            oldest.seq, newest.seq
-        );
+    if let (Some(newest), Some(oldest)) = (compared.first(), compared.last()) {
+        let (low, high) = (*oldest.start(), *newest.end());
+        for seq in history.trade_seqs() {
+            if (low..=high).contains(&seq) {
+                assert!(
+                    compared.iter().any(|span| span.contains(&seq)),
+                    "the trade at seq {seq} is in no row between seq {low} and {high}"
+                );
+            }
+        }
     }
-    covered.len()
+    compared.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +196,7 @@ async fn time_and_sales_fills_from_history_on_select_then_grows_live() {
         .expect("select MSFT");
     b.wait_for(
         "the MSFT tape filled from its history",
-        "const t = tickfeed.tape(); return t.sym === 'MSFT' && t.state === 'live' \
+        "const t = tickfeed.tape(); return t.sym === 'MSFT' && t.state === 'live' && t.drawn \
          && document.querySelectorAll('#tape tbody tr').length > 0;",
     )
     .await;

@@ -28,8 +28,10 @@
 //   #chart               canvas; #chartmode button[data-mode=line|candles]
 //   #latency             latency panel, values in [data-k=p50|p99|max|frames|ticks|fps]
 //   #timesales           time & sales of the charted symbol (#ts-sym), #ts-note;
-//                        #tape tbody rows tr[data-seq][data-dir=u|d|''], newest
-//                        first, cells td.t (HH:MM:SS.mmm) td.dir (▲ ▼) td.px td.sz
+//                        #tape tbody rows tr[data-seq][data-n][data-dir=u|d|''],
+//                        newest first, cells td.t (HH:MM:SS.mmm) td.dir (▲ ▼)
+//                        td.px td.sz; data-n: updates the row stands for besides
+//                        its own (its size is their volume)
 //   #share, #toast
 //   #token-dialog        the token prompt (a <dialog>, open while a token is
 //                        needed); #token-input, its submit button, and

@@ -12,15 +12,16 @@
 export const TAPE_ROWS = 200;
 
 /**
- * The trade `t` reports, given the symbol's previous tick `prev`, or null.
- * A snapshot is a baseline, never a trade: the volume it adds may be many
- * trades the page never saw. `n > 0` (conflated) also folds several trades
- * into one; its size is their sum and `n` stays on the trade.
+ * The trade `t` reports, given `prev` ({seq, vol}) of the tick before it in
+ * the same seq space, or null. A tick that comes after a seq gap (merged by
+ * conflation, lost while away, or a snapshot a little ahead of the history)
+ * stands for the updates in between too: its size is all their volume and
+ * its `n` counts them, as the tick's own `n` does on the wire.
  */
 export function tradeOf(prev, t) {
-  if (!prev || t.snap || t.px === undefined || !(t.vol > prev.vol)) return null;
+  if (!prev || t.px === undefined || !(t.vol > prev.vol)) return null;
   const ns = t.xt !== undefined ? t.xt : t.ts;
-  return { seq: t.seq, ms: Number(ns) / 1e6, px: t.px, size: t.vol - prev.vol, n: t.n || 0, dir: 0 };
+  return { seq: t.seq, ms: Number(ns) / 1e6, px: t.px, size: t.vol - prev.vol, n: t.seq - prev.seq - 1, dir: 0 };
 }
 
 /** +1 uptick, -1 downtick; an unchanged price keeps `prevDir`; 0 for the first trade. */

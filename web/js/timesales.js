@@ -138,8 +138,9 @@ export class TimeSales {
     const tr = this.spare.pop() || newRow();
     const [time, dir, px, size] = tr.cells;
     tr.dataset.seq = String(trade.seq);
+    tr.dataset.n = String(trade.n);
     tr.dataset.dir = trade.dir > 0 ? 'u' : trade.dir < 0 ? 'd' : '';
-    tr.title = trade.n ? `${trade.n} updates merged into this one: the size is their sum` : '';
+    tr.title = trade.n ? `with ${trade.n} earlier updates not seen one by one: the size is their volume too` : '';
     time.textContent = fmtTime(trade.ms, 3);
     dir.textContent = trade.dir > 0 ? '▲' : trade.dir < 0 ? '▼' : '';
     px.textContent = trade.px.toFixed(trade.px < 1 ? 4 : 2);
@@ -147,11 +148,14 @@ export class TimeSales {
     return tr;
   }
 
-  /** What the tests read: the trades newest first, and where they came from. */
+  /** What the tests read: the trades newest first, where they came from, and
+   * whether the rows on screen are this tape's (false until the first frame
+   * after a symbol change or a restart). */
   snapshot() {
     return {
       sym: this.sym,
       state: this.state,
+      drawn: this.shown.generation === this.tape.generation,
       fromHistory: this.fromHistory,
       trades: this.tape.trades.map(({ seq, px, size, dir, n }) => ({ seq, px, size, dir, n })).reverse(),
     };
