@@ -56,7 +56,12 @@ fn target_dir() -> PathBuf {
 
 /// A server and a browser showing `path` on it, live.
 async fn open(path: &str) -> (TestServer, Browser) {
-    let server = start_server(&[]).await;
+    open_with(&[], path).await
+}
+
+/// The same with a server started with `args` (`tickfeed serve` flags).
+async fn open_with(args: &[&str], path: &str) -> (TestServer, Browser) {
+    let server = start_server(args).await;
     let browser = Browser::launch().await;
     browser.goto(&format!("http://{}{path}", server.addr)).await;
     wait_live(&browser).await;

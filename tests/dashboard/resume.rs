@@ -6,7 +6,7 @@
 //! from the new server's history). Part of `tests/dashboard.rs`.
 
 use super::timesales::{assert_rows_match_history, assert_rows_well_formed, tape_rows};
-use super::{serial, wait_live, wait_received};
+use super::{open_with, serial, wait_live, wait_received};
 use crate::browser::Browser;
 use crate::common::start_server;
 use serde_json::{Value, json};
@@ -44,11 +44,11 @@ async fn wait_note(b: &Browser, what: &str) -> String {
 async fn a_dropped_connection_resumes_without_snapshots_and_says_zero_missed() {
     let _one = serial().await;
     // History for minutes of AAPL, so the reconnect's gap is surely all there.
-    let server = start_server(&["--rate", "500", "--history", "100000"]).await;
-    let b = Browser::launch().await;
-    b.goto(&format!("http://{}/?symbols=AAPL,MSFT", server.addr))
-        .await;
-    wait_live(&b).await;
+    let (server, b) = open_with(
+        &["--rate", "500", "--history", "100000"],
+        "/?symbols=AAPL,MSFT",
+    )
+    .await;
     wait_received(&b, "AAPL", 20).await;
     wait_received(&b, "MSFT", 5).await;
     let hidden = b
@@ -92,11 +92,7 @@ async fn a_dropped_connection_resumes_without_snapshots_and_says_zero_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_server_is_a_new_session_with_snapshots_and_a_new_tape() {
     let _one = serial().await;
-    let server = start_server(&[]).await;
-    let b = Browser::launch().await;
-    b.goto(&format!("http://{}/?symbols=AAPL,MSFT", server.addr))
-        .await;
-    wait_live(&b).await;
+    let (server, b) = open_with(&[], "/?symbols=AAPL,MSFT").await;
     // The old seqs climb high (AAPL makes hundreds a second at the default
     // rate); the new server's, at 100 updates/s, stay far below them.
     b.wait_for(

@@ -5,9 +5,9 @@
 //! grows live; an unknown symbol gets a note, not an error. Part of
 //! `tests/dashboard.rs`.
 
-use super::{serial, wait_live, wait_received};
+use super::{open_with, serial, wait_received};
 use crate::browser::Browser;
-use crate::common::{TestServer, start_server};
+use crate::common::TestServer;
 use fantoccini::Locator;
 use serde::Deserialize;
 use serde_json::json;
@@ -175,11 +175,7 @@ pub async fn assert_rows_match_history(server: &TestServer, sym: &str, rows: &[R
 async fn time_and_sales_fills_from_history_on_select_then_grows_live() {
     let _one = serial().await;
     // 500 updates/s: MSFT (the feed's second busiest) makes some 40 a second.
-    let server = start_server(&["--rate", "500"]).await;
-    let b = Browser::launch().await;
-    b.goto(&format!("http://{}/?symbols=AAPL,MSFT", server.addr))
-        .await;
-    wait_live(&b).await;
+    let (server, b) = open_with(&["--rate", "500"], "/?symbols=AAPL,MSFT").await;
     // MSFT streams but is not charted: the tape follows AAPL.
     wait_received(&b, "MSFT", 60).await;
     let before = b
