@@ -38,6 +38,7 @@ mod token;
 use browser::Browser;
 use common::{TestServer, start_server};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -75,6 +76,29 @@ async fn wait_live(b: &Browser) {
          return s && s.textContent.includes('connected') && s.dataset.state === 'live';",
     )
     .await;
+}
+
+/// Shuts `server` down and waits for the page to show the outage; returns
+/// the address to restart on.
+async fn take_down(server: TestServer, b: &Browser) -> SocketAddr {
+    let addr = server.addr;
+    server.shutdown().await;
+    b.wait_for(
+        "the status to show the outage",
+        "return !document.querySelector('#status').textContent.includes('connected');",
+    )
+    .await;
+    addr
+}
+
+/// A new server (so a new epoch) on `addr`, started with `args`.
+async fn restart_at(addr: SocketAddr, args: &[&str]) -> TestServer {
+    let listen = addr.to_string();
+    let mut argv = vec!["--listen", listen.as_str()];
+    argv.extend_from_slice(args);
+    let server = start_server(&argv).await;
+    assert_eq!(server.addr, addr, "restarted on the same port");
+    server
 }
 
 /// Ticks the page has received for `sym` (kept after removal).
@@ -382,16 +406,9 @@ async fn page_reconnects_by_itself_after_the_server_restarts() {
     let _one = serial().await;
     let (server, b) = open("/?symbols=AAPL").await;
     wait_received(&b, "AAPL", 5).await;
-    let addr = server.addr;
-    server.shutdown().await;
-    b.wait_for(
-        "the status to show the outage",
-        "return !document.querySelector('#status').textContent.includes('connected');",
-    )
-    .await;
+    let addr = take_down(server, &b).await;
     let before = received(&b, "AAPL").await;
-    let server = start_server(&["--listen", &addr.to_string()]).await;
-    assert_eq!(server.addr, addr, "restarted on the same port");
+    let server = restart_at(addr, &[]).await;
     wait_live(&b).await;
     wait_received(&b, "AAPL", before + 5).await;
     let connects = b.js("return tickfeed.stats().connects;").await;

@@ -49,6 +49,7 @@ export class Connection {
     this.handleMs = 0; // main-thread time spent decoding and applying frames
     this.serverEncoding = '';
     this.session = '';
+    this.holding = false; // after drop(true): stay offline until release()
     setInterval(() => this.healthCheck(), PING_EVERY_MS);
     setInterval(() => this.renderStatus(), 500);
     auth.onToken(() => {
@@ -158,6 +159,10 @@ export class Connection {
 
   /** Full jitter: a random delay in [0.5, 1] x min(cap, base x 2^attempt). */
   scheduleRetry() {
+    if (this.holding) {
+      this.setStatus('offline', 'offline · held');
+      return;
+    }
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
     const delay = ceiling * (0.5 + Math.random() * 0.5);
     this.attempt += 1;
@@ -184,9 +189,22 @@ export class Connection {
     this.setStatus('offline', `offline · retry in ${s.toFixed(1)}s (#${this.attempt})`);
   }
 
-  /** Close the socket as a dropped network would; the usual retry follows. */
-  drop() {
+  /**
+   * Close the socket as a dropped network would: the usual retry follows,
+   * or with `hold` none until release(), so a test can keep the page away
+   * for as long as it needs.
+   */
+  drop(hold = false) {
+    this.holding = hold;
     if (this.ws) this.ws.close();
+  }
+
+  /** End a hold: connect now. */
+  release() {
+    if (!this.holding) return;
+    this.holding = false;
+    this.attempt = 0;
+    if (!this.ws) this.start();
   }
 
   /** The badge's note after the label ('' hides it), with a tooltip; `warn` tints it. */

@@ -39,7 +39,8 @@
 // Test hook: window.tickfeed = { fps(), stats() (prompts: times the token
 //   prompt opened; dups and gaps from SeqBook), sym(s) (ticks received per
 //   symbol, kept after removal), resume() (the last connection's epoch kind
-//   and tally), tape() (TimeSales.snapshot), dropSocket(), resetRenderStats(),
+//   and tally), tape() (TimeSales.snapshot), dropSocket(hold) and reconnect()
+//   (a lost connection, held offline until reconnect() with hold), resetRenderStats(),
 //   msgpackDecode, LatencyWindow, planSubscribe, SeqBook, tallyResumed,
 //   resumeNote, TradeTape, tradeOf, tickDirection, add(s), remove(s),
 //   setAll(on), select(s) };
@@ -341,7 +342,8 @@ window.tickfeed = {
   }),
   resume: () => ({ kind: resume.kind, asked: resume.asked, ...tallyResumed(resume.acks), note: $('#status .note').textContent }),
   tape: () => timesales.snapshot(),
-  dropSocket: () => conn.drop(),
+  dropSocket: (hold) => conn.drop(hold),
+  reconnect: () => conn.release(),
   sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
   resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
   msgpackDecode,
