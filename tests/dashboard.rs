@@ -10,7 +10,8 @@
 //! window, trade detection and resume bookkeeping evaluated in the page.
 //! `dashboard/timesales.rs`: the time & sales panel filled from
 //! `/api/ticks`, then live. `dashboard/resume.rs`: a dropped connection
-//! resumes, a restarted server is a new session. `dashboard/frame_rate.rs`:
+//! resumes, one away longer than the history says what it missed, a
+//! restarted server is a new session. `dashboard/frame_rate.rs`:
 //! 200 symbols at full rate, the printed frame rate and the
 //! `target/dashboard.png` screenshot (`cargo test --test dashboard --
 //! --nocapture` shows the figures). `dashboard/token.rs`: a server started with `--token`, the
