@@ -6,11 +6,15 @@
 //! server, on a multi-threaded runtime like the real binary's, so the
 //! in-process server is not starved by the test's own polling.
 //!
-//! Here: the user's flows. `dashboard/logic.rs`: the decoder and latency
-//! window evaluated in the page. `dashboard/frame_rate.rs`: 200 symbols at
-//! full rate, the printed frame rate and the `target/dashboard.png`
-//! screenshot (`cargo test --test dashboard -- --nocapture` shows the
-//! figures). `dashboard/token.rs`: a server started with `--token`, the
+//! Here: the user's flows. `dashboard/logic.rs`: the decoder, the latency
+//! window, trade detection and resume bookkeeping evaluated in the page.
+//! `dashboard/timesales.rs`: the time & sales panel filled from
+//! `/api/ticks`, then live. `dashboard/resume.rs`: a dropped connection
+//! resumes, one away longer than the history says what it missed, a
+//! restarted server is a new session. `dashboard/frame_rate.rs`:
+//! 200 symbols at full rate, the printed frame rate and the
+//! `target/dashboard.png` screenshot (`cargo test --test dashboard --
+//! --nocapture` shows the figures). `dashboard/token.rs`: a server started with `--token`, the
 //! prompt, and the token kept out of the URL and the log.
 //! `dashboard/browser.rs`: the Chromium harness.
 //!
@@ -25,12 +29,17 @@ mod frame_rate;
 #[path = "dashboard/logic.rs"]
 mod logic;
 mod process;
+#[path = "dashboard/resume.rs"]
+mod resume;
+#[path = "dashboard/timesales.rs"]
+mod timesales;
 #[path = "dashboard/token.rs"]
 mod token;
 
 use browser::{Browser, Lease};
 use common::{TestServer, start_server};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 fn target_dir() -> PathBuf {
@@ -41,7 +50,12 @@ fn target_dir() -> PathBuf {
 
 /// A server and the browser showing `path` on it, live.
 async fn open(path: &str) -> (TestServer, Lease) {
-    let server = start_server(&[]).await;
+    open_with(&[], path).await
+}
+
+/// The same with a server started with `args` (`tickfeed serve` flags).
+async fn open_with(args: &[&str], path: &str) -> (TestServer, Lease) {
+    let server = start_server(args).await;
     let browser = browser::lease().await;
     browser.goto(&format!("http://{}{path}", server.addr)).await;
     wait_live(&browser).await;
@@ -55,6 +69,29 @@ async fn wait_live(b: &Browser) {
          return s && s.textContent.includes('connected') && s.dataset.state === 'live';",
     )
     .await;
+}
+
+/// Shuts `server` down and waits for the page to show the outage; returns
+/// the address to restart on.
+async fn take_down(server: TestServer, b: &Browser) -> SocketAddr {
+    let addr = server.addr;
+    server.shutdown().await;
+    b.wait_for(
+        "the status to show the outage",
+        "return !document.querySelector('#status').textContent.includes('connected');",
+    )
+    .await;
+    addr
+}
+
+/// A new server (so a new epoch) on `addr`, started with `args`.
+async fn restart_at(addr: SocketAddr, args: &[&str]) -> TestServer {
+    let listen = addr.to_string();
+    let mut argv = vec!["--listen", listen.as_str()];
+    argv.extend_from_slice(args);
+    let server = start_server(&argv).await;
+    assert_eq!(server.addr, addr, "restarted on the same port");
+    server
 }
 
 /// Ticks the page has received for `sym` (kept after removal).
@@ -86,6 +123,7 @@ async fn page_loads_live_without_console_errors() {
         "#encoding",
         "#chart",
         "#latency",
+        "#timesales",
         "#status",
     ] {
         let found = b
@@ -354,16 +392,9 @@ async fn per_symbol_max_hz_limits_that_symbol_and_no_other() {
 async fn page_reconnects_by_itself_after_the_server_restarts() {
     let (server, b) = open("/?symbols=AAPL").await;
     wait_received(&b, "AAPL", 5).await;
-    let addr = server.addr;
-    server.shutdown().await;
-    b.wait_for(
-        "the status to show the outage",
-        "return !document.querySelector('#status').textContent.includes('connected');",
-    )
-    .await;
+    let addr = take_down(server, &b).await;
     let before = received(&b, "AAPL").await;
-    let server = start_server(&["--listen", &addr.to_string()]).await;
-    assert_eq!(server.addr, addr, "restarted on the same port");
+    let server = restart_at(addr, &[]).await;
     wait_live(&b).await;
     wait_received(&b, "AAPL", before + 5).await;
     let connects = b.js("return tickfeed.stats().connects;").await;

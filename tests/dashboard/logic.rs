@@ -1,6 +1,9 @@
 //! The page's pure logic evaluated in the browser: the MessagePack decoder
-//! (web/js/msgpack.js) against bytes from rmp-serde, and the latency window
-//! (web/js/latency.js) against known values. Part of `tests/dashboard.rs`.
+//! (web/js/msgpack.js) against bytes from rmp-serde, the latency window
+//! (web/js/latency.js) against known values, trade detection and tick
+//! direction (web/js/tape.js), and resume bookkeeping (web/js/resume.js,
+//! with the subscribes web/js/ratecontrol.js plans from it). Part of
+//! `tests/dashboard.rs`.
 
 use super::browser::Browser;
 use super::open;
@@ -192,6 +195,197 @@ async fn latency_window_reports_known_percentiles() {
     assert_eq!(got["emptyCount"], json!(0));
     assert_eq!(got["emptyP50"], json!("NaN"));
     assert_eq!(got["p"], json!(5));
+    b.assert_no_page_errors().await;
+    b.release().await;
+    server.shutdown().await;
+}
+
+/// One symbol's ticks as the time & sales tape meets them.
+fn tape_ticks() -> Value {
+    let tick = |seq: u64, px: f64, vol: u64| {
+        json!({"ev": "tick", "sym": "ACME", "seq": seq, "n": 0, "px": px, "vol": vol,
+               "ts": 1_764_000_000_000_000_000u64 + seq * 1_000_000})
+    };
+    let mut snapshot = tick(1, 10.0, 1_000);
+    snapshot["snap"] = json!(true);
+    let mut merged = tick(10, 10.2, 2_600);
+    merged["n"] = json!(1);
+    merged["xt"] = json!(1_700_000_000_123_000_000u64);
+    let mut next_snapshot = tick(11, 10.3, 2_700);
+    next_snapshot["snap"] = json!(true);
+    json!([
+        snapshot,             // the first tick: a baseline
+        tick(2, 10.0, 1_000), // a quote: vol unchanged
+        tick(3, 10.5, 1_100), // the first trade: no direction yet
+        tick(4, 10.6, 1_300), // uptick
+        tick(5, 10.6, 1_400), // zero-plus: stays up
+        tick(5, 10.6, 1_400), // a seq already folded in: skipped
+        tick(6, 10.4, 1_500), // downtick
+        tick(7, 10.4, 1_600), // zero-minus: stays down
+        tick(8, 10.9, 1_600), // px moved but vol did not: a quote
+        merged,               // two updates in one: one trade of their sum, timed by xt
+        next_snapshot,        // a snapshot right after: an update like any other
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_are_volume_rises_with_zero_plus_and_zero_minus_ticks() {
+    let (server, b) = open("/?symbols=").await;
+    let got = b
+        .js_with(
+            "const tape = new tickfeed.TradeTape(4); \
+             const made = arguments[0].map(t => tape.push(t)); \
+             return { made: made.map(t => t && [t.seq, t.px, t.size, t.dir, t.n, Math.round(t.ms)]), \
+                      kept: tape.trades.map(t => t.seq), count: tape.count, \
+                      noPrev: tickfeed.tradeOf(null, arguments[0][2]), \
+                      firstDir: tickfeed.tickDirection(undefined, 0, 5) };",
+            vec![tape_ticks()],
+        )
+        .await;
+    // Milliseconds since the epoch: from `ts`, or `xt` where the tick has one.
+    let ms = |seq: u64| 1_764_000_000_000 + seq;
+    assert_eq!(
+        got["made"],
+        json!([
+            null,
+            null,
+            [3, 10.5, 100, 0, 0, ms(3)],
+            [4, 10.6, 200, 1, 0, ms(4)],
+            [5, 10.6, 100, 1, 0, ms(5)],
+            null,
+            [6, 10.4, 100, -1, 0, ms(6)],
+            [7, 10.4, 100, -1, 0, ms(7)],
+            null,
+            [10, 10.2, 1000, -1, 1, 1_700_000_000_123u64],
+            [11, 10.3, 100, 1, 0, ms(11)],
+        ])
+    );
+    assert_eq!(
+        got["kept"],
+        json!([6, 7, 10, 11]),
+        "the newest 4, oldest first"
+    );
+    assert_eq!(got["count"], json!(7));
+    assert_eq!(
+        got["noPrev"],
+        json!(null),
+        "no trade without a previous tick"
+    );
+    assert_eq!(got["firstDir"], json!(0));
+    b.assert_no_page_errors().await;
+    b.release().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seq_book_drops_duplicates_resumes_from_held_seqs_and_forgets_them_on_a_new_epoch() {
+    let (server, b) = open("/?symbols=").await;
+    let got = b
+        .js(
+            "const book = new tickfeed.SeqBook(); \
+             const t = (sym, seq, n, snap) => ({ sym, seq, n, snap }); \
+             const r = {}; \
+             r.first = book.hello('e1'); \
+             r.observed = [t('A', 5, 0, true), t('A', 6, 0), t('A', 6, 0), t('A', 9, 1), t('B', 3, 0, true), \
+                           t('C', 1, 0, true)].map(x => book.observe(x)); \
+             r.counts = [book.dups, book.gaps]; \
+             r.named = book.resumeFor(['A', 'B', 'X']); \
+             r.wild = book.resumeFor(['*'], new Set(['C'])); \
+             r.none = book.resumeFor(['X']); \
+             r.same = book.hello('e1'); \
+             r.kept = book.resumeFor(['A']); \
+             r.other = book.hello('e2'); \
+             r.forgotten = book.resumeFor(['A']); \
+             r.lowerSnapshot = book.observe(t('A', 2, 0, true)); \
+             r.nextLive = book.observe(t('A', 3, 0)); \
+             const plain = tickfeed.planSubscribe({ symbols: ['A', 'B', 'C'], all: false, globalHz: 0, \
+               symHz: { C: 4 }, snapshot: true, resume: (s, x) => book.resumeFor(s, x) }); \
+             const all = tickfeed.planSubscribe({ symbols: ['A', 'C'], all: true, globalHz: 0, \
+               symHz: { A: 1 }, snapshot: true, resume: (s, x) => book.resumeFor(s, x) }); \
+             r.plans = [plain, all].map(p => p.map(q => [q.symbols, q.epoch || null, q.from || null])); \
+             return r;",
+        )
+        .await;
+    assert_eq!(got["first"], "first");
+    assert_eq!(
+        got["observed"],
+        json!([true, true, false, true, true, true])
+    );
+    assert_eq!(
+        got["counts"],
+        json!([1, 1]),
+        "one duplicate dropped, one gap n did not count"
+    );
+    assert_eq!(
+        got["named"],
+        json!({"epoch": "e1", "from": {"A": 9, "B": 3}})
+    );
+    assert_eq!(
+        got["wild"],
+        json!({"epoch": "e1", "from": {"A": 9, "B": 3}})
+    );
+    assert_eq!(got["none"], json!(null), "nothing held: a plain subscribe");
+    assert_eq!(got["same"], "same");
+    assert_eq!(got["kept"], json!({"epoch": "e1", "from": {"A": 9}}));
+    assert_eq!(got["other"], "new");
+    assert_eq!(
+        got["forgotten"],
+        json!(null),
+        "a new epoch forgets the seqs"
+    );
+    assert_eq!(
+        got["lowerSnapshot"],
+        json!(true),
+        "a snapshot in the new seq space is taken"
+    );
+    assert_eq!(got["nextLive"], json!(true));
+    // In epoch e2 only A is held (seq 3).
+    assert_eq!(
+        got["plans"],
+        json!([
+            [[["A", "B"], "e2", {"A": 3}], [["C"], null, null]],
+            [[["*"], null, null], [["A"], "e2", {"A": 3}]],
+        ])
+    );
+    b.assert_no_page_errors().await;
+    b.release().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_acks_add_up_to_the_badge_words() {
+    let (server, b) = open("/?symbols=").await;
+    let got = b
+        .js(
+            "const note = (kind, asked, acks) => tickfeed.resumeNote(kind, asked, tickfeed.tallyResumed(acks)); \
+             return { tally: tickfeed.tallyResumed([{ AAPL: 0, MSFT: 37 }, { TSLA: null, NVDA: 1200 }]), \
+                      notes: [note('same', true, [{ AAPL: 0 }, { MSFT: 0 }]), \
+                              note('same', true, [{ AAPL: 0, MSFT: 37 }, { NVDA: 1200 }]), \
+                              note('same', true, [{ AAPL: 3, TSLA: null }]), \
+                              note('same', true, [{ TSLA: null }]), \
+                              note('same', true, []), \
+                              note('new', true, [{ TSLA: null }]), \
+                              note('same', false, []), \
+                              note('first', false, [])] };",
+        )
+        .await;
+    assert_eq!(
+        got["tally"],
+        json!({"resumed": 3, "missed": 1237, "snapshots": 1, "worst": [["NVDA", 1200], ["MSFT", 37]]})
+    );
+    assert_eq!(
+        got["notes"],
+        json!([
+            "resumed · 0 missed",
+            "resumed · 1,237 missed",
+            "resumed · 3 missed · 1 snapshot",
+            "new session · snapshots",
+            "resuming…",
+            "new session · snapshots",
+            "",
+            "",
+        ])
+    );
     b.assert_no_page_errors().await;
     b.release().await;
     server.shutdown().await;

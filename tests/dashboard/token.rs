@@ -1,8 +1,8 @@
 //! The dashboard against a server started with `--token`: it asks for the
-//! token once, then streams with it, and the token shows up neither in the
-//! page's address nor in the server's log, even at trace level; a token
-//! the server refuses is forgotten and asked for again. Part of
-//! `tests/dashboard.rs`.
+//! token once, then streams with it (and loads the time & sales history
+//! with it), and the token shows up neither in the page's address nor in
+//! the server's log, even at trace level; a token the server refuses is
+//! forgotten and asked for again. Part of `tests/dashboard.rs`.
 
 use super::{wait_live, wait_received};
 use crate::browser::{self, Browser};
@@ -61,6 +61,12 @@ async fn a_protected_server_prompts_once_then_streams_and_the_token_stays_out_of
     b.wait_for(
         "server stage percentiles in the latency panel",
         "return document.querySelectorAll('#server-stages tbody th').length > 0;",
+    )
+    .await;
+    // So does the time & sales history, asked for before the token was.
+    b.wait_for(
+        "the time & sales history loaded with the token",
+        "return tickfeed.tape().state === 'live';",
     )
     .await;
     let stats = b.js("return tickfeed.stats();").await;

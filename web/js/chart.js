@@ -197,7 +197,7 @@ export class Chart {
       const xx = Math.round(x(t)) + 0.5;
       ctx.moveTo(xx, plot.y0);
       ctx.lineTo(xx, plot.y1);
-      const label = fmtTime(t, ts < 1000);
+      const label = fmtTime(t, ts < 1000 ? 1 : 0);
       const half = ctx.measureText(label).width / 2;
       if (xx - half >= plot.x0 && xx + half <= plot.x1) ctx.fillText(label, xx, h - AXIS_H / 2);
     }
@@ -333,7 +333,7 @@ export class Chart {
       const p = lo + ((price.y1 - mouse.y) / (price.y1 - price.y0)) * (hi - lo);
       this.axisLabel(p.toFixed(p < 1 ? 4 : 2), plot.x1, my, c.cross);
     }
-    const label = fmtTime(t, true);
+    const label = fmtTime(t, 1);
     ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
     const tw = ctx.measureText(label).width + 10;
     ctx.fillStyle = c.cross;
@@ -357,7 +357,7 @@ export class Chart {
     } else {
       const i = nearestIndex(s, t);
       const p = s.price(i);
-      text = `${fmtTime(s.time(i), true)}  ${p.toFixed(p < 1 ? 4 : 2)}  V ${fmtVol(s.volume(i))}`;
+      text = `${fmtTime(s.time(i), 1)}  ${p.toFixed(p < 1 ? 4 : 2)}  V ${fmtVol(s.volume(i))}`;
     }
     ctx.textAlign = 'right';
     ctx.fillStyle = c.text;

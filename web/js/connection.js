@@ -5,7 +5,9 @@
 // round-trip readout and for detecting a silently dead link. It decodes
 // frames with protocol.js and hands whole event arrays to its owner; it never
 // interprets ticks. main.js resubscribes from onOpen, so every reconnect
-// restores the full watchlist with fresh snapshots.
+// restores the full watchlist, resuming where it stopped (resume.js); what
+// the resume gave ("resumed · 37 missed") is the badge's note, which main.js
+// sets and a closed socket clears.
 //
 // A browser does not say why a handshake failed, so when a socket closes
 // without ever opening, /api/stats is asked: a 401 there means the server
@@ -47,6 +49,7 @@ export class Connection {
     this.handleMs = 0; // main-thread time spent decoding and applying frames
     this.serverEncoding = '';
     this.session = '';
+    this.holding = false; // after drop(true): stay offline until release()
     setInterval(() => this.healthCheck(), PING_EVERY_MS);
     setInterval(() => this.renderStatus(), 500);
     auth.onToken(() => {
@@ -70,6 +73,7 @@ export class Connection {
     ws.onerror = () => {}; // followed by close; browsers log the detail themselves
     this.ws = ws;
     this.setStatus('connecting', 'connecting…');
+    this.setNote('');
   }
 
   /** Switch encoding: reconnect now, resubscribing through onOpen. */
@@ -135,6 +139,7 @@ export class Connection {
   closed(ws) {
     if (ws !== this.ws) return;
     this.ws = null;
+    this.setNote('');
     if (ws === this.openedWs) this.scheduleRetry();
     else this.askWhyRefused();
   }
@@ -154,6 +159,10 @@ export class Connection {
 
   /** Full jitter: a random delay in [0.5, 1] x min(cap, base x 2^attempt). */
   scheduleRetry() {
+    if (this.holding) {
+      this.setStatus('offline', 'offline · held');
+      return;
+    }
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
     const delay = ceiling * (0.5 + Math.random() * 0.5);
     this.attempt += 1;
@@ -178,6 +187,34 @@ export class Connection {
     if (this.ws || !this.retryTimer) return;
     const s = Math.max(0, (this.retryAt - performance.now()) / 1000);
     this.setStatus('offline', `offline · retry in ${s.toFixed(1)}s (#${this.attempt})`);
+  }
+
+  /**
+   * Close the socket as a dropped network would: the usual retry follows,
+   * or with `hold` none until release(), so a test can keep the page away
+   * for as long as it needs.
+   */
+  drop(hold = false) {
+    this.holding = hold;
+    if (this.ws) this.ws.close();
+  }
+
+  /** End a hold: connect now. */
+  release() {
+    if (!this.holding) return;
+    this.holding = false;
+    this.attempt = 0;
+    if (!this.ws) this.start();
+  }
+
+  /** The badge's note after the label ('' hides it), with a tooltip; `warn` tints it. */
+  setNote(text, title = '', warn = false) {
+    const el = this.statusEl.querySelector('.note');
+    if (!el) return;
+    if (el.textContent !== text) el.textContent = text;
+    el.hidden = !text;
+    el.title = title;
+    el.dataset.tone = warn ? 'warn' : '';
   }
 
   setStatus(state, text) {

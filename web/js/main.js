@@ -2,15 +2,19 @@
 //
 // Owns: the single event path (socket -> onEvents -> models, no DOM) and the
 // single render path (one requestAnimationFrame loop writes the DOM and the
-// canvas), the add/remove/select actions, toasts, and the test hook.
+// canvas), the add/remove/select actions, resuming on a reconnect (the seqs
+// held and the badge's note), toasts, and the test hook.
 //
-//   Connection --events--> onEvents --> Watchlist.applyTick / Chart.record /
-//                                        LatencyPanel.record      (models)
-//   requestAnimationFrame --> Chart.render, Watchlist.render        (DOM)
+//   Connection --events--> onEvents --> SeqBook.observe (drops duplicates)
+//                                    --> Watchlist.applyTick / Chart.record /
+//                                        TimeSales.record / LatencyPanel.record (models)
+//   requestAnimationFrame --> Chart.render, Watchlist.render, TimeSales.render (DOM)
 //
 // Stable ids and attributes (the browser tests in tests/dashboard.rs use them):
 //   #status              connection indicator; text contains "connected" when
-//                        live (never otherwise), data-state = live|connecting|offline
+//                        live (never otherwise), data-state = live|connecting|offline;
+//                        its .note says what a reconnect resumed: "resumed · 37
+//                        missed", "new session · snapshots" (hidden when empty)
 //   #search, #search-list  symbol search box and its suggestions (li[data-sym])
 //   #watchlist           table; rows tr[data-sym="AAPL"], cells td.sym td.last
 //                        td.chg td.chgp td.bid td.ask td.spread td.vol td.ups
@@ -23,14 +27,23 @@
 //   #encoding            json | msgpack
 //   #chart               canvas; #chartmode button[data-mode=line|candles]
 //   #latency             latency panel, values in [data-k=p50|p99|max|frames|ticks|fps]
+//   #timesales           time & sales of the charted symbol (#ts-sym), #ts-note;
+//                        #tape tbody rows tr[data-seq][data-n][data-dir=u|d|''],
+//                        newest first, cells td.t (HH:MM:SS.mmm) td.dir (▲ ▼)
+//                        td.px td.sz; data-n: updates the row stands for besides
+//                        its own (its size is their volume)
 //   #share, #toast
 //   #token-dialog        the token prompt (a <dialog>, open while a token is
 //                        needed); #token-input, its submit button, and
 //                        #token-refused shown when a stored token was refused
 // Test hook: window.tickfeed = { fps(), stats() (prompts: times the token
-//   prompt opened), sym(s) (ticks received per
-//   symbol, kept after removal), resetRenderStats(), msgpackDecode,
-//   LatencyWindow, planSubscribe, add(s), remove(s), setAll(on), select(s) };
+//   prompt opened; dups and gaps from SeqBook), sym(s) (ticks received per
+//   symbol, kept after removal), resume() (the last connection's epoch kind
+//   and tally), tape() (TimeSales.snapshot), dropSocket(hold) and reconnect()
+//   (a lost connection, held offline until reconnect() with hold), resetRenderStats(),
+//   msgpackDecode, LatencyWindow, planSubscribe, SeqBook, tallyResumed,
+//   resumeNote, TradeTape, tradeOf, tickDirection, add(s), remove(s),
+//   setAll(on), select(s) };
 //   page errors are in window.__tickfeedErrors (js/errors.js).
 
 import { Auth } from './auth.js';
@@ -43,6 +56,9 @@ import { Search } from './search.js';
 import { Chart } from './chart.js';
 import { LatencyPanel, LatencyWindow, nowEpochMs } from './latency.js';
 import { RateControl, planSubscribe } from './ratecontrol.js';
+import { SeqBook, tallyResumed, resumeNote } from './resume.js';
+import { TimeSales } from './timesales.js';
+import { TradeTape, tradeOf, tickDirection } from './tape.js';
 
 const $ = (sel) => document.querySelector(sel);
 const store = new Store();
@@ -54,6 +70,10 @@ const counters = { frames: 0, events: 0, ticks: 0, bytes: 0, acks: 0, errors: 0 
 const perSym = new Map();
 /** In `*` mode: symbols the user removed, ignored locally. */
 const hidden = new Set();
+/** The epoch and the last seq of every symbol: what a reconnect resumes from. */
+const seqs = new SeqBook();
+/** This connection's resume: the hello's epoch kind, whether `from` was sent, the acks' `resumed`. */
+let resume = { kind: '', asked: false, acks: [] };
 
 // ---- frame clock -----------------------------------------------------------
 const FPS_WINDOW_MS = 1000;
@@ -85,13 +105,38 @@ const rate = new RateControl(
   (sym, hz) => watchlist.setHzBadge(sym, hz),
 );
 const latency = new LatencyPanel($('#latency'), () => counters, fps, auth);
+const timesales = new TimeSales($('#timesales'), auth);
 
 // ---- socket ----------------------------------------------------------------
 function onOpen() {
   conn.send(listSymbols());
-  for (const req of planSubscribe({ symbols: st.symbols, all: st.all, globalHz: st.maxHz, symHz: st.symHz, snapshot: true })) {
-    conn.send(req);
-  }
+  const reqs = planSubscribe({
+    symbols: st.symbols, all: st.all, globalHz: st.maxHz, symHz: st.symHz, snapshot: true,
+    resume: (symbols, except) => seqs.resumeFor(symbols, except),
+  });
+  resume = { kind: '', asked: reqs.some((r) => r.from), acks: [] };
+  for (const req of reqs) conn.send(req);
+}
+
+/** The hello comes before any reply: a new epoch resets the seqs before its snapshots. */
+function onHello(ev) {
+  resume.kind = seqs.hello(ev.epoch);
+  if (resume.kind === 'new') timesales.restart();
+  paintResume();
+}
+
+function onAck(ev) {
+  counters.acks += 1;
+  if (!ev.resumed) return;
+  resume.acks.push(ev.resumed);
+  paintResume();
+}
+
+function paintResume() {
+  const tally = tallyResumed(resume.acks);
+  const worst = tally.worst.map(([sym, n]) => `${sym} ${n.toLocaleString('en-US')}`).join(', ');
+  const warn = resume.kind === 'new' || tally.missed > 0 || tally.snapshots > 0;
+  conn.setNote(resumeNote(resume.kind, resume.asked, tally), worst ? `missed most: ${worst}` : '', warn);
 }
 
 function onEvents(events, bytes) {
@@ -103,14 +148,16 @@ function onEvents(events, bytes) {
     switch (ev.ev) {
       case 'tick': onTick(ev, now); break;
       case 'symbols': search.setSymbols(ev.symbols || []); break;
-      case 'ack': counters.acks += 1; break;
+      case 'ack': onAck(ev); break;
       case 'error': onError(ev); break;
-      default: // hello and pong are the connection's business
+      case 'hello': onHello(ev); break;
+      default: // pong is the connection's business
     }
   }
 }
 
 function onTick(t, now) {
+  if (!seqs.observe(t)) return; // a duplicate: never applied twice
   counters.ticks += 1;
   let p = perSym.get(t.sym);
   if (!p) perSym.set(t.sym, (p = { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }));
@@ -126,6 +173,7 @@ function onTick(t, now) {
   }
   watchlist.applyTick(t);
   chart.record(t);
+  timesales.record(t);
 }
 
 function onError(ev) {
@@ -165,6 +213,7 @@ function remove(sym) {
 function dropLocal(sym) {
   watchlist.remove(sym);
   chart.forget(sym);
+  seqs.forget(sym);
   store.update((s) => {
     s.symbols = s.symbols.filter((x) => x !== sym);
     delete s.symHz[sym];
@@ -191,6 +240,7 @@ function setAll(on) {
 function select(sym) {
   watchlist.select(sym);
   chart.show(sym);
+  timesales.show(sym);
   rate.showSymbol(sym);
   if (sym !== st.selected) store.update((s) => { s.selected = sym; });
 }
@@ -247,6 +297,7 @@ function frame() {
   chart.render();
   work.chartMs += performance.now() - t0;
   watchlist.render(t0);
+  timesales.render();
   if (watchlist.size !== shownCount) {
     shownCount = watchlist.size;
     $('#watch-count').textContent = shownCount ? `· ${shownCount}` : '';
@@ -286,12 +337,24 @@ window.tickfeed = {
     renderMaxMs: work.maxMs,
     chartAvgMs: work.frames ? work.chartMs / work.frames : 0,
     handleMs: conn.handleMs,
+    dups: seqs.dups,
+    gaps: seqs.gaps,
   }),
+  resume: () => ({ kind: resume.kind, asked: resume.asked, ...tallyResumed(resume.acks), note: $('#status .note').textContent }),
+  tape: () => timesales.snapshot(),
+  dropSocket: (hold) => conn.drop(hold),
+  reconnect: () => conn.release(),
   sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
   resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
   msgpackDecode,
   LatencyWindow,
   planSubscribe,
+  SeqBook,
+  tallyResumed,
+  resumeNote,
+  TradeTape,
+  tradeOf,
+  tickDirection,
   add,
   remove,
   setAll,

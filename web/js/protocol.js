@@ -40,8 +40,14 @@ export function newId() {
   return nextId++;
 }
 
-export function subscribe(symbols, { maxHz = 0, snapshot = true } = {}) {
-  return { op: 'subscribe', id: newId(), symbols, max_hz: maxHz, snapshot };
+/** `resume` ({epoch, from}, see resume.js) continues after the seqs held. */
+export function subscribe(symbols, { maxHz = 0, snapshot = true, resume = null } = {}) {
+  const req = { op: 'subscribe', id: newId(), symbols, max_hz: maxHz, snapshot };
+  if (resume) {
+    req.epoch = resume.epoch;
+    req.from = resume.from;
+  }
+  return req;
 }
 
 export function unsubscribe(symbols) {

@@ -2,10 +2,10 @@
 //
 // Owns: turning the rate settings into subscribe requests. planSubscribe()
 // groups symbols by their effective max_hz so a whole watchlist becomes a few
-// requests (used on every (re)connect), and the two selects re-send
-// `subscribe` with the new max_hz and snapshot:false for just the symbols
-// whose rate changed, so conflation can be watched working (the `n` and
-// Upd/s columns move).
+// requests (used on every (re)connect, resuming where it stopped), and the
+// two selects re-send `subscribe` with the new max_hz and snapshot:false for
+// just the symbols whose rate changed, so conflation can be watched working
+// (the `n` and Upd/s columns move).
 
 import { subscribe } from './protocol.js';
 import { HZ_CHOICES } from './state.js';
@@ -13,22 +13,30 @@ import { HZ_CHOICES } from './state.js';
 /**
  * Subscribe requests for a watchlist, one per distinct max_hz.
  * With `all`, `*` goes first at the global rate, then the overrides.
+ * `resume(symbols, except)` (SeqBook.resumeFor on a reconnect) gives each
+ * request its `epoch` and `from`; the `*` request names every symbol held
+ * but those with an override, which their own request names.
  * @returns {object[]} requests ready to send
  */
-export function planSubscribe({ symbols, all, globalHz, symHz, snapshot }) {
+export function planSubscribe({ symbols, all, globalHz, symHz, snapshot, resume = () => null }) {
   const groups = new Map();
   const add = (hz, sym) => {
     if (!groups.has(hz)) groups.set(hz, []);
     groups.get(hz).push(sym);
   };
-  const reqs = [];
-  if (all) reqs.push(subscribe(['*'], { maxHz: globalHz, snapshot }));
+  const overridden = new Set();
   for (const sym of symbols) {
     const o = symHz[sym];
-    if (o !== undefined) add(o, sym);
-    else if (!all) add(globalHz, sym);
+    if (o !== undefined) {
+      add(o, sym);
+      overridden.add(sym);
+    } else if (!all) {
+      add(globalHz, sym);
+    }
   }
-  for (const [hz, syms] of groups) reqs.push(subscribe(syms, { maxHz: hz, snapshot }));
+  const reqs = [];
+  if (all) reqs.push(subscribe(['*'], { maxHz: globalHz, snapshot, resume: resume(['*'], overridden) }));
+  for (const [hz, syms] of groups) reqs.push(subscribe(syms, { maxHz: hz, snapshot, resume: resume(syms) }));
   return reqs;
 }
 

@@ -1,8 +1,8 @@
 // scale.js — axis arithmetic and labels for the chart.
 //
 // Owns: "nice" price steps (1, 2, 2.5, 5 x 10^k) and their decimals, time
-// steps for the time axis, and the short time and volume labels. Pure
-// functions, no DOM.
+// steps for the time axis, and the short time and volume labels (the time
+// label also serves the time & sales rows). Pure functions, no DOM.
 
 const TIME_STEPS_MS = [100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 144e5];
 
@@ -25,11 +25,13 @@ export function timeStep(span, target) {
   return TIME_STEPS_MS[TIME_STEPS_MS.length - 1];
 }
 
-export function fmtTime(ms, withTenths) {
+/** Local HH:MM:SS, with `digits` (0 to 3) decimals of the second. */
+export function fmtTime(ms, digits = 0) {
   const d = new Date(ms);
   const p = (x) => String(x).padStart(2, '0');
   const base = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-  return withTenths ? `${base}.${Math.floor(d.getMilliseconds() / 100)}` : base;
+  if (!digits) return base;
+  return `${base}.${String(d.getMilliseconds()).padStart(3, '0').slice(0, digits)}`;
 }
 
 export function fmtVol(v) {
