@@ -153,7 +153,8 @@ async fn page_loads_live_without_console_errors() {
 
 /// The page alone on the default server, watching its busiest symbol: a
 /// reader that keeps up (the browser answers the server's flow-control
-/// pings at once) receives every update, none merged into `n`.
+/// pings at once) receives every update, none merged into `n`, as field
+/// deltas that it expands to the server's exact values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dashboard_that_keeps_up_gets_every_update_of_the_busiest_symbol() {
     let (server, b) = open("/?symbols=AAPL").await;
@@ -162,6 +163,19 @@ async fn a_dashboard_that_keeps_up_gets_every_update_of_the_busiest_symbol() {
         .js_with("return tickfeed.sym(arguments[0]);", vec![json!("AAPL")])
         .await;
     assert_eq!(aapl["nSum"], 0, "updates merged for a prompt page: {aapl}");
+    // The page reads field deltas, and holds exactly the server's values.
+    let stats = b.js("return tickfeed.stats();").await;
+    assert!(stats["deltas"].as_u64() > Some(1000), "{stats}");
+    assert_eq!(stats["deltaOrphans"], 0, "{stats}");
+    let held = b
+        .js_with("return tickfeed.held(arguments[0]);", vec![json!("AAPL")])
+        .await;
+    let seq = held["seq"].as_u64().expect("a held tick");
+    let path = format!("/api/ticks?sym=AAPL&after={}&limit=1", seq - 1);
+    let server_tick = &server.get_json(&path).await[0];
+    for field in ["px", "sz", "bid", "ask", "bsz", "asz", "vol"] {
+        assert_eq!(held[field], server_tick[field], "{field} of seq {seq}");
+    }
     b.assert_no_page_errors().await;
     b.release().await;
     server.shutdown().await;

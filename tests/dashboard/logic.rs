@@ -2,7 +2,8 @@
 //! (web/js/msgpack.js) against bytes from rmp-serde, the latency window
 //! (web/js/latency.js) against known values, trade detection and tick
 //! direction (web/js/tape.js), and resume bookkeeping (web/js/resume.js,
-//! with the subscribes web/js/ratecontrol.js plans from it). Part of
+//! with the subscribes web/js/ratecontrol.js plans from it), and field
+//! deltas expanded to full ticks (web/js/deltas.js). Part of
 //! `tests/dashboard.rs`.
 
 use super::browser::Browser;
@@ -384,6 +385,34 @@ async fn resumed_acks_add_up_to_the_badge_words() {
             "new session · snapshots",
             "",
             "",
+        ])
+    );
+    b.assert_no_page_errors().await;
+    b.release().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deltas_expand_to_full_ticks_and_null_clears_a_field() {
+    let (server, b) = open("/?symbols=").await;
+    let got = b
+        .js_with(
+            "const book = new tickfeed.DeltaBook(); \
+             return arguments[0].map(t => book.expand(t)).concat([{ applied: book.applied, orphans: book.orphans }]);",
+            vec![json!([
+                {"ev": "tick", "sym": "A", "seq": 1, "ts": 10, "px": 5.5, "sz": 100, "bid": 4.9, "ask": 5.1, "vol": 100, "n": 0},
+                {"ev": "tick", "sym": "A", "seq": 2, "ts": 11, "bid": 4.95, "d": 1, "n": 0},
+                {"ev": "tick", "sym": "A", "seq": 3, "ts": 12, "ask": null, "vol": 200, "d": 1, "n": 0},
+            ])],
+        )
+        .await;
+    assert_eq!(
+        got,
+        json!([
+            {"ev": "tick", "sym": "A", "seq": 1, "ts": 10, "px": 5.5, "sz": 100, "bid": 4.9, "ask": 5.1, "vol": 100, "n": 0},
+            {"ev": "tick", "sym": "A", "seq": 2, "ts": 11, "px": 5.5, "sz": 100, "bid": 4.95, "ask": 5.1, "vol": 100, "n": 0},
+            {"ev": "tick", "sym": "A", "seq": 3, "ts": 12, "px": 5.5, "sz": 100, "bid": 4.95, "vol": 200, "n": 0},
+            {"applied": 2, "orphans": 0},
         ])
     );
     b.assert_no_page_errors().await;

@@ -42,8 +42,8 @@
 //   and tally), tape() (TimeSales.snapshot), dropSocket(hold) and reconnect()
 //   (a lost connection, held offline until reconnect() with hold), resetRenderStats(),
 //   msgpackDecode, LatencyWindow, planSubscribe, SeqBook, tallyResumed,
-//   resumeNote, TradeTape, tradeOf, tickDirection, add(s), remove(s),
-//   setAll(on), select(s) };
+//   resumeNote, TradeTape, tradeOf, tickDirection, DeltaBook, add(s), remove(s),
+//   setAll(on), select(s), held(s) (the full values of s's last tick, deltas applied) };
 //   page errors are in window.__tickfeedErrors (js/errors.js).
 
 import { Auth } from './auth.js';
@@ -59,6 +59,7 @@ import { RateControl, planSubscribe } from './ratecontrol.js';
 import { SeqBook, tallyResumed, resumeNote } from './resume.js';
 import { TimeSales } from './timesales.js';
 import { TradeTape, tradeOf, tickDirection } from './tape.js';
+import { DeltaBook } from './deltas.js';
 
 const $ = (sel) => document.querySelector(sel);
 const store = new Store();
@@ -72,6 +73,7 @@ const perSym = new Map();
 const hidden = new Set();
 /** The epoch and the last seq of every symbol: what a reconnect resumes from. */
 const seqs = new SeqBook();
+const deltas = new DeltaBook();
 /** This connection's resume: the hello's epoch kind, whether `from` was sent, the acks' `resumed`. */
 let resume = { kind: '', asked: false, acks: [] };
 
@@ -121,7 +123,10 @@ function onOpen() {
 /** The hello comes before any reply: a new epoch resets the seqs before its snapshots. */
 function onHello(ev) {
   resume.kind = seqs.hello(ev.epoch);
-  if (resume.kind === 'new') timesales.restart();
+  if (resume.kind === 'new') {
+    timesales.restart();
+    deltas.clear();
+  }
   paintResume();
 }
 
@@ -156,8 +161,9 @@ function onEvents(events, bytes) {
   }
 }
 
-function onTick(t, now) {
-  if (!seqs.observe(t)) return; // a duplicate: never applied twice
+function onTick(delta, now) {
+  if (!seqs.observe(delta)) return; // a duplicate: never applied twice
+  const t = deltas.expand(delta); // the full values from here on
   counters.ticks += 1;
   let p = perSym.get(t.sym);
   if (!p) perSym.set(t.sym, (p = { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }));
@@ -214,6 +220,7 @@ function dropLocal(sym) {
   watchlist.remove(sym);
   chart.forget(sym);
   seqs.forget(sym);
+  deltas.forget(sym);
   store.update((s) => {
     s.symbols = s.symbols.filter((x) => x !== sym);
     delete s.symHz[sym];
@@ -338,12 +345,15 @@ window.tickfeed = {
     chartAvgMs: work.frames ? work.chartMs / work.frames : 0,
     handleMs: conn.handleMs,
     dups: seqs.dups,
+    deltas: deltas.applied,
+    deltaOrphans: deltas.orphans,
     gaps: seqs.gaps,
   }),
   resume: () => ({ kind: resume.kind, asked: resume.asked, ...tallyResumed(resume.acks), note: $('#status .note').textContent }),
   tape: () => timesales.snapshot(),
   dropSocket: (hold) => conn.drop(hold),
   reconnect: () => conn.release(),
+  held: (s) => deltas.held.get(s) || null,
   sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
   resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
   msgpackDecode,
@@ -355,6 +365,7 @@ window.tickfeed = {
   TradeTape,
   tradeOf,
   tickDirection,
+  DeltaBook,
   add,
   remove,
   setAll,

@@ -40,9 +40,12 @@ export function newId() {
   return nextId++;
 }
 
-/** `resume` ({epoch, from}, see resume.js) continues after the seqs held. */
+/**
+ * `resume` ({epoch, from}, see resume.js) continues after the seqs held.
+ * The page always asks for field deltas (deltas.js expands them).
+ */
 export function subscribe(symbols, { maxHz = 0, snapshot = true, resume = null } = {}) {
-  const req = { op: 'subscribe', id: newId(), symbols, max_hz: maxHz, snapshot };
+  const req = { op: 'subscribe', id: newId(), symbols, max_hz: maxHz, snapshot, deltas: true };
   if (resume) {
     req.epoch = resume.epoch;
     req.from = resume.from;
