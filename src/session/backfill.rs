@@ -146,12 +146,16 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_hanging_or_failing_fetch_never_holds_up_the_others() {
-        let backfill = Backfill {
+    fn fake() -> Backfill {
+        Backfill {
             fetch: Arc::new(Fake),
             per_symbol: 100,
-        };
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_or_failing_fetch_never_holds_up_the_others() {
+        let backfill = fake();
         let started = tokio::time::Instant::now();
         let fetched = backfill
             .fetch_all("e", wanted(&["AAPL", "HANG", "FAIL", "MSFT"]))
@@ -165,10 +169,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fetches_that_all_answer_return_at_once() {
-        let backfill = Backfill {
-            fetch: Arc::new(Fake),
-            per_symbol: 100,
-        };
+        let backfill = fake();
         let started = tokio::time::Instant::now();
         let fetched = backfill.fetch_all("e", wanted(&["A", "B"])).await;
         assert_eq!(fetched.len(), 2);

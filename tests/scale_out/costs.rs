@@ -9,7 +9,9 @@
 //! 1. Fetch time: a client resumes 1 or 100 symbols on an edge that is not
 //!    serving them, each 200 updates back (2 s away at 100 updates/s per
 //!    symbol); the time from its subscribe to the ack, which the edge
-//!    sends once the history it fetched is in hand.
+//!    sends once the history it fetched is in hand. Beside it, the same
+//!    subscribe without `from` (snapshots; no fetch): what the edge spends
+//!    to start serving the symbols anyway.
 //! 2. Hot-path cost: the source at 20,000 updates/s over 100 symbols, no
 //!    edges; the broker's CPU (`/proc/<pid>/stat`) and the source's
 //!    achieved rate.
@@ -25,26 +27,14 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 15;
 const BACK: u64 = 200;
-const FEED: &[&str] = &[
-    "--rate",
-    "10000",
-    "--symbols",
-    "100",
-    "--skew",
-    "0",
-    "--seed",
-    "1",
-];
-const HOT_FEED: &[&str] = &[
-    "--rate",
-    "20000",
-    "--symbols",
-    "100",
-    "--skew",
-    "0",
-    "--seed",
-    "1",
-];
+/// The simulated feed over 100 symbols, evenly, at `rate` updates/s, and
+/// how edges fetch history (`--nats-resume-via`).
+fn feed<'a>(rate: &'a str, via: &'a str) -> Vec<&'a str> {
+    let common = ["--symbols", "100", "--skew", "0", "--seed", "1"];
+    let mut args = vec!["--rate", rate, "--nats-resume-via", via];
+    args.extend(common);
+    args
+}
 const WARM_UP: Duration = Duration::from_secs(8);
 const WINDOW: Duration = Duration::from_secs(20);
 
@@ -88,24 +78,41 @@ fn cpu_s(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-async fn fetch_times(via: &str) {
+/// A broker and a source publishing `rate` updates/s (fields drop in
+/// order: the processes before their directory).
+struct Cluster {
+    source: Node,
+    broker: Broker,
+    scratch: Scratch,
+}
+
+async fn cluster(rate: &str, via: &str) -> Cluster {
     let scratch = Scratch::new("resume-costs");
     let broker = Broker::start(&scratch).await;
-    let flag = ["--nats-resume-via", via];
-    let mut feed = FEED.to_vec();
-    feed.extend(flag);
-    let source = Node::start(&scratch, "source", "source", &broker.url(), &feed).await;
-    let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &flag).await;
+    let args = feed(rate, via);
+    let source = Node::start(&scratch, "source", "source", &broker.url(), &args).await;
+    Cluster {
+        source,
+        broker,
+        scratch,
+    }
+}
+
+async fn fetch_times(via: &str) {
+    let cluster = cluster("10000", via).await;
+    let (source, broker, scratch) = (&cluster.source, &cluster.broker, &cluster.scratch);
+    let edge_args = ["--nats-resume-via", via];
+    let edge = Node::start(scratch, "edge", "edge", &broker.url(), &edge_args).await;
     let epoch = Client::connect(&source.ws_url()).await.hello["epoch"].clone();
     let name = edge.nats_name("edge");
-    for symbols in [1, 100] {
+    for (symbols, resume) in [(1, false), (1, true), (100, false), (100, true)] {
         let mut times_ms = Vec::new();
         let mut lost = 0;
         let mut after: BTreeMap<String, u64> = BTreeMap::new();
         for run in 0..RUNS {
             // Each run fetches BACK updates the edge has never held.
             let now = poll("BACK updates since the last run", || async {
-                let now = latest(&source).await;
+                let now = latest(source).await;
                 let ready = now.len() == 100
                     && now
                         .iter()
@@ -121,20 +128,29 @@ async fn fetch_times(via: &str) {
                 .collect();
             let mut client = Client::connect(&edge.ws_url()).await;
             let names: Vec<&String> = chosen.keys().copied().collect();
+            let mut subscribe = json!({"op": "subscribe", "id": 1, "symbols": names});
+            if resume {
+                subscribe["epoch"] = epoch.clone();
+                subscribe["from"] = json!(chosen);
+            }
             let started = Instant::now();
-            let ack = client
-                .request(json!({"op": "subscribe", "id": 1, "symbols": names, "epoch": epoch, "from": chosen}))
-                .await;
+            let ack = client.request(subscribe).await;
             times_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            let resumed = ack["resumed"].as_object().expect("resumed");
-            lost += resumed.values().filter(|v| v.as_u64() != Some(0)).count();
+            if let Some(resumed) = ack["resumed"].as_object() {
+                lost += resumed.values().filter(|v| v.as_u64() != Some(0)).count();
+            }
             drop(client);
             broker.wait_for_subjects(&name, &[]).await;
-            after = latest(&source).await;
+            after = latest(source).await;
         }
         times_ms.sort_by(f64::total_cmp);
+        let what = if resume {
+            format!("resume via {via}, {BACK} updates back")
+        } else {
+            "subscribe with snapshots, no fetch".to_string()
+        };
         println!(
-            "fetch via {via}: {symbols} symbols x {BACK} updates, {RUNS} runs: p50 {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms; symbols not resumed in full: {lost}",
+            "{what}: {symbols} symbols, {RUNS} runs, subscribe to ack: p50 {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms; symbols not resumed in full: {lost}",
             percentile(&times_ms, 50.0),
             percentile(&times_ms, 99.0),
             times_ms[0],
@@ -144,11 +160,8 @@ async fn fetch_times(via: &str) {
 }
 
 async fn hot_path(via: &str) {
-    let scratch = Scratch::new("hot-path-costs");
-    let broker = Broker::start(&scratch).await;
-    let mut feed = HOT_FEED.to_vec();
-    feed.extend(["--nats-resume-via", via]);
-    let source = Node::start(&scratch, "source", "source", &broker.url(), &feed).await;
+    let cluster = cluster("20000", via).await;
+    let (source, broker, scratch) = (&cluster.source, &cluster.broker, &cluster.scratch);
     tokio::time::sleep(WARM_UP).await;
     let ticks_in = |stats: Value| stats["ticks_in"].as_u64().unwrap();
     let (broker_cpu, source_cpu) = (cpu_s(broker.pid()), cpu_s(source.pid()));
