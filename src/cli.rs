@@ -193,12 +193,6 @@ pub struct ServeArgs {
     /// clients with updates taken from NATS (feed flags are then ignored).
     #[arg(long, value_enum, requires = "nats")]
     pub role: Option<crate::nats::NatsRole>,
-    /// With --nats, while measuring (docs/scaling.md): how edges fetch the
-    /// history a resume needs, by request to the source or from the
-    /// broker's stream keeping --history messages per subject. Set the
-    /// same on every node.
-    #[arg(long, value_enum, default_value = "request", hide = true)]
-    pub nats_resume_via: crate::nats::ResumeVia,
 }
 
 /// A flag value that does not make sense together with the others.
@@ -307,16 +301,7 @@ impl ServeArgs {
                 url.parse::<async_nats::ServerAddr>().map_err(|e| {
                     invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222"))
                 })?;
-                let stream_keeps = match self.nats_resume_via {
-                    crate::nats::ResumeVia::Request => 1,
-                    crate::nats::ResumeVia::Stream => self.history.max(1),
-                };
-                Some(crate::nats::NatsConfig {
-                    url,
-                    role,
-                    resume_via: self.nats_resume_via,
-                    stream_keeps,
-                })
+                Some(crate::nats::NatsConfig { url, role })
             }
             _ => None,
         };

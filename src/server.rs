@@ -117,14 +117,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     };
     // On a NATS edge, resumes and /api/ticks fetch what its rings lack
     // from the source, which answers from its own rings.
-    let backfill = config
-        .nats
-        .as_ref()
-        .zip(nats.as_ref())
-        .and_then(|(c, node)| {
-            node.answer_history(table.clone(), &trigger);
-            node.backfill(c.resume_via, config.history)
-        });
+    let backfill = nats.as_ref().and_then(|node| {
+        node.answer_history(table.clone(), &trigger);
+        node.backfill(config.history)
+    });
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
     let (router, first_message) = feed.enter(|| {
         let mut router =

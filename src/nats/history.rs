@@ -15,7 +15,6 @@
 //! ```
 
 use super::payload;
-use super::store::LastValues;
 use super::subject::{self, ALL_HISTORY};
 use crate::history::{HistoryRange, Keep};
 use crate::protocol::Tick;
@@ -197,54 +196,6 @@ async fn request_pages(
         if short {
             return Ok(ticks);
         }
-    }
-}
-
-/// The other candidate, kept while measuring: the broker's stream keeps
-/// the last N messages of each subject, and the edge reads a symbol's
-/// with a temporary consumer.
-#[derive(Clone)]
-pub struct StreamHistory {
-    store: LastValues,
-}
-
-impl std::fmt::Debug for StreamHistory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StreamHistory")
-    }
-}
-
-impl StreamHistory {
-    pub(super) fn new(store: LastValues) -> Self {
-        Self { store }
-    }
-}
-
-impl HistoryFetch for StreamHistory {
-    fn fetch(
-        &self,
-        _epoch: &str,
-        symbol: Arc<str>,
-        range: HistoryRange,
-    ) -> BoxFuture<'static, Result<Vec<Tick>, FetchError>> {
-        let store = self.store.clone();
-        Box::pin(async move {
-            let stored = store.all_of(&symbol).await.map_err(|e| FetchError {
-                symbol: symbol.clone(),
-                cause: e.to_string(),
-            })?;
-            let until = range.until.unwrap_or(u64::MAX);
-            let mut ticks: Vec<Tick> = stored
-                .into_iter()
-                .filter(|t| t.seq > range.after && t.seq <= until)
-                .collect();
-            let extra = ticks.len().saturating_sub(range.limit);
-            match range.keep {
-                Keep::Oldest => ticks.truncate(range.limit),
-                Keep::Newest => drop(ticks.drain(..extra)),
-            }
-            Ok(ticks)
-        })
     }
 }
 

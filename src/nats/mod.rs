@@ -57,25 +57,12 @@ impl NatsRole {
     }
 }
 
-/// How an edge gets the history a resume needs beyond its own rings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResumeVia {
-    /// Requests to the source, which answers from its rings.
-    Request,
-    /// The broker's stream keeps `--history` messages per subject.
-    Stream,
-}
-
 /// Where the broker is and what this node does.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
     /// `nats://host:port` (several comma-separated for a cluster).
     pub url: String,
     pub role: NatsRole,
-    pub resume_via: ResumeVia,
-    /// Messages the stream keeps per subject (a source with
-    /// `ResumeVia::Stream`: its `--history`; otherwise 1).
-    pub stream_keeps: usize,
 }
 
 /// A scale-out role that cannot start.
@@ -160,8 +147,7 @@ impl Node {
         tracing::info!(url = %config.url, role = config.role.name(), "scale-out through NATS");
         Ok(match config.role {
             NatsRole::Source => {
-                let keeps = i64::try_from(config.stream_keeps).unwrap_or(i64::MAX);
-                let store = store::LastValues::open_for_source(client, keeps).await?;
+                let store = store::LastValues::open_for_source(client).await?;
                 let publisher = publisher::Publisher::prepare(connection, store).await?;
                 Node::Source(Box::new(publisher))
             }
@@ -176,14 +162,11 @@ impl Node {
     /// Where an edge's resumes and `/api/ticks` get the history its rings
     /// lack, at most `per_symbol` updates of a symbol per resume (`None`
     /// on a source, whose rings have it all).
-    pub fn backfill(&self, via: ResumeVia, per_symbol: usize) -> Option<Backfill> {
+    pub fn backfill(&self, per_symbol: usize) -> Option<Backfill> {
         let Node::Edge(edge) = self else {
             return None;
         };
-        let fetch: Arc<dyn crate::session::HistoryFetch> = match via {
-            ResumeVia::Request => Arc::new(history::RequestHistory::new(edge.client().clone())),
-            ResumeVia::Stream => Arc::new(history::StreamHistory::new(edge.store().clone())),
-        };
+        let fetch = Arc::new(history::RequestHistory::new(edge.client().clone()));
         Some(Backfill { fetch, per_symbol })
     }
 

@@ -61,14 +61,14 @@ pub struct LastValues {
     stream: jetstream::stream::Stream,
 }
 
-fn config(per_subject: i64) -> stream::Config {
+fn config() -> stream::Config {
     stream::Config {
         name: STREAM.into(),
         description: Some(
             "tickfeed: last value per symbol, the universe and the epoch (docs/scaling.md)".into(),
         ),
         subjects: vec![ALL_TICKS.into(), UNIVERSE.into(), EPOCH.into()],
-        max_messages_per_subject: per_subject,
+        max_messages_per_subject: 1,
         discard: DiscardPolicy::Old,
         storage: StorageType::File,
         allow_direct: true,
@@ -84,7 +84,7 @@ impl LastValues {
     pub async fn open(client: async_nats::Client) -> Result<Self, StoreError> {
         let context = context(client);
         let stream = context
-            .get_or_create_stream(config(1))
+            .get_or_create_stream(config())
             .await
             .map_err(|e| broker(OPEN)(e.into()))?;
         Ok(Self { context, stream })
@@ -92,14 +92,11 @@ impl LastValues {
 
     /// Opens the stream for the source, creating it or bringing its
     /// settings up to date (a stream made by an older tickfeed lacks the
-    /// epoch's subject); `per_subject` messages are kept per subject.
-    pub async fn open_for_source(
-        client: async_nats::Client,
-        per_subject: i64,
-    ) -> Result<Self, StoreError> {
+    /// epoch's subject).
+    pub async fn open_for_source(client: async_nats::Client) -> Result<Self, StoreError> {
         let context = context(client);
         context
-            .create_or_update_stream(config(per_subject))
+            .create_or_update_stream(config())
             .await
             .map_err(|e| broker(OPEN)(e.into()))?;
         let stream = context
@@ -169,24 +166,11 @@ impl LastValues {
     /// that delivers the last message of each tick subject. Messages that
     /// cannot be read are skipped with a warning.
     pub async fn all_last(&self) -> Result<Vec<Tick>, StoreError> {
-        self.read(DeliverPolicy::LastPerSubject, ALL_TICKS.into())
-            .await
-    }
-
-    /// Every stored tick of `symbol`, oldest first (as many as the stream
-    /// keeps per subject).
-    pub async fn all_of(&self, symbol: &str) -> Result<Vec<Tick>, StoreError> {
-        self.read(DeliverPolicy::All, subject::for_symbol(symbol))
-            .await
-    }
-
-    /// The ticks a temporary consumer of `subjects` delivers.
-    async fn read(&self, policy: DeliverPolicy, subjects: String) -> Result<Vec<Tick>, StoreError> {
         let reader = self
             .stream
             .create_consumer(pull::Config {
-                deliver_policy: policy,
-                filter_subject: subjects,
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                filter_subject: ALL_TICKS.into(),
                 ack_policy: AckPolicy::None,
                 inactive_threshold: READER_IDLE,
                 memory_storage: true,
@@ -203,10 +187,10 @@ impl LastValues {
                 .max_messages(left)
                 .messages()
                 .await
-                .map_err(|e| broker("fetch stored ticks")(e.into()))?;
+                .map_err(|e| broker("fetch last values")(e.into()))?;
             let before = left;
             while let Some(message) = batch.next().await {
-                let message = message.map_err(broker("fetch stored ticks"))?;
+                let message = message.map_err(broker("fetch last values"))?;
                 left = left.saturating_sub(1);
                 let Some(symbol) = subject::symbol_of(&message.subject) else {
                     continue;

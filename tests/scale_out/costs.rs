@@ -16,8 +16,9 @@
 //!    edges; the broker's CPU (`/proc/<pid>/stat`) and the source's
 //!    achieved rate.
 //!
-//! Each for every mechanism in `TICKFEED_RESUME_VIA` (comma-separated,
-//! default `request`).
+//! Commit 202c8df measures the other candidate beside it (the broker's
+//! stream keeping 1,024 messages per subject) with
+//! `TICKFEED_RESUME_VIA=request,stream`.
 
 use super::cluster::{Broker, Node};
 use super::common::{Client, Scratch, poll};
@@ -27,23 +28,21 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 15;
 const BACK: u64 = 200;
-/// The simulated feed over 100 symbols, evenly, at `rate` updates/s, and
-/// how edges fetch history (`--nats-resume-via`).
-fn feed<'a>(rate: &'a str, via: &'a str) -> Vec<&'a str> {
-    let common = ["--symbols", "100", "--skew", "0", "--seed", "1"];
-    let mut args = vec!["--rate", rate, "--nats-resume-via", via];
-    args.extend(common);
-    args
-}
 const WARM_UP: Duration = Duration::from_secs(8);
 const WINDOW: Duration = Duration::from_secs(20);
 
-fn mechanisms() -> Vec<String> {
-    std::env::var("TICKFEED_RESUME_VIA")
-        .unwrap_or_else(|_| "request".into())
-        .split(',')
-        .map(String::from)
-        .collect()
+/// The simulated feed over 100 symbols, evenly, at `rate` updates/s.
+fn feed(rate: &str) -> [&str; 8] {
+    [
+        "--rate",
+        rate,
+        "--symbols",
+        "100",
+        "--skew",
+        "0",
+        "--seed",
+        "1",
+    ]
 }
 
 /// Latest seq of every symbol on `node`.
@@ -86,10 +85,10 @@ struct Cluster {
     scratch: Scratch,
 }
 
-async fn cluster(rate: &str, via: &str) -> Cluster {
+async fn cluster(rate: &str) -> Cluster {
     let scratch = Scratch::new("resume-costs");
     let broker = Broker::start(&scratch).await;
-    let args = feed(rate, via);
+    let args = feed(rate);
     let source = Node::start(&scratch, "source", "source", &broker.url(), &args).await;
     Cluster {
         source,
@@ -98,11 +97,10 @@ async fn cluster(rate: &str, via: &str) -> Cluster {
     }
 }
 
-async fn fetch_times(via: &str) {
-    let cluster = cluster("10000", via).await;
+async fn fetch_times() {
+    let cluster = cluster("10000").await;
     let (source, broker, scratch) = (&cluster.source, &cluster.broker, &cluster.scratch);
-    let edge_args = ["--nats-resume-via", via];
-    let edge = Node::start(scratch, "edge", "edge", &broker.url(), &edge_args).await;
+    let edge = Node::start(scratch, "edge", "edge", &broker.url(), &[]).await;
     let epoch = Client::connect(&source.ws_url()).await.hello["epoch"].clone();
     let name = edge.nats_name("edge");
     for (symbols, resume) in [(1, false), (1, true), (100, false), (100, true)] {
@@ -145,7 +143,7 @@ async fn fetch_times(via: &str) {
         }
         times_ms.sort_by(f64::total_cmp);
         let what = if resume {
-            format!("resume via {via}, {BACK} updates back")
+            format!("resume, {BACK} updates back")
         } else {
             "subscribe with snapshots, no fetch".to_string()
         };
@@ -159,8 +157,8 @@ async fn fetch_times(via: &str) {
     }
 }
 
-async fn hot_path(via: &str) {
-    let cluster = cluster("20000", via).await;
+async fn hot_path() {
+    let cluster = cluster("20000").await;
     let (source, broker, scratch) = (&cluster.source, &cluster.broker, &cluster.scratch);
     tokio::time::sleep(WARM_UP).await;
     let ticks_in = |stats: Value| stats["ticks_in"].as_u64().unwrap();
@@ -176,7 +174,7 @@ async fn hot_path(via: &str) {
     let source_cores = (cpu_s(source.pid()) - source_cpu) / seconds;
     let store_bytes = dir_bytes(&scratch.dir.join("jetstream"));
     println!(
-        "hot path via {via}: source {rate:.0} updates/s, broker {broker_cores:.2} cores, source {source_cores:.2} cores, broker store {:.1} MB",
+        "hot path: source {rate:.0} updates/s, broker {broker_cores:.2} cores, source {source_cores:.2} cores, broker store {:.1} MB",
         store_bytes as f64 / 1e6
     );
 }
@@ -202,8 +200,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement for docs/scaling.md: --release --ignored --nocapture"]
 async fn resume_costs() {
-    for via in mechanisms() {
-        fetch_times(&via).await;
-        hot_path(&via).await;
-    }
+    fetch_times().await;
+    hot_path().await;
 }

@@ -120,12 +120,9 @@ impl Edge {
         })
     }
 
+    /// The client, for the history requests the edge sends.
     pub(crate) fn client(&self) -> &async_nats::Client {
         &self.connection.client
-    }
-
-    pub(crate) fn store(&self) -> &LastValues {
-        &self.store
     }
 
     /// Starts the edge task, which first declares the universe to `out`.
