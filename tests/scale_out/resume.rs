@@ -76,6 +76,31 @@ async fn resume(node: &Node, epoch: &str, held: u64) -> (Client, Value) {
     (client, ack)
 }
 
+/// A broker, a source with `feed` and two edges (fields drop in order:
+/// the processes before their directory).
+struct TwoEdges {
+    edge_a: Node,
+    edge_b: Node,
+    source: Node,
+    broker: Broker,
+    scratch: Scratch,
+}
+
+async fn two_edges(name: &str, feed: &[&str]) -> TwoEdges {
+    let scratch = Scratch::new(name);
+    let broker = Broker::start(&scratch).await;
+    let source = Node::start(&scratch, "source", "source", &broker.url(), feed).await;
+    let edge_a = Node::start(&scratch, "edge-a", "edge", &broker.url(), &[]).await;
+    let edge_b = Node::start(&scratch, "edge-b", "edge", &broker.url(), &[]).await;
+    TwoEdges {
+        edge_a,
+        edge_b,
+        source,
+        broker,
+        scratch,
+    }
+}
+
 /// Asserts that `edge` serves no symbol now (no tick subscription).
 async fn serves_nothing(broker: &Broker, edge: &Node) {
     broker.wait_for_subjects(&edge.nats_name("edge"), &[]).await;
@@ -83,25 +108,23 @@ async fn serves_nothing(broker: &Broker, edge: &Node) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_moved_to_an_edge_not_serving_its_symbol_gets_every_missed_update() {
-    let scratch = Scratch::new("edge-move");
-    let broker = Broker::start(&scratch).await;
-    let source = Node::start(&scratch, "source", "source", &broker.url(), FEED).await;
-    let edge_a = Node::start(&scratch, "edge-a", "edge", &broker.url(), &[]).await;
-    let edge_b = Node::start(&scratch, "edge-b", "edge", &broker.url(), &[]).await;
+    let nodes = two_edges("edge-move", FEED).await;
+    let (broker, source) = (&nodes.broker, &nodes.source);
+    let (edge_a, edge_b) = (&nodes.edge_a, &nodes.edge_b);
     let epoch = epoch_of(&Client::connect(&source.ws_url()).await);
-    for edge in [&edge_a, &edge_b] {
+    for edge in [edge_a, edge_b] {
         let on_edge = epoch_of(&Client::connect(&edge.ws_url()).await);
         assert_eq!(on_edge, epoch, "every edge names the source's epoch");
     }
 
     let mut seqs = SeqByName::new();
-    let (held_epoch, held) = read_then_leave(&edge_a, &mut seqs).await;
+    let (held_epoch, held) = read_then_leave(edge_a, &mut seqs).await;
     assert_eq!(held_epoch, epoch);
     // About a second of AAPL goes by; edge B has never served it.
-    let missed_until = wait_for_aapl(&source, held + 100).await;
-    serves_nothing(&broker, &edge_b).await;
+    let missed_until = wait_for_aapl(source, held + 100).await;
+    serves_nothing(broker, edge_b).await;
 
-    let (mut client, ack) = resume(&edge_b, &epoch, held).await;
+    let (mut client, ack) = resume(edge_b, &epoch, held).await;
     assert_eq!(ack["resumed"], json!({"AAPL": 0}), "{ack}");
     let ticks = read_through(&mut client, &mut seqs, missed_until + 10).await;
     assert_eq!(seq(&ticks[0]), held + 1, "right after the seq held");
@@ -125,20 +148,18 @@ async fn a_client_moved_to_an_edge_not_serving_its_symbol_gets_every_missed_upda
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_beyond_the_sources_history_is_reported_exactly_through_an_edge() {
-    let scratch = Scratch::new("edge-move-gap");
-    let broker = Broker::start(&scratch).await;
     let mut feed = FEED.to_vec();
     feed.extend(["--history", "32"]);
-    let source = Node::start(&scratch, "source", "source", &broker.url(), &feed).await;
-    let edge_a = Node::start(&scratch, "edge-a", "edge", &broker.url(), &[]).await;
-    let edge_b = Node::start(&scratch, "edge-b", "edge", &broker.url(), &[]).await;
+    let nodes = two_edges("edge-move-gap", &feed).await;
+    let (broker, source) = (&nodes.broker, &nodes.source);
+    let (edge_a, edge_b) = (&nodes.edge_a, &nodes.edge_b);
 
     let mut seqs = SeqByName::new();
-    let (epoch, held) = read_then_leave(&edge_a, &mut seqs).await;
-    wait_for_aapl(&source, held + 300).await;
-    serves_nothing(&broker, &edge_b).await;
+    let (epoch, held) = read_then_leave(edge_a, &mut seqs).await;
+    wait_for_aapl(source, held + 300).await;
+    serves_nothing(broker, edge_b).await;
 
-    let (mut client, ack) = resume(&edge_b, &epoch, held).await;
+    let (mut client, ack) = resume(edge_b, &epoch, held).await;
     let lost = ack["resumed"]["AAPL"].as_u64().expect("a count");
     assert!(lost > 0, "300 updates away, 32 kept at the source: {ack}");
     let ticks = read_through(&mut client, &mut seqs, held + 400).await;
@@ -150,22 +171,19 @@ async fn a_gap_beyond_the_sources_history_is_reported_exactly_through_an_edge() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_restart_that_continues_seq_keeps_the_epoch_and_resumes_still_work() {
-    let scratch = Scratch::new("edge-move-restart");
-    let broker = Broker::start(&scratch).await;
-    let first = Node::start(&scratch, "source1", "source", &broker.url(), FEED).await;
-    let edge_a = Node::start(&scratch, "edge-a", "edge", &broker.url(), &[]).await;
-    let edge_b = Node::start(&scratch, "edge-b", "edge", &broker.url(), &[]).await;
+    let nodes = two_edges("edge-move-restart", FEED).await;
+    let (broker, edge_a, edge_b) = (&nodes.broker, &nodes.edge_a, &nodes.edge_b);
     let mut seqs = SeqByName::new();
-    let (epoch, held) = read_then_leave(&edge_a, &mut seqs).await;
+    let (epoch, held) = read_then_leave(edge_a, &mut seqs).await;
 
-    first.kill().await;
-    let second = Node::start(&scratch, "source2", "source", &broker.url(), FEED).await;
+    nodes.source.kill().await;
+    let second = Node::start(&nodes.scratch, "source2", "source", &broker.url(), FEED).await;
     let restarted = epoch_of(&Client::connect(&second.ws_url()).await);
     assert_eq!(restarted, epoch, "seq continues, so the epoch does");
     wait_for_aapl(&second, held + 50).await;
-    serves_nothing(&broker, &edge_b).await;
+    serves_nothing(broker, edge_b).await;
 
-    let (mut client, ack) = resume(&edge_b, &epoch, held).await;
+    let (mut client, ack) = resume(edge_b, &epoch, held).await;
     assert_eq!(epoch_of(&client), epoch);
     let lost = ack["resumed"]["AAPL"]
         .as_u64()
