@@ -3,11 +3,16 @@
 //! (counters and latency percentiles as JSON) and `/metrics` (the same in
 //! Prometheus text format). The server hands each handler an
 //! [`ApiState`]; nothing here knows the rest of the server.
+//!
+//! On a NATS edge, `/api/ticks` reads the source's history (the session's
+//! [`Backfill`]) when the edge's own ring does not cover the request, so
+//! it answers as the source would.
 
-use crate::protocol::{ErrorCode, Event, is_valid_symbol};
+use crate::history::{HistoryRange, Keep};
+use crate::protocol::{ErrorCode, Event, Tick, is_valid_symbol};
 use crate::router::RouterHandle;
+use crate::session::Backfill;
 use crate::stats::Stats;
-use crate::symbols::SymbolCell;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,11 +20,13 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// What the API reads: the statistics and the router's symbol table.
+/// What the API reads: the statistics and the router's symbol table, and
+/// where history this node lacks comes from (NATS edges).
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub stats: Arc<Stats>,
     pub router: RouterHandle,
+    pub backfill: Option<Backfill>,
 }
 
 pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<Event>> {
@@ -153,35 +160,118 @@ pub(crate) async fn ticks(
             code: ErrorCode::UnknownSymbol,
             msg: format!("no such symbol: {}", query.sym),
         })?;
-    let events = retained_ticks(cell, &query);
-    let epoch = HeaderValue::from_str(&table.epoch()).expect("epochs are ASCII");
+    let epoch = table.epoch();
+    let range = query.range();
+    let local: Vec<Tick> = cell.read(&range).iter().map(|t| t.tick.clone()).collect();
+    let ticks = match &app.backfill {
+        Some(backfill) if !covers(&query, &local) => {
+            let symbol: Arc<str> = cell.name().expect("a named cell").clone();
+            let mut fetched = backfill.fetch_all(&epoch, vec![((), symbol, range)]).await;
+            let better = |f: &Vec<Tick>| covers(&query, f) || f.len() > local.len();
+            fetched.remove(&()).filter(better).unwrap_or(local)
+        }
+        _ => local,
+    };
+    let events = with_gaps(query.after, ticks);
+    let epoch = HeaderValue::from_str(&epoch).expect("epochs are ASCII");
     Ok(([(EPOCH_HEADER, epoch)], Json(events)).into_response())
 }
 
 /// The response header naming the epoch of `/api/ticks`' seqs.
 pub(crate) const EPOCH_HEADER: &str = "tickfeed-epoch";
 
-fn retained_ticks(cell: &SymbolCell, query: &TicksQuery) -> Vec<Event> {
-    let latest_seq = cell.latest_seq();
-    let Some(ring) = cell.ring() else {
-        return Vec::new();
-    };
-    let after = query
-        .after
-        .unwrap_or_else(|| latest_seq.saturating_sub(query.limit as u64));
-    let mut previous = query.after;
-    let mut events = Vec::with_capacity(query.limit.min(1024));
-    for seq in ring.candidates_after(after, latest_seq) {
-        if events.len() == query.limit {
-            break;
+impl TicksQuery {
+    /// What to read: after `after`, the oldest `limit` (a page); without
+    /// it, the newest `limit`.
+    fn range(&self) -> HistoryRange {
+        HistoryRange {
+            after: self.after.unwrap_or(0),
+            until: None,
+            limit: self.limit,
+            keep: if self.after.is_some() {
+                Keep::Oldest
+            } else {
+                Keep::Newest
+            },
         }
-        let Some(retained) = ring.get(seq) else {
-            continue;
-        };
-        let mut tick = retained.tick.clone();
-        tick.n = previous.map_or(0, |p| u32::try_from(seq - p - 1).unwrap_or(u32::MAX));
-        previous = Some(seq);
-        events.push(Event::Tick(tick));
     }
-    events
+}
+
+/// Whether `ticks` (read from this node's ring) answer `query` in full:
+/// unbroken, and starting right after `after` or filling `limit`.
+fn covers(query: &TicksQuery, ticks: &[Tick]) -> bool {
+    let unbroken = ticks.windows(2).all(|w| w[1].seq == w[0].seq + 1);
+    let starts_right = match (query.after, ticks.first()) {
+        (_, None) => false,
+        (Some(after), Some(first)) => first.seq == after + 1,
+        (None, Some(first)) => first.seq == 1 || ticks.len() == query.limit,
+    };
+    unbroken && starts_right
+}
+
+/// Tick events with `n` counting the seqs between them that are missing,
+/// from `after` on (the first without `after` has `n = 0`).
+fn with_gaps(after: Option<u64>, ticks: Vec<Tick>) -> Vec<Event> {
+    let mut previous = after;
+    ticks
+        .into_iter()
+        .map(|mut tick| {
+            tick.n = previous.map_or(0, |p| {
+                u32::try_from(tick.seq.saturating_sub(p + 1)).unwrap_or(u32::MAX)
+            });
+            previous = Some(tick.seq);
+            Event::Tick(tick)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(after: Option<u64>, limit: usize) -> TicksQuery {
+        TicksQuery {
+            sym: "AAPL".into(),
+            after,
+            limit,
+        }
+    }
+
+    fn ticks(seqs: impl IntoIterator<Item = u64>) -> Vec<Tick> {
+        seqs.into_iter().map(|s| Tick::test("AAPL", s)).collect()
+    }
+
+    #[test]
+    fn a_local_answer_covers_a_query_only_when_unbroken_from_where_it_asked() {
+        assert!(covers(&query(Some(10), 5), &ticks(11..=15)));
+        assert!(!covers(&query(Some(10), 5), &ticks(12..=16)), "starts late");
+        assert!(!covers(&query(Some(10), 5), &ticks([11, 12, 14])), "a gap");
+        assert!(!covers(&query(Some(10), 5), &[]), "nothing here");
+        assert!(covers(&query(None, 3), &ticks(8..=10)), "the latest 3");
+        assert!(!covers(&query(None, 5), &ticks(8..=10)), "short");
+        assert!(covers(&query(None, 5), &ticks(1..=3)), "all there is");
+    }
+
+    #[test]
+    fn n_counts_the_seqs_missing_from_after_on() {
+        let n = |after, seqs: &[u64]| -> Vec<u32> {
+            with_gaps(after, ticks(seqs.iter().copied()))
+                .into_iter()
+                .map(|e| match e {
+                    Event::Tick(t) => t.n,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(n(Some(10), &[11, 12, 15]), [0, 0, 2]);
+        assert_eq!(n(Some(10), &[14]), [3]);
+        assert_eq!(n(None, &[14, 16]), [0, 1]);
+    }
+
+    #[test]
+    fn a_query_reads_a_page_after_after_or_else_the_latest() {
+        assert_eq!(query(Some(7), 10).range().keep, Keep::Oldest);
+        let latest = query(None, 10).range();
+        assert_eq!((latest.after, latest.keep), (0, Keep::Newest));
+    }
 }

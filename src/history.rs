@@ -18,6 +18,10 @@
 //!
 //! Rings start small and double only when full, so a symbol that trades
 //! rarely costs a few slots, and 10,000 busy symbols cannot take gigabytes.
+//!
+//! A [`HistoryRange`] says which retained updates to read: resumes,
+//! `/api/ticks` and (with NATS) the source's answers to edges read rings
+//! through it ([`TickRing::read`]).
 
 use crate::codec::EncodedTick;
 use arc_swap::ArcSwapOption;
@@ -91,6 +95,60 @@ impl TickRing {
         let oldest_possible = latest_seq.saturating_sub(self.slots.len() as u64 - 1);
         (after + 1).max(oldest_possible)..=latest_seq
     }
+
+    /// The retained updates `range` selects, oldest first. `latest_seq`
+    /// must have been read before the ring (`SymbolCell::ring`).
+    pub fn read(&self, range: &HistoryRange, latest_seq: u64) -> Vec<Arc<EncodedTick>> {
+        let until = range.until.map_or(latest_seq, |u| u.min(latest_seq));
+        let seqs = self.candidates_after(range.after, until);
+        let found = |seq| self.get(seq);
+        let mut ticks: Vec<_> = match range.keep {
+            Keep::Oldest => seqs.filter_map(found).take(range.limit).collect(),
+            Keep::Newest => seqs.rev().filter_map(found).take(range.limit).collect(),
+        };
+        if range.keep == Keep::Newest {
+            ticks.reverse();
+        }
+        ticks
+    }
+
+    /// The oldest seq of the unbroken run of retained updates that ends at
+    /// `latest_seq`, looking no further back than `after + 1`: where a
+    /// resume from `after` could start without a gap.
+    pub fn unbroken_since(&self, after: u64, latest_seq: u64) -> u64 {
+        let mut oldest = latest_seq + 1;
+        for seq in self.candidates_after(after, latest_seq).rev() {
+            if self.get(seq).is_none() {
+                break;
+            }
+            oldest = seq;
+        }
+        oldest
+    }
+}
+
+/// Which retained updates of one symbol to read: those with `after < seq
+/// <= until`, at most `limit` of them, oldest first in the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRange {
+    pub after: u64,
+    /// `None`: up to the latest.
+    pub until: Option<u64>,
+    pub limit: usize,
+    /// Which `limit` are read when more are retained.
+    pub keep: Keep,
+}
+
+/// The end of a [`HistoryRange`] that is read when it holds more than its
+/// limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The first after `after`: a page, continued with `after` set to the
+    /// last seq read (`/api/ticks?after=`).
+    Oldest,
+    /// The last before `until`: the recent past (a resume, whose lost
+    /// updates are then all at the start, or `/api/ticks` without `after`).
+    Newest,
 }
 
 /// A retained update borrowed from a ring (see [`TickRing::load`]).
@@ -100,5 +158,72 @@ impl std::ops::Deref for RetainedTick {
     type Target = EncodedTick;
     fn deref(&self) -> &EncodedTick {
         self.0.as_ref().expect("only made for a filled slot")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Tick;
+
+    /// A ring of 16 slots holding `seqs`.
+    fn ring(seqs: impl IntoIterator<Item = u64>) -> TickRing {
+        let ring = TickRing::with_slots(16);
+        for seq in seqs {
+            let tick = EncodedTick::new(Tick::test("AAPL", seq));
+            ring.slot(seq).store(Some(Arc::new(tick)));
+        }
+        ring
+    }
+
+    fn seqs(ticks: &[Arc<EncodedTick>]) -> Vec<u64> {
+        ticks.iter().map(|t| t.seq()).collect()
+    }
+
+    fn range(after: u64, until: Option<u64>, limit: usize, keep: Keep) -> HistoryRange {
+        HistoryRange {
+            after,
+            until,
+            limit,
+            keep,
+        }
+    }
+
+    #[test]
+    fn a_range_reads_its_oldest_or_newest_updates_oldest_first() {
+        let ring = ring(10..=20);
+        let oldest = ring.read(&range(12, None, 3, Keep::Oldest), 20);
+        assert_eq!(seqs(&oldest), [13, 14, 15]);
+        let newest = ring.read(&range(12, None, 3, Keep::Newest), 20);
+        assert_eq!(seqs(&newest), [18, 19, 20]);
+        let until = ring.read(&range(0, Some(15), 100, Keep::Newest), 20);
+        assert_eq!(seqs(&until), (10..=15).collect::<Vec<_>>());
+        assert!(ring.read(&range(20, None, 5, Keep::Oldest), 20).is_empty());
+    }
+
+    #[test]
+    fn a_read_skips_updates_no_longer_retained() {
+        let ring = ring([5, 6, 9, 10]);
+        let read = ring.read(&range(0, None, 10, Keep::Oldest), 10);
+        assert_eq!(seqs(&read), [5, 6, 9, 10]);
+        // Slot 21 & 15 == slot 5: an older update in it is not seq 21.
+        assert!(ring.read(&range(20, None, 10, Keep::Oldest), 21).is_empty());
+    }
+
+    #[test]
+    fn the_unbroken_run_ends_at_the_first_gap_back_from_the_latest() {
+        let ring = ring([3, 4, 7, 8, 9]);
+        assert_eq!(ring.unbroken_since(0, 9), 7);
+        assert_eq!(
+            ring.unbroken_since(7, 9),
+            8,
+            "no further back than after + 1"
+        );
+        assert_eq!(ring.unbroken_since(2, 4), 3);
+        assert_eq!(
+            ring.unbroken_since(0, 12),
+            13,
+            "the latest itself is missing"
+        );
     }
 }

@@ -69,6 +69,7 @@ impl axum::extract::FromRef<Arc<AppState>> for crate::api::ApiState {
         crate::api::ApiState {
             stats: app.stats.clone(),
             router: app.router.clone(),
+            backfill: app.settings.backfill.clone(),
         }
     }
 }
@@ -114,6 +115,12 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         Some(nats) => Some(nats::Node::connect(nats, addr).await?),
         None => None,
     };
+    // On a NATS edge, resumes and /api/ticks fetch what its rings lack
+    // from the source, which answers from its own rings.
+    let backfill = nats.as_ref().and_then(|node| {
+        node.answer_history(table.clone(), &trigger);
+        node.backfill(config.history)
+    });
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
     let (router, first_message) = feed.enter(|| {
         let mut router =
@@ -159,6 +166,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         min_write_interval: config.min_write_interval,
         max_lag: config.max_lag,
         server_name: format!("tickfeed {}", env!("CARGO_PKG_VERSION")),
+        backfill,
     });
     let state = Arc::new(AppState {
         settings,

@@ -13,9 +13,9 @@
 //! that keeps up every update rather than the latest alone.
 
 use crate::codec::EncodedTick;
-use crate::history::TickRing;
+use crate::history::{HistoryRange, TickRing};
 use arc_swap::{ArcSwap, ArcSwapOption};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Dense index of a symbol in the table.
@@ -67,6 +67,13 @@ impl SymbolCell {
     pub fn latest_seq(&self) -> u64 {
         self.latest.load().as_ref().map_or(0, |t| t.seq())
     }
+
+    /// The retained updates `range` selects, oldest first (`history`).
+    pub fn read(&self, range: &HistoryRange) -> Vec<Arc<EncodedTick>> {
+        let latest_seq = self.latest_seq();
+        self.ring()
+            .map_or_else(Vec::new, |ring| ring.read(range, latest_seq))
+    }
 }
 
 /// Fixed-capacity table of symbols, shared as `Arc<SymbolTable>`.
@@ -78,6 +85,9 @@ pub struct SymbolTable {
     /// router when the source names it, read by sessions for `hello` and
     /// resumes.
     epoch: ArcSwap<String>,
+    /// How many times the epoch changed; a session compares it with the
+    /// count it saw at `hello` (one load per wake-up, never a string).
+    epoch_changes: AtomicU64,
 }
 
 /// The table is full: `--max-symbols` is too small for the source.
@@ -93,6 +103,7 @@ impl SymbolTable {
             cells: (0..capacity).map(|_| SymbolCell::default()).collect(),
             len: AtomicUsize::new(0),
             epoch: ArcSwap::from_pointee(crate::epoch::new_epoch()),
+            epoch_changes: AtomicU64::new(0),
         }
     }
 
@@ -101,8 +112,16 @@ impl SymbolTable {
         self.epoch.load().as_str().to_owned()
     }
 
+    /// How many times the epoch changed since the table was made. Read it
+    /// before [`epoch`](Self::epoch): a tick of a newer epoch is stored
+    /// only after the count went up.
+    pub fn epoch_changes(&self) -> u64 {
+        self.epoch_changes.load(Ordering::Acquire)
+    }
+
     /// Names the seq space of the ticks that follow (router only).
     pub(crate) fn set_epoch(&self, epoch: String) {
+        self.epoch_changes.fetch_add(1, Ordering::AcqRel);
         self.epoch.store(Arc::new(epoch));
     }
 
@@ -147,6 +166,12 @@ impl SymbolTable {
     /// it in the symbol's ring).
     pub(crate) fn store(&self, id: SymbolId, tick: Arc<EncodedTick>) {
         self.cells[id as usize].latest.store(Some(tick));
+    }
+
+    /// Forgets the latest tick of a symbol (router only, when the epoch
+    /// changed: it belongs to another seq space).
+    pub(crate) fn clear(&self, id: SymbolId) {
+        self.cells[id as usize].latest.store(None);
     }
 }
 

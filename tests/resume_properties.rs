@@ -2,7 +2,10 @@
 //! the router (`router::Router`) and per-connection outboxes
 //! (`session::outbox::Outbox`) driven the way sessions drive them, for
 //! arbitrary interleavings of updates (bursts past the ring), collections
-//! by prompt and slow readers, disconnects and resumes with `from`.
+//! by prompt and slow readers, disconnects and resumes with `from`, on
+//! the same node or on another (a NATS edge that was not serving the
+//! symbols: it holds their latest values only and fetches the rest from
+//! the source's rings, as `session::requests` does, or fails to).
 //!
 //! One client holds, per symbol, the last seq it received. Its first
 //! connection subscribes with a snapshot; every later one resumes after
@@ -21,7 +24,8 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tickfeed::codec::Encoding;
+use tickfeed::codec::{EncodedTick, Encoding};
+use tickfeed::history::{HistoryRange, Keep};
 use tickfeed::protocol::{Quote, SymbolSet, Tick, TickDelta};
 use tickfeed::router::Router;
 use tickfeed::sequence::{Verdict, verdict};
@@ -47,10 +51,14 @@ enum Op {
         read_delay_ms: u64,
     },
     /// The connection drops (what was written but not collected is lost
-    /// with it) and a new one resumes after what the client holds.
+    /// with it) and a new one resumes after what the client holds, on
+    /// another node when `elsewhere` (whose fetch from the source fails
+    /// when `fetch_fails`).
     Reconnect {
         max_hz: bool,
         deltas: bool,
+        elsewhere: bool,
+        fetch_fails: bool,
     },
     Wait {
         ms: u64,
@@ -62,13 +70,22 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..SYMBOLS.len(), prop_oneof![3 => 1..4u64, 1 => 1..(3 * HISTORY)])
             .prop_map(|(symbol, count)| Op::Update { symbol, count }),
         3 => prop_oneof![3 => Just(0u64), 1 => 0..900u64].prop_map(|read_delay_ms| Op::Collect { read_delay_ms }),
-        2 => (prop_oneof![5 => Just(false), 1 => Just(true)], any::<bool>())
-            .prop_map(|(max_hz, deltas)| Op::Reconnect { max_hz, deltas }),
+        2 => (
+            prop_oneof![5 => Just(false), 1 => Just(true)],
+            any::<bool>(),
+            any::<bool>(),
+            prop_oneof![4 => Just(false), 1 => Just(true)],
+        )
+            .prop_map(|(max_hz, deltas, elsewhere, fetch_fails)| Op::Reconnect { max_hz, deltas, elsewhere, fetch_fails }),
         1 => (0..1500u64).prop_map(|ms| Op::Wait { ms }),
     ]
 }
 
 struct World {
+    /// The source: every update, its ring, what other nodes fetch.
+    source: Router,
+    source_table: Arc<SymbolTable>,
+    /// The node the client is connected to, fed every update too.
     router: Router,
     table: Arc<SymbolTable>,
     outbox: Outbox,
@@ -117,14 +134,23 @@ fn all_symbols() -> SymbolSet {
     SymbolSet::Named(SYMBOLS.iter().map(|s| s.to_string()).collect())
 }
 
+/// A node: a router with [`HISTORY`] retained per symbol, and its table.
+fn node() -> (Router, Arc<SymbolTable>) {
+    let table = Arc::new(SymbolTable::new(8));
+    let router = Router::new(table.clone(), Arc::new(Stats::new()))
+        .with_history(HISTORY as usize, usize::MAX);
+    (router, table)
+}
+
 impl World {
     /// The first connection: subscribes with snapshots, which set what the
     /// client holds.
     fn new(encoding: Encoding, runtime: tokio::runtime::Runtime) -> World {
-        let table = Arc::new(SymbolTable::new(8));
-        let mut router = Router::new(table.clone(), Arc::new(Stats::new()))
-            .with_history(HISTORY as usize, usize::MAX);
-        router.route(SYMBOLS.iter().map(|s| tick(s, 1)).collect());
+        let (mut source, source_table) = node();
+        let (mut router, table) = node();
+        let first: Vec<Tick> = SYMBOLS.iter().map(|s| tick(s, 1)).collect();
+        source.route(first.clone());
+        router.route(first);
         let mut outbox = Outbox::new(table.clone(), encoding, MAX_FRAME_BYTES, MAX_LAG);
         let granted = router.subscribe(0, outbox.mailbox(), all_symbols()).granted;
         let mut snapshots = Vec::new();
@@ -135,6 +161,8 @@ impl World {
         outbox.add(&granted, delivery, true, &mut snapshots, Instant::now());
         assert_eq!(snapshots.len(), SYMBOLS.len());
         World {
+            source,
+            source_table,
             router,
             table,
             outbox,
@@ -157,7 +185,8 @@ impl World {
                         self.seq[*symbol] += 1;
                         tick(SYMBOLS[*symbol], self.seq[*symbol])
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
+                self.source.route(ticks.clone());
                 self.router.route(ticks);
             }
             Op::Collect { read_delay_ms } => {
@@ -171,7 +200,12 @@ impl World {
                     }
                 }
             }
-            Op::Reconnect { max_hz, deltas } => self.reconnect(*max_hz, *deltas)?,
+            Op::Reconnect {
+                max_hz,
+                deltas,
+                elsewhere,
+                fetch_fails,
+            } => self.reconnect(*max_hz, *deltas, *elsewhere, *fetch_fails)?,
             Op::Wait { ms } => self
                 .runtime
                 .block_on(tokio::time::advance(Duration::from_millis(*ms))),
@@ -198,10 +232,10 @@ impl World {
                 } else {
                     serde_json::from_value::<Tick>(event).unwrap()
                 };
-                let source = tick(SYMBOLS[symbol], t.seq);
+                let expected = tick(SYMBOLS[symbol], t.seq);
                 prop_assert_eq!(
                     (t.xt, t.quote),
-                    (source.xt, source.quote),
+                    (expected.xt, expected.quote),
                     "{} seq {}: the client holds the source's values",
                     SYMBOLS[symbol],
                     t.seq
@@ -230,11 +264,54 @@ impl World {
         Ok(merged)
     }
 
+    /// A node that was not serving the symbols: its snapshot reads gave
+    /// it their latest values, nothing older.
+    fn move_elsewhere(&mut self) {
+        let (mut router, table) = node();
+        let latest = (0..SYMBOLS.len())
+            .map(|s| tick(SYMBOLS[s], self.seq[s]))
+            .collect();
+        router.route(latest);
+        self.router = router;
+        self.table = table;
+        self.connection = 0;
+    }
+
+    /// What the node fetches from the source for `grant`, as
+    /// `session::requests` does.
+    fn fetch(&self, grant: &tickfeed::router::Grant, from: u64, hz: f64) -> Vec<Arc<EncodedTick>> {
+        let Some(until) = self.outbox.backfill_until(grant, from, hz) else {
+            return Vec::new();
+        };
+        let name = self.table.cell(grant.id).name().unwrap();
+        let (_, cell) = self
+            .source_table
+            .iter()
+            .find(|(_, c)| c.name() == Some(name))
+            .unwrap();
+        let range = HistoryRange {
+            after: from,
+            until: Some(until),
+            limit: HISTORY as usize,
+            keep: Keep::Newest,
+        };
+        cell.read(&range)
+    }
+
     /// Drops the connection and resumes on a new one, as
     /// `session::requests` does for a subscribe with `from` in the same
     /// epoch.
-    fn reconnect(&mut self, max_hz: bool, deltas: bool) -> Result<(), TestCaseError> {
+    fn reconnect(
+        &mut self,
+        max_hz: bool,
+        deltas: bool,
+        elsewhere: bool,
+        fetch_fails: bool,
+    ) -> Result<(), TestCaseError> {
         self.router.unsubscribe(self.connection, SymbolSet::All);
+        if elsewhere {
+            self.move_elsewhere();
+        }
         self.connection += 1;
         self.outbox = Outbox::new(self.table.clone(), self.encoding, MAX_FRAME_BYTES, MAX_LAG);
         let mailbox = self.outbox.mailbox();
@@ -255,9 +332,15 @@ impl World {
             let name = self.table.cell(grant.id).name().unwrap().clone();
             let symbol = SYMBOLS.iter().position(|s| **s == *name).unwrap();
             let from = self.held[symbol];
+            let fetched = if fetch_fails {
+                Vec::new()
+            } else {
+                self.fetch(grant, from, delivery.max_hz)
+            };
             let lost = self.outbox.resume(
                 grant,
                 from,
+                &fetched,
                 delivery,
                 Instant::now(),
                 &mut frames,
@@ -285,10 +368,16 @@ impl World {
                 "resumed up to the latest"
             );
             if !max_hz {
-                // The ring keeps the last HISTORY updates: only older ones
-                // are lost.
-                let oldest_retained = self.seq[symbol].saturating_sub(HISTORY - 1).max(1);
-                let expected = oldest_retained.saturating_sub(from + 1);
+                // The source keeps the last HISTORY updates: only older
+                // ones are lost, unless a node that holds only the latest
+                // could not fetch them.
+                let latest = self.seq[symbol];
+                let expected = if elsewhere && fetch_fails {
+                    latest.saturating_sub(from + 1)
+                } else {
+                    let oldest_retained = latest.saturating_sub(HISTORY - 1).max(1);
+                    oldest_retained.saturating_sub(from + 1)
+                };
                 prop_assert_eq!(lost, expected, "{} resumed after {}", SYMBOLS[symbol], from);
             }
         }
@@ -316,7 +405,7 @@ proptest! {
         for op in &ops {
             world.apply(op)?;
         }
-        world.apply(&Op::Reconnect { max_hz: false, deltas: true })?;
+        world.apply(&Op::Reconnect { max_hz: false, deltas: true, elsewhere: true, fetch_fails: false })?;
         world.apply(&Op::Collect { read_delay_ms: 0 })?;
     }
 }

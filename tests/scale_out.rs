@@ -2,7 +2,8 @@
 //! one source node and edge nodes, each tickfeed node a separate process of
 //! the built binary (`scale_out/cluster.rs`), and protocol clients on the
 //! edges (`common`). Tests wait for conditions with deadlines, never for
-//! fixed times, and compare seqs and counts, never timings.
+//! fixed times, and compare seqs and counts, never timings. Resuming
+//! through edges and the epoch are in `scale_out/resume.rs`.
 //!
 //! Needs Debian's `nats-server` (`apt-get install -y nats-server`; `.ci/run`
 //! installs it); the tests fail, never skip, when it is missing.
@@ -10,6 +11,10 @@
 #[path = "scale_out/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "scale_out/costs.rs"]
+mod costs;
+#[path = "scale_out/resume.rs"]
+mod resume;
 
 use cluster::{Broker, Node};
 use common::{Client, Scratch, check_seq, is_tick, poll};

@@ -53,6 +53,11 @@ impl Inbound {
         }
     }
 
+    /// Forgets what was forwarded: seqs start again in a new epoch.
+    pub fn forget(&mut self) {
+        self.last.clear();
+    }
+
     /// The ticks newer than the last forwarded of their symbol, now
     /// recorded as forwarded.
     pub fn fresh(&mut self, ticks: Vec<Tick>) -> Vec<Tick> {
@@ -109,6 +114,14 @@ mod tests {
         assert_eq!(passed, [1, 2, 5, 6]);
         assert_eq!(inbound.fresh(vec![tick("MSFT", 1)]).len(), 1, "per symbol");
         assert_eq!((inbound.counters.forwarded, inbound.counters.stale), (5, 3));
+    }
+
+    #[test]
+    fn after_forgetting_lower_seqs_pass_again() {
+        let mut inbound = Inbound::default();
+        inbound.fresh(vec![tick("AAPL", 900)]);
+        inbound.forget();
+        assert_eq!(inbound.fresh(vec![tick("AAPL", 1)]).len(), 1, "a new epoch");
     }
 
     #[test]

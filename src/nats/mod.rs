@@ -12,12 +12,15 @@
 //! ```
 //!
 //! `subject` names subjects, `payload` encodes messages, `store` is the
-//! broker's last-value stream, `publisher` the source role, `edge` the
-//! edge role and `inbound` the edge's decoding and `seq` filter. Both roles
-//! need the broker at start (they fail with a clear error otherwise) and
-//! reconnect by themselves after that.
+//! broker's last-value stream (and the source's epoch), `publisher` the
+//! source role, `edge` the edge role, `inbound` the edge's decoding and
+//! `seq` filter, and `history` the source's answers to edges that resume
+//! clients past their own rings. Both roles need the broker at start (they
+//! fail with a clear error otherwise) and reconnect by themselves after
+//! that.
 
 pub mod edge;
+pub mod history;
 pub mod inbound;
 pub mod payload;
 pub mod publisher;
@@ -25,10 +28,12 @@ pub mod store;
 pub mod subject;
 
 use crate::router::InterestSender;
+use crate::session::Backfill;
 use crate::shutdown::ShutdownTrigger;
 use crate::source::SourceConfig;
 use crate::source::{self, SourceError, SourceSender};
 use crate::stats::Stats;
+use crate::symbols::SymbolTable;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,9 +127,9 @@ async fn connect(url: &str, name: String) -> Result<Connection, NatsError> {
 
 /// A node connected to the broker with what its role read at start, ready
 /// to run ([`Node::spawn`]).
+/// Both boxed: each holds a connection and what it read at start.
 pub enum Node {
-    Source(publisher::Publisher),
-    /// Boxed: it holds the broker's stream description.
+    Source(Box<publisher::Publisher>),
     Edge(Box<edge::Edge>),
 }
 
@@ -138,16 +143,39 @@ impl Node {
             format!("tickfeed-{}@{addr}", config.role.name()),
         )
         .await?;
-        let store = store::LastValues::open(connection.client.clone()).await?;
+        let client = connection.client.clone();
         tracing::info!(url = %config.url, role = config.role.name(), "scale-out through NATS");
         Ok(match config.role {
             NatsRole::Source => {
-                Node::Source(publisher::Publisher::prepare(connection, store).await?)
+                let store = store::LastValues::open_for_source(client).await?;
+                let publisher = publisher::Publisher::prepare(connection, store).await?;
+                Node::Source(Box::new(publisher))
             }
-            NatsRole::Edge => Node::Edge(Box::new(
-                edge::Edge::prepare(config.url.clone(), connection, store).await?,
-            )),
+            NatsRole::Edge => {
+                let store = store::LastValues::open(client).await?;
+                let edge = edge::Edge::prepare(config.url.clone(), connection, store).await?;
+                Node::Edge(Box::new(edge))
+            }
         })
+    }
+
+    /// Where an edge's resumes and `/api/ticks` get the history its rings
+    /// lack, at most `per_symbol` updates of a symbol per resume (`None`
+    /// on a source, whose rings have it all).
+    pub fn backfill(&self, per_symbol: usize) -> Option<Backfill> {
+        let Node::Edge(edge) = self else {
+            return None;
+        };
+        let fetch = Arc::new(history::RequestHistory::new(edge.client().clone()));
+        Some(Backfill { fetch, per_symbol })
+    }
+
+    /// On a source, starts answering edges' history requests from
+    /// `table`'s rings, on the current runtime.
+    pub fn answer_history(&self, table: Arc<SymbolTable>, trigger: &ShutdownTrigger) {
+        if let Node::Source(publisher) = self {
+            history::answer_requests(publisher.client().clone(), table, trigger);
+        }
     }
 
     /// Starts the role's tasks on the current runtime: on a source, the

@@ -7,7 +7,13 @@
 //! and `snap` are per-client and never cross the broker. The universe is a
 //! MessagePack array of symbol names. Written by the publisher, read by the
 //! edge and by the publisher at start (to continue `seq`).
+//!
+//! The epoch is its text. A history request (edge to source) is
+//! `[1, epoch, after, until, limit, newest]` (`until` nil for "the
+//! latest"); its reply is an array of ticks as above, oldest first, empty
+//! when the source holds none in that range or numbers in another epoch.
 
+use crate::history::{HistoryRange, Keep};
 use crate::protocol::{Quote, Tick};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -24,6 +30,8 @@ pub enum PayloadError {
         "tick format {0} is not supported (this build reads format {FORMAT}); upgrade this node"
     )]
     Format(u8),
+    #[error("not an epoch: {0:?}")]
+    Epoch(String),
 }
 
 /// The wire shape: `(format, seq, ts, xt, quote fields in order)`, an
@@ -45,6 +53,10 @@ type WireTick = (
 
 /// Encodes a tick (without its symbol, which is the subject).
 pub fn encode_tick(tick: &Tick) -> Bytes {
+    Bytes::from(rmp_serde::to_vec(&wire_tick(tick)).expect("a tick always encodes"))
+}
+
+fn wire_tick(tick: &Tick) -> WireTick {
     let Quote {
         px,
         sz,
@@ -54,16 +66,18 @@ pub fn encode_tick(tick: &Tick) -> Bytes {
         asz,
         vol,
     } = tick.quote;
-    let wire: WireTick = (
+    (
         FORMAT, tick.seq, tick.ts, tick.xt, px, sz, bid, ask, bsz, asz, vol,
-    );
-    Bytes::from(rmp_serde::to_vec(&wire).expect("a tick always encodes"))
+    )
 }
 
 /// Decodes a tick of `sym`.
 pub fn decode_tick(sym: Arc<str>, bytes: &[u8]) -> Result<Tick, PayloadError> {
-    let (format, seq, ts, xt, px, sz, bid, ask, bsz, asz, vol): WireTick =
-        rmp_serde::from_slice(bytes)?;
+    tick_of(sym, rmp_serde::from_slice(bytes)?)
+}
+
+fn tick_of(sym: Arc<str>, wire: WireTick) -> Result<Tick, PayloadError> {
+    let (format, seq, ts, xt, px, sz, bid, ask, bsz, asz, vol) = wire;
     if format != FORMAT {
         return Err(PayloadError::Format(format));
     }
@@ -88,6 +102,68 @@ pub fn encode_universe(symbols: &[Arc<str>]) -> Bytes {
 
 pub fn decode_universe(bytes: &[u8]) -> Result<Vec<Arc<str>>, PayloadError> {
     Ok(rmp_serde::from_slice(bytes)?)
+}
+
+/// Longest epoch read from the broker; ours are about 20 characters.
+const MAX_EPOCH_LEN: usize = 64;
+
+pub fn encode_epoch(epoch: &str) -> Bytes {
+    Bytes::copy_from_slice(epoch.as_bytes())
+}
+
+/// An epoch as stored: short printable ASCII, since it goes into `hello`
+/// and an HTTP header as it is.
+pub fn decode_epoch(bytes: &[u8]) -> Result<String, PayloadError> {
+    let text = String::from_utf8_lossy(bytes);
+    let printable = |c: char| c.is_ascii_graphic();
+    if text.is_empty() || text.len() > MAX_EPOCH_LEN || !text.chars().all(printable) {
+        return Err(PayloadError::Epoch(text.chars().take(80).collect()));
+    }
+    Ok(text.into_owned())
+}
+
+/// A history request's wire shape (see the module header).
+type WireRequest = (u8, String, u64, Option<u64>, u32, bool);
+
+/// A request for the retained updates `range` selects, in `epoch`.
+pub fn encode_history_request(epoch: &str, range: &HistoryRange) -> Bytes {
+    let limit = u32::try_from(range.limit).unwrap_or(u32::MAX);
+    let newest = range.keep == Keep::Newest;
+    let wire: WireRequest = (
+        FORMAT,
+        epoch.into(),
+        range.after,
+        range.until,
+        limit,
+        newest,
+    );
+    Bytes::from(rmp_serde::to_vec(&wire).expect("a request always encodes"))
+}
+
+pub fn decode_history_request(bytes: &[u8]) -> Result<(String, HistoryRange), PayloadError> {
+    let (format, epoch, after, until, limit, newest): WireRequest = rmp_serde::from_slice(bytes)?;
+    if format != FORMAT {
+        return Err(PayloadError::Format(format));
+    }
+    let keep = if newest { Keep::Newest } else { Keep::Oldest };
+    let range = HistoryRange {
+        after,
+        until,
+        limit: limit as usize,
+        keep,
+    };
+    Ok((epoch, range))
+}
+
+/// A history reply: `ticks` (all of one symbol), oldest first.
+pub fn encode_ticks<'t>(ticks: impl IntoIterator<Item = &'t Tick>) -> Bytes {
+    let wire: Vec<WireTick> = ticks.into_iter().map(wire_tick).collect();
+    Bytes::from(rmp_serde::to_vec(&wire).expect("ticks always encode"))
+}
+
+pub fn decode_ticks(sym: &Arc<str>, bytes: &[u8]) -> Result<Vec<Tick>, PayloadError> {
+    let wire: Vec<WireTick> = rmp_serde::from_slice(bytes)?;
+    wire.into_iter().map(|w| tick_of(sym.clone(), w)).collect()
 }
 
 #[cfg(test)]
@@ -120,6 +196,39 @@ mod tests {
         future[1] = 9;
         let err = decode_tick("A".into(), &future).unwrap_err();
         assert!(err.to_string().contains("format 9"), "{err}");
+    }
+
+    #[test]
+    fn history_requests_and_replies_round_trip() {
+        let range = HistoryRange {
+            after: 1542,
+            until: Some(2000),
+            limit: 1024,
+            keep: Keep::Newest,
+        };
+        let request = encode_history_request("19ad1c2e3f0-9a3b4c5d", &range);
+        assert_eq!(
+            decode_history_request(&request).unwrap(),
+            ("19ad1c2e3f0-9a3b4c5d".to_string(), range)
+        );
+        let ticks = vec![tick(), Tick::test("AAPL", 43)];
+        let reply = encode_ticks(&ticks);
+        assert!(reply.len() < 80 * ticks.len(), "{} bytes", reply.len());
+        assert_eq!(decode_ticks(&"AAPL".into(), &reply).unwrap(), ticks);
+        assert!(
+            decode_ticks(&"AAPL".into(), &encode_ticks(&[]))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_epoch_is_short_printable_text() {
+        let epoch = "19ad1c2e3f0-9a3b4c5d";
+        assert_eq!(decode_epoch(&encode_epoch(epoch)).unwrap(), epoch);
+        for bad in ["", "two words", "new\nline", &"x".repeat(65)] {
+            assert!(decode_epoch(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

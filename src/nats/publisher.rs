@@ -9,6 +9,12 @@
 //! stopped (the local router sees the same offset numbers). Only `seq`
 //! continues: prices and `vol` start afresh with the new source.
 //!
+//! The epoch (`epoch.rs`) goes with `seq`: a publisher that continues the
+//! stored seqs continues the stored epoch; one that finds no stored ticks
+//! makes a new epoch and stores it (`tickfeed.epoch`) before it publishes
+//! anything, so edges announce it before any tick of it. The local router
+//! gets it first too, so `hello` on the source node names it.
+//!
 //! Publishing never delays the local router. Ticks go to the broker through
 //! a bounded queue of [`PUBLISH_QUEUE_BATCHES`]; while the broker is away
 //! that queue fills and further batches are dropped and counted. Edges see
@@ -18,6 +24,7 @@ use super::payload;
 use super::store::LastValues;
 use super::subject::{self, UNIVERSE};
 use super::{Connection, NatsError};
+use crate::epoch::new_epoch;
 use crate::protocol::Tick;
 use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
 use crate::source::{SourceMsg, SourceReceiver, SourceSender};
@@ -45,22 +52,41 @@ struct Route {
     base: u64,
 }
 
-/// A connected publisher that knows where each symbol's `seq` stands.
+/// A connected publisher that knows where each symbol's `seq` stands and
+/// in which epoch.
 pub struct Publisher {
     connection: Connection,
     routes: HashMap<Arc<str>, Route>,
+    epoch: String,
+}
+
+/// The epoch a starting source continues: the stored one when it also
+/// continues stored seqs. `None`: seqs start afresh, so a new epoch.
+fn continued_epoch(continues_seqs: bool, stored: Option<String>) -> Option<String> {
+    stored.filter(|_| continues_seqs)
 }
 
 impl Publisher {
-    /// Reads the stored `seq` of every symbol.
+    /// Reads the stored `seq` of every symbol and the stored epoch, and
+    /// stores a new epoch when seqs start afresh.
     pub async fn prepare(connection: Connection, store: LastValues) -> Result<Self, NatsError> {
         let stored = store.all_last().await?;
-        if !stored.is_empty() {
-            tracing::info!(
-                symbols = stored.len(),
-                "continuing seq from the broker's last values"
-            );
-        }
+        let epoch = match continued_epoch(!stored.is_empty(), store.epoch().await?) {
+            Some(epoch) => {
+                tracing::info!(
+                    symbols = stored.len(),
+                    %epoch,
+                    "continuing seq and epoch from the broker's last values"
+                );
+                epoch
+            }
+            None => {
+                let epoch = new_epoch();
+                store.store_epoch(&epoch).await?;
+                tracing::info!(%epoch, continued_seqs = stored.len(), "a new epoch");
+                epoch
+            }
+        };
         let routes = stored
             .into_iter()
             .map(|t| {
@@ -73,7 +99,16 @@ impl Publisher {
                 )
             })
             .collect();
-        Ok(Self { connection, routes })
+        Ok(Self {
+            connection,
+            routes,
+            epoch,
+        })
+    }
+
+    /// The client, for the history requests the source answers.
+    pub(super) fn client(&self) -> &async_nats::Client {
+        &self.connection.client
     }
 
     /// Starts the forwarding task (source to router) and the writer task
@@ -81,6 +116,7 @@ impl Publisher {
     pub fn spawn(self, input: SourceReceiver, out: SourceSender, trigger: &ShutdownTrigger) {
         let (queue_tx, queue_rx) = mpsc::channel(PUBLISH_QUEUE_BATCHES);
         let tee = Tee {
+            epoch: Some(self.epoch.clone()),
             routes: self.routes,
             universe: Vec::new(),
             declared: HashSet::new(),
@@ -91,6 +127,7 @@ impl Publisher {
         let writer = Writer {
             connection: self.connection,
             universe: None,
+            epoch: self.epoch,
         };
         tokio::spawn(writer.run(queue_rx, trigger.subscribe(), trigger.guard()));
     }
@@ -98,6 +135,8 @@ impl Publisher {
 
 /// Forwards to the router and queues for the broker.
 struct Tee {
+    /// Told the router before anything else, then `None`.
+    epoch: Option<String>,
     routes: HashMap<Arc<str>, Route>,
     /// Every symbol declared so far, in order, and as a set.
     universe: Vec<Arc<str>>,
@@ -115,6 +154,11 @@ impl Tee {
         mut shutdown: Shutdown,
         done: DoneGuard,
     ) {
+        if let Some(epoch) = self.epoch.take()
+            && out.send(SourceMsg::Epoch(epoch)).await.is_err()
+        {
+            return;
+        }
         loop {
             let msg = tokio::select! {
                 _ = shutdown.wait() => break,
@@ -194,11 +238,13 @@ impl Tee {
 }
 
 /// Hands queued messages to the broker; after a reconnect makes sure the
-/// stream exists and the universe is stored (the broker may have lost both).
+/// stream exists and the universe and epoch are stored (the broker may
+/// have lost all three).
 struct Writer {
     connection: Connection,
     /// The latest universe message, to publish again after a reconnect.
     universe: Option<Bytes>,
+    epoch: String,
 }
 
 impl Writer {
@@ -256,13 +302,39 @@ impl Writer {
 
     async fn restore(&mut self) {
         tracing::info!("NATS reconnected");
-        if let Err(e) = LastValues::open(self.connection.client.clone()).await {
-            tracing::warn!("after reconnecting: {e}");
+        match LastValues::open(self.connection.client.clone()).await {
+            Ok(store) => {
+                if let Err(e) = store.store_epoch(&self.epoch).await {
+                    tracing::warn!("after reconnecting: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("after reconnecting: {e}"),
         }
         if let Some(universe) = self.universe.clone()
             && let Err(e) = self.connection.client.publish(UNIVERSE, universe).await
         {
             tracing::warn!("publishing the universe: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_epoch_continues_only_with_the_seqs() {
+        let stored = || Some("19ad1c2e3f0-9a3b4c5d".to_string());
+        assert_eq!(continued_epoch(true, stored()), stored());
+        assert_eq!(
+            continued_epoch(false, stored()),
+            None,
+            "an empty store: seqs restart"
+        );
+        assert_eq!(
+            continued_epoch(true, None),
+            None,
+            "a store from before epochs"
+        );
     }
 }

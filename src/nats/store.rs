@@ -1,15 +1,16 @@
 //! The last value per symbol, kept by the broker: the JetStream stream
-//! `TICKFEED` over every tick subject and the universe, holding one message
-//! per subject (`max_msgs_per_subject = 1`) in file storage, so it survives a
-//! broker restart with the same store directory.
+//! `TICKFEED` over every tick subject, the universe and the epoch, holding
+//! one message per subject (`max_msgs_per_subject = 1`) in file storage, so
+//! it survives a broker restart with the same store directory.
 //!
 //! The publisher fills it just by publishing (the stream captures its
 //! subjects; no acknowledgements on the hot path) and reads it once at start
-//! to continue `seq`. The edge reads it for snapshots (one direct get per
-//! symbol, answered by any server holding the stream) and for the universe.
+//! to continue `seq` and the epoch. The edge reads it for snapshots (one
+//! direct get per symbol, answered by any server holding the stream), for
+//! the universe and for the epoch.
 
 use super::payload::{self, PayloadError};
-use super::subject::{self, ALL_TICKS, UNIVERSE};
+use super::subject::{self, ALL_TICKS, EPOCH, UNIVERSE};
 use crate::protocol::Tick;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::stream::{self, DirectGetErrorKind, DiscardPolicy, StorageType};
@@ -47,9 +48,16 @@ fn broker(what: &'static str) -> impl FnOnce(async_nats::Error) -> StoreError {
     move |cause| StoreError::Broker { what, cause }
 }
 
+fn context(client: async_nats::Client) -> Context {
+    jetstream::ContextBuilder::new()
+        .timeout(FETCH_TIMEOUT)
+        .build(client)
+}
+
 /// Cheap-to-clone handle on the stream.
 #[derive(Clone)]
 pub struct LastValues {
+    context: Context,
     stream: jetstream::stream::Stream,
 }
 
@@ -57,9 +65,9 @@ fn config() -> stream::Config {
     stream::Config {
         name: STREAM.into(),
         description: Some(
-            "tickfeed: last value per symbol, and the universe (docs/scaling.md)".into(),
+            "tickfeed: last value per symbol, the universe and the epoch (docs/scaling.md)".into(),
         ),
-        subjects: vec![ALL_TICKS.into(), UNIVERSE.into()],
+        subjects: vec![ALL_TICKS.into(), UNIVERSE.into(), EPOCH.into()],
         max_messages_per_subject: 1,
         discard: DiscardPolicy::Old,
         storage: StorageType::File,
@@ -68,16 +76,60 @@ fn config() -> stream::Config {
     }
 }
 
+const OPEN: &str = "open or create (is JetStream enabled? start nats-server with -js)";
+
 impl LastValues {
-    /// Opens the stream, creating it if this is the first node to start.
+    /// Opens the stream, creating it if this is the first node to start
+    /// (an edge: the source decides what the stream keeps).
     pub async fn open(client: async_nats::Client) -> Result<Self, StoreError> {
-        let context: Context = jetstream::ContextBuilder::new()
-            .timeout(FETCH_TIMEOUT)
-            .build(client);
-        let stream = context.get_or_create_stream(config()).await.map_err(|e| {
-            broker("open or create (is JetStream enabled? start nats-server with -js)")(e.into())
-        })?;
-        Ok(Self { stream })
+        let context = context(client);
+        let stream = context
+            .get_or_create_stream(config())
+            .await
+            .map_err(|e| broker(OPEN)(e.into()))?;
+        Ok(Self { context, stream })
+    }
+
+    /// Opens the stream for the source, creating it or bringing its
+    /// settings up to date (a stream made by an older tickfeed lacks the
+    /// epoch's subject).
+    pub async fn open_for_source(client: async_nats::Client) -> Result<Self, StoreError> {
+        let context = context(client);
+        context
+            .create_or_update_stream(config())
+            .await
+            .map_err(|e| broker(OPEN)(e.into()))?;
+        let stream = context
+            .get_stream(STREAM)
+            .await
+            .map_err(|e| broker(OPEN)(e.into()))?;
+        Ok(Self { context, stream })
+    }
+
+    /// The epoch the source stored, if any.
+    pub async fn epoch(&self) -> Result<Option<String>, StoreError> {
+        match self.stream.direct_get_last_for_subject(EPOCH).await {
+            Ok(message) => payload::decode_epoch(&message.payload)
+                .map(Some)
+                .map_err(|cause| StoreError::Payload {
+                    subject: EPOCH.into(),
+                    cause,
+                }),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(broker("direct get")(e.into())),
+        }
+    }
+
+    /// Stores the source's epoch and waits until the broker has it, so
+    /// that an edge that reads it next finds it.
+    pub async fn store_epoch(&self, epoch: &str) -> Result<(), StoreError> {
+        let ack = self
+            .context
+            .publish(EPOCH, payload::encode_epoch(epoch))
+            .await
+            .map_err(|e| broker("store the epoch")(e.into()))?;
+        ack.await.map_err(|e| broker("store the epoch")(e.into()))?;
+        Ok(())
     }
 
     /// The latest tick of `symbol`, if the stream has one.

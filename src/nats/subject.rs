@@ -1,6 +1,8 @@
-//! NATS subject names: `tickfeed.ticks.<SYMBOL>` for a symbol's updates and
-//! `tickfeed.symbols` for the universe. Used by the publisher (source role)
-//! and the edge, so both spell subjects the same way.
+//! NATS subject names: `tickfeed.ticks.<SYMBOL>` for a symbol's updates,
+//! `tickfeed.symbols` for the universe, `tickfeed.epoch` for the source's
+//! epoch and `tickfeed.history.<SYMBOL>` for requests of a symbol's recent
+//! updates. Used by the publisher (source role) and the edge, so both
+//! spell subjects the same way.
 //!
 //! A symbol becomes one subject token. Characters that NATS gives a meaning
 //! in subjects (`.` separates tokens, `*` and `>` are wildcards, whitespace
@@ -18,6 +20,12 @@ pub const TICKS_PREFIX: &str = "tickfeed.ticks.";
 pub const ALL_TICKS: &str = "tickfeed.ticks.>";
 /// The universe: the list of every symbol the source declared.
 pub const UNIVERSE: &str = "tickfeed.symbols";
+/// The source's epoch, the name of its seq space (`epoch.rs`).
+pub const EPOCH: &str = "tickfeed.epoch";
+/// Prefix of the subjects on which the source answers history requests.
+pub const HISTORY_PREFIX: &str = "tickfeed.history.";
+/// Every history subject (the source's subscription).
+pub const ALL_HISTORY: &str = "tickfeed.history.>";
 
 fn needs_escape(byte: u8) -> bool {
     matches!(byte, b'.' | b'*' | b'>' | b'%')
@@ -27,8 +35,17 @@ fn needs_escape(byte: u8) -> bool {
 
 /// The subject carrying `symbol`'s updates.
 pub fn for_symbol(symbol: &str) -> String {
-    let mut subject = String::with_capacity(TICKS_PREFIX.len() + symbol.len() + 4);
-    subject.push_str(TICKS_PREFIX);
+    with_prefix(TICKS_PREFIX, symbol)
+}
+
+/// The subject on which `symbol`'s recent updates are asked for.
+pub fn history_of(symbol: &str) -> String {
+    with_prefix(HISTORY_PREFIX, symbol)
+}
+
+fn with_prefix(prefix: &str, symbol: &str) -> String {
+    let mut subject = String::with_capacity(prefix.len() + symbol.len() + 4);
+    subject.push_str(prefix);
     for ch in symbol.chars() {
         match u8::try_from(ch) {
             Ok(byte) if needs_escape(byte) => {
@@ -43,7 +60,16 @@ pub fn for_symbol(symbol: &str) -> String {
 /// The symbol a tick subject carries; `None` for any other subject or a
 /// malformed escape. Borrows unless the name has escapes.
 pub fn symbol_of(subject: &str) -> Option<Cow<'_, str>> {
-    let token = subject.strip_prefix(TICKS_PREFIX)?;
+    symbol_after(TICKS_PREFIX, subject)
+}
+
+/// The symbol a history subject asks about, as [`symbol_of`] reads it.
+pub fn symbol_of_history(subject: &str) -> Option<Cow<'_, str>> {
+    symbol_after(HISTORY_PREFIX, subject)
+}
+
+fn symbol_after<'s>(prefix: &str, subject: &'s str) -> Option<Cow<'s, str>> {
+    let token = subject.strip_prefix(prefix)?;
     if token.is_empty() || token.contains('.') {
         return None;
     }
@@ -96,6 +122,17 @@ mod tests {
             assert!(!token.contains(['.', '*', '>', ' ', '\t']), "{subject}");
             assert_eq!(symbol_of(&subject).as_deref(), Some(symbol), "{subject}");
         }
+    }
+
+    #[test]
+    fn history_subjects_escape_the_same_way() {
+        assert_eq!(history_of("BRK.B"), "tickfeed.history.BRK%2EB");
+        assert_eq!(
+            symbol_of_history(&history_of("a*b c")).as_deref(),
+            Some("a*b c")
+        );
+        assert_eq!(symbol_of_history("tickfeed.ticks.AAPL"), None);
+        assert_eq!(symbol_of(&history_of("AAPL")), None);
     }
 
     #[test]

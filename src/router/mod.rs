@@ -172,7 +172,12 @@ impl Router {
                         }
                         Some(SourceMsg::Ticks(batch)) => self.route(batch),
                         Some(SourceMsg::Ready(names)) => self.ready(&names),
-                        Some(SourceMsg::Epoch(epoch)) => self.table.set_epoch(epoch),
+                        Some(SourceMsg::Epoch(epoch)) => {
+                            // Comes first, before the symbols that start
+                            // the server taking clients.
+                            self.set_epoch(epoch);
+                            continue;
+                        }
                         None => {
                             tracing::info!("source finished; serving the last values");
                             source_open = false;
@@ -184,6 +189,34 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Starts numbering in `epoch` (the source named its seq space). When
+    /// that is a change, every latest value and retained update is of the
+    /// old seq space and is dropped, and every subscriber is woken: its
+    /// session sees the new epoch and closes (`session::Stop`), so that no
+    /// connection mixes two seq spaces.
+    pub fn set_epoch(&mut self, epoch: String) {
+        if self.table.epoch() == epoch {
+            return;
+        }
+        tracing::info!(%epoch, "seqs are now of epoch {epoch}");
+        self.table.set_epoch(epoch);
+        self.retention.forget_all(&self.table);
+        for id in 0..self.topics.len() as SymbolId {
+            self.table.clear(id);
+        }
+        for (id, subscribers) in self.topics.iter().enumerate() {
+            for sub in subscribers {
+                sub.mailbox.mark(id as SymbolId);
+            }
+        }
+        if !self.topics.is_empty() {
+            for sub in &self.wildcard {
+                sub.mailbox.mark(0);
+            }
+        }
+        self.stats.history.publish(&self.retention.status());
     }
 
     /// The id of `name`, creating the symbol on first sight.

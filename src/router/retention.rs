@@ -103,6 +103,16 @@ impl Retention {
         self.enforce_budget(table);
     }
 
+    /// Drops every retained update of every symbol: they belong to a seq
+    /// space that ended (a new epoch).
+    pub fn forget_all(&mut self, table: &SymbolTable) {
+        for id in 0..self.symbols.len() as SymbolId {
+            while !self.symbols[id as usize].seqs.is_empty() {
+                self.evict_oldest(table, id);
+            }
+        }
+    }
+
     /// The symbol's ring, doubled first while it is full and below the
     /// per-symbol bound.
     fn ring_with_room(&mut self, table: &SymbolTable, id: SymbolId) -> Arc<TickRing> {
@@ -263,6 +273,24 @@ mod tests {
         retention.store(&table, 0, &tick(0, 1));
         assert_eq!(retained(&table, 0, 1..=10), [1]);
         assert_eq!(retention.status().updates, 1);
+    }
+
+    #[test]
+    fn a_new_epoch_forgets_every_history_and_its_bytes() {
+        let table = table(2);
+        let mut retention = Retention::new(16, usize::MAX);
+        for seq in 1..=5 {
+            retention.store(&table, 0, &tick(0, seq));
+            retention.store(&table, 1, &tick(1, seq));
+        }
+        let slots_only = 2 * FIRST_RING_SLOTS * SLOT_BYTES;
+        retention.forget_all(&table);
+        assert!(retained(&table, 0, 1..=5).is_empty());
+        assert!(retained(&table, 1, 1..=5).is_empty());
+        assert_eq!(retention.status().updates, 0);
+        assert_eq!(retention.status().bytes as usize, slots_only);
+        retention.store(&table, 0, &tick(0, 1));
+        assert_eq!(retained(&table, 0, 1..=5), [1], "the new seq space");
     }
 
     #[test]

@@ -145,3 +145,39 @@ fn without_an_interest_hook_subscribes_are_answered_at_once() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_new_epoch_drops_the_old_seq_space_and_wakes_every_subscriber() {
+    let mut r = router();
+    r.route(vec![tick("AAPL", 41), tick("AAPL", 42), tick("MSFT", 7)]);
+    let (a, all) = (Arc::new(Mailbox::new(64)), Arc::new(Mailbox::new(64)));
+    r.subscribe(1, a.clone(), named(&["AAPL"]));
+    r.subscribe(2, all.clone(), SymbolSet::All);
+    pending(&a);
+    pending(&all);
+    let changes = r.table.epoch_changes();
+
+    r.set_epoch(r.table.epoch());
+    assert_eq!(
+        r.table.epoch_changes(),
+        changes,
+        "the same epoch changes nothing"
+    );
+    assert!(pending(&a).is_empty());
+
+    r.set_epoch("another".into());
+    assert_eq!(r.table.epoch(), "another");
+    assert_eq!(r.table.epoch_changes(), changes + 1);
+    assert!(
+        r.table.cell(0).latest().is_none(),
+        "no value of the old epoch"
+    );
+    assert_eq!(
+        r.table.cell(0).ring().unwrap().get(42).map(|t| t.seq()),
+        None
+    );
+    assert_eq!(pending(&a), [0]);
+    assert!(!pending(&all).is_empty());
+    r.route(vec![tick("AAPL", 1)]);
+    assert_eq!(r.table.cell(0).latest_seq(), 1, "seqs start again");
+}

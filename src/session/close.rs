@@ -35,6 +35,10 @@ pub enum Stop {
     ShuttingDown,
     /// The router is gone under the session (1011).
     ServerError,
+    /// The seq space changed under the connection (1012): a NATS source
+    /// restarted on an empty store. A new connection's `hello` names the
+    /// new epoch.
+    EpochChanged,
 }
 
 impl Stop {
@@ -50,6 +54,7 @@ impl Stop {
             Stop::ProtocolViolation => Some((1002, "websocket protocol error")),
             Stop::ShuttingDown => Some((1001, "server shutting down")),
             Stop::ServerError => Some((1011, "server error")),
+            Stop::EpochChanged => Some((1012, "epoch changed; reconnect")),
         }
     }
 }

@@ -68,6 +68,7 @@ where
                     client: self.client,
                     router: &self.settings.router,
                     limits: &self.settings.limits,
+                    backfill: self.settings.backfill.as_ref(),
                     outbox: &mut self.outbox,
                 };
                 context
@@ -94,6 +95,7 @@ where
             .snapshots_out
             .fetch_add(reply.snapshots, Ordering::Relaxed);
         self.update_subscription_gauge();
+        self.check_epoch()?;
         self.send_control(&reply.events).await?;
         // A resume's missed updates follow the ack, as data under flow
         // control.

@@ -8,6 +8,7 @@
 //! accepts nothing for that long is closed with 1008 `slow consumer`, while
 //! conflation keeps its pending state at one tick per symbol meanwhile.
 
+mod backfill;
 mod close;
 mod flow;
 mod inbound;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use write_state::WriteState;
 
+pub use backfill::{Backfill, FETCH_TIMEOUT, FetchError, HistoryFetch};
 pub use close::{SocketError, Stop};
 
 pub use limits::Limits;
@@ -53,6 +55,9 @@ pub struct SessionSettings {
     /// to it wait (`--max-lag`; zero turns flow control off).
     pub max_lag: Duration,
     pub server_name: String,
+    /// Where a resume gets the updates this node's rings lack (a NATS
+    /// edge's source); `None` reads the local rings alone.
+    pub backfill: Option<Backfill>,
 }
 
 pub struct Session<S> {
@@ -69,6 +74,8 @@ pub struct Session<S> {
     counted_subscriptions: i64,
     /// What is in flight to the client, by what it has consumed.
     flow: flow::AckClock,
+    /// The table's epoch changes when `hello` named the epoch.
+    epoch_changes: u64,
 }
 
 impl<S, E> Session<S>
@@ -105,12 +112,14 @@ where
             next_write_at: now,
             counted_subscriptions: 0,
             flow: flow::AckClock::new(settings.max_lag),
+            epoch_changes: 0,
             settings,
         }
     }
 
     /// Runs the connection to its end and says why it ended.
     pub async fn run(mut self, session_id: String, mut shutdown: Shutdown) -> Stop {
+        self.epoch_changes = self.settings.router.table().epoch_changes();
         let hello = Event::Hello {
             v: crate::protocol::PROTOCOL_VERSION,
             server: self.settings.server_name.clone(),
@@ -239,8 +248,21 @@ where
         let collected = self
             .outbox
             .collect(drained_at, self.flow.read_delay(), &mut self.frames);
+        self.check_epoch()?;
         self.write_frames(drained_at, collected, Some(Stage::Deliver))
             .await
+    }
+
+    /// Ends the connection once the epoch changed: what it would send next
+    /// is of another seq space than `hello` named. Checked after reading
+    /// ticks and before writing them (the router counts the change before
+    /// it stores a tick of the new epoch).
+    fn check_epoch(&self) -> Result<(), Stop> {
+        if self.settings.router.table().epoch_changes() == self.epoch_changes {
+            Ok(())
+        } else {
+            Err(Stop::EpochChanged)
+        }
     }
 
     /// Writes `self.frames` (which carry `collected`) with one flush, the

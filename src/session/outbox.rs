@@ -46,6 +46,8 @@ impl Delivery {
     }
 }
 
+mod resume;
+
 /// Delivery state of one subscribed symbol.
 #[derive(Debug)]
 struct Subscription {
@@ -195,73 +197,6 @@ impl Outbox {
         snapshots
     }
 
-    /// Resumes `grant` for a client that holds every update up to `from`
-    /// (its previous connection's last seq, in this epoch): writes every
-    /// retained update after `from` into `frames`, in order, each with
-    /// `n = 0` except where the ring no longer reaches back (there `n`
-    /// counts what cannot be sent), and then streams live from the last
-    /// one sent. A symbol paced by `max_hz` gets the latest value only.
-    ///
-    /// Returns the updates after `from` that could not be sent, or `None`
-    /// when `from` is beyond the latest seq, which no client of this seq
-    /// space can hold: the caller subscribes it afresh. A symbol this
-    /// connection already streams continues as it was (`Some(0)`).
-    pub fn resume(
-        &mut self,
-        grant: &Grant,
-        from: u64,
-        delivery: Delivery,
-        now: Instant,
-        frames: &mut Vec<Bytes>,
-        out: &mut Collected,
-    ) -> Option<u64> {
-        let latest_seq = grant.latest.as_ref().map_or(0, |t| t.seq());
-        if from > latest_seq {
-            return None;
-        }
-        self.excluded.remove(&grant.id);
-        if let Some(sub) = self.subs.get_mut(&grant.id) {
-            sub.renew(delivery);
-            return Some(0);
-        }
-        let mut sub = Subscription::new(from, delivery, now);
-        let mut sent_ts = Vec::new();
-        let mut emit = Emitter {
-            frame: &mut self.frame,
-            frames,
-            sent_ts: &mut sent_ts,
-            out,
-            max_frame_bytes: self.max_frame_bytes,
-        };
-        let events_before = emit.out.events;
-        let cell = self.table.cell(grant.id);
-        // Up to the latest read once: later updates are marked in the
-        // mailbox and follow live.
-        let latest = cell.load();
-        if let Some(latest) = latest.as_ref().filter(|t| t.seq() > from) {
-            if sub.interval.is_none() {
-                replay_retained(cell, latest.seq(), &mut sub, &mut emit);
-            }
-            if latest.seq() > sub.last_seq {
-                emit.tick(latest, &mut sub);
-            }
-        }
-        let sent = emit.out.events - events_before;
-        if let Some(interval) = sub.interval.filter(|_| sent > 0) {
-            sub.next_due = now + interval;
-        }
-        let lost = sub.last_seq - from - sent;
-        self.subs.insert(grant.id, sub);
-        Some(lost)
-    }
-
-    /// Closes the frame [`resume`](Self::resume) was filling.
-    pub fn finish_frame(&mut self, frames: &mut Vec<Bytes>) {
-        if !self.frame.is_empty() {
-            frames.push(self.frame.finish());
-        }
-    }
-
     pub fn add_wildcard(&mut self, delivery: Delivery) {
         self.wildcard = Some(delivery);
         self.excluded.clear();
@@ -386,27 +321,6 @@ fn replay_missed(
     }
 }
 
-/// Sends every update of `cell` the ring still holds after `sub.last_seq`, up
-/// to `latest_seq`, whatever its age (a resume asked for them).
-/// `latest_seq` must have been read before the ring, so the ring holds
-/// every retained update up to it.
-fn replay_retained(
-    cell: &SymbolCell,
-    latest_seq: u64,
-    sub: &mut Subscription,
-    emit: &mut Emitter<'_>,
-) {
-    let ring = cell.load_ring();
-    let Some(ring) = ring.as_ref() else {
-        return;
-    };
-    for seq in ring.candidates_after(sub.last_seq, latest_seq) {
-        if let Some(retained) = ring.load(seq) {
-            emit.tick(&retained, sub);
-        }
-    }
-}
-
 /// Appends ticks to the frame being built, splitting at the size cap.
 struct Emitter<'a> {
     frame: &'a mut FrameBuilder,
@@ -459,16 +373,21 @@ mod tests {
     const MAX_LAG: Duration = Duration::from_millis(500);
 
     /// One symbol, AAPL (id 0), its ring, and an outbox subscribed to it.
-    struct Fixture {
+    pub(super) struct Fixture {
         table: Arc<SymbolTable>,
         retention: Retention,
-        outbox: Outbox,
+        pub(super) outbox: Outbox,
         mailbox: Arc<Mailbox>,
-        frames: Vec<Bytes>,
+        pub(super) frames: Vec<Bytes>,
     }
 
     impl Fixture {
-        fn new(history: usize, max_hz: f64, snapshot: bool, reply: &mut Vec<Event>) -> Self {
+        pub(super) fn new(
+            history: usize,
+            max_hz: f64,
+            snapshot: bool,
+            reply: &mut Vec<Event>,
+        ) -> Self {
             let table = Arc::new(SymbolTable::new(64));
             table.push("AAPL".into()).unwrap();
             let mut outbox = Outbox::new(table.clone(), Encoding::Json, 1 << 20, MAX_LAG);
@@ -495,8 +414,16 @@ mod tests {
             Self::new(1024, 0.0, false, &mut Vec::new())
         }
 
+        /// AAPL as the router grants it now.
+        pub(super) fn grant(&self) -> Grant {
+            Grant {
+                id: 0,
+                latest: self.table.cell(0).latest(),
+            }
+        }
+
         /// Routes AAPL's update `seq`, as the router does.
-        fn publish(&mut self, seq: u64) {
+        pub(super) fn publish(&mut self, seq: u64) {
             let tick = Arc::new(EncodedTick::new(crate::protocol::Tick::test("AAPL", seq)));
             self.retention.store(&self.table, 0, &tick);
             self.table.store(0, tick);
@@ -508,7 +435,7 @@ mod tests {
         }
 
         /// `(seq, n)` of every tick sent so far.
-        fn sent(&self) -> Vec<(u64, u32)> {
+        pub(super) fn sent(&self) -> Vec<(u64, u32)> {
             events(&self.frames).iter().map(|t| (t.seq, t.n)).collect()
         }
     }

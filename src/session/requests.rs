@@ -1,14 +1,24 @@
 //! Client requests: turns one validated [`Request`] into router calls,
 //! outbox changes and the reply events (ack, error, symbols, pong and
-//! snapshots), in the order the client receives them.
+//! snapshots), in the order the client receives them. A resume whose
+//! updates this node's rings lack waits for them (`backfill`) before its
+//! ack.
 
 use super::Limits;
+use super::backfill::Backfill;
 use super::outbox::{Collected, Delivery, Outbox};
-use crate::protocol::{ErrorCode, Event, Request, ResumeFrom, SymbolSet, WILDCARD};
+use crate::codec::EncodedTick;
+use crate::history::{HistoryRange, Keep};
+use crate::protocol::{ErrorCode, Event, Request, ResumeFrom, SymbolSet, Tick, WILDCARD};
 use crate::router::{ClientId, Grant, RouterGone, RouterHandle};
+use crate::symbols::{SymbolId, SymbolTable};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tokio::time::Instant;
+
+/// Updates fetched for a resume, by symbol, oldest first.
+type Fetched = HashMap<SymbolId, Vec<Arc<EncodedTick>>>;
 
 /// Replies to one request, plus how many snapshots they carry.
 #[derive(Debug, Default)]
@@ -34,7 +44,17 @@ pub(super) struct RequestContext<'a> {
     pub client: ClientId,
     pub router: &'a RouterHandle,
     pub limits: &'a Limits,
+    pub backfill: Option<&'a Backfill>,
     pub outbox: &'a mut Outbox,
+}
+
+impl SubscribeAsked {
+    /// The client's `from` and epoch, when it resumes in `table`'s epoch.
+    fn resume_in(&self, table: &SymbolTable) -> Option<&ResumeFrom> {
+        self.resume
+            .as_ref()
+            .filter(|r| r.epoch.as_deref() == Some(table.epoch().as_str()))
+    }
 }
 
 impl RequestContext<'_> {
@@ -94,9 +114,11 @@ impl RequestContext<'_> {
                     .subscribe(self.client, mailbox, SymbolSet::All)
                     .await?;
                 self.outbox.add_wildcard(asked.delivery);
+                let fetched = self.backfill(&granted.granted, &asked).await;
                 self.add_grants(
                     &granted.granted,
                     &asked,
+                    &fetched,
                     &mut reply,
                     &mut snapshots,
                     &mut resumed,
@@ -128,9 +150,11 @@ impl RequestContext<'_> {
                         .router
                         .subscribe(self.client, mailbox, SymbolSet::Named(names.clone()))
                         .await?;
+                    let fetched = self.backfill(&granted.granted, &asked).await;
                     self.add_grants(
                         &granted.granted,
                         &asked,
+                        &fetched,
                         &mut reply,
                         &mut snapshots,
                         &mut resumed,
@@ -164,24 +188,57 @@ impl RequestContext<'_> {
         Ok(reply)
     }
 
+    /// Fetches, for the symbols the client resumes, the updates after its
+    /// `from` that this node's ring lacks (`Outbox::backfill_until`), when
+    /// the node has somewhere to fetch them from. Bounded in time and size
+    /// (`backfill`); what does not come is counted in `n` later.
+    async fn backfill(&self, grants: &[Grant], asked: &SubscribeAsked) -> Fetched {
+        let table = self.router.table();
+        let (Some(backfill), Some(resume)) = (self.backfill, asked.resume_in(table)) else {
+            return Fetched::new();
+        };
+        let wanted: Vec<_> = grants
+            .iter()
+            .filter_map(|grant| {
+                let name = table.cell(grant.id).name()?;
+                let from = *resume.last_seq.get(&**name)?;
+                let until = self
+                    .outbox
+                    .backfill_until(grant, from, asked.delivery.max_hz)?;
+                let range = HistoryRange {
+                    after: from,
+                    until: Some(until),
+                    limit: backfill.per_symbol,
+                    keep: Keep::Newest,
+                };
+                Some((grant.id, name.clone(), range))
+            })
+            .collect();
+        backfill
+            .fetch_all(&table.epoch(), wanted)
+            .await
+            .into_iter()
+            .map(|(id, ticks)| (id, ticks.into_iter().map(encoded).collect()))
+            .collect()
+    }
+
     /// Records the granted symbols: those the client resumes (named in
-    /// `from`, same epoch) get their missed updates as data frames and an
-    /// entry in `resumed`; the rest are subscribed as usual, with a
-    /// snapshot when asked (and `null` in `resumed` when named in `from`).
+    /// `from`, same epoch) get their missed updates as data frames (the
+    /// `fetched` ones first) and an entry in `resumed`; the rest are
+    /// subscribed as usual, with a snapshot when asked (and `null` in
+    /// `resumed` when named in `from`).
     fn add_grants(
         &mut self,
         grants: &[Grant],
         asked: &SubscribeAsked,
+        fetched: &Fetched,
         reply: &mut Reply,
         snapshots: &mut Vec<Event>,
         resumed: &mut BTreeMap<String, Option<u64>>,
     ) {
         let now = Instant::now();
         let table = self.router.table();
-        let epoch_matches = asked
-            .resume
-            .as_ref()
-            .is_some_and(|r| r.epoch.as_deref() == Some(table.epoch().as_str()));
+        let epoch_matches = asked.resume_in(table).is_some();
         let mut fresh = Vec::with_capacity(grants.len());
         for grant in grants {
             let name = table.cell(grant.id).name();
@@ -199,6 +256,7 @@ impl RequestContext<'_> {
                     self.outbox.resume(
                         grant,
                         from,
+                        fetched.get(&grant.id).map_or(&[], Vec::as_slice),
                         asked.delivery,
                         now,
                         &mut reply.frames,
@@ -246,4 +304,11 @@ impl RequestContext<'_> {
             ..Reply::default()
         })
     }
+}
+
+/// A fetched update, as the router would have stored it.
+fn encoded(mut tick: Tick) -> Arc<EncodedTick> {
+    tick.n = 0;
+    tick.snap = None;
+    Arc::new(EncodedTick::new(tick))
 }

@@ -80,11 +80,17 @@ struct Harness {
     from_session: mpsc::UnboundedReceiver<Message>,
     session: tokio::task::JoinHandle<Stop>,
     stats: Arc<Stats>,
+    /// The session's `hello`.
+    hello: serde_json::Value,
     _trigger: ShutdownTrigger,
 }
 
 impl Harness {
     async fn start(max_lag: Duration) -> Self {
+        Self::start_with(max_lag, None).await
+    }
+
+    async fn start_with(max_lag: Duration, backfill: Option<Backfill>) -> Self {
         let trigger = ShutdownTrigger::new();
         let (source, source_rx) = crate::source::channel();
         let stats = Arc::new(Stats::new());
@@ -109,6 +115,7 @@ impl Harness {
             min_write_interval: Duration::ZERO,
             max_lag,
             server_name: "tickfeed test".into(),
+            backfill,
         });
         let (to_session, inbound) = mpsc::unbounded();
         let (outbound, from_session) = mpsc::unbounded();
@@ -122,10 +129,21 @@ impl Harness {
             from_session,
             session,
             stats,
+            hello: serde_json::Value::Null,
             _trigger: trigger,
         };
-        assert_eq!(events(&harness.next_message().await)[0]["ev"], "hello");
+        harness.hello = events(&harness.next_message().await).remove(0);
+        assert_eq!(harness.hello["ev"], "hello");
         harness
+    }
+
+    /// Routes AAPL's updates `seqs`.
+    async fn publish(&self, seqs: impl IntoIterator<Item = u64>) {
+        let batch = seqs
+            .into_iter()
+            .map(|seq| crate::protocol::Tick::test("AAPL", seq))
+            .collect();
+        self.source.send(SourceMsg::Ticks(batch)).await.unwrap();
     }
 
     async fn next_message(&mut self) -> Message {
@@ -319,4 +337,74 @@ async fn a_reader_taking_50_ms_a_frame_keeps_up_through_larger_frames() {
     .await;
     assert!(seen.max_age_after_5s < 1_000, "{seen:?}");
     assert!(seen.events > 10_000, "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_epoch_closes_the_connection_with_1012_before_any_of_its_ticks() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness.subscribe_all().await;
+    harness.publish([7]).await;
+    assert_eq!(events(&harness.next_message().await)[0]["seq"], 7);
+    let epoch = SourceMsg::Epoch("a-new-one".into());
+    harness.source.send(epoch).await.unwrap();
+    harness.publish([1]).await;
+    loop {
+        match harness.next_message().await {
+            Message::Ping(_) => continue,
+            Message::Close(Some(frame)) => break assert_eq!(frame.code, 1012),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    assert_eq!(harness.session.await.unwrap(), Stop::EpochChanged);
+}
+
+/// Holds AAPL's updates 1 to 39 (a NATS source, for an edge that began
+/// serving AAPL at 40).
+#[derive(Debug)]
+struct SourceHistory;
+
+impl HistoryFetch for SourceHistory {
+    fn fetch(
+        &self,
+        _epoch: &str,
+        symbol: Arc<str>,
+        range: crate::history::HistoryRange,
+    ) -> futures_util::future::BoxFuture<'static, Result<Vec<crate::protocol::Tick>, FetchError>>
+    {
+        let until = range.until.unwrap_or(u64::MAX).min(39);
+        let ticks = (range.after + 1..=until)
+            .map(|seq| crate::protocol::Tick::test(&symbol, seq))
+            .collect();
+        Box::pin(async move { Ok(ticks) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_past_the_ring_gets_the_rest_from_the_backfill_first() {
+    let backfill = Backfill {
+        fetch: Arc::new(SourceHistory),
+        per_symbol: 1024,
+    };
+    let mut harness = Harness::start_with(MAX_LAG, Some(backfill)).await;
+    harness.publish(40..=42).await;
+    let epoch = harness.hello["epoch"].clone();
+    let subscribe = serde_json::json!({"op": "subscribe", "id": 1, "symbols": ["AAPL"], "epoch": epoch, "from": {"AAPL": 30}});
+    harness.send(&subscribe.to_string());
+    let ack = events(&harness.next_message().await).remove(0);
+    assert_eq!(ack["resumed"]["AAPL"], 0, "{ack}");
+    let mut seqs = SeqByName::new();
+    seqs.observe_json(&serde_json::json!({"sym": "AAPL", "seq": 30, "n": 0}));
+    let mut got = Vec::new();
+    while got.last() != Some(&42) {
+        let message = harness.next_message().await;
+        if matches!(message, Message::Ping(_)) {
+            continue;
+        }
+        for tick in events(&message) {
+            assert_eq!(seqs.observe_json(&tick), Verdict::Ok, "{tick}");
+            assert_eq!(tick["n"], 0, "{tick}");
+            got.push(tick["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(got, (31..=42).collect::<Vec<_>>());
 }

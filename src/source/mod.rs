@@ -43,8 +43,9 @@ pub enum SourceMsg {
     /// sources, in reply to `router::Interest::Wanted`.
     Ready(Vec<Arc<str>>),
     /// The ticks that follow number their `seq` in this epoch
-    /// (`epoch.rs`). Sent by a NATS edge, which announces its source's
-    /// epoch; other sources start in the table's own.
+    /// (`epoch.rs`). Sent first by the NATS roles (the source's publisher
+    /// and the edge announce the epoch kept in the broker; an edge also
+    /// when it changes); other sources start in the table's own.
     Epoch(String),
 }
 

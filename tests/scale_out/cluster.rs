@@ -59,11 +59,26 @@ impl Broker {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The running broker's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running broker")
+    }
+
     /// Kills the broker at once (SIGKILL), as a crash would.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("kill nats-server");
         }
+    }
+
+    /// Deletes the broker's store (JetStream's files) while it is down, as
+    /// a broker that lost its disk.
+    pub fn wipe_store(&self) {
+        assert!(self.child.is_none(), "kill the broker first");
+        std::fs::remove_dir_all(&self.store).expect("remove the JetStream store");
     }
 
     /// Starts the broker (again) on the same ports and store, and waits
@@ -200,6 +215,11 @@ impl Node {
         // Keep reading so that the node never writes into a closed pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Node { child, addr }
+    }
+
+    /// The node's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("a running node")
     }
 
     /// The name this node's NATS connection has in the broker's `/connz`.

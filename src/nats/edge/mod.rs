@@ -15,6 +15,14 @@
 //! so nothing is duplicated and an outage shows as a jump in `seq` (`n`).
 //! The broker hop (source `ts` to receipt here) is recorded as `hop`.
 //!
+//! Epoch: the edge announces its source's epoch to its router
+//! (`SourceMsg::Epoch`), read from the broker at start and after a
+//! reconnect, and followed on `tickfeed.epoch`. When it changes (a source
+//! restarted on an empty store: seqs start again), the edge forgets the
+//! seqs it forwarded and reads every wanted symbol's latest value again;
+//! its router drops the old seq space and closes its connections, whose
+//! clients reconnect into the new epoch.
+//!
 //! This file runs the edge task; `subscriptions.rs` turns interest into
 //! NATS subscriptions and snapshot reads.
 
@@ -23,7 +31,7 @@ mod subscriptions;
 use super::inbound::Inbound;
 use super::payload;
 use super::store::LastValues;
-use super::subject::{self, ALL_TICKS, UNIVERSE};
+use super::subject::{self, ALL_TICKS, EPOCH, UNIVERSE};
 use super::{Connection, NatsError};
 use crate::clock::now_ns;
 use crate::protocol::{Tick, WILDCARD};
@@ -59,39 +67,62 @@ struct Counters {
     slow_consumer: u64,
 }
 
-/// A connected edge that has read the universe, ready to run.
+/// A connected edge that has read the universe and the epoch, ready to
+/// run.
 pub struct Edge {
     url: String,
     connection: Connection,
     store: LastValues,
     universe: Vec<Arc<str>>,
     universe_updates: async_nats::Subscriber,
+    /// The source's epoch, unless no source has stored one yet.
+    epoch: Option<String>,
+    epoch_updates: async_nats::Subscriber,
+}
+
+async fn subscribe(
+    client: &async_nats::Client,
+    subject: &'static str,
+) -> Result<async_nats::Subscriber, NatsError> {
+    client
+        .subscribe(subject)
+        .await
+        .map_err(|cause| NatsError::Subscribe {
+            subject: subject.into(),
+            cause,
+        })
 }
 
 impl Edge {
-    /// Reads the universe and subscribes to its updates.
+    /// Reads the universe and the epoch and subscribes to their updates.
     pub async fn prepare(
         url: String,
         connection: Connection,
         store: LastValues,
     ) -> Result<Self, NatsError> {
+        let universe_updates = subscribe(&connection.client, UNIVERSE).await?;
+        let epoch_updates = subscribe(&connection.client, EPOCH).await?;
         let universe = store.universe().await?;
-        tracing::info!(symbols = universe.len(), "universe read from NATS");
-        let universe_updates = connection
-            .client
-            .subscribe(UNIVERSE)
-            .await
-            .map_err(|cause| NatsError::Subscribe {
-                subject: UNIVERSE.into(),
-                cause,
-            })?;
+        let epoch = store.epoch().await?;
+        tracing::info!(
+            symbols = universe.len(),
+            ?epoch,
+            "universe and epoch read from NATS"
+        );
         Ok(Self {
             url,
             connection,
             store,
             universe,
             universe_updates,
+            epoch,
+            epoch_updates,
         })
+    }
+
+    /// The client, for the history requests the edge sends.
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.connection.client
     }
 
     /// Starts the edge task, which first declares the universe to `out`.
@@ -115,21 +146,34 @@ impl Edge {
             incoming: SelectAll::new(),
             inbound: Inbound::default(),
             counters: Counters::default(),
+            epoch: None,
         };
         let tasks = Tasks {
             interest,
             universe_updates: self.universe_updates,
+            epoch_updates: self.epoch_updates,
             events,
             shutdown: trigger.subscribe(),
         };
-        tokio::spawn(state.run(self.universe, tasks, trigger.guard()));
+        let start = Start {
+            universe: self.universe,
+            epoch: self.epoch,
+        };
+        tokio::spawn(state.run(start, tasks, trigger.guard()));
     }
+}
+
+/// What the edge read at start, told to the router first.
+struct Start {
+    universe: Vec<Arc<str>>,
+    epoch: Option<String>,
 }
 
 /// Everything the edge task waits on besides its subscriptions.
 struct Tasks {
     interest: mpsc::UnboundedReceiver<Interest>,
     universe_updates: async_nats::Subscriber,
+    epoch_updates: async_nats::Subscriber,
     events: mpsc::Receiver<async_nats::Event>,
     shutdown: Shutdown,
 }
@@ -150,11 +194,23 @@ struct EdgeState {
     incoming: SelectAll<Incoming>,
     inbound: Inbound,
     counters: Counters,
+    /// The epoch told to the router, if any yet.
+    epoch: Option<String>,
 }
 
 impl EdgeState {
-    async fn run(mut self, universe: Vec<Arc<str>>, mut tasks: Tasks, done: DoneGuard) {
-        if self.out.send(SourceMsg::Declare(universe)).await.is_err() {
+    async fn run(mut self, start: Start, mut tasks: Tasks, done: DoneGuard) {
+        if let Some(epoch) = start.epoch
+            && !self.follow_epoch(epoch).await
+        {
+            return;
+        }
+        if self
+            .out
+            .send(SourceMsg::Declare(start.universe))
+            .await
+            .is_err()
+        {
             return;
         }
         let mut status = tokio::time::interval(STATUS_INTERVAL);
@@ -164,6 +220,14 @@ impl EdgeState {
             let router_open = tokio::select! {
                 biased;
                 _ = tasks.shutdown.wait() => break,
+                // Before the ticks: a new epoch's ticks may come right after.
+                Some(message) = tasks.epoch_updates.next() => match payload::decode_epoch(&message.payload) {
+                    Ok(epoch) => self.follow_epoch(epoch).await,
+                    Err(e) => {
+                        tracing::warn!("ignoring an epoch message: {e}");
+                        true
+                    }
+                },
                 n = tasks.interest.recv_many(&mut changes, INTEREST_BATCH) => {
                     if n == 0 {
                         break;
@@ -252,9 +316,49 @@ impl EdgeState {
         }
     }
 
-    /// After a reconnect: the universe and the last value of every wanted
-    /// symbol may have moved while the edge was away.
+    /// Announces `epoch` to the router unless it is the one announced.
+    /// A change means seqs started again: what was forwarded no longer
+    /// bounds what is news, and every wanted symbol's latest value is read
+    /// again in the new epoch. Returns false once the router is gone.
+    async fn follow_epoch(&mut self, epoch: String) -> bool {
+        if self.epoch.as_ref() == Some(&epoch) {
+            return true;
+        }
+        let first = self.epoch.is_none();
+        tracing::info!(%epoch, "the source's epoch");
+        self.epoch = Some(epoch.clone());
+        self.inbound.forget();
+        if self.out.send(SourceMsg::Epoch(epoch)).await.is_err() {
+            return false;
+        }
+        if first && self.wanted.is_empty() && !self.wildcard {
+            return true;
+        }
+        let latest = self.read_latest(self.wildcard, self.wanted_names()).await;
+        self.forward(latest).await
+    }
+
+    /// Wanted symbols to read one by one (none while `*` reads them all).
+    fn wanted_names(&self) -> Vec<Arc<str>> {
+        if self.wildcard {
+            Vec::new()
+        } else {
+            self.wanted.iter().cloned().collect()
+        }
+    }
+
+    /// After a reconnect: the epoch, the universe and the last value of
+    /// every wanted symbol may have moved while the edge was away.
     async fn catch_up(&mut self) -> bool {
+        match self.store.epoch().await {
+            Ok(Some(epoch)) if self.epoch.as_ref() != Some(&epoch) => {
+                if !self.follow_epoch(epoch).await {
+                    return false;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("reading the epoch: {e}"),
+        }
         let mut open = true;
         match self.store.universe().await {
             Ok(names) if !names.is_empty() => {
@@ -263,12 +367,7 @@ impl EdgeState {
             Ok(_) => {}
             Err(e) => tracing::warn!("reading the universe: {e}"),
         }
-        let wanted = if self.wildcard {
-            Vec::new()
-        } else {
-            self.wanted.iter().cloned().collect()
-        };
-        let latest = self.read_latest(self.wildcard, wanted).await;
+        let latest = self.read_latest(self.wildcard, self.wanted_names()).await;
         self.report();
         open && self.forward(latest).await
     }
@@ -293,6 +392,7 @@ impl EdgeState {
             "connected": self.client.connection_state() == State::Connected,
             "wanted": self.wanted.len(),
             "wildcard": self.wildcard,
+            "epoch": self.epoch,
             "subjects": subjects,
             "counters": self.counters,
             "inbound": self.inbound.counters,
