@@ -10,7 +10,7 @@ use super::outbox::{Collected, Delivery, Outbox};
 use crate::codec::EncodedTick;
 use crate::history::{HistoryRange, Keep};
 use crate::protocol::{ErrorCode, Event, Request, ResumeFrom, SymbolSet, Tick, WILDCARD};
-use crate::router::{ClientId, Grant, RouterGone, RouterHandle};
+use crate::router::{ClientId, Grant, RouterGone, RouterHandle, Subscribed};
 use crate::symbols::{SymbolId, SymbolTable};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -108,21 +108,14 @@ impl RequestContext<'_> {
         let mut resumed = BTreeMap::new();
         let acked: Vec<String> = match symbols {
             SymbolSet::All => {
-                let mailbox = self.outbox.mailbox();
-                let granted = self
-                    .router
-                    .subscribe(self.client, mailbox, SymbolSet::All)
-                    .await?;
-                self.outbox.add_wildcard(asked.delivery);
-                let fetched = self.backfill(&granted.granted, &asked).await;
-                self.add_grants(
-                    &granted.granted,
+                self.register(
+                    SymbolSet::All,
                     &asked,
-                    &fetched,
                     &mut reply,
                     &mut snapshots,
                     &mut resumed,
-                );
+                )
+                .await?;
                 vec![WILDCARD.to_string()]
             }
             SymbolSet::Named(names) => {
@@ -145,20 +138,10 @@ impl RequestContext<'_> {
                 if names.is_empty() {
                     Vec::new()
                 } else {
-                    let mailbox = self.outbox.mailbox();
+                    let set = SymbolSet::Named(names.clone());
                     let granted = self
-                        .router
-                        .subscribe(self.client, mailbox, SymbolSet::Named(names.clone()))
+                        .register(set, &asked, &mut reply, &mut snapshots, &mut resumed)
                         .await?;
-                    let fetched = self.backfill(&granted.granted, &asked).await;
-                    self.add_grants(
-                        &granted.granted,
-                        &asked,
-                        &fetched,
-                        &mut reply,
-                        &mut snapshots,
-                        &mut resumed,
-                    );
                     unknown.extend(granted.unknown.iter().cloned());
                     names
                         .into_iter()
@@ -220,6 +203,27 @@ impl RequestContext<'_> {
             .into_iter()
             .map(|(id, ticks)| (id, ticks.into_iter().map(encoded).collect()))
             .collect()
+    }
+
+    /// Registers `symbols` with the router, fetches what a resume needs
+    /// and this node lacks, and records what the router granted.
+    async fn register(
+        &mut self,
+        symbols: SymbolSet,
+        asked: &SubscribeAsked,
+        reply: &mut Reply,
+        snapshots: &mut Vec<Event>,
+        resumed: &mut BTreeMap<String, Option<u64>>,
+    ) -> Result<Subscribed, RouterGone> {
+        let wildcard = matches!(symbols, SymbolSet::All);
+        let mailbox = self.outbox.mailbox();
+        let granted = self.router.subscribe(self.client, mailbox, symbols).await?;
+        if wildcard {
+            self.outbox.add_wildcard(asked.delivery);
+        }
+        let fetched = self.backfill(&granted.granted, asked).await;
+        self.add_grants(&granted.granted, asked, &fetched, reply, snapshots, resumed);
+        Ok(granted)
     }
 
     /// Records the granted symbols: those the client resumes (named in
