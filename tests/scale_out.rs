@@ -389,3 +389,48 @@ async fn a_replay_source_feeds_both_edges() {
     let on_source = source.get_json("/api/stats").await;
     assert_eq!(on_source["source"]["kind"], "replay", "{on_source}");
 }
+
+/// Field deltas work the same through an edge: a client on the edge that
+/// applies its deltas holds, for every seq, the values a client on the
+/// source node receives in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_deltas_through_an_edge_give_the_sources_full_values() {
+    let scratch = Scratch::new("deltas");
+    let broker = Broker::start(&scratch).await;
+    let source = Node::start(&scratch, "source", "source", &broker.url(), FEED).await;
+    let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
+    let mut full = Client::connect(&source.ws_url()).await;
+    let mut with_deltas = Client::connect(&edge.ws_url()).await;
+    subscribe(&mut full, &["AAPL"]).await;
+    let ack = with_deltas
+        .request(json!({"op": "subscribe", "id": 1, "symbols": ["AAPL"], "deltas": true}))
+        .await;
+    assert_eq!(ack["ev"], "ack", "{ack}");
+    let (from_source, from_edge) = read_both(&mut full, &mut with_deltas, "AAPL", 200).await;
+    let mut held: Option<tickfeed::protocol::Tick> = None;
+    let mut by_seq = BTreeMap::new();
+    let mut deltas = 0;
+    for event in from_edge {
+        let tick = if event["d"] == 1 {
+            deltas += 1;
+            let delta: tickfeed::protocol::TickDelta = serde_json::from_value(event).unwrap();
+            let mut tick = held.clone().expect("a delta follows a full tick");
+            delta.apply(&mut tick);
+            tick
+        } else {
+            serde_json::from_value(event).unwrap()
+        };
+        by_seq.insert(tick.seq, (tick.xt, tick.quote));
+        held = Some(tick);
+    }
+    assert!(deltas > 50, "the edge sent deltas: {deltas} of 200");
+    let mut compared = 0;
+    for event in from_source {
+        let tick: tickfeed::protocol::Tick = serde_json::from_value(event).unwrap();
+        if let Some(values) = by_seq.get(&tick.seq) {
+            assert_eq!(*values, (tick.xt, tick.quote), "seq {}", tick.seq);
+            compared += 1;
+        }
+    }
+    assert!(compared > 20, "{compared} seqs in common");
+}
