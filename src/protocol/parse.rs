@@ -73,16 +73,8 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
                     _ => return Err(bad("field max_hz: expected a number >= 0")),
                 },
             };
-            let snapshot = match map.get("snapshot") {
-                None | Some(serde_json::Value::Null) => true,
-                Some(serde_json::Value::Bool(b)) => *b,
-                Some(_) => return Err(bad("field snapshot: expected true or false")),
-            };
-            let deltas = match map.get("deltas") {
-                None | Some(serde_json::Value::Null) => false,
-                Some(serde_json::Value::Bool(b)) => *b,
-                Some(_) => return Err(bad("field deltas: expected true or false")),
-            };
+            let snapshot = bool_field(&map, "snapshot", true, id)?;
+            let deltas = bool_field(&map, "deltas", false, id)?;
             Ok(Request::Subscribe {
                 id,
                 symbols,
@@ -141,6 +133,24 @@ fn symbol_field(
         }
     }
     Ok((SymbolSet::Named(named), invalid))
+}
+
+/// Reads an optional true/false field; absent or null is `default`.
+fn bool_field(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    default: bool,
+    id: Option<u64>,
+) -> Result<bool, RequestError> {
+    match map.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(default),
+        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RequestError::new(
+            id,
+            ErrorCode::BadRequest,
+            format!("field {name}: expected true or false"),
+        )),
+    }
 }
 
 /// Reads `from` (an object of symbol to the last seq held) and `epoch` (a
