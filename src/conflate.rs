@@ -6,8 +6,9 @@
 //! symbol table. So a client holds at most one pending update per symbol,
 //! the newest, whatever the update rate or however long it has been slow;
 //! the merge count `n` is the gap between the seq it last sent and the seq
-//! it sends now. Marking is two atomic operations and never blocks or
-//! allocates: a slow client cannot delay the router or anyone else.
+//! it sends now. Marking is one atomic `fetch_or` (and, when the session
+//! is not yet due, one swap and a notify); it never blocks or allocates:
+//! a slow client cannot delay the router or anyone else.
 
 use crate::symbols::SymbolId;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,8 +47,13 @@ impl Mailbox {
     /// Marks `id` as having a newer tick (router side).
     pub fn mark(&self, id: SymbolId) {
         let (word, bit) = (id as usize / BITS, id as usize % BITS);
-        self.pending[word].fetch_or(1 << bit, Ordering::AcqRel);
-        if !self.armed.swap(true, Ordering::AcqRel) {
+        self.pending[word].fetch_or(1 << bit, Ordering::SeqCst);
+        // A plain load first: most marks find the session already due, and
+        // skip a second locked write to a line the session also writes.
+        // SeqCst on both sides (here and in `drain`) orders this load after
+        // the bit is set and the session's reset before its reading of the
+        // bits, so a mark that sees `armed` set is one the drain will find.
+        if !self.armed.load(Ordering::SeqCst) && !self.armed.swap(true, Ordering::SeqCst) {
             self.wake.notify_one();
         }
     }
@@ -61,12 +67,12 @@ impl Mailbox {
     /// must read each symbol's latest tick *after* this call, so a tick
     /// stored before a mark is never missed.
     pub fn drain(&self, mut on_pending: impl FnMut(SymbolId)) {
-        self.armed.store(false, Ordering::Release);
+        self.armed.swap(false, Ordering::SeqCst);
         for (word_index, word) in self.pending.iter().enumerate() {
-            if word.load(Ordering::Relaxed) == 0 {
+            if word.load(Ordering::SeqCst) == 0 {
                 continue;
             }
-            let mut bits = word.swap(0, Ordering::AcqRel);
+            let mut bits = word.swap(0, Ordering::SeqCst);
             while bits != 0 {
                 let bit = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
