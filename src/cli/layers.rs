@@ -1,0 +1,237 @@
+//! Where each `serve` setting comes from. Highest first: the command line,
+//! the environment (`TICKFEED_<OPTION>`), the `--config` file, the built-in
+//! default (docs/configuration.md).
+//!
+//! clap reads the first two: [`command`] gives every `serve` option its
+//! variable, so an option added later has one without more code. The
+//! file's values are checked by clap too: each option that neither the
+//! command line nor the environment set is appended to the command line
+//! from the file, and the parse remembers which, so an error and
+//! `--print-config` name the true source of each value.
+
+use super::config_file::{ConfigFile, ConfigFileError, FileValue};
+use super::{Cli, ConfigError};
+use clap::error::{ContextKind, ContextValue};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// The prefix of every `serve` option's environment variable.
+pub const ENV_PREFIX: &str = "TICKFEED_";
+/// Options that configure the reading of settings, not the server: a file
+/// cannot hold them.
+const NOT_IN_FILE: &[&str] = &["config", "print-config"];
+
+/// The command line as the binary parses it: the derive's definition, with
+/// an environment variable for every `serve` option that has none yet
+/// (`--token` keeps `TICKFEED_TOKENS`, `--allowed-origin` keeps
+/// `TICKFEED_ALLOWED_ORIGINS`: each holds a comma-separated list).
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_args(with_env)
+        .mut_subcommand("serve", |serve| serve.mut_args(with_env))
+}
+
+/// `--max-lag` is read from `TICKFEED_MAX_LAG`.
+pub fn env_name(long: &str) -> String {
+    format!("{ENV_PREFIX}{}", long.to_uppercase().replace('-', "_"))
+}
+
+fn with_env(arg: Arg) -> Arg {
+    match arg.get_long() {
+        Some(long) if arg.get_env().is_none() && takes_setting(&arg) => {
+            let name = env_name(long);
+            arg.env(clap::builder::Str::from(name))
+        }
+        _ => arg,
+    }
+}
+
+fn takes_setting(arg: &Arg) -> bool {
+    !matches!(arg.get_action(), ArgAction::Help | ArgAction::Version)
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    CommandLine,
+    Env(String),
+    File { path: PathBuf, key: String },
+    Default,
+    Unset,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::CommandLine => write!(f, "command line"),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::File { path, key } => write!(f, "{}:{key}", path.display()),
+            Origin::Default => write!(f, "default"),
+            Origin::Unset => write!(f, "not set"),
+        }
+    }
+}
+
+/// The command line parsed, and for `serve` where each setting came from.
+pub struct Parsed {
+    pub cli: Cli,
+    pub serve: Option<ServeSources>,
+}
+
+/// `serve`'s parsed options and the origin of each, by long name.
+pub struct ServeSources {
+    pub matches: ArgMatches,
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// A command line that cannot run. clap's errors (help and version
+/// included) print themselves and choose the exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+}
+
+/// A setting that failed validation, with where its value came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}{}", from_note(origin.as_ref()))]
+pub struct SettingError {
+    pub error: ConfigError,
+    pub origin: Option<Origin>,
+}
+
+fn from_note(origin: Option<&Origin>) -> String {
+    match origin {
+        Some(origin @ (Origin::Env(_) | Origin::File { .. })) => format!(" (from {origin})"),
+        _ => String::new(),
+    }
+}
+
+/// Parses `argv` with every layer applied.
+pub fn parse(argv: Vec<OsString>) -> Result<Parsed, ParseError> {
+    let command = command();
+    let serve_command = command
+        .find_subcommand("serve")
+        .expect("serve is a subcommand")
+        .clone();
+    // A first, lenient pass learns what the command line and the
+    // environment set, and which file to read.
+    let lenient = command.clone().ignore_errors(true).try_get_matches_from(&argv)?;
+    let Some(first) = serve_matches(&lenient) else {
+        let matches = command.try_get_matches_from(&argv)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        return Ok(Parsed { cli, serve: None });
+    };
+    let mut origins: BTreeMap<String, Origin> = serve_command
+        .get_arguments()
+        .filter(|arg| takes_setting(arg))
+        .filter_map(|arg| Some((arg.get_long()?.to_string(), origin_of(arg, first))))
+        .collect();
+    let mut argv = argv;
+    if let Some(path) = first.get_one::<PathBuf>("config") {
+        let file = ConfigFile::load(path)?;
+        for (key, value) in &file.settings {
+            let arg = serve_command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(key.as_str()))
+                .filter(|_| !NOT_IN_FILE.contains(&key.as_str()))
+                .ok_or_else(|| {
+                    file.error(key, "not a setting; keys are the long options of `tickfeed serve` (tickfeed serve --help)")
+                })?;
+            if matches!(origins[key], Origin::CommandLine | Origin::Env(_)) {
+                continue;
+            }
+            argv.extend(as_options(arg, value).map_err(|what| file.error(key, what))?);
+            let origin = Origin::File {
+                path: file.path.clone(),
+                key: key.clone(),
+            };
+            origins.insert(key.clone(), origin);
+        }
+    }
+    let matches = command
+        .try_get_matches_from(&argv)
+        .map_err(|error| attribute(error, &origins))?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let matches = serve_matches(&matches)
+        .expect("the same command as the first pass")
+        .clone();
+    Ok(Parsed {
+        cli,
+        serve: Some(ServeSources { matches, origins }),
+    })
+}
+
+/// `serve`'s options: the subcommand's, or the top level's without one.
+fn serve_matches(matches: &ArgMatches) -> Option<&ArgMatches> {
+    match matches.subcommand() {
+        Some(("serve", serve)) => Some(serve),
+        Some(_) => None,
+        None => Some(matches),
+    }
+}
+
+fn origin_of(arg: &Arg, matches: &ArgMatches) -> Origin {
+    let source = matches.value_source(arg.get_id().as_str());
+    let env = arg
+        .get_env()
+        .filter(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    match (source, env) {
+        (Some(ValueSource::CommandLine), _) => Origin::CommandLine,
+        // Also an environment value the lenient pass could not parse.
+        (_, Some(name)) => Origin::Env(name.to_string_lossy().into_owned()),
+        (Some(ValueSource::DefaultValue), None) => Origin::Default,
+        _ => Origin::Unset,
+    }
+}
+
+/// The file's value as options for the command line.
+fn as_options(arg: &Arg, value: &FileValue) -> Result<Vec<OsString>, String> {
+    let long = arg.get_long().expect("file keys are long options");
+    let switch = matches!(arg.get_action(), ArgAction::SetTrue);
+    let list = matches!(arg.get_action(), ArgAction::Append);
+    let option = |text: &String| OsString::from(format!("--{long}={text}"));
+    match value {
+        FileValue::Switch(on) if switch => Ok(on.then(|| format!("--{long}").into()).into_iter().collect()),
+        FileValue::One(text) if !switch => Ok(vec![option(text)]),
+        FileValue::Many(texts) if list => Ok(texts.iter().map(option).collect()),
+        FileValue::Many(_) if !switch => Err(format!("--{long} takes one value, not a list")),
+        _ if switch => Err(format!("--{long} is on or off: write true or false")),
+        _ => Err(format!("--{long} takes a value, not true or false")),
+    }
+}
+
+/// Adds to a clap error which environment variable or file gave the value
+/// it is about.
+fn attribute(mut error: clap::Error, origins: &BTreeMap<String, Origin>) -> clap::Error {
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return error;
+    };
+    let long = shown
+        .trim_start_matches('-')
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(origin @ (Origin::Env(_) | Origin::File { .. })) = origins.get(&long) {
+        let tip = format!("the value of --{long} came from {origin}");
+        error.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![tip.into()]),
+        );
+    }
+    error
+}
+
+impl ServeSources {
+    /// The validation error with the origin of the setting it names.
+    pub fn explain(&self, error: ConfigError) -> SettingError {
+        let origin = error.flag().and_then(|flag| self.origins.get(flag)).cloned();
+        SettingError { error, origin }
+    }
+}
