@@ -29,10 +29,36 @@ const NOT_IN_FILE: &[&str] = &["config", "print-config"];
 /// (`--token` keeps `TICKFEED_TOKENS`, `--allowed-origin` keeps
 /// `TICKFEED_ALLOWED_ORIGINS`: each holds a comma-separated list).
 pub fn command() -> clap::Command {
-    Cli::command()
-        .mut_args(with_env)
-        .mut_subcommand("serve", |serve| serve.mut_args(with_env))
+    command_for(true)
 }
+
+/// With `top_level` false, the options of `tickfeed` without a subcommand
+/// read no environment: a variable meant for `serve` must not stop
+/// `tickfeed bench` or `tickfeed serve --rate 7k` (flag and subcommand
+/// are two definitions of the same option).
+fn command_for(top_level: bool) -> clap::Command {
+    let command = Cli::command()
+        .mut_subcommand("serve", |serve| serve.mut_args(with_env))
+        .after_long_help(AFTER_HELP);
+    match top_level {
+        true => command.mut_args(with_env),
+        false => command,
+    }
+}
+
+/// The end of `tickfeed --help` and of the man page.
+const AFTER_HELP: &str = "\
+Every option of serve is also read from the environment variable \
+TICKFEED_<OPTION> (TICKFEED_LISTEN, TICKFEED_MAX_LAG, ...; --token from \
+TICKFEED_TOKENS and --allowed-origin from TICKFEED_ALLOWED_ORIGINS, \
+comma-separated lists) and from the TOML file of --config, whose keys are \
+the long option names. The command line wins over the environment, the \
+environment over the file, the file over the defaults; --print-config \
+shows the outcome.
+
+Exit status: 0 on success, 2 for invalid input (usage, an option's value \
+from any source, the config file, an unusable feed file), 1 for any other \
+failure (and for feed check finding bad rows).";
 
 /// `--max-lag` is read from `TICKFEED_MAX_LAG`.
 pub fn env_name(long: &str) -> String {
@@ -114,14 +140,16 @@ fn from_note(origin: Option<&Origin>) -> String {
 
 /// Parses `argv` with every layer applied.
 pub fn parse(argv: Vec<OsString>) -> Result<Parsed, ParseError> {
-    let command = command();
-    let serve_command = command
+    let serve_command = command()
         .find_subcommand("serve")
         .expect("serve is a subcommand")
         .clone();
     // A first, lenient pass learns what the command line and the
     // environment set, and which file to read.
-    let lenient = command.clone().ignore_errors(true).try_get_matches_from(&argv)?;
+    let lenient = command_for(true)
+        .ignore_errors(true)
+        .try_get_matches_from(&argv)?;
+    let command = command_for(lenient.subcommand_name().is_none());
     let Some(first) = serve_matches(&lenient) else {
         let matches = command.try_get_matches_from(&argv)?;
         let cli = Cli::from_arg_matches(&matches)?;
