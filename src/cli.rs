@@ -203,6 +203,10 @@ pub struct ServeArgs {
     /// --role (see docs/scaling.md). Without it, no broker is used.
     #[arg(long, value_name = "URL", value_delimiter = ',', requires = "role")]
     pub nats: Vec<String>,
+    /// With --nats: copies of the last-value stream a NATS cluster keeps
+    /// (1 to 5; 3 on a three-server cluster outlives one server's loss).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
     /// With --nats: `source` runs the feed and publishes it; `edge` serves
     /// clients with updates taken from NATS (feed flags are then ignored).
     #[arg(long, value_enum, requires = "nats")]
@@ -318,6 +322,7 @@ impl ServeArgs {
             Some(role) if !self.nats.is_empty() => Some(crate::nats::NatsConfig {
                 urls: check_nats_urls(self.nats)?,
                 role,
+                replicas: usize::from(self.nats_replicas),
             }),
             _ => None,
         };

@@ -65,6 +65,8 @@ pub struct NatsConfig {
     /// cluster announces).
     pub urls: Vec<String>,
     pub role: NatsRole,
+    /// Copies of the last-value stream a cluster keeps (`--nats-replicas`).
+    pub replicas: usize,
 }
 
 impl NatsConfig {
@@ -156,12 +158,12 @@ impl Node {
         tracing::info!(url = %config.servers(), role = config.role.name(), "scale-out through NATS");
         Ok(match config.role {
             NatsRole::Source => {
-                let store = store::LastValues::open_for_source(client).await?;
+                let store = store::LastValues::open_for_source(client, config.replicas).await?;
                 let publisher = publisher::Publisher::prepare(connection, store).await?;
                 Node::Source(Box::new(publisher))
             }
             NatsRole::Edge => {
-                let store = store::LastValues::open(client).await?;
+                let store = store::LastValues::open(client, config.replicas).await?;
                 let edge = edge::Edge::prepare(config.servers(), connection, store).await?;
                 Node::Edge(Box::new(edge))
             }
