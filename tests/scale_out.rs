@@ -1,7 +1,8 @@
 //! Scale-out through NATS, end to end: a real nats-server with JetStream,
 //! one source node and edge nodes, each tickfeed node a separate process of
 //! the built binary (`scale_out/cluster.rs`), and protocol clients on the
-//! edges (`common`). Tests wait for conditions with deadlines, never for
+//! edges (`common`); a three-server NATS cluster losing the edge's server
+//! in `scale_out/failover.rs`. Tests wait for conditions with deadlines, never for
 //! fixed times, and compare seqs and counts, never timings. Resuming
 //! through edges and the epoch are in `scale_out/resume.rs`.
 //!
@@ -13,6 +14,8 @@ mod cluster;
 mod common;
 #[path = "scale_out/costs.rs"]
 mod costs;
+#[path = "scale_out/failover.rs"]
+mod failover;
 #[path = "scale_out/resume.rs"]
 mod resume;
 
