@@ -354,12 +354,14 @@ fn check_nats_urls(urls: Vec<String>) -> Result<Vec<String>, ConfigError> {
         .filter(|url| !url.is_empty())
         .collect();
     if urls.is_empty() {
-        return Err(invalid("nats", "no server given; try nats://127.0.0.1:4222"));
+        return Err(invalid(
+            "nats",
+            "no server given; try nats://127.0.0.1:4222",
+        ));
     }
     for url in &urls {
-        url.parse::<async_nats::ServerAddr>().map_err(|e| {
-            invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222"))
-        })?;
+        url.parse::<async_nats::ServerAddr>()
+            .map_err(|e| invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222")))?;
     }
     Ok(urls)
 }
@@ -484,7 +486,11 @@ mod tests {
                 crate::nats::NatsRole::Edge
             )
         );
-        let cluster = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"];
+        let cluster = [
+            "nats://127.0.0.1:4222",
+            "nats://127.0.0.1:4223",
+            "nats://127.0.0.1:4224",
+        ];
         let joined = cluster[..2].join(",");
         let listed = serve(&["--nats", &joined, "--nats", cluster[2], "--role", "edge"]);
         assert_eq!(listed.unwrap().nats.unwrap().urls, cluster);

@@ -73,13 +73,18 @@ fn failed(error: &anyhow::Error) -> ExitCode {
     }
 }
 
-async fn serve(args: tickfeed::cli::ServeArgs, sources: Option<ServeSources>) -> anyhow::Result<()> {
+async fn serve(
+    args: tickfeed::cli::ServeArgs,
+    sources: Option<ServeSources>,
+) -> anyhow::Result<()> {
     let sources = sources.expect("serve's options are parsed with their sources");
     let print_config = args.print_config;
     let config = args.into_config().map_err(|e| sources.explain(e))?;
     if print_config {
         let serve = layers::command();
-        let serve = serve.find_subcommand("serve").expect("serve is a subcommand");
+        let serve = serve
+            .find_subcommand("serve")
+            .expect("serve is a subcommand");
         print!("{}", tickfeed::cli::print_config::render(serve, &sources));
         return Ok(());
     }

@@ -43,7 +43,10 @@ fn every_serve_option_has_its_environment_variable() {
             checked += 1;
         }
     }
-    assert!(checked > 60, "walked both forms of serve's options: {checked}");
+    assert!(
+        checked > 60,
+        "walked both forms of serve's options: {checked}"
+    );
 }
 
 /// `--print-config`'s lines as key -> (value, origin).
@@ -79,16 +82,28 @@ fn the_command_line_wins_over_the_environment_over_the_file_over_defaults() {
     assert_eq!(of("symbols"), ("20".into(), "command line".into()));
     assert_eq!(
         of("max-lag"),
-        ("\"2s\"".into(), "environment variable TICKFEED_MAX_LAG".into())
+        (
+            "\"2s\"".into(),
+            "environment variable TICKFEED_MAX_LAG".into()
+        )
     );
     assert_eq!(of("rate"), ("\"20k\"".into(), format!("{file}:rate")));
     assert_eq!(of("heartbeat"), ("5".into(), format!("{file}:heartbeat")));
-    assert!(!settings.contains_key("listen"), "defaults stay commented out: {settings:?}");
+    assert!(
+        !settings.contains_key("listen"),
+        "defaults stay commented out: {settings:?}"
+    );
     let defaults = run(&["serve", "--print-config"], &[]);
     let defaults = String::from_utf8_lossy(&defaults.stdout);
-    assert!(defaults.contains("# listen = \"127.0.0.1:8080\"  # default"), "{defaults}");
+    assert!(
+        defaults.contains("# listen = \"127.0.0.1:8080\"  # default"),
+        "{defaults}"
+    );
     // The output is itself a config file that gives the same settings.
-    let again = dir.write("again.toml", run(&["serve", "--print-config", "--config", file], &env).stdout);
+    let again = dir.write(
+        "again.toml",
+        run(&["serve", "--print-config", "--config", file], &env).stdout,
+    );
     let reread = printed(&["--config", again.to_str().unwrap()], &[]);
     assert_eq!(reread["symbols"].0, "30");
     assert_eq!(reread["max-lag"].0, "\"2s\"");
@@ -107,7 +122,10 @@ fn print_config_never_shows_a_token() {
         let output = run(&[&["serve", "--print-config"], &args[..]].concat(), &envs);
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{text}");
-        assert!(!text.contains("secret"), "{args:?} {envs:?} leaked:\n{text}");
+        assert!(
+            !text.contains("secret"),
+            "{args:?} {envs:?} leaked:\n{text}"
+        );
         assert!(text.contains("token = [\"(redacted)\""), "{text}");
     }
 }
@@ -118,7 +136,10 @@ fn assert_invalid(args: &[&str], envs: &[(&str, &str)], expected: &[&str]) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{args:?} {envs:?}: {stderr}");
     for part in expected {
-        assert!(stderr.contains(part), "{args:?} {envs:?} should say {part:?}: {stderr}");
+        assert!(
+            stderr.contains(part),
+            "{args:?} {envs:?} should say {part:?}: {stderr}"
+        );
     }
 }
 
@@ -134,20 +155,67 @@ fn invalid_settings_exit_2_naming_the_key_and_where_it_came_from() {
     // Parse errors (clap) and validation errors alike, from each source.
     assert_invalid(&["serve", "--rate", "fast"], &[], &["--rate", "fast"]);
     assert_invalid(&["--heartbeat", "0"], &[], &["--heartbeat: "]);
-    assert_invalid(&["serve", "--max-pending-handshakes", "0"], &[], &["--max-pending-handshakes"]);
-    assert_invalid(&["serve"], &[("TICKFEED_RATE", "fast")], &["--rate", "environment variable TICKFEED_RATE"]);
-    assert_invalid(&["serve"], &[("TICKFEED_HEARTBEAT", "0")], &["--heartbeat", "environment variable TICKFEED_HEARTBEAT"]);
-    assert_invalid(&["serve", "--config", &bad_rate], &[], &["--rate", &format!("{bad_rate}:rate")]);
-    assert_invalid(&["serve", "--config", &zero_heartbeat], &[], &["--heartbeat", &format!("{zero_heartbeat}:heartbeat")]);
-    assert_invalid(&["serve", "--config", &unknown], &[], &[&format!("{unknown}:rates: not a setting")]);
-    assert_invalid(&["serve", "--config", &broken], &[], &[&format!("{broken}:2: not valid TOML")]);
-    assert_invalid(&["serve", "--config", &list], &[], &[&format!("{list}:listen: --listen takes one value")]);
-    assert_invalid(&["serve", "--config", "no/such.toml"], &[], &["config file no/such.toml: cannot read"]);
-    assert_invalid(&["serve"], &[("TICKFEED_CONFIG", "no/such.toml")], &["no/such.toml"]);
+    assert_invalid(
+        &["serve", "--max-pending-handshakes", "0"],
+        &[],
+        &["--max-pending-handshakes"],
+    );
+    assert_invalid(
+        &["serve"],
+        &[("TICKFEED_RATE", "fast")],
+        &["--rate", "environment variable TICKFEED_RATE"],
+    );
+    assert_invalid(
+        &["serve"],
+        &[("TICKFEED_HEARTBEAT", "0")],
+        &["--heartbeat", "environment variable TICKFEED_HEARTBEAT"],
+    );
+    assert_invalid(
+        &["serve", "--config", &bad_rate],
+        &[],
+        &["--rate", &format!("{bad_rate}:rate")],
+    );
+    assert_invalid(
+        &["serve", "--config", &zero_heartbeat],
+        &[],
+        &["--heartbeat", &format!("{zero_heartbeat}:heartbeat")],
+    );
+    assert_invalid(
+        &["serve", "--config", &unknown],
+        &[],
+        &[&format!("{unknown}:rates: not a setting")],
+    );
+    assert_invalid(
+        &["serve", "--config", &broken],
+        &[],
+        &[&format!("{broken}:2: not valid TOML")],
+    );
+    assert_invalid(
+        &["serve", "--config", &list],
+        &[],
+        &[&format!("{list}:listen: --listen takes one value")],
+    );
+    assert_invalid(
+        &["serve", "--config", "no/such.toml"],
+        &[],
+        &["config file no/such.toml: cannot read"],
+    );
+    assert_invalid(
+        &["serve"],
+        &[("TICKFEED_CONFIG", "no/such.toml")],
+        &["no/such.toml"],
+    );
     assert_invalid(&["bench", "--clients", "0"], &[], &["--clients"]);
     // An environment value under a command-line one is never read.
-    let output = run(&["serve", "--print-config", "--rate", "7k"], &[("TICKFEED_RATE", "fast")]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(
+        &["serve", "--print-config", "--rate", "7k"],
+        &[("TICKFEED_RATE", "fast")],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
@@ -155,17 +223,21 @@ async fn a_server_takes_its_settings_from_each_layer() {
     let dir = Scratch::new("config-server");
     let file = dir.write("tickfeed.toml", "symbols = 7\n");
     let file = file.to_str().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], u64); 3] = [
-        (&["--config", file, "--symbols", "3"], &[("TICKFEED_SYMBOLS", "5")], 3),
-        (&["--config", file], &[("TICKFEED_SYMBOLS", "5")], 5),
-        (&[], &[("TICKFEED_CONFIG", file)], 7),
+    let symbols = ("TICKFEED_SYMBOLS", "5");
+    let from_env = ("TICKFEED_CONFIG", file);
+    let cases = [
+        (vec!["--config", file, "--symbols", "3"], vec![symbols], 3),
+        (vec!["--config", file], vec![symbols], 5),
+        (vec![], vec![from_env], 7),
     ];
     for (args, envs, expected) in cases {
         // An environment token guards the API; `stats` presents it.
-        let mut envs = envs.to_vec();
-        envs.push(("TICKFEED_TOKENS", "file-token"));
-        let mut server = ChildServer::start("config-server", args, &envs).await;
-        let unauthorised = reqwest::get(format!("http://{}/api/stats", server.addr)).await.unwrap();
+        let mut envs = envs;
+        envs.push(("TICKFEED_TOKENS", "env-token"));
+        let mut server = ChildServer::start("config-server", &args, &envs).await;
+        let unauthorised = reqwest::get(format!("http://{}/api/stats", server.addr))
+            .await
+            .unwrap();
         assert_eq!(unauthorised.status(), 401, "{args:?}");
         let stats = server
             .wait_for_stats("the symbol table", |stats| stats["symbols"] == expected)
@@ -182,14 +254,25 @@ fn completions_and_the_man_page_are_generated() {
         assert!(output.status.success(), "{shell}");
         let script = String::from_utf8_lossy(&output.stdout);
         assert!(script.contains("tickfeed"), "{shell}: {script}");
-        assert!(script.contains("max-lag"), "{shell} completes serve's options");
+        assert!(
+            script.contains("max-lag"),
+            "{shell} completes serve's options"
+        );
     }
     assert_invalid(&["completions", "cmd.exe"], &[], &["cmd.exe"]);
     let output = run(&["man"], &[]);
     assert!(output.status.success());
     let roff = String::from_utf8_lossy(&output.stdout);
-    assert!(roff.starts_with(".ie") || roff.contains(".TH tickfeed"), "{roff}");
-    for option in [r"\-\-listen", r"\-\-max\-lag", r"\-\-config", "TICKFEED_LISTEN"] {
+    assert!(
+        roff.starts_with(".ie") || roff.contains(".TH tickfeed"),
+        "{roff}"
+    );
+    for option in [
+        r"\-\-listen",
+        r"\-\-max\-lag",
+        r"\-\-config",
+        "TICKFEED_LISTEN",
+    ] {
         assert!(roff.contains(option), "the man page lists {option}");
     }
 }

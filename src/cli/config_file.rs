@@ -140,7 +140,10 @@ mod tests {
                 ("rate".into(), one("20k")),
                 ("skew".into(), one("0.5")),
                 ("symbols".into(), one("40")),
-                ("token".into(), FileValue::Many(vec!["a".into(), "b".into()])),
+                (
+                    "token".into(),
+                    FileValue::Many(vec!["a".into(), "b".into()])
+                ),
             ]
         );
     }
@@ -148,10 +151,20 @@ mod tests {
     #[test]
     fn bad_files_name_the_file_and_the_key() {
         let syntax = load("rate = \n").unwrap_err();
-        assert!(syntax.contains("tickfeed.toml:1: not valid TOML"), "{syntax}");
+        assert!(
+            syntax.contains("tickfeed.toml:1: not valid TOML"),
+            "{syntax}"
+        );
         let table = load("[serve]\nrate = 5\n").unwrap_err();
-        assert!(table.contains("tickfeed.toml:serve: expected a string"), "{table}");
+        assert!(
+            table.contains("tickfeed.toml:serve: expected a string"),
+            "{table}"
+        );
         let missing = ConfigFile::load(Path::new("no/such.toml")).unwrap_err();
-        assert!(missing.to_string().starts_with("config file no/such.toml: cannot read"));
+        assert!(
+            missing
+                .to_string()
+                .starts_with("config file no/such.toml: cannot read")
+        );
     }
 }

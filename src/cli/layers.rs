@@ -225,7 +225,9 @@ fn as_options(arg: &Arg, value: &FileValue) -> Result<Vec<OsString>, String> {
     let list = matches!(arg.get_action(), ArgAction::Append);
     let option = |text: &String| OsString::from(format!("--{long}={text}"));
     match value {
-        FileValue::Switch(on) if switch => Ok(on.then(|| format!("--{long}").into()).into_iter().collect()),
+        FileValue::Switch(on) if switch => {
+            Ok(on.then(|| format!("--{long}").into()).into_iter().collect())
+        }
         FileValue::One(text) if !switch => Ok(vec![option(text)]),
         FileValue::Many(texts) if list => Ok(texts.iter().map(option).collect()),
         FileValue::Many(_) if !switch => Err(format!("--{long} takes one value, not a list")),
@@ -259,7 +261,10 @@ fn attribute(mut error: clap::Error, origins: &BTreeMap<String, Origin>) -> clap
 impl ServeSources {
     /// The validation error with the origin of the setting it names.
     pub fn explain(&self, error: ConfigError) -> SettingError {
-        let origin = error.flag().and_then(|flag| self.origins.get(flag)).cloned();
+        let origin = error
+            .flag()
+            .and_then(|flag| self.origins.get(flag))
+            .cloned();
         SettingError { error, origin }
     }
 }

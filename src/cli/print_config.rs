@@ -47,9 +47,9 @@ fn value(arg: &Arg, raw: Vec<String>) -> Option<toml::Value> {
         raw
     };
     match arg.get_action() {
-        ArgAction::SetTrue | ArgAction::SetFalse => {
-            Some(toml::Value::Boolean(raw.first().is_some_and(|v| v == "true")))
-        }
+        ArgAction::SetTrue | ArgAction::SetFalse => Some(toml::Value::Boolean(
+            raw.first().is_some_and(|v| v == "true"),
+        )),
         ArgAction::Append if !raw.is_empty() => Some(toml::Value::Array(
             raw.into_iter().map(toml::Value::String).collect(),
         )),

@@ -44,7 +44,14 @@ async fn edge_clients_stream_on_when_the_edges_nats_server_dies() {
     let mut servers = Broker::cluster(&scratch, 3).await;
     let source = Node::start(&scratch, "source", "source", &servers[0].url(), BUSY_FEED).await;
     let edge_servers = format!("{},{}", servers[1].url(), servers[2].url());
-    let edge = Node::start(&scratch, "edge", "edge", &edge_servers, &["--nats-replicas", "3"]).await;
+    let edge = Node::start(
+        &scratch,
+        "edge",
+        "edge",
+        &edge_servers,
+        &["--nats-replicas", "3"],
+    )
+    .await;
     let name = edge.nats_name("edge");
     let (mut a, mut b) = (
         Client::connect(&edge.ws_url()).await,
