@@ -146,12 +146,6 @@ fn assert_invalid(args: &[&str], envs: &[(&str, &str)], expected: &[&str]) {
 #[test]
 fn invalid_settings_exit_2_naming_the_key_and_where_it_came_from() {
     let dir = Scratch::new("config-invalid");
-    let path = |name: &str, text: &str| dir.write(name, text).to_str().unwrap().to_string();
-    let bad_rate = path("rate.toml", "rate = \"fast\"\n");
-    let zero_heartbeat = path("heartbeat.toml", "heartbeat = \"0s\"\n");
-    let unknown = path("unknown.toml", "rates = 5\n");
-    let broken = path("broken.toml", "rate = 5\nrate =\n");
-    let list = path("list.toml", "listen = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n");
     // Parse errors (clap) and validation errors alike, from each source.
     assert_invalid(&["serve", "--rate", "fast"], &[], &["--rate", "fast"]);
     assert_invalid(&["--heartbeat", "0"], &[], &["--heartbeat: "]);
@@ -160,41 +154,45 @@ fn invalid_settings_exit_2_naming_the_key_and_where_it_came_from() {
         &[],
         &["--max-pending-handshakes"],
     );
-    assert_invalid(
-        &["serve"],
-        &[("TICKFEED_RATE", "fast")],
-        &["--rate", "environment variable TICKFEED_RATE"],
-    );
-    assert_invalid(
-        &["serve"],
-        &[("TICKFEED_HEARTBEAT", "0")],
-        &["--heartbeat", "environment variable TICKFEED_HEARTBEAT"],
-    );
-    assert_invalid(
-        &["serve", "--config", &bad_rate],
-        &[],
-        &["--rate", &format!("{bad_rate}:rate")],
-    );
-    assert_invalid(
-        &["serve", "--config", &zero_heartbeat],
-        &[],
-        &["--heartbeat", &format!("{zero_heartbeat}:heartbeat")],
-    );
-    assert_invalid(
-        &["serve", "--config", &unknown],
-        &[],
-        &[&format!("{unknown}:rates: not a setting")],
-    );
-    assert_invalid(
-        &["serve", "--config", &broken],
-        &[],
-        &[&format!("{broken}:2: not valid TOML")],
-    );
-    assert_invalid(
-        &["serve", "--config", &list],
-        &[],
-        &[&format!("{list}:listen: --listen takes one value")],
-    );
+    for (name, value, flag) in [
+        ("RATE", "fast", "--rate"),
+        ("HEARTBEAT", "0", "--heartbeat"),
+    ] {
+        let env = format!("TICKFEED_{name}");
+        let from = format!("environment variable {env}");
+        assert_invalid(&["serve"], &[(&env, value)], &[flag, &from]);
+    }
+    // Each file's error: the file, its key, and what is wrong.
+    let files = [
+        ("rate.toml", "rate = \"fast\"\n", ":rate", "--rate"),
+        (
+            "heartbeat.toml",
+            "heartbeat = \"0s\"\n",
+            ":heartbeat",
+            "--heartbeat",
+        ),
+        ("unknown.toml", "rates = 5\n", ":rates: ", "not a setting"),
+        (
+            "broken.toml",
+            "rate = 5\nrate =\n",
+            ":2: ",
+            "not valid TOML",
+        ),
+        (
+            "list.toml",
+            "listen = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n",
+            ":listen: ",
+            "--listen takes one value",
+        ),
+    ];
+    for (name, text, place, what) in files {
+        let file = dir.write(name, text).to_str().unwrap().to_string();
+        assert_invalid(
+            &["serve", "--config", &file],
+            &[],
+            &[&format!("{file}{place}"), what],
+        );
+    }
     assert_invalid(
         &["serve", "--config", "no/such.toml"],
         &[],

@@ -7,8 +7,7 @@
 
 use super::cluster::{Broker, Node};
 use super::common::{Client, Scratch, poll};
-use super::{assert_accounted, live_until, n, subscribe};
-use serde_json::Value;
+use super::{assert_accounted, n, read_both, read_both_through_gap, subscribe};
 
 /// 1,000 updates per second on each of 4 symbols, so that a failover of
 /// tens of milliseconds loses some.
@@ -59,24 +58,11 @@ async fn edge_clients_stream_on_when_the_edges_nats_server_dies() {
     );
     subscribe(&mut a, &["AAPL"]).await;
     subscribe(&mut b, &["AAPL"]).await;
-    let some = |ticks: &[Value]| ticks.len() >= 20;
-    let (mut from_a, mut from_b) = tokio::join!(
-        live_until(&mut a, "AAPL", some),
-        live_until(&mut b, "AAPL", some)
-    );
+    let (mut from_a, mut from_b) = read_both(&mut a, &mut b, "AAPL", 20).await;
 
     let used = server_of(&servers, &name, |at| at != 0).await;
     servers[used].kill().await;
-    let through_gap = |ticks: &[Value]| {
-        ticks
-            .iter()
-            .position(|t| n(t) > 0)
-            .is_some_and(|gap| ticks.len() > gap + 20)
-    };
-    let (after_a, after_b) = tokio::join!(
-        live_until(&mut a, "AAPL", through_gap),
-        live_until(&mut b, "AAPL", through_gap)
-    );
+    let (after_a, after_b) = read_both_through_gap(&mut a, &mut b, "AAPL", 20).await;
     let lost: u64 = after_a.iter().map(n).sum();
     from_a.extend(after_a);
     from_b.extend(after_b);
