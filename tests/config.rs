@@ -162,6 +162,12 @@ fn invalid_settings_exit_2_naming_the_key_and_where_it_came_from() {
         let from = format!("environment variable {env}");
         assert_invalid(&["serve"], &[(&env, value)], &[flag, &from]);
     }
+    // An option the environment set that needs one nobody set.
+    assert_invalid(
+        &["serve"],
+        &[("TICKFEED_LOOP", "true")],
+        &["--replay", "--loop from environment variable TICKFEED_LOOP"],
+    );
     // Each file's error: the file, its key, and what is wrong.
     let files = [
         ("rate.toml", "rate = \"fast\"\n", ":rate", "--rate"),

@@ -208,7 +208,7 @@ fn origin_of(arg: &Arg, matches: &ArgMatches) -> Origin {
     let source = matches.value_source(arg.get_id().as_str());
     let env = arg
         .get_env()
-        .filter(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+        .filter(|name| std::env::var_os(name).is_some());
     match (source, env) {
         (Some(ValueSource::CommandLine), _) => Origin::CommandLine,
         // Also an environment value the lenient pass could not parse.
@@ -237,24 +237,38 @@ fn as_options(arg: &Arg, value: &FileValue) -> Result<Vec<OsString>, String> {
 }
 
 /// Adds to a clap error which environment variable or file gave the value
-/// it is about.
+/// it is about; when it is about no one value (a missing `--replay` that
+/// `--loop` requires), every value that came from outside the command line.
 fn attribute(mut error: clap::Error, origins: &BTreeMap<String, Origin>) -> clap::Error {
-    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
-        return error;
+    let outside = |origin: &Origin| matches!(origin, Origin::Env(_) | Origin::File { .. });
+    let named = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(shown)) => shown
+            .trim_start_matches('-')
+            .split([' ', '='])
+            .next()
+            .map(String::from),
+        _ => None,
     };
-    let long = shown
-        .trim_start_matches('-')
-        .split([' ', '='])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    if let Some(origin @ (Origin::Env(_) | Origin::File { .. })) = origins.get(&long) {
-        let tip = format!("the value of --{long} came from {origin}");
-        error.insert(
-            ContextKind::Suggested,
-            ContextValue::StyledStrs(vec![tip.into()]),
-        );
-    }
+    let tip = match named.and_then(|long| Some((origins.get(&long)?.clone(), long))) {
+        Some((origin, long)) if outside(&origin) => {
+            format!("the value of --{long} came from {origin}")
+        }
+        _ => {
+            let from: Vec<String> = origins
+                .iter()
+                .filter(|(_, origin)| outside(origin))
+                .map(|(long, origin)| format!("--{long} from {origin}"))
+                .collect();
+            if from.is_empty() {
+                return error;
+            }
+            format!("set outside the command line: {}", from.join(", "))
+        }
+    };
+    error.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![tip.into()]),
+    );
     error
 }
 
