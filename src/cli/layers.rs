@@ -282,3 +282,64 @@ impl ServeSources {
         SettingError { error, origin }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_arg(long: &str) -> Arg {
+        command()
+            .find_subcommand("serve")
+            .and_then(|serve| serve.get_arguments().find(|a| a.get_long() == Some(long)))
+            .cloned()
+            .unwrap_or_else(|| panic!("--{long}"))
+    }
+
+    #[test]
+    fn variables_are_the_option_in_upper_snake_case() {
+        assert_eq!(env_name("max-lag"), "TICKFEED_MAX_LAG");
+        assert_eq!(serve_arg("listen").get_env().unwrap(), "TICKFEED_LISTEN");
+        assert_eq!(serve_arg("token").get_env().unwrap(), "TICKFEED_TOKENS");
+    }
+
+    #[test]
+    fn file_values_become_options_of_their_kind() {
+        let one = |text: &str| FileValue::One(text.into());
+        let texts = |args: Vec<OsString>| -> Vec<String> {
+            args.into_iter().map(|a| a.into_string().unwrap()).collect()
+        };
+        assert_eq!(
+            texts(as_options(&serve_arg("rate"), &one("20k")).unwrap()),
+            ["--rate=20k"]
+        );
+        assert_eq!(
+            texts(as_options(&serve_arg("loop"), &FileValue::Switch(true)).unwrap()),
+            ["--loop"]
+        );
+        assert!(
+            as_options(&serve_arg("loop"), &FileValue::Switch(false))
+                .unwrap()
+                .is_empty()
+        );
+        let servers = FileValue::Many(vec!["nats://a:1".into(), "nats://b:2".into()]);
+        assert_eq!(
+            texts(as_options(&serve_arg("nats"), &servers).unwrap()),
+            ["--nats=nats://a:1", "--nats=nats://b:2"]
+        );
+        assert!(
+            as_options(&serve_arg("rate"), &servers)
+                .unwrap_err()
+                .contains("one value")
+        );
+        assert!(
+            as_options(&serve_arg("loop"), &one("yes"))
+                .unwrap_err()
+                .contains("true or false")
+        );
+        assert!(
+            as_options(&serve_arg("rate"), &FileValue::Switch(true))
+                .unwrap_err()
+                .contains("not true or false")
+        );
+    }
+}

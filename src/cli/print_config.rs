@@ -68,3 +68,19 @@ fn scalar(text: String) -> toml::Value {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_stay_numbers_and_the_rest_strings() {
+        let shown = |text: &str| scalar(text.into()).to_string();
+        assert_eq!(shown("5000"), "5000");
+        assert_eq!(shown("0.5"), "0.5");
+        assert_eq!(shown("15s"), "\"15s\"");
+        assert_eq!(shown("1e3"), "\"1e3\"");
+        assert_eq!(shown("NaN"), "\"NaN\"");
+        assert_eq!(shown("127.0.0.1:8080"), "\"127.0.0.1:8080\"");
+    }
+}
