@@ -37,6 +37,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod conflate;
+pub mod contract;
 pub mod epoch;
 pub mod feed;
 pub mod history;

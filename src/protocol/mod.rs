@@ -8,10 +8,13 @@
 
 mod delta;
 mod parse;
+mod request_shape;
 
-pub use delta::{Changed, DeltaOf, TickDelta};
+pub use delta::{Changed, DeltaOf, TickDelta, TickOnWire};
 pub use parse::{parse_json_request, parse_msgpack_request};
+pub use request_shape::{RequestShape, SymbolKey};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,13 +25,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_SYMBOL_LEN: usize = 32;
 /// The subscription that means "every symbol, including later ones".
 pub const WILDCARD: &str = "*";
+/// [`is_valid_symbol`] as a regular expression, for the JSON Schemas.
+pub const SYMBOL_PATTERN: &str = r"^[A-Za-z0-9._/:^=-]{1,32}$";
 
 /// The market state of one symbol after an update: the last trade, the
 /// top of the book and the day's volume. The one place the market fields
 /// are declared; the tick, the NATS payload, the feed formats, the
 /// generator and the replayer all carry this type, so a new field is added
 /// here, in its encodings and in `docs/protocol.md`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Quote {
     /// Price of the last trade, carried forward until the next one; absent
     /// before the symbol's first trade.
@@ -57,16 +62,18 @@ pub struct Quote {
 /// quote's fields sit between `xt` and `snap`); `n` stays last so that
 /// `codec` can re-encode the merge count without re-serialising the whole
 /// tick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Tick {
     /// The symbol this update is about.
+    #[schemars(pattern(SYMBOL_PATTERN))]
     pub sym: Arc<str>,
     /// Per-symbol sequence number: +1 per source update, never backwards.
     pub seq: u64,
-    /// When the source emitted the update, ns since the Unix epoch.
+    /// When the source emitted the update, ns since the Unix epoch. Above
+    /// 2^53: JavaScript's `JSON.parse` rounds it (`docs/protocol.md`).
     pub ts: u64,
-    /// Original event time of a replayed update, ns since the Unix epoch;
-    /// absent for live and simulated data.
+    /// Original event time of a replayed update, ns since the Unix epoch
+    /// (above 2^53, like `ts`); absent for live and simulated data.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub xt: Option<u64>,
     /// The market state after the update, flattened into the tick.
@@ -117,7 +124,7 @@ impl Tick {
 }
 
 /// Protocol error codes (`docs/protocol.md`, "ack and error").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not a JSON object, a missing or mistyped field.
@@ -138,7 +145,7 @@ pub enum ErrorCode {
 }
 
 /// Every server event. Serialised as an object whose `ev` field names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "ev", rename_all = "snake_case")]
 pub enum Event {
     /// The first frame of every connection.
@@ -206,7 +213,17 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         t: Option<serde_json::Value>,
     },
-    /// A market update (or a snapshot, with `snap`).
+    /// A market update (or a snapshot, with `snap`), full or, on a
+    /// subscription with `deltas`, a field delta (`d: 1`).
+    Tick(#[schemars(with = "TickOnWire")] Tick),
+}
+
+/// A tick event as `/api/symbols` and `/api/ticks` serve it: always full,
+/// never a delta. The same bytes as [`Event::Tick`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum FullTickEvent {
+    /// A market update with every field.
     Tick(Tick),
 }
 

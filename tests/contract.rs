@@ -1,0 +1,463 @@
+//! The machine-readable contract (`src/contract`, `docs/asyncapi.json`,
+//! `docs/openapi.json`) held against the code and a live server: the
+//! documents in docs/ are what the Rust types generate, the server serves
+//! them, every kind of event a real server sends validates against its
+//! schema and carries no field the schema lacks, the `/api` responses
+//! validate against the OpenAPI schemas, and every request and event
+//! example of `docs/protocol.md` validates and (requests) parses.
+//!
+//! Refresh the documents after changing a protocol or API type with
+//! `TICKFEED_WRITE_CONTRACT=1 cargo test --test contract`.
+
+mod common;
+
+use common::{Client, TestServer, poll, start_server};
+use jsonschema::{Draft, Validator};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use tickfeed::contract;
+use tickfeed::protocol::parse_json_request;
+
+/// Set to rewrite docs/asyncapi.json and docs/openapi.json from the code.
+const REFRESH: &str = "TICKFEED_WRITE_CONTRACT";
+
+fn repo_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// One parsed document and the JSON Schema draft of its schemas.
+struct Document {
+    doc: Value,
+    draft: Draft,
+}
+
+impl Document {
+    fn asyncapi() -> Self {
+        Self {
+            doc: serde_json::from_str(contract::asyncapi_json()).unwrap(),
+            draft: Draft::Draft7,
+        }
+    }
+
+    fn openapi() -> Self {
+        Self {
+            doc: serde_json::from_str(contract::openapi_json()).unwrap(),
+            draft: Draft::Draft202012,
+        }
+    }
+
+    /// A validator for `schema`, whose `$ref`s point into this document.
+    fn validator(&self, schema: &Value) -> Validator {
+        let mut root = schema.clone();
+        if let Some(object) = root.as_object_mut() {
+            object.insert("components".into(), self.doc["components"].clone());
+        } else {
+            root = json!({ "allOf": [schema], "components": self.doc["components"] });
+        }
+        jsonschema::options()
+            .with_draft(self.draft)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("a schema that does not compile: {e}: {schema}"))
+    }
+
+    /// A validator for the named schema `name` of the document.
+    fn named(&self, name: &str) -> Validator {
+        assert!(
+            self.doc["components"]["schemas"][name].is_object(),
+            "no schema {name}"
+        );
+        self.validator(&json!({ "$ref": format!("#/components/schemas/{name}") }))
+    }
+
+    /// The property names `schema` declares, through `$ref`, `allOf`,
+    /// `anyOf` and `oneOf`.
+    fn declared(&self, schema: &Value, names: &mut BTreeSet<String>) {
+        if let Some(pointer) = schema["$ref"].as_str() {
+            let target = self
+                .doc
+                .pointer(pointer.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("unresolved {pointer}"));
+            self.declared(target, names);
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            names.extend(properties.keys().cloned());
+        }
+        for combinator in ["allOf", "anyOf", "oneOf"] {
+            for part in schema[combinator].as_array().into_iter().flatten() {
+                self.declared(part, names);
+            }
+        }
+    }
+
+    fn declared_by(&self, name: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        self.declared(&self.doc["components"]["schemas"][name], &mut names);
+        names
+    }
+}
+
+/// Fails naming every error when `instance` does not validate.
+fn assert_valid(validator: &Validator, instance: &Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what} does not validate: {errors:?}\n{instance}");
+}
+
+/// Fails when `instance` has a field `declared` lacks: the schema would
+/// not tell a client about it.
+fn assert_declared(declared: &BTreeSet<String>, instance: &Value, what: &str) {
+    for key in instance.as_object().expect("an object").keys() {
+        assert!(declared.contains(key), "{what}: field {key} is not in its schema: {instance}");
+    }
+}
+
+#[test]
+fn the_documents_in_docs_are_what_the_code_generates() {
+    for (file, text) in [
+        ("docs/asyncapi.json", contract::asyncapi_json()),
+        ("docs/openapi.json", contract::openapi_json()),
+    ] {
+        let path = repo_file(file);
+        if std::env::var_os(REFRESH).is_some() {
+            std::fs::write(&path, text).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == text,
+            "{file} differs from what the Rust types generate; refresh it with:\n  \
+             {REFRESH}=1 cargo test --test contract"
+        );
+    }
+}
+
+#[test]
+fn every_reference_in_the_documents_resolves() {
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(pointer)) = map.get("$ref") {
+                    out.push(pointer.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    for document in [Document::asyncapi(), Document::openapi()] {
+        let mut pointers = Vec::new();
+        refs(&document.doc, &mut pointers);
+        assert!(!pointers.is_empty());
+        for pointer in pointers {
+            let path = pointer.strip_prefix('#').expect("a local reference");
+            assert!(document.doc.pointer(path).is_some(), "{pointer} resolves to nothing");
+        }
+    }
+}
+
+/// The JSON examples of `docs/protocol.md` that start with `start`: inline
+/// code spans and fenced `json` blocks.
+fn protocol_examples(start: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_file("docs/protocol.md")).unwrap();
+    let mut examples = Vec::new();
+    for block in text.split("```json\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        if body.trim_start().starts_with(start) {
+            // One example per line, or one spread over several lines.
+            let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+            match lines.iter().map(|l| serde_json::from_str(l)).collect::<Result<Vec<Value>, _>>() {
+                Ok(values) => examples.extend(values),
+                Err(_) => examples.push(serde_json::from_str(body).expect("a JSON example")),
+            }
+        }
+    }
+    for span in text.split('`').skip(1).step_by(2) {
+        if span.starts_with(start) {
+            examples.push(serde_json::from_str(span).expect("a JSON example"));
+        }
+    }
+    examples
+}
+
+#[test]
+fn every_request_in_the_protocol_doc_validates_and_parses() {
+    let document = Document::asyncapi();
+    let request = document.named("RequestShape");
+    let examples = protocol_examples("{\"op\"");
+    assert!(examples.len() >= 10, "too few examples found: {}", examples.len());
+    let mut ops = BTreeSet::new();
+    for example in &examples {
+        assert_valid(&request, example, "docs/protocol.md request");
+        let name = example["op"].as_str().unwrap();
+        let message = &document.doc["components"]["messages"][name]["payload"];
+        assert_valid(&document.validator(message), example, name);
+        parse_json_request(example.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{example} does not parse: {e}"));
+        ops.insert(name.to_string());
+    }
+    assert_eq!(ops, BTreeSet::from(["ping", "subscribe", "symbols", "unsubscribe"].map(String::from)));
+}
+
+#[test]
+fn requests_the_parser_refuses_the_schema_refuses_too() {
+    let request = Document::asyncapi().named("RequestShape");
+    for bad in [
+        json!({"op": "subscribe", "symbols": "AAPL"}),
+        json!({"op": "subscribe", "symbols": []}),
+        json!({"op": "subscribe", "symbols": ["AAPL"], "max_hz": -1}),
+        json!({"op": "subscribe", "symbols": ["AAPL"], "snapshot": "no"}),
+        json!({"op": "subscribe", "symbols": ["AAPL"], "from": {"AAPL": -1}}),
+        json!({"op": "subscribe", "symbols": ["AAPL"], "from": {"bad sym": 1}}),
+        json!({"op": "subscribe", "symbols": ["AAPL"], "epoch": 7}),
+        json!({"op": "ping", "id": -1}),
+        json!({"op": "fly"}),
+        json!({"symbols": ["AAPL"]}),
+    ] {
+        assert!(parse_json_request(bad.to_string().as_bytes()).is_err(), "{bad} parses");
+        assert!(!request.is_valid(&bad), "the schema accepts {bad}");
+    }
+}
+
+#[test]
+fn every_event_in_the_protocol_doc_validates() {
+    let frame = Document::asyncapi().named("ServerFrame");
+    let examples = protocol_examples("[{\"ev\"");
+    assert!(examples.len() >= 6, "too few examples found: {}", examples.len());
+    for example in &examples {
+        assert_valid(&frame, example, "docs/protocol.md event");
+    }
+}
+
+/// What the live test has seen, by kind of event and by shape.
+#[derive(Default)]
+struct Seen {
+    kinds: BTreeSet<String>,
+    shapes: BTreeSet<&'static str>,
+    error_codes: BTreeSet<String>,
+}
+
+/// Validates every event of a live server's frames.
+struct EventChecker {
+    document: Document,
+    frame: Validator,
+    kinds: BTreeMap<String, (Validator, BTreeSet<String>)>,
+    delta: BTreeSet<String>,
+    full: BTreeSet<String>,
+    seen: Seen,
+}
+
+impl EventChecker {
+    fn new() -> Self {
+        let document = Document::asyncapi();
+        let mut kinds = BTreeMap::new();
+        for alternative in document.doc["components"]["schemas"]["Event"]["oneOf"]
+            .as_array()
+            .unwrap()
+        {
+            let name = alternative["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+            let kind = name.trim_end_matches("Event").to_ascii_lowercase();
+            let checks = (document.named(name), document.declared_by(name));
+            kinds.insert(kind, checks);
+        }
+        let with_ev = |mut names: BTreeSet<String>| {
+            names.insert("ev".into());
+            names
+        };
+        Self {
+            frame: document.named("ServerFrame"),
+            delta: with_ev(document.declared_by("TickDelta")),
+            full: with_ev(document.declared_by("Tick")),
+            kinds,
+            document,
+            seen: Seen::default(),
+        }
+    }
+
+    /// Checks one frame; returns its events.
+    fn frame(&mut self, events: Vec<Value>) -> Vec<Value> {
+        let frame = Value::Array(events);
+        assert_valid(&self.frame, &frame, "a server frame");
+        let Value::Array(events) = frame else { unreachable!() };
+        for event in &events {
+            self.event(event);
+        }
+        events
+    }
+
+    fn event(&mut self, event: &Value) {
+        let kind = event["ev"].as_str().expect("ev").to_string();
+        let (validator, declared) = self
+            .kinds
+            .get(&kind)
+            .unwrap_or_else(|| panic!("an event kind the document lacks: {event}"));
+        assert_valid(validator, event, &kind);
+        assert_declared(declared, event, &kind);
+        let shape = match kind.as_str() {
+            "tick" if event["d"] == 1 => {
+                assert_declared(&self.delta, event, "a delta");
+                "delta"
+            }
+            "tick" => {
+                assert_declared(&self.full, event, "a full tick");
+                if event["snap"] == true { "snapshot" } else { "full tick" }
+            }
+            "ack" if event["resumed"].as_object().is_some_and(|r| r.values().any(Value::is_null)) => {
+                "ack resumed with null"
+            }
+            "ack" if event["resumed"].is_object() => "ack resumed",
+            "error" => {
+                self.seen.error_codes.insert(event["code"].as_str().unwrap().into());
+                "error"
+            }
+            _ => "other",
+        };
+        self.seen.shapes.insert(shape);
+        self.seen.kinds.insert(kind);
+    }
+
+    /// Reads frames, checking each, until `done` holds for an event.
+    async fn read_until(&mut self, client: &mut Client, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + common::DEADLINE;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, client.read_frame())
+                .await
+                .expect("the awaited event within the deadline")
+                .expect("connection open");
+            if let Some(event) = self.frame(frame).into_iter().find(|e| done(e)) {
+                return event;
+            }
+        }
+    }
+}
+
+async fn connect(server: &TestServer, checker: &mut EventChecker) -> Client {
+    let mut client = Client::connect(&server.ws_url()).await;
+    let hello = client.hello.clone();
+    checker.frame(vec![hello]);
+    client
+}
+
+#[tokio::test]
+async fn every_kind_of_event_a_live_server_sends_validates_against_its_schema() {
+    let server = start_server(&["--symbols", "8", "--rate", "2000", "--max-request-bytes", "1KiB"]).await;
+    let mut checker = EventChecker::new();
+    let mut client = connect(&server, &mut checker).await;
+    let id = |n: u64| move |e: &Value| e["id"] == n && e["ev"] != "tick";
+
+    client.send(json!({"op": "symbols", "id": 1})).await;
+    let symbols = checker.read_until(&mut client, id(1)).await;
+    let names: Vec<String> = serde_json::from_value(symbols["symbols"].clone()).unwrap();
+    let (a, b) = (names[0].clone(), names[1].clone());
+
+    client
+        .send(json!({"op": "subscribe", "id": 2, "symbols": [a, b, "NO_SUCH", "bad sym"], "deltas": true}))
+        .await;
+    checker.read_until(&mut client, |e| e["d"] == 1).await;
+    checker.read_until(&mut client, |e| e["ev"] == "tick" && e["d"].is_null() && e["snap"].is_null()).await;
+    client.send(json!({"op": "ping", "id": 3, "t": {"sent": 1.5}})).await;
+    checker.read_until(&mut client, id(3)).await;
+    client.send_raw(tokio_tungstenite::tungstenite::Message::text("not json")).await;
+    checker.read_until(&mut client, |e| e["code"] == "bad_request").await;
+    client.send(json!({"op": "fly", "id": 4})).await;
+    checker.read_until(&mut client, id(4)).await;
+    client.send(json!({"op": "ping", "id": 5, "t": "x".repeat(2048)})).await;
+    checker.read_until(&mut client, |e| e["code"] == "too_large").await;
+
+    // A second connection resumes where the first stands, in the same
+    // epoch and in another.
+    let held = checker.read_until(&mut client, |e| e["sym"] == a && e["ev"] == "tick").await;
+    let mut resumer = connect(&server, &mut checker).await;
+    let epoch = resumer.hello["epoch"].clone();
+    resumer
+        .send(json!({"op": "subscribe", "id": 6, "symbols": [a], "epoch": epoch, "from": {a.as_str(): held["seq"]}}))
+        .await;
+    checker.read_until(&mut resumer, id(6)).await;
+    resumer
+        .send(json!({"op": "subscribe", "id": 7, "symbols": [b], "epoch": "another", "from": {b.as_str(): 1}}))
+        .await;
+    checker.read_until(&mut resumer, id(7)).await;
+    client.send(json!({"op": "unsubscribe", "id": 8, "symbols": ["*"]})).await;
+    checker.read_until(&mut client, id(8)).await;
+
+    let seen = &checker.seen;
+    let documented: BTreeSet<String> = checker.kinds.keys().cloned().collect();
+    assert_eq!(seen.kinds, documented, "every documented kind of event, and no other, was sent");
+    for shape in ["delta", "full tick", "snapshot", "ack resumed", "ack resumed with null"] {
+        assert!(seen.shapes.contains(shape), "no {shape} seen: {:?}", seen.shapes);
+    }
+    let codes = ["bad_request", "too_large", "unknown_op", "unknown_symbol"];
+    assert_eq!(seen.error_codes, BTreeSet::from(codes.map(String::from)));
+    assert!(checker.document.doc["components"]["messages"]["events"].is_object());
+    server.shutdown_after((client, resumer)).await;
+}
+
+/// `GET path` on `server`: status, the epoch header and the body.
+async fn get(server: &TestServer, path: &str) -> (u16, Option<String>, String) {
+    let response = reqwest::get(server.http_url(path)).await.expect("GET");
+    let status = response.status().as_u16();
+    let epoch = response
+        .headers()
+        .get("tickfeed-epoch")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, epoch, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn api_responses_validate_against_the_openapi_document() {
+    let server = start_server(&["--symbols", "8", "--rate", "2000"]).await;
+    let document = Document::openapi();
+    let symbols = poll("every symbol to have ticked", || async {
+        let symbols = server.get_json("/api/symbols").await;
+        (symbols.as_array().map_or(0, Vec::len) == 8).then_some(symbols)
+    })
+    .await;
+    let sym = symbols[0]["sym"].as_str().unwrap().to_string();
+    let requests = [
+        ("/api/symbols".to_string(), 200),
+        (format!("/api/ticks?sym={sym}&limit=5"), 200),
+        (format!("/api/ticks?sym={sym}&after=1&limit=3"), 200),
+        ("/api/stats".to_string(), 200),
+        ("/api/ticks?sym=NO_SUCH".to_string(), 404),
+        (format!("/api/ticks?sym={sym}&limit=0"), 400),
+        ("/api/ticks".to_string(), 400),
+    ];
+    for (path, expected) in requests {
+        let (status, epoch, body) = get(&server, &path).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        let route = path.split('?').next().unwrap();
+        let response = &document.doc["paths"][route]["get"]["responses"][status.to_string()];
+        let schema = &response["content"]["application/json"]["schema"];
+        assert!(!schema.is_null(), "{path}: status {status} is not documented");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_valid(&document.validator(schema), &body, &path);
+        for (header, _) in response["headers"].as_object().into_iter().flatten() {
+            assert_eq!(header, "tickfeed-epoch");
+            assert!(epoch.is_some(), "{path}: no {header} header");
+        }
+    }
+    let stats = server.get_json("/api/stats").await;
+    assert_declared(&document.declared_by("StatsSnapshot"), &stats, "/api/stats");
+    assert_declared(&document.declared_by("Tick"), &{
+        let mut tick = symbols[0].clone();
+        tick.as_object_mut().unwrap().remove("ev");
+        tick
+    }, "/api/symbols");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_server_serves_the_documents_in_docs_behind_the_token() {
+    let server = start_server(&["--token", "s3cret", "--symbols", "4"]).await;
+    for (path, file) in [("/api/asyncapi.json", "docs/asyncapi.json"), ("/api/openapi.json", "docs/openapi.json")] {
+        let (status, _, _) = get(&server, path).await;
+        assert_eq!(status, 401, "{path} without the token");
+        let (status, _, body) = get(&server, &format!("{path}?token=s3cret")).await;
+        assert_eq!(status, 200, "{path}");
+        let on_disk = std::fs::read_to_string(repo_file(file)).unwrap();
+        assert_eq!(body, on_disk, "{path} serves what {file} holds");
+    }
+    server.shutdown().await;
+}
