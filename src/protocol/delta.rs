@@ -119,6 +119,9 @@ impl Serialize for DeltaOf<'_> {
 /// JSON Schema (`docs/asyncapi.json`) is the wire shape [`DeltaOf`]
 /// writes: a field is absent when unchanged, so none is required.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(description = "A field delta (subscribe with \"deltas\": true): only the fields \
+    that changed since seq - 1, whose full values the client holds; a field sent as null \
+    is now absent, a field not sent is unchanged.")]
 pub struct TickDelta {
     /// The symbol this update is about.
     #[schemars(pattern(super::SYMBOL_PATTERN))]
@@ -171,6 +174,7 @@ pub struct TickDelta {
 /// [`super::Event::Tick`]: a field delta (`d: 1`) or a full tick.
 #[derive(JsonSchema)]
 #[serde(untagged)]
+#[schemars(description = "A tick: a field delta (d: 1) or a full tick.")]
 pub enum TickOnWire {
     /// Only what changed since the previous seq (`"deltas": true`).
     Delta(TickDelta),

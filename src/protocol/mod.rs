@@ -38,21 +38,27 @@ pub struct Quote {
     /// Price of the last trade, carried forward until the next one; absent
     /// before the symbol's first trade.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "f64")]
     pub px: Option<f64>,
     /// Size of the last trade in shares, carried forward with `px`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub sz: Option<u64>,
     /// Best bid price; absent while the bid side is empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "f64")]
     pub bid: Option<f64>,
     /// Best ask price; absent while the ask side is empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "f64")]
     pub ask: Option<f64>,
     /// Shares offered at the best bid.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub bsz: Option<u64>,
     /// Shares offered at the best ask.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub asz: Option<u64>,
     /// Shares traded so far (cumulative; never falls on a connection).
     pub vol: u64,
@@ -63,6 +69,8 @@ pub struct Quote {
 /// `codec` can re-encode the merge count without re-serialising the whole
 /// tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(description = "A full market update: every field of the symbol's state after it. \
+    For two consecutive non-snapshot ticks A then B of a symbol, B.seq - A.seq - 1 == B.n.")]
 pub struct Tick {
     /// The symbol this update is about.
     #[schemars(pattern(SYMBOL_PATTERN))]
@@ -75,12 +83,14 @@ pub struct Tick {
     /// Original event time of a replayed update, ns since the Unix epoch
     /// (above 2^53, like `ts`); absent for live and simulated data.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub xt: Option<u64>,
     /// The market state after the update, flattened into the tick.
     #[serde(flatten)]
     pub quote: Quote,
     /// `true` on the snapshot sent in reply to a subscribe; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "bool")]
     pub snap: Option<bool>,
     /// Updates of this symbol merged into this one for this client
     /// (`seq - previous seq - 1`); 0 for a client that keeps up.
@@ -171,22 +181,26 @@ pub enum Event {
     Ack {
         /// The request's `id`, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// The request's `op`.
         op: String,
         /// For a subscribe or unsubscribe: the symbols it applied to.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "Vec<String>")]
         symbols: Option<Vec<String>>,
         /// For a subscribe with `from`: per symbol, the updates after the
         /// client's seq that can no longer be sent (0: every one follows),
         /// or `null` where the epoch did not match and a snapshot follows.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "BTreeMap<String, Option<u64>>")]
         resumed: Option<BTreeMap<String, Option<u64>>>,
     },
     /// A request, or part of it, was refused.
     Error {
         /// The request's `id`, when it could be read.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// Why, as a stable code.
         code: ErrorCode,
@@ -194,12 +208,14 @@ pub enum Event {
         msg: String,
         /// The symbols refused, for `unknown_symbol`.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "Vec<String>")]
         symbols: Option<Vec<String>>,
     },
     /// Reply to `symbols`: every known symbol.
     Symbols {
         /// The request's `id`, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// Every symbol the server knows, in table order.
         symbols: Vec<String>,
@@ -208,6 +224,7 @@ pub enum Event {
     Pong {
         /// The request's `id`, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// The request's `t`, echoed unchanged.
         #[serde(skip_serializing_if = "Option::is_none", default)]
