@@ -215,7 +215,22 @@ async fn the_node_client_reconnects_resumes_and_keeps_the_invariant() {
 /// returns the executable's path.
 fn build_rust_example() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = std::process::Command::new(cargo)
+    let mut command = std::process::Command::new(cargo);
+    // Cargo sets these for the test it runs; build scripts that watch
+    // them (ring's) would rebuild in the nested cargo, then again in the
+    // next outer one.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_this_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR"]
+                .contains(&&*name);
+        if set_for_this_test {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
         .args(["build", "--example", "subscribe", "--message-format=json"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit())
