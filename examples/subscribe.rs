@@ -105,7 +105,9 @@ impl Stream {
             Verdict::Ok => {}
             broken => {
                 let (sym, seq, n) = (&tick.sym, tick.seq, tick.n);
-                return Err(format!("{sym}: {broken:?}: seq {prev:?} then {seq} with n={n}"));
+                return Err(format!(
+                    "{sym}: {broken:?}: seq {prev:?} then {seq} with n={n}"
+                ));
             }
         }
         self.last_seq.insert(tick.sym.to_string(), tick.seq);
@@ -168,7 +170,11 @@ async fn stream_once(args: &Args, url: &str, stream: &mut Stream, until: Instant
                         return End::Fatal(format!("invariant broken: {broken}"), 1);
                     }
                 }
-                Event::Ack { id: Some(1), resumed, .. } => stream.ack(resumed.unwrap_or_default()),
+                Event::Ack {
+                    id: Some(1),
+                    resumed,
+                    ..
+                } => stream.ack(resumed.unwrap_or_default()),
                 Event::Error { code, msg, .. } => {
                     eprintln!("server refused: {code:?}: {msg}");
                     if code != ErrorCode::UnknownSymbol {

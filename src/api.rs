@@ -100,7 +100,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-
 /// What `/api/ticks` was asked: its query parameters, which
 /// [`TicksQuery::parse`] reads (naming a bad one) and whose schema is the
 /// OpenAPI description's (`contract`).

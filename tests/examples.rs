@@ -106,7 +106,12 @@ async fn run_client(program: &Path, args: &[String]) -> Value {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let output = tokio::time::timeout(CLIENT_DEADLINE, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("{} {args:?} still running after {CLIENT_DEADLINE:?}", program.display()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} {args:?} still running after {CLIENT_DEADLINE:?}",
+                program.display()
+            )
+        })
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -132,7 +137,11 @@ async fn server_and_proxy() -> (TestServer, CuttingProxy, Vec<String>) {
         .take(3)
         .map(|t| t["sym"].as_str().unwrap())
         .collect();
-    let names = if names.len() == 3 { names.join(",") } else { "*".into() };
+    let names = if names.len() == 3 {
+        names.join(",")
+    } else {
+        "*".into()
+    };
     let args = [
         &format!("ws://{}/ws", proxy.addr),
         "--symbols",
@@ -149,10 +158,20 @@ async fn server_and_proxy() -> (TestServer, CuttingProxy, Vec<String>) {
 
 /// Checks a client's summary: it read its ticks, reconnected and resumed.
 fn assert_reconnected_and_resumed(summary: &Value, proxy: &CuttingProxy) {
-    assert_eq!(proxy.cuts.load(Ordering::Relaxed), 1, "the proxy cut the first connection");
+    assert_eq!(
+        proxy.cuts.load(Ordering::Relaxed),
+        1,
+        "the proxy cut the first connection"
+    );
     assert!(summary["ticks"].as_u64() >= TICKS.parse().ok(), "{summary}");
-    assert!(summary["reconnects"].as_u64() >= Some(1), "no reconnect: {summary}");
-    assert!(summary["resumed"].as_u64() >= Some(1), "no resume: {summary}");
+    assert!(
+        summary["reconnects"].as_u64() >= Some(1),
+        "no reconnect: {summary}"
+    );
+    assert!(
+        summary["resumed"].as_u64() >= Some(1),
+        "no resume: {summary}"
+    );
 }
 
 /// An interpreter from `variable`, or `default`; fails with `install`
@@ -172,7 +191,10 @@ fn interpreter(variable: &str, default: &str, probe: &[&str], install: &str) -> 
 }
 
 fn example(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
 }
 
 #[tokio::test]
@@ -193,11 +215,29 @@ async fn the_python_client_reconnects_resumes_and_keeps_the_invariant() {
 
 #[tokio::test]
 async fn the_node_client_reconnects_resumes_and_keeps_the_invariant() {
-    let node = interpreter("TICKFEED_NODE", "node", &["--version"], "install nodejs (20 or later)");
-    let version = std::process::Command::new(&node).arg("--version").output().unwrap();
+    let node = interpreter(
+        "TICKFEED_NODE",
+        "node",
+        &["--version"],
+        "install nodejs (20 or later)",
+    );
+    let version = std::process::Command::new(&node)
+        .arg("--version")
+        .output()
+        .unwrap();
     let version = String::from_utf8_lossy(&version.stdout);
-    let major: u32 = version.trim().trim_start_matches('v').split('.').next().unwrap().parse().unwrap();
-    assert!(major >= 20, "node {version} has no WebSocket; install Node 20 or later");
+    let major: u32 = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        major >= 20,
+        "node {version} has no WebSocket; install Node 20 or later"
+    );
     let (server, proxy, args) = server_and_proxy().await;
     let mut argv = Vec::new();
     if major < 22 {
@@ -221,11 +261,20 @@ fn build_rust_example() -> PathBuf {
     // next outer one.
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
-        let set_for_this_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR"]
-                .contains(&&*name);
+        let set_for_this_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&&*name);
         if set_for_this_test {
             command.env_remove(&*name);
         }
@@ -236,7 +285,10 @@ fn build_rust_example() -> PathBuf {
         .stderr(Stdio::inherit())
         .output()
         .expect("run cargo build --example subscribe");
-    assert!(output.status.success(), "cargo build --example subscribe failed");
+    assert!(
+        output.status.success(),
+        "cargo build --example subscribe failed"
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -247,7 +299,9 @@ fn build_rust_example() -> PathBuf {
 
 #[tokio::test]
 async fn the_rust_client_reconnects_resumes_and_keeps_the_invariant() {
-    let program = tokio::task::spawn_blocking(build_rust_example).await.unwrap();
+    let program = tokio::task::spawn_blocking(build_rust_example)
+        .await
+        .unwrap();
     let (server, proxy, args) = server_and_proxy().await;
     let summary = run_client(&program, &args).await;
     assert_reconnected_and_resumed(&summary, &proxy);

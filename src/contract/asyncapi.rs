@@ -48,7 +48,12 @@ pub(super) fn document() -> Value {
     }
     let channel_messages: Map<String, Value> = messages
         .keys()
-        .map(|name| (name.clone(), json!({ "$ref": format!("#/components/messages/{name}") })))
+        .map(|name| {
+            (
+                name.clone(),
+                json!({ "$ref": format!("#/components/messages/{name}") }),
+            )
+        })
         .collect();
     let channel_message = |name: &str| json!({ "$ref": format!("#/channels/ws/messages/{name}") });
     let sent: Vec<Value> = ops
@@ -129,7 +134,14 @@ mod tests {
     fn every_event_kind_and_request_has_a_named_schema() {
         let document = document();
         let schemas = &document["components"]["schemas"];
-        for name in ["HelloEvent", "AckEvent", "ErrorEvent", "SymbolsEvent", "PongEvent", "TickEvent"] {
+        for name in [
+            "HelloEvent",
+            "AckEvent",
+            "ErrorEvent",
+            "SymbolsEvent",
+            "PongEvent",
+            "TickEvent",
+        ] {
             assert!(schemas[name].is_object(), "{name}");
         }
         for op in ["subscribe", "unsubscribe", "symbols", "ping"] {

@@ -37,7 +37,10 @@ pub fn openapi_json() -> &'static str {
 
 /// `GET /api/asyncapi.json`.
 pub(crate) async fn serve_asyncapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], asyncapi_json())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        asyncapi_json(),
+    )
 }
 
 /// `GET /api/openapi.json`.
@@ -74,7 +77,12 @@ fn schema_ref(name: &str) -> Value {
 /// tagged enum, tagged by `tag`) a name of its own: the tag's value in
 /// title case followed by `suffix` (`hello` gives `HelloEvent`). The
 /// union then refers to them. Returns the names, in the union's order.
-fn name_alternatives(schemas: &mut Map<String, Value>, union: &str, tag: &str, suffix: &str) -> Vec<String> {
+fn name_alternatives(
+    schemas: &mut Map<String, Value>,
+    union: &str,
+    tag: &str,
+    suffix: &str,
+) -> Vec<String> {
     let alternatives = match schemas.get_mut(union).and_then(|u| u.get_mut("oneOf")) {
         Some(Value::Array(alternatives)) => std::mem::take(alternatives),
         _ => panic!("{union} is not a oneOf schema"),

@@ -64,7 +64,10 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         Endpoint {
             query: Some(fields_of::<TicksQuery>()),
-            headers: &[(EPOCH_HEADER, "The epoch of the seqs (as hello.epoch on /ws).")],
+            headers: &[(
+                EPOCH_HEADER,
+                "The epoch of the seqs (as hello.epoch on /ws).",
+            )],
             refusals: &[
                 (400, "A missing or malformed parameter, named in msg."),
                 (404, "No such symbol (error: unknown_symbol)."),
@@ -95,14 +98,25 @@ fn endpoints() -> Vec<Endpoint> {
 
 /// Builds the document.
 pub(super) fn document() -> Value {
-    let mut generator = generator(SchemaSettings::draft2020_12(), true);
-    let error = schema_of::<ApiErrorBody>()(&mut generator);
+    // Responses are what the server writes; query parameters what it reads.
+    let mut responses = generator(SchemaSettings::draft2020_12(), true);
+    let mut queries = generator(SchemaSettings::draft2020_12(), false);
+    let error = schema_of::<ApiErrorBody>()(&mut responses);
     let mut paths = Map::new();
     for endpoint in endpoints() {
-        let operation = operation(&endpoint, &error, &mut generator);
+        let parameters = endpoint
+            .query
+            .map(|query| parameters(query(&mut queries).to_value()))
+            .unwrap_or_default();
+        let mut operation = operation(&endpoint, &error, &mut responses);
+        operation["parameters"] = Value::Array(parameters);
         paths.insert(endpoint.path.into(), json!({ "get": operation }));
     }
-    let schemas = generator.take_definitions(true);
+    assert!(
+        queries.definitions().is_empty(),
+        "query parameters are plain values, never named schemas"
+    );
+    let schemas = responses.take_definitions(true);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -146,21 +160,17 @@ fn operation(endpoint: &Endpoint, error: &Schema, generator: &mut SchemaGenerato
     );
     for (status, when) in endpoint.refusals {
         let body = json_body(error.clone().to_value());
-        responses.insert(status.to_string(), json!({ "description": when, "content": body }));
+        responses.insert(
+            status.to_string(),
+            json!({ "description": when, "content": body }),
+        );
     }
-    let parameters = endpoint
-        .query
-        .map(|query| parameters(query(generator).to_value()))
-        .unwrap_or_default();
-    json!({
-        "summary": endpoint.summary,
-        "parameters": parameters,
-        "responses": responses,
-    })
+    json!({ "summary": endpoint.summary, "responses": responses })
 }
 
 /// Query parameters from an object schema: one per property, described by
-/// the property's doc comment.
+/// the property's doc comment. A query string has no `null`, so an
+/// optional parameter's type loses it.
 fn parameters(object: Value) -> Vec<Value> {
     let required: Vec<&str> = object["required"]
         .as_array()
@@ -177,6 +187,12 @@ fn parameters(object: Value) -> Vec<Value> {
                 .as_object_mut()
                 .and_then(|s| s.remove("description"))
                 .unwrap_or_default();
+            if let Some(Value::Array(types)) = schema.get_mut("type") {
+                types.retain(|t| t != "null");
+                if let [only] = types.as_slice() {
+                    schema["type"] = only.clone();
+                }
+            }
             json!({
                 "name": name,
                 "in": "query",
@@ -201,6 +217,9 @@ mod tests {
             .iter()
             .map(|p| (p["name"].as_str().unwrap(), p["required"] == true))
             .collect::<Vec<_>>();
-        assert_eq!(parameters, [("after", false), ("limit", false), ("sym", true)]);
+        assert_eq!(
+            parameters,
+            [("after", false), ("limit", false), ("sym", true)]
+        );
     }
 }

@@ -119,9 +119,11 @@ impl Serialize for DeltaOf<'_> {
 /// JSON Schema (`docs/asyncapi.json`) is the wire shape [`DeltaOf`]
 /// writes: a field is absent when unchanged, so none is required.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[schemars(description = "A field delta (subscribe with \"deltas\": true): only the fields \
+#[schemars(
+    description = "A field delta (subscribe with \"deltas\": true): only the fields \
     that changed since seq - 1, whose full values the client holds; a field sent as null \
-    is now absent, a field not sent is unchanged.")]
+    is now absent, a field not sent is unchanged."
+)]
 pub struct TickDelta {
     /// The symbol this update is about.
     #[schemars(pattern(super::SYMBOL_PATTERN))]

@@ -69,8 +69,10 @@ pub struct Quote {
 /// `codec` can re-encode the merge count without re-serialising the whole
 /// tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(description = "A full market update: every field of the symbol's state after it. \
-    For two consecutive non-snapshot ticks A then B of a symbol, B.seq - A.seq - 1 == B.n.")]
+#[schemars(
+    description = "A full market update: every field of the symbol's state after it. \
+    For two consecutive non-snapshot ticks A then B of a symbol, B.seq - A.seq - 1 == B.n."
+)]
 pub struct Tick {
     /// The symbol this update is about.
     #[schemars(pattern(SYMBOL_PATTERN))]
@@ -239,6 +241,7 @@ pub enum Event {
 /// never a delta. The same bytes as [`Event::Tick`].
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "ev", rename_all = "snake_case")]
+#[schemars(description = "A tick event as /api serves it: always full, never a delta.")]
 pub enum FullTickEvent {
     /// A market update with every field.
     Tick(Tick),
