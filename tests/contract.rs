@@ -258,6 +258,38 @@ fn every_event_in_the_protocol_doc_validates() {
     }
 }
 
+#[test]
+fn events_that_break_the_contract_do_not_validate() {
+    let frame = Document::asyncapi().named("ServerFrame");
+    let tick = json!({"ev": "tick", "sym": "AAPL", "seq": 2, "ts": 1, "vol": 5, "n": 0});
+    assert!(frame.is_valid(&json!([tick])));
+    let with = |field: &str, value: Value| {
+        let mut event = tick.clone();
+        event[field] = value;
+        json!([event])
+    };
+    let without = |field: &str| {
+        let mut event = tick.clone();
+        event.as_object_mut().unwrap().remove(field);
+        json!([event])
+    };
+    for bad in [
+        without("seq"),
+        without("vol"),
+        with("px", Value::Null), // a full tick omits, never nulls
+        with("n", json!(-1)),
+        with("sym", json!("bad sym")),
+        json!([{"ev": "tick", "sym": "AAPL", "seq": 2, "ts": 1, "d": 1, "n": 3}]),
+        json!([{"ev": "hello", "v": 1}]),
+        json!([{"ev": "ack", "id": 1}]),
+        json!([{"ev": "error", "code": "oops", "msg": "x"}]),
+        json!([{"ev": "nope"}]),
+        json!({"ev": "pong"}),
+    ] {
+        assert!(!frame.is_valid(&bad), "the schema accepts {bad}");
+    }
+}
+
 /// What the live test has seen, by kind of event and by shape.
 #[derive(Default)]
 struct Seen {
