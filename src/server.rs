@@ -230,6 +230,8 @@ fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
         .route("/api/symbols", get(api::symbols))
         .route("/api/ticks", get(api::ticks))
         .route("/api/stats", get(api::stats))
+        .route("/api/asyncapi.json", get(crate::contract::serve_asyncapi))
+        .route("/api/openapi.json", get(crate::contract::serve_openapi))
         .route("/metrics", get(api::metrics))
         .layer(middleware::from_fn_with_state(gate, auth::require_token));
     if let Some(cors) = state.origins.cors_layer() {

@@ -7,8 +7,10 @@
 //! `/api/stats` and `/metrics` therefore see figures up to a second old.
 
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -50,7 +52,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles of one stage in microseconds (`docs/protocol.md`, `/api/stats`).
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, JsonSchema)]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
@@ -274,7 +276,7 @@ impl Stats {
 }
 
 /// The `/api/stats` document.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct StatsSnapshot {
     pub uptime_s: f64,
     pub connections: u64,
@@ -307,15 +309,18 @@ pub struct StatsSnapshot {
     #[serde(default)]
     pub handshakes_shed: u64,
     /// Per stage, since start: p50/p90/p99/p999/max in us and count.
+    #[schemars(with = "BTreeMap<String, Percentiles>")]
     pub latency_us: serde_json::Value,
     /// Per stage, over the last `recent_window_s` seconds at most.
+    #[schemars(with = "BTreeMap<String, Percentiles>")]
     pub recent_latency_us: serde_json::Value,
     pub recent_window_s: u64,
+    /// What the source reports about itself: `kind` and its own figures.
     pub source: serde_json::Value,
 }
 
 /// What the rings hold, for `/api/stats` and the docs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct HistoryStatus {
     /// Updates retained over all symbols.
     pub updates: u64,

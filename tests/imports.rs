@@ -42,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("server parts using parts", &["api", "listener"]),
+    ("machine-readable contract", &["contract"]),
     ("settings", &["config"]),
     ("server", &["server"]),
     ("bench command", &["bench"]),
