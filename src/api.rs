@@ -45,7 +45,7 @@ pub(crate) async fn stats(State(app): State<ApiState>) -> Json<crate::stats::Sta
 }
 
 pub(crate) async fn metrics(State(app): State<ApiState>) -> impl IntoResponse {
-    let text = crate::metrics::render(&app.stats.snapshot(app.router.table().len()));
+    let text = crate::metrics::render(&app.stats, app.router.table().len());
     (
         [(
             header::CONTENT_TYPE,

@@ -8,7 +8,7 @@ use super::args::{Plan, Point, TargetKind};
 use super::client::{Endpoint, SubscribeOptions};
 use super::connection::Wire;
 use super::nats::{self, Publisher};
-use super::procfs::{self, Pid};
+use crate::procfs::{self, Pid};
 use crate::config::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SYMBOLS, ServeConfig, SourceConfig};
 use crate::server::RunningServer;
 use crate::stats::{Stage, StatsSnapshot};
