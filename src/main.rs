@@ -2,17 +2,13 @@
 //! library, and map its result to an exit code.
 
 use clap::Parser;
-use tickfeed::cli::{Cli, Command};
+use std::io::IsTerminal;
+use tickfeed::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,6 +49,30 @@ async fn serve(args: tickfeed::cli::ServeArgs) -> anyhow::Result<()> {
     match failure.error() {
         Some(error) => Err(anyhow::anyhow!(error)),
         None => Ok(()),
+    }
+}
+
+/// Logs to stderr at `RUST_LOG` (default `info`): text, coloured only
+/// when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (no-color.org), or one JSON object a line with the event's fields at
+/// the top level.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init()
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
 }
 
