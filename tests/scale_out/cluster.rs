@@ -3,6 +3,7 @@
 //! is killed when its guard is dropped, on success and on panic alike; the
 //! scratch directory (broker store, node logs) is removed after a passing
 //! test and kept, with its path printed, after a failing one.
+#![allow(dead_code)] // each test binary that includes it uses a part
 
 use super::common::{DEADLINE, Scratch, free_port, poll};
 use serde_json::Value;
