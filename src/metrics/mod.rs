@@ -1,5 +1,7 @@
-//! `/metrics`: the server's figures in OpenMetrics text, encoded by
-//! prometheus-client into a fresh registry per scrape. Counters and gauges
+//! `/metrics`: the server's figures, encoded by prometheus-client from a
+//! fresh registry per scrape, as OpenMetrics text when the scraper asks
+//! for it (Prometheus does) and as Prometheus text 0.0.4 otherwise (curl,
+//! `promtool check metrics`). Counters and gauges
 //! come from a [`StatsSnapshot`], the per-stage latency histograms from
 //! `stats`' HdrHistograms (`histogram.rs`), `process_*` from `/proc/self`
 //! (`process.rs`). Every metric, its unit and meaning is listed in
@@ -27,8 +29,34 @@ struct BuildLabels {
     version: &'static str,
 }
 
-/// Renders every metric of this process as OpenMetrics text.
-pub(crate) fn render(stats: &Stats, symbols: usize) -> String {
+/// The two text formats of an exposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exposition {
+    OpenMetrics,
+    PrometheusText,
+}
+
+impl Exposition {
+    /// OpenMetrics when the `Accept` header names it, else Prometheus text.
+    pub(crate) fn accepted(accept: Option<&str>) -> Self {
+        match accept {
+            Some(accept) if accept.contains("application/openmetrics-text") => {
+                Exposition::OpenMetrics
+            }
+            _ => Exposition::PrometheusText,
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Exposition::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Renders every metric of this process in `format`.
+pub(crate) fn render(stats: &Stats, symbols: usize, format: Exposition) -> String {
     let mut registry = Registry::default();
     process::register(&mut registry);
     let tickfeed = registry.sub_registry_with_prefix("tickfeed");
@@ -37,8 +65,13 @@ pub(crate) fn render(stats: &Stats, symbols: usize) -> String {
     register_outcomes(tickfeed, stats);
     register_health(tickfeed, stats);
     let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry)
-        .expect("writing to a String cannot fail");
+    match format {
+        Exposition::OpenMetrics => prometheus_client::encoding::text::encode(&mut text, &registry),
+        Exposition::PrometheusText => {
+            prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+        }
+    }
+    .expect("writing to a String cannot fail");
     text
 }
 
@@ -215,7 +248,7 @@ mod tests {
         let stats = Stats::new();
         stats.ticks_in.fetch_add(5, Ordering::Relaxed);
         stats.outcomes.count_close(CloseReason::SlowConsumer);
-        let text = render(&stats, 3);
+        let text = render(&stats, 3, Exposition::OpenMetrics);
         for expected in [
             "tickfeed_ticks_in_total 5",
             "tickfeed_symbols 3",
@@ -234,12 +267,23 @@ mod tests {
     }
 
     #[test]
+    fn prometheus_text_names_counters_with_their_suffix_and_has_no_eof() {
+        let text = render(&Stats::new(), 0, Exposition::PrometheusText);
+        assert!(text.contains("# TYPE tickfeed_ticks_in_total counter"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        let openmetrics = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
+        assert_eq!(Exposition::accepted(Some(openmetrics)), Exposition::OpenMetrics);
+        assert_eq!(Exposition::accepted(Some("*/*")), Exposition::PrometheusText);
+        assert_eq!(Exposition::accepted(None), Exposition::PrometheusText);
+    }
+
+    #[test]
     fn broker_and_source_health_appear_once_known() {
         let stats = Stats::new();
         stats.broker.connected_first();
         stats.broker.lost();
         stats.source_health.routed_at(now_ns());
-        let text = render(&stats, 0);
+        let text = render(&stats, 0, Exposition::PrometheusText);
         assert!(text.contains("tickfeed_nats_connected 0"), "{text}");
         assert!(text.contains("tickfeed_nats_reconnects_total 0"), "{text}");
         assert!(text.contains("tickfeed_source_last_event_age_seconds "), "{text}");
