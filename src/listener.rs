@@ -23,8 +23,8 @@ use crate::tls::TlsConfig;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::sync::Arc;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -196,10 +196,7 @@ async fn serve_http<IO>(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.handshake_timeout);
     let peer = app.peer;
-    let service = ReleaseOnFirstRequest {
-        inner: app,
-        slot,
-    };
+    let service = ReleaseOnFirstRequest { inner: app, slot };
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();

@@ -145,6 +145,9 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         let started = start_time_s().unwrap();
-        assert!(started <= now_s + 1.0 && started > now_s - 86_400.0, "{started}");
+        assert!(
+            started <= now_s + 1.0 && started > now_s - 86_400.0,
+            "{started}"
+        );
     }
 }

@@ -75,7 +75,8 @@ async fn json_logs_name_the_peer_and_reason_of_every_connection() {
     .await;
     assert_eq!(closed["reason"], "client_closed", "{closed}");
 
-    let refused = Client::connect_with(&server.ws_url(), &[("origin", "https://evil.example")]).await;
+    let refused =
+        Client::connect_with(&server.ws_url(), &[("origin", "https://evil.example")]).await;
     assert!(refused.is_err(), "a foreign origin is refused");
     let refusal = wait_for_line(&server, "the refusal", |l| {
         l["message"] == "handshake refused"
@@ -87,9 +88,11 @@ async fn json_logs_name_the_peer_and_reason_of_every_connection() {
     assert!(refused_peer.ip().is_loopback(), "{refusal}");
     // Every line so far parses, the start-up lines included.
     let lines = json_lines(&server.log());
-    assert!(lines.iter().any(|l| l["message"]
-        .as_str()
-        .is_some_and(|m| m.starts_with("listening on"))));
+    assert!(lines.iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"))
+    }));
 }
 
 #[tokio::test]

@@ -7,9 +7,9 @@
 //! `histogram_quantile` over the delivery histogram agrees with
 //! `/api/stats`.
 
-mod common;
 #[path = "scale_out/cluster.rs"]
 mod cluster;
+mod common;
 
 use cluster::{Broker, Node};
 use common::{Client, Scratch, start_server};
@@ -34,7 +34,9 @@ fn tool(name: &str) -> PathBuf {
 }
 
 fn deploy(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
 }
 
 /// Runs `promtool ARGS` in `dir`, with `stdin` as its input; panics with
@@ -151,7 +153,14 @@ async fn the_dashboard_uses_only_metrics_live_nodes_export() {
     // source's, the edge (with a subscribed client) the broker hop's.
     let scratch = Scratch::new("dashboard-metrics");
     let broker = Broker::start(&scratch).await;
-    let source = Node::start(&scratch, "source", "source", &broker.url(), &["--rate", "200"]).await;
+    let source = Node::start(
+        &scratch,
+        "source",
+        "source",
+        &broker.url(),
+        &["--rate", "200"],
+    )
+    .await;
     let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
     let reader = subscribed_reader(&edge.ws_url()).await;
     let mut exported = BTreeSet::new();
@@ -181,12 +190,7 @@ async fn query(prometheus: &str, promql: &str) -> Option<f64> {
     let url =
         reqwest::Url::parse_with_params(&format!("{prometheus}/api/v1/query"), [("query", promql)])
             .expect("a query URL");
-    let response: Value = reqwest::get(url)
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let response: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
     let value = response["data"]["result"].get(0)?["value"][1].as_str()?;
     value.parse().ok()
 }
@@ -209,9 +213,7 @@ fn one_bucket_either_side(bounds: &[f64], value_s: f64) -> (f64, f64) {
         .iter()
         .position(|&bound| value_s <= bound)
         .unwrap_or(bounds.len());
-    let low = holding
-        .checked_sub(2)
-        .map_or(0.0, |below| bounds[below]);
+    let low = holding.checked_sub(2).map_or(0.0, |below| bounds[below]);
     let high = bounds.get(holding + 1).copied().unwrap_or(f64::INFINITY);
     (low, high)
 }
@@ -256,7 +258,10 @@ async fn prometheus_quantile_of_delivery_agrees_with_api_stats() {
     let log = std::fs::File::create(scratch.file("prometheus.log")).unwrap();
     let _child = Command::new(prometheus_binary)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", scratch.file("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            scratch.file("tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(log)
@@ -283,7 +288,10 @@ async fn prometheus_quantile_of_delivery_agrees_with_api_stats() {
     let promql = "histogram_quantile(0.99, rate(tickfeed_deliver_latency_seconds_bucket[30s]))";
     let from_prometheus = query(&prometheus, promql).await.expect("a p99 from PromQL");
     let stats = server.get_json("/api/stats").await;
-    let from_stats_s = stats["recent_latency_us"]["deliver"]["p99"].as_f64().unwrap() / 1e6;
+    let from_stats_s = stats["recent_latency_us"]["deliver"]["p99"]
+        .as_f64()
+        .unwrap()
+        / 1e6;
     let since_start_s = stats["latency_us"]["deliver"]["p99"].as_f64().unwrap() / 1e6;
     let bounds = deliver_bounds(&get_metrics(server.addr, Some(TOKEN)).await);
     let (low, high) = one_bucket_either_side(&bounds, from_stats_s);
@@ -291,7 +299,10 @@ async fn prometheus_quantile_of_delivery_agrees_with_api_stats() {
         "p99 deliver: PromQL {from_prometheus:.6} s, /api/stats recent {from_stats_s:.6} s \
          (since start {since_start_s:.6} s), allowed [{low}, {high}]"
     );
-    assert!(from_prometheus.is_finite() && from_prometheus > 0.0, "{from_prometheus}");
+    assert!(
+        from_prometheus.is_finite() && from_prometheus > 0.0,
+        "{from_prometheus}"
+    );
     assert!(
         (low..=high).contains(&from_prometheus),
         "PromQL p99 {from_prometheus} s is more than a bucket from /api/stats' {from_stats_s} s \
@@ -308,5 +319,8 @@ fn the_tolerance_spans_the_holding_bucket_and_one_either_side() {
     let bounds = [0.001, 0.002, 0.005, 0.01];
     assert_eq!(one_bucket_either_side(&bounds, 0.003), (0.001, 0.01));
     assert_eq!(one_bucket_either_side(&bounds, 0.0005), (0.0, 0.002));
-    assert_eq!(one_bucket_either_side(&bounds, 0.02), (0.005, f64::INFINITY));
+    assert_eq!(
+        one_bucket_either_side(&bounds, 0.02),
+        (0.005, f64::INFINITY)
+    );
 }

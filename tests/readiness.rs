@@ -7,9 +7,9 @@
 //!
 //! Needs Debian's `nats-server` (`.ci/run` installs it).
 
-mod common;
 #[path = "scale_out/cluster.rs"]
 mod cluster;
+mod common;
 
 use cluster::{Broker, Node};
 use common::{Scratch, poll, start_server};
@@ -42,7 +42,14 @@ async fn readyz_is_public_and_ready_once_the_source_produced() {
 async fn an_edge_is_unready_while_its_broker_is_down() {
     let scratch = Scratch::new("readyz-edge");
     let mut broker = Broker::start(&scratch).await;
-    let _source = Node::start(&scratch, "source", "source", &broker.url(), &["--rate", "200"]).await;
+    let _source = Node::start(
+        &scratch,
+        "source",
+        "source",
+        &broker.url(),
+        &["--rate", "200"],
+    )
+    .await;
     let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
     let readyz = format!("http://{}/readyz", edge.addr);
     let metrics = format!("http://{}/metrics", edge.addr);

@@ -50,7 +50,9 @@ impl Exposition {
     pub(crate) fn content_type(self) -> &'static str {
         match self {
             Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Exposition::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Exposition::PrometheusText => {
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE
+            }
         }
     }
 }
@@ -262,18 +264,30 @@ mod tests {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
         assert!(!text.contains("tickfeed_latency_us"), "{text}");
-        assert!(!text.contains("nats_connected"), "no broker, no NATS metrics");
+        assert!(
+            !text.contains("nats_connected"),
+            "no broker, no NATS metrics"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 
     #[test]
     fn prometheus_text_names_counters_with_their_suffix_and_has_no_eof() {
         let text = render(&Stats::new(), 0, Exposition::PrometheusText);
-        assert!(text.contains("# TYPE tickfeed_ticks_in_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE tickfeed_ticks_in_total counter"),
+            "{text}"
+        );
         assert!(!text.contains("# EOF"), "{text}");
         let openmetrics = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
-        assert_eq!(Exposition::accepted(Some(openmetrics)), Exposition::OpenMetrics);
-        assert_eq!(Exposition::accepted(Some("*/*")), Exposition::PrometheusText);
+        assert_eq!(
+            Exposition::accepted(Some(openmetrics)),
+            Exposition::OpenMetrics
+        );
+        assert_eq!(
+            Exposition::accepted(Some("*/*")),
+            Exposition::PrometheusText
+        );
         assert_eq!(Exposition::accepted(None), Exposition::PrometheusText);
     }
 
@@ -286,6 +300,9 @@ mod tests {
         let text = render(&stats, 0, Exposition::PrometheusText);
         assert!(text.contains("tickfeed_nats_connected 0"), "{text}");
         assert!(text.contains("tickfeed_nats_reconnects_total 0"), "{text}");
-        assert!(text.contains("tickfeed_source_last_event_age_seconds "), "{text}");
+        assert!(
+            text.contains("tickfeed_source_last_event_age_seconds "),
+            "{text}"
+        );
     }
 }

@@ -249,10 +249,14 @@ impl Stats {
             uptime_s: (self.uptime().as_secs_f64() * 10.0).round() / 10.0,
             connections: self.connections.load(Ordering::Relaxed).max(0) as u64,
             connections_total: get(&self.connections_total),
-            connections_refused: [Refusal::Origin, Refusal::OverCapacity, Refusal::ShuttingDown]
-                .into_iter()
-                .map(|r| self.outcomes.refusals(r))
-                .sum(),
+            connections_refused: [
+                Refusal::Origin,
+                Refusal::OverCapacity,
+                Refusal::ShuttingDown,
+            ]
+            .into_iter()
+            .map(|r| self.outcomes.refusals(r))
+            .sum(),
             subscriptions: self.subscriptions.load(Ordering::Relaxed).max(0) as u64,
             symbols,
             ticks_in: get(&self.ticks_in),
