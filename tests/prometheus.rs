@@ -11,7 +11,7 @@
 mod cluster;
 mod common;
 
-use cluster::{Broker, Node};
+use cluster::{Broker, source_and_edge};
 use common::{Client, Scratch, start_server};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -153,15 +153,7 @@ async fn the_dashboard_uses_only_metrics_live_nodes_export() {
     // source's, the edge (with a subscribed client) the broker hop's.
     let scratch = Scratch::new("dashboard-metrics");
     let broker = Broker::start(&scratch).await;
-    let source = Node::start(
-        &scratch,
-        "source",
-        "source",
-        &broker.url(),
-        &["--rate", "200"],
-    )
-    .await;
-    let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
+    let (source, edge) = source_and_edge(&scratch, &broker, &["--rate", "200"]).await;
     let reader = subscribed_reader(&edge.ws_url()).await;
     let mut exported = BTreeSet::new();
     common::poll("the edge to route an update", || async {

@@ -11,7 +11,7 @@
 mod cluster;
 mod common;
 
-use cluster::{Broker, Node};
+use cluster::{Broker, source_and_edge};
 use common::{Scratch, poll, start_server};
 
 /// GETs `url` and returns the status and body; `None` while unreachable.
@@ -42,15 +42,7 @@ async fn readyz_is_public_and_ready_once_the_source_produced() {
 async fn an_edge_is_unready_while_its_broker_is_down() {
     let scratch = Scratch::new("readyz-edge");
     let mut broker = Broker::start(&scratch).await;
-    let _source = Node::start(
-        &scratch,
-        "source",
-        "source",
-        &broker.url(),
-        &["--rate", "200"],
-    )
-    .await;
-    let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
+    let (_source, edge) = source_and_edge(&scratch, &broker, &["--rate", "200"]).await;
     let readyz = format!("http://{}/readyz", edge.addr);
     let metrics = format!("http://{}/metrics", edge.addr);
     let status_is = |wanted: u16| {

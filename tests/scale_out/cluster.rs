@@ -164,6 +164,18 @@ impl Broker {
     }
 }
 
+/// A source node (`source_args` set its feed) and one edge, both on
+/// `broker`, their logs `source.log` and `edge.log`.
+pub async fn source_and_edge(
+    scratch: &Scratch,
+    broker: &Broker,
+    source_args: &[&str],
+) -> (Node, Node) {
+    let source = Node::start(scratch, "source", "source", &broker.url(), source_args).await;
+    let edge = Node::start(scratch, "edge", "edge", &broker.url(), &[]).await;
+    (source, edge)
+}
+
 /// A tickfeed node (`tickfeed serve --nats ... --role ...`) in its own
 /// process, listening on a free port.
 pub struct Node {
