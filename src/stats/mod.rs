@@ -8,12 +8,14 @@
 //!
 //! `outcomes` counts why connections ended and why requests were refused;
 //! `health` holds the broker's connection state and the source's last
-//! event, which `/readyz` reads.
+//! event, which `/readyz` reads; `history` what the rings retain.
 
 mod health;
+mod history;
 mod outcomes;
 
 pub use health::{BrokerHealth, SourceHealth};
+pub use history::{HistoryGauges, HistoryStatus};
 pub use outcomes::{CloseReason, Outcomes, Refusal};
 
 use hdrhistogram::Histogram;
@@ -323,48 +325,6 @@ pub struct StatsSnapshot {
     pub recent_latency_us: serde_json::Value,
     pub recent_window_s: u64,
     pub source: serde_json::Value,
-}
-
-/// What the rings hold, for `/api/stats` and the docs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct HistoryStatus {
-    /// Updates retained over all symbols.
-    pub updates: u64,
-    /// Bytes counted against `--history-memory`.
-    pub bytes: u64,
-    pub budget_bytes: u64,
-    /// Updates dropped early to stay within the budget (not by `--history`).
-    pub evicted_for_budget: u64,
-}
-
-/// The history rings' figures as atomics: the router stores them after
-/// each batch, stats readers load them.
-#[derive(Debug, Default)]
-pub struct HistoryGauges {
-    updates: AtomicU64,
-    bytes: AtomicU64,
-    budget_bytes: AtomicU64,
-    evicted_for_budget: AtomicU64,
-}
-
-impl HistoryGauges {
-    pub fn publish(&self, status: &HistoryStatus) {
-        self.updates.store(status.updates, Ordering::Relaxed);
-        self.bytes.store(status.bytes, Ordering::Relaxed);
-        self.budget_bytes
-            .store(status.budget_bytes, Ordering::Relaxed);
-        self.evicted_for_budget
-            .store(status.evicted_for_budget, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> HistoryStatus {
-        HistoryStatus {
-            updates: self.updates.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            budget_bytes: self.budget_bytes.load(Ordering::Relaxed),
-            evicted_for_budget: self.evicted_for_budget.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// Per-thread histograms, merged into [`Stats`] once a second.
