@@ -318,7 +318,7 @@ async fn ws_handler(
         origin,
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     ) {
-        tracing::info!(%peer, origin, "origin not in --allowed-origin");
+        tracing::debug!(%peer, origin, "origin not in --allowed-origin");
         let answer = (
             StatusCode::FORBIDDEN,
             "forbidden: this origin is not in --allowed-origin\n",
