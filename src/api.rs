@@ -1,21 +1,23 @@
 //! HTTP API beside `/ws`: `/api/symbols` (latest tick of every symbol),
 //! `/api/ticks` (a symbol's retained recent updates), `/api/stats`
-//! (counters and latency percentiles as JSON) and `/metrics` (the same in
-//! Prometheus text format). The server hands each handler an
-//! [`ApiState`]; nothing here knows the rest of the server.
+//! (counters and latency percentiles as JSON) and `/metrics` (the same,
+//! with histograms, in OpenMetrics or Prometheus text format). The server
+//! hands each handler an [`ApiState`]; nothing here knows the rest of the
+//! server.
 //!
 //! On a NATS edge, `/api/ticks` reads the source's history (the session's
 //! [`Backfill`]) when the edge's own ring does not cover the request, so
 //! it answers as the source would.
 
 use crate::history::{HistoryRange, Keep};
+use crate::metrics::Exposition;
 use crate::protocol::{ErrorCode, FullTickEvent, Tick, is_valid_symbol};
 use crate::router::RouterHandle;
 use crate::session::Backfill;
 use crate::stats::Stats;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,15 +46,11 @@ pub(crate) async fn stats(State(app): State<ApiState>) -> Json<crate::stats::Sta
     Json(app.stats.snapshot(app.router.table().len()))
 }
 
-pub(crate) async fn metrics(State(app): State<ApiState>) -> impl IntoResponse {
-    let text = crate::metrics::render(&app.stats.snapshot(app.router.table().len()));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
+pub(crate) async fn metrics(State(app): State<ApiState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok());
+    let format = Exposition::accepted(accept);
+    let text = crate::metrics::render(&app.stats, app.router.table().len(), format);
+    ([(header::CONTENT_TYPE, format.content_type())], text)
 }
 
 /// Ticks one `/api/ticks` request returns when it names no `limit`.

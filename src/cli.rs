@@ -25,9 +25,21 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines on stderr look: `text` for people (coloured only on
+    /// a terminal, never with NO_COLOR set), `json` one object a line for
+    /// log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Options of `serve`, which runs when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -63,7 +63,9 @@ pub(crate) mod feed_thread;
 pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod pending;
+pub(crate) mod procfs;
 pub(crate) mod ratelimit;
+pub(crate) mod readiness;
 pub(crate) mod scheduling_lag;
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 
 use std::process::ExitCode;
 use tickfeed::cli::layers::{self, ParseError, ServeSources};
-use tickfeed::cli::{Command, manual};
+use std::io::IsTerminal;
+use tickfeed::cli::{Command, LogFormat, manual};
 use tracing_subscriber::EnvFilter;
 
 /// The exit status of invalid input, as clap's for a usage error.
@@ -33,12 +34,7 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(parsed.cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,6 +103,31 @@ async fn serve(
         None => Ok(()),
     }
 }
+
+/// Logs to stderr at `RUST_LOG` (default `info`): text, coloured only
+/// when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (no-color.org), or one JSON object a line with the event's fields at
+/// the top level.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            builder
+                .with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init()
+        }
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
 /// Many clients need many sockets: lift the soft descriptor limit to the
 /// hard one.
 fn raise_fd_limit() {

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
-        &["clock", "epoch", "units", "sequence", "shutdown", "stats"],
+        &[
+            "clock", "epoch", "procfs", "units", "sequence", "shutdown", "stats",
+        ],
     ),
     ("protocol", &["protocol"]),
     ("encoding", &["codec"]),
@@ -37,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "origin",
             "pending",
+            "readiness",
             "scheduling_lag",
             "tls",
         ],

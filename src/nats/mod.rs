@@ -112,9 +112,15 @@ pub struct Connection {
 }
 
 /// Connects as `name` (shown by the broker's `/connz`); fails if the broker
-/// is unreachable now, retries forever once connected.
-async fn connect(urls: &[String], name: String) -> Result<Connection, NatsError> {
+/// is unreachable now, retries forever once connected. Keeps `stats.broker`
+/// (`/readyz`, `/metrics`) true to the connection's state.
+async fn connect(
+    urls: &[String],
+    name: String,
+    stats: Arc<Stats>,
+) -> Result<Connection, NatsError> {
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
+    let health = stats.clone();
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .reconnect_delay_callback(|attempts| {
@@ -123,6 +129,11 @@ async fn connect(urls: &[String], name: String) -> Result<Connection, NatsError>
         })
         .event_callback(move |event| {
             let tx = tx.clone();
+            match event {
+                async_nats::Event::Connected => health.broker.regained(),
+                async_nats::Event::Disconnected => health.broker.lost(),
+                _ => {}
+            }
             async move {
                 let _ = tx.try_send(event);
             }
@@ -133,6 +144,7 @@ async fn connect(urls: &[String], name: String) -> Result<Connection, NatsError>
             url: urls.join(","),
             cause,
         })?;
+    stats.broker.connected_first();
     Ok(Connection { client, events })
 }
 
@@ -148,10 +160,15 @@ impl Node {
     /// Connects as `tickfeed-<role>@<addr>` (the name the broker's `/connz`
     /// shows), opens the last-value stream, and reads what the role needs
     /// first: the stored `seq` of every symbol, or the universe.
-    pub async fn connect(config: &NatsConfig, addr: SocketAddr) -> Result<Node, NatsError> {
+    pub async fn connect(
+        config: &NatsConfig,
+        addr: SocketAddr,
+        stats: Arc<Stats>,
+    ) -> Result<Node, NatsError> {
         let connection = connect(
             &config.urls,
             format!("tickfeed-{}@{addr}", config.role.name()),
+            stats,
         )
         .await?;
         let client = connection.client.clone();

@@ -192,7 +192,6 @@ where
                     let now = Instant::now();
                     let state = self.write_state(now);
                     if state.stalled(now) {
-                        self.settings.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
                         return Stop::SlowConsumer;
                     }
                     // The spacing ended or a paced symbol fell due.
@@ -200,7 +199,6 @@ where
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > 2 * heartbeat {
-                        self.settings.stats.heartbeat_closes.fetch_add(1, Ordering::Relaxed);
                         return Stop::HeartbeatTimeout;
                     }
                     // An unanswered probe already asks for a pong; a second
@@ -300,13 +298,7 @@ where
         .await;
         self.frames = frames;
         match result {
-            Err(_) => {
-                self.settings
-                    .stats
-                    .slow_consumer_closes
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(Stop::SlowConsumer);
-            }
+            Err(_) => return Err(Stop::SlowConsumer),
             Ok(Err(())) => return Err(Stop::SocketError("write failed".into())),
             Ok(Ok(())) => {}
         }
@@ -350,13 +342,7 @@ where
 
     async fn send_timed(&mut self, message: Message) -> Result<(), Stop> {
         match tokio::time::timeout(self.settings.stall_timeout, self.socket.send(message)).await {
-            Err(_) => {
-                self.settings
-                    .stats
-                    .slow_consumer_closes
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(Stop::SlowConsumer)
-            }
+            Err(_) => Err(Stop::SlowConsumer),
             Ok(Err(_)) => Err(Stop::SocketError("write failed".into())),
             Ok(Ok(())) => Ok(()),
         }

@@ -4,6 +4,7 @@
 //! is killed when its guard is dropped, on success and on panic alike; the
 //! scratch directory (broker store, node logs) is removed after a passing
 //! test and kept, with its path printed, after a failing one.
+#![allow(dead_code)] // each test binary that includes it uses a part
 
 use super::common::{DEADLINE, Scratch, free_port, poll};
 use serde_json::Value;
@@ -221,6 +222,18 @@ impl Broker {
             "{name} should subscribe to {expected:?}; the broker last showed {last:?}"
         );
     }
+}
+
+/// A source node (`source_args` set its feed) and one edge, both on
+/// `broker`, their logs `source.log` and `edge.log`.
+pub async fn source_and_edge(
+    scratch: &Scratch,
+    broker: &Broker,
+    source_args: &[&str],
+) -> (Node, Node) {
+    let source = Node::start(scratch, "source", "source", &broker.url(), source_args).await;
+    let edge = Node::start(scratch, "edge", "edge", &broker.url(), &[]).await;
+    (source, edge)
 }
 
 /// A tickfeed node (`tickfeed serve --nats ... --role ...`) in its own
