@@ -3,9 +3,9 @@
 //! (usage, an option's value wherever it came from, the config file, an
 //! unreadable feed file), 1 any other failure.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tickfeed::cli::layers::{self, ParseError, ServeSources};
-use std::io::IsTerminal;
 use tickfeed::cli::{Command, LogFormat, manual};
 use tracing_subscriber::EnvFilter;
 

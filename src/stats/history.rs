@@ -5,7 +5,9 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the rings hold, for `/api/stats` and the docs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct HistoryStatus {
     /// Updates retained over all symbols.
     pub updates: u64,
