@@ -19,6 +19,8 @@
 //! with `n == 0`; otherwise exactly one event, the latest, whose `n`
 //! counts the rest (bounded output, however long it was away).
 
+mod drain;
+
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -325,7 +327,7 @@ impl World {
         let now = Instant::now();
         let client = &mut self.clients[c];
         let before: HashMap<usize, u64> = client.expect.last.clone();
-        client.outbox.collect(now, read_delay, &mut frames);
+        drain::collect_all(&mut client.outbox, now, read_delay, &mut frames)?;
         let mut per_symbol: HashMap<usize, u64> = HashMap::new();
         for frame in &frames {
             prop_assert!(

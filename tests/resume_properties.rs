@@ -19,6 +19,8 @@
 //!   to the values it holds has exactly the source's values of every seq
 //!   it receives.
 
+mod drain;
+
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -192,7 +194,7 @@ impl World {
             Op::Collect { read_delay_ms } => {
                 let mut frames = Vec::new();
                 let delay = Duration::from_millis(*read_delay_ms);
-                self.outbox.collect(Instant::now(), delay, &mut frames);
+                drain::collect_all(&mut self.outbox, Instant::now(), delay, &mut frames)?;
                 self.receive(&frames)?;
                 for (symbol, held) in self.held.iter().enumerate() {
                     if !self.paced {
