@@ -6,9 +6,11 @@
 //! anything that does not fit becomes a [`RequestError`] carrying the
 //! protocol error code and the request id when one could be read.
 
+mod bar;
 mod delta;
 mod parse;
 
+pub use bar::{Bar, Timeframe};
 pub use delta::{Changed, DeltaOf, TickDelta};
 pub use parse::{parse_json_request, parse_msgpack_request};
 
@@ -208,6 +210,25 @@ pub enum Event {
     },
     /// A market update (or a snapshot, with `snap`).
     Tick(Tick),
+    /// A bar of one symbol in one timeframe: the open one as it grows
+    /// (`final: false`, or the snapshot with `snap`), or a closed one
+    /// (`final: true`), sent once.
+    Bar(BarEvent),
+}
+
+/// The `bar` event: a [`Bar`] with its symbol and timeframe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BarEvent {
+    pub sym: Arc<str>,
+    pub tf: Timeframe,
+    #[serde(flatten)]
+    pub bar: Bar,
+    /// `true` on the snapshot sent in reply to a subscribe; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snap: Option<bool>,
+    /// The bar is closed and will not change.
+    #[serde(rename = "final")]
+    pub is_final: bool,
 }
 
 /// Which symbols a subscribe or unsubscribe names.

@@ -3,6 +3,7 @@
 //! leave), each answered on a oneshot channel.
 
 use super::{ClientId, Subscribed};
+use crate::bars::BarStore;
 use crate::conflate::Mailbox;
 use crate::protocol::SymbolSet;
 use crate::symbols::{SymbolId, SymbolTable};
@@ -38,11 +39,17 @@ pub struct RouterGone;
 pub struct RouterHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) table: Arc<SymbolTable>,
+    pub(super) bars: Arc<BarStore>,
 }
 
 impl RouterHandle {
     pub fn table(&self) -> &Arc<SymbolTable> {
         &self.table
+    }
+
+    /// Every symbol's bars, as the router builds them.
+    pub fn bars(&self) -> &Arc<BarStore> {
+        &self.bars
     }
 
     /// Registers `mailbox` for `symbols` and returns the grants with their
