@@ -239,6 +239,20 @@ impl FrameBuilder {
         self.events += 1;
     }
 
+    /// Appends one event, serialised straight into the frame (no buffer of
+    /// its own).
+    pub fn push_event(&mut self, event: &Event) {
+        self.begin_event();
+        let mut writer = (&mut self.buf).writer();
+        match self.encoding {
+            Encoding::Json => {
+                serde_json::to_writer(writer, event).expect("events serialise to JSON")
+            }
+            Encoding::Msgpack => rmp_serde::encode::write_named(&mut writer, event)
+                .expect("events serialise to MessagePack"),
+        }
+    }
+
     /// Appends one already-encoded event.
     pub fn push_encoded(&mut self, event: &[u8]) {
         self.begin_event();

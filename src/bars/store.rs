@@ -223,12 +223,20 @@ impl BarStore {
 
     /// The open bar of `id` in `tf`, if there is one.
     pub fn partial(&self, id: SymbolId, tf: Timeframe) -> Option<Bar> {
-        let series = self.series(id, tf);
-        let finals = series.finals.load(Ordering::Acquire);
-        let (version, words) = series.partial.read_if(|_| true)?;
+        let finals = self.series(id, tf).finals.load(Ordering::Acquire);
+        self.partial_at(id, tf)
+            .and_then(|(index, bar)| (index == finals).then_some(bar))
+    }
+
+    /// The last open bar published for `id` in `tf` with the index it
+    /// has when final: open only while that index is
+    /// [`SeriesRead::finals`] (a session compares it with the finals it
+    /// sent, so an open bar never overtakes a final one).
+    pub fn partial_at(&self, id: SymbolId, tf: Timeframe) -> Option<(u64, Bar)> {
+        let (version, words) = self.series(id, tf).partial.read_if(|_| true)?;
         let mut bar = [0; BAR_WORDS];
         bar.copy_from_slice(&words[1..]);
-        (version > 0 && words[0] == finals).then(|| from_words(bar))
+        (version > 0).then(|| (words[0], from_words(bar)))
     }
 
     /// Up to `limit` bars of `id` in `tf` starting in `[from, to)`, the

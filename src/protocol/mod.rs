@@ -169,6 +169,12 @@ pub enum Event {
         id: Option<u64>,
         /// The request's `op`.
         op: String,
+        /// For a subscribe or unsubscribe of bars: `"bars"`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        channel: Option<String>,
+        /// For a subscribe or unsubscribe of bars: their timeframe.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        tf: Option<Timeframe>,
         /// For a subscribe or unsubscribe: the symbols it applied to.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         symbols: Option<Vec<String>>,
@@ -270,6 +276,24 @@ pub enum Request {
         id: Option<u64>,
         symbols: SymbolSet,
     },
+    /// `subscribe` with `"channel":"bars"`: bars of named symbols in one
+    /// timeframe.
+    SubscribeBars {
+        id: Option<u64>,
+        tf: Timeframe,
+        /// Valid names, duplicates removed.
+        symbols: Vec<String>,
+        /// Invalid names from the request, reported back as `unknown_symbol`.
+        invalid: Vec<String>,
+        max_hz: f64,
+        snapshot: bool,
+    },
+    /// `unsubscribe` with `"channel":"bars"`.
+    UnsubscribeBars {
+        id: Option<u64>,
+        tf: Timeframe,
+        symbols: Vec<String>,
+    },
     Symbols {
         id: Option<u64>,
     },
@@ -285,6 +309,8 @@ impl Request {
         match self {
             Request::Subscribe { id, .. }
             | Request::Unsubscribe { id, .. }
+            | Request::SubscribeBars { id, .. }
+            | Request::UnsubscribeBars { id, .. }
             | Request::Symbols { id }
             | Request::Ping { id, .. } => *id,
         }

@@ -71,6 +71,15 @@ pub struct Subscribed {
     pub unknown: Vec<String>,
 }
 
+/// Reply to a bars subscribe: each granted symbol with the index of the
+/// first final bar it will be sent (the finals closed so far).
+#[derive(Debug, Default)]
+pub struct BarsSubscribed {
+    pub granted: Vec<(SymbolId, u64)>,
+    /// Requested names the router does not know.
+    pub unknown: Vec<String>,
+}
+
 #[derive(Debug)]
 struct Subscriber {
     client: ClientId,
@@ -316,8 +325,43 @@ impl Router {
             } => {
                 let _ = reply.send(self.unsubscribe(client, symbols));
             }
+            Command::SubscribeBars {
+                client,
+                mailbox,
+                tf,
+                symbols,
+                reply,
+            } => {
+                let mut subscribed = BarsSubscribed::default();
+                for name in symbols {
+                    match self.ids.get(name.as_str()) {
+                        Some(&id) => {
+                            let first = self.bars.subscribe(client, &mailbox, id, tf);
+                            subscribed.granted.push((id, first));
+                        }
+                        None => subscribed.unknown.push(name),
+                    }
+                }
+                let _ = reply.send(subscribed);
+            }
+            Command::UnsubscribeBars {
+                client,
+                tf,
+                symbols,
+                reply,
+            } => {
+                let ids: Vec<SymbolId> = symbols
+                    .iter()
+                    .filter_map(|name| self.ids.get(name.as_str()).copied())
+                    .collect();
+                for &id in &ids {
+                    self.bars.unsubscribe(client, id, tf);
+                }
+                let _ = reply.send(ids);
+            }
             Command::Leave { client } => {
                 self.unsubscribe(client, SymbolSet::All);
+                self.bars.leave(client);
             }
         }
     }
@@ -419,6 +463,11 @@ impl Router {
         }
         self.unwant(self.names(&last));
         ids
+    }
+
+    /// Bars subscriptions of every client (for tests and stats).
+    pub fn bar_subscription_count(&self) -> usize {
+        self.bars.subscription_count()
     }
 
     /// Subscribers of one symbol, not counting `*` (for tests and stats).

@@ -18,6 +18,7 @@
 //! Either way `B.seq - A.seq - 1 == B.n` for consecutive ticks. Nothing
 //! here allocates per event: buffers are reused between frames.
 
+use crate::bars::BarStore;
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use crate::conflate::Mailbox;
 use crate::protocol::Event;
@@ -46,6 +47,7 @@ impl Delivery {
     }
 }
 
+mod bars;
 mod resume;
 
 /// Delivery state of one subscribed symbol.
@@ -111,6 +113,9 @@ pub struct Outbox {
     pub sent_ts: Vec<u64>,
     /// Earliest time a paced symbol becomes due, if any is waiting.
     pub deferred_until: Option<Instant>,
+    /// Bars subscriptions by `conflate::bar_key` (`outbox/bars.rs`).
+    bars: HashMap<u32, bars::BarSubscription>,
+    bar_store: Option<Arc<BarStore>>,
 }
 
 impl Outbox {
@@ -132,7 +137,15 @@ impl Outbox {
             max_lag,
             sent_ts: Vec::new(),
             deferred_until: None,
+            bars: HashMap::new(),
+            bar_store: None,
         }
+    }
+
+    /// Reads bars from `store` (the router's) for bars subscriptions.
+    pub fn with_bars(mut self, store: Arc<BarStore>) -> Self {
+        self.bar_store = Some(store);
+        self
     }
 
     /// The client's mailbox, created on first use so that idle connections
@@ -155,7 +168,7 @@ impl Outbox {
         } else {
             self.subs.len()
         };
-        named + usize::from(self.wildcard.is_some())
+        named + usize::from(self.wildcard.is_some()) + self.bars.len()
     }
 
     /// How many of `ids` are not yet subscribed.
@@ -280,6 +293,13 @@ impl Outbox {
                 emit.tick(latest, sub);
             }
         }
+        let mut view = bars::BarsView {
+            table: &self.table,
+            store: self.bar_store.as_deref(),
+            subs: &mut self.bars,
+            deferred_until: &mut self.deferred_until,
+        };
+        bars::collect_bars(&mut view, mailbox, now, &mut emit);
         if !self.frame.is_empty() {
             frames.push(self.frame.finish());
         }
