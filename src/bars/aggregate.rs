@@ -2,7 +2,9 @@
 //!
 //! A tick is a trade when the symbol's `vol` rose: its `px` at a size of
 //! the rise (the shares traded since the previous tick, which is `sz` for
-//! one trade). A symbol that has not traded yet takes its mid price from
+//! one trade). A symbol's first tick counts as a trade when its `vol` is
+//! its `sz` (the feed starts there); otherwise its `vol` is where counting
+//! starts. A symbol that has not traded yet takes its mid price from
 //! each tick with both a bid and an ask, at no volume; its first trade
 //! replaces any open mid-price bar, and from then on only trades count.
 //!
@@ -86,12 +88,23 @@ impl Sample {
     }
 }
 
+/// The `vol` before a symbol's first tick: 0 when that tick's trade is
+/// all the volume so far (the feed starts with it), else the tick's own
+/// `vol` (joining a feed mid-way, as an edge does: what traded before is
+/// not in any bar here).
+fn first_tick_baseline(quote: &Quote) -> u64 {
+    match quote.sz {
+        Some(sz) if quote.px.is_some() && quote.vol == sz => 0,
+        _ if quote.px.is_none() => 0,
+        _ => quote.vol,
+    }
+}
+
 /// One symbol's state.
 #[derive(Debug, Default)]
 struct SymbolState {
-    /// `vol` of the symbol's previous tick (0 before the first: `vol`
-    /// counts from the start of the feed).
-    vol: u64,
+    /// `vol` of the symbol's previous tick; `None` before the first.
+    vol: Option<u64>,
     traded: bool,
     open: [Option<Open>; 5],
 }
@@ -124,20 +137,21 @@ impl Aggregator {
             self.symbols.resize_with(index + 1, SymbolState::default);
         }
         let state = &mut self.symbols[index];
+        let before = state.vol.unwrap_or_else(|| first_tick_baseline(quote));
         // Open mid-price bars give way to the symbol's first trade.
-        let first_trade = !state.traded && quote.px.is_some() && quote.vol > state.vol;
+        let first_trade = !state.traded && quote.px.is_some() && quote.vol > before;
         let sample = match (quote.px, quote.bid, quote.ask) {
-            (Some(px), ..) if quote.vol > state.vol => {
+            (Some(px), ..) if quote.vol > before => {
                 state.traded = true;
                 Some(Sample::Trade {
                     px,
-                    size: quote.vol - state.vol,
+                    size: quote.vol - before,
                 })
             }
             (_, Some(bid), Some(ask)) if !state.traded => Some(Sample::Mid((bid + ask) / 2.0)),
             _ => None,
         };
-        state.vol = state.vol.max(quote.vol);
+        state.vol = Some(before.max(quote.vol));
         let Some(sample) = sample else {
             return;
         };

@@ -32,10 +32,12 @@ impl Recorded {
     }
 }
 
+/// A trade at `px` after which `vol` shares traded so far; `sz` says
+/// `vol`, so that a symbol's first trade is where its feed starts.
 fn trade(px: f64, vol: u64) -> Quote {
     Quote {
         px: Some(px),
-        sz: Some(1),
+        sz: Some(vol),
         vol,
         ..Quote::default()
     }
@@ -117,6 +119,25 @@ fn an_interval_without_ticks_has_no_bar_and_time_closes_bars() {
         out.partials.keys().all(|(_, tf)| *tf >= Timeframe::M5),
         "5m and longer are still open"
     );
+}
+
+#[test]
+fn a_symbol_joined_mid_way_counts_from_its_first_ticks_volume() {
+    let (mut agg, mut out) = (Aggregator::new(), Recorded::default());
+    let joined = Quote {
+        sz: Some(100),
+        ..trade(5.0, 90_000)
+    };
+    agg.tick(0, T0, &joined, &mut out);
+    assert!(out.partials.is_empty(), "what traded before is in no bar");
+    agg.tick(0, T0 + 1, &trade(6.0, 90_300), &mut out);
+    assert_eq!(out.partials[&(0, Timeframe::S1)].v, 300);
+    let first = Quote {
+        sz: Some(40),
+        ..trade(7.0, 40)
+    };
+    agg.tick(1, T0 + 2, &first, &mut out);
+    assert_eq!(out.partials[&(1, Timeframe::S1)].v, 40, "a feed starting with a trade");
 }
 
 #[test]
