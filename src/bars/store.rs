@@ -4,15 +4,15 @@
 //! as a session does for ticks by `seq`. The router is the only writer;
 //! sessions and `/api/bars` read without locks (`cell.rs`).
 //!
-//! Bounds: a ring holds at most its timeframe's retention (`--bars-1s`
-//! and the like, [`Retention`]), and all rings together at most
-//! `--bars-memory` bytes. Rings start at [`FIRST_SLOTS`] and double when
-//! full; each timeframe may take a share of the budget in proportion to
-//! its retention, and a ring that would go over its timeframe's share
-//! stops growing and keeps its most recent bars. A ring's first slots are
-//! always made (a symbol's live bars go through them): that floor is
-//! 5 x [`FIRST_SLOTS`] x [`SLOT_BYTES`] per symbol, 1.4 MB per 1,000
-//! symbols.
+//! Bounds: a ring holds at most its timeframe's retention (`--bars-keep`,
+//! [`Retention`]), and all rings together at most `--bars-memory` bytes.
+//! Rings start at [`FIRST_SLOTS`] and double when full. The first slots of
+//! every symbol the store can hold are set aside from the budget (a
+//! symbol's live bars go through them: 5 x [`FIRST_SLOTS`] x
+//! [`SLOT_BYTES`], 1.4 MB per 1,000 symbols); each timeframe may grow its
+//! rings into a share of the rest in proportion to its retention, and a
+//! ring that would go over its timeframe's share stops growing and keeps
+//! its most recent bars.
 
 use super::cell::SeqCell;
 use super::{BAR_WORDS, Bar, Timeframe, from_words, to_words};
@@ -126,22 +126,31 @@ pub struct SeriesRead {
 pub struct BarStore {
     series: Box<[[Series; 5]]>,
     retention: Retention,
-    /// Bytes of ring slots each timeframe may grow to.
+    /// Bytes of ring slots beyond their first each timeframe may grow to.
     shares: [usize; 5],
-    used: [AtomicUsize; 5],
+    /// Bytes of ring slots beyond their first, per timeframe.
+    grown: [AtomicUsize; 5],
+    /// Bytes of all ring slots.
+    used: AtomicUsize,
     budget: usize,
 }
 
 impl BarStore {
+    /// A store for `symbols` symbols. The first slots of every possible
+    /// ring are set aside from `budget`, and the rest shared among the
+    /// timeframes, so the budget holds however many symbols appear.
     pub fn new(symbols: usize, retention: Retention, budget: usize) -> BarStore {
         let total: usize = retention.per_tf.iter().sum::<usize>().max(1);
+        let floor = symbols * Timeframe::ALL.len() * FIRST_SLOTS * SLOT_BYTES;
+        let growable = budget.saturating_sub(floor);
         BarStore {
             series: (0..symbols).map(|_| Default::default()).collect(),
             retention,
             shares: std::array::from_fn(|i| {
-                (budget as u128 * retention.per_tf[i] as u128 / total as u128) as usize
+                (growable as u128 * retention.per_tf[i] as u128 / total as u128) as usize
             }),
-            used: Default::default(),
+            grown: Default::default(),
+            used: AtomicUsize::new(0),
             budget,
         }
     }
@@ -152,8 +161,7 @@ impl BarStore {
 
     /// Bytes of ring slots in use, and the budget.
     pub fn memory(&self) -> (usize, usize) {
-        let used = self.used.iter().map(|u| u.load(Ordering::Relaxed)).sum();
-        (used, self.budget)
+        (self.used.load(Ordering::Relaxed), self.budget)
     }
 
     /// Publishes the open bar of `id` in `tf` (router only).
@@ -186,12 +194,15 @@ impl BarStore {
             len if index >= len as u64 && len < cap => (2 * len).min(cap),
             _ => return old.expect("a ring with slots"),
         };
-        let used = &self.used[tf.index()];
+        let grown = &self.grown[tf.index()];
         let extra = (wanted - len) * SLOT_BYTES;
-        if len > 0 && used.load(Ordering::Relaxed) + extra > self.shares[tf.index()] {
-            return old.expect("a ring with slots");
+        if len > 0 {
+            if grown.load(Ordering::Relaxed) + extra > self.shares[tf.index()] {
+                return old.expect("a ring with slots");
+            }
+            grown.fetch_add(extra, Ordering::Relaxed);
         }
-        used.fetch_add(extra, Ordering::Relaxed);
+        self.used.fetch_add(extra, Ordering::Relaxed);
         let ring = Arc::new(Ring::new(wanted));
         if let Some(old) = old {
             for i in index.saturating_sub(len as u64)..index {
@@ -303,7 +314,8 @@ mod tests {
         let retention = Retention {
             per_tf: [10, 10, 10, 10, 10],
         };
-        let store = BarStore::new(3, retention, 5 * 9 * SLOT_BYTES);
+        // The first 4 slots of 3 x 5 rings, and 5 more per timeframe.
+        let store = BarStore::new(3, retention, (3 * 5 * 4 + 5 * 5) * SLOT_BYTES);
         for t in 0..25 {
             store.push_final(0, Timeframe::S1, &bar(t));
         }
@@ -319,6 +331,61 @@ mod tests {
             "the share is spent: the second ring keeps its first slots"
         );
         assert!(store.memory().0 <= store.memory().1);
+    }
+
+    /// Resident memory of this process, from `/proc/self/status`.
+    fn rss_bytes() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    }
+
+    /// Fills every ring of `symbols` symbols to its retention at the
+    /// default budget; prints the store's count and the process's growth.
+    fn fill_and_measure(symbols: usize) {
+        let before = rss_bytes();
+        let retention = Retention::default();
+        let store = BarStore::new(symbols, retention, DEFAULT_BARS_MEMORY);
+        for id in 0..symbols as SymbolId {
+            for tf in Timeframe::ALL {
+                for t in 0..retention.per_tf[tf.index()] as u64 {
+                    store.push_final(id, tf, &bar(t));
+                }
+            }
+        }
+        let (used, budget) = store.memory();
+        let grown = rss_bytes().saturating_sub(before);
+        let kept: u64 = (0..symbols as SymbolId)
+            .flat_map(|id| Timeframe::ALL.map(|tf| store.read(id, tf)))
+            .map(|r| r.finals - r.oldest)
+            .sum();
+        let headers = symbols * std::mem::size_of::<[Series; 5]>();
+        println!(
+            "{symbols} symbols: {kept} bars kept, rings {:.1} MiB of the {:.0} MiB budget, \
+             per-symbol state {:.2} MiB; RSS grew {:.1} MiB",
+            used as f64 / 1_048_576.0,
+            budget as f64 / 1_048_576.0,
+            headers as f64 / 1_048_576.0,
+            grown as f64 / 1_048_576.0
+        );
+        assert!(used <= budget);
+        assert!(
+            grown <= (used + headers) * 11 / 10 + (1 << 20),
+            "the process holds what the store counts"
+        );
+    }
+
+    #[test]
+    #[ignore = "a measurement (docs/benchmarks.md, \"Bars\"); run it alone"]
+    fn memory_of_full_bars_at_345_symbols() {
+        fill_and_measure(345);
+    }
+
+    #[test]
+    #[ignore = "a measurement (docs/benchmarks.md, \"Bars\"); run it alone"]
+    fn memory_of_full_bars_at_10_000_symbols_stays_within_the_budget() {
+        fill_and_measure(10_000);
     }
 
     #[test]
