@@ -108,11 +108,7 @@ impl TicksQuery {
         let sym = symbol_param(params)?;
         let after = number_param(params, "after")?;
         let limit = limit_param(params, DEFAULT_TICKS_LIMIT, MAX_TICKS_LIMIT)?;
-        Ok(Self {
-            sym,
-            after,
-            limit,
-        })
+        Ok(Self { sym, after, limit })
     }
 }
 

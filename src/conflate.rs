@@ -40,7 +40,11 @@ struct Bits(Box<[AtomicU64]>);
 
 impl Bits {
     fn new(keys: usize) -> Bits {
-        Bits((0..keys.div_ceil(BITS)).map(|_| AtomicU64::new(0)).collect())
+        Bits(
+            (0..keys.div_ceil(BITS))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
     }
 
     fn set(&self, key: u32) {

@@ -123,10 +123,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     });
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
     let (router, first_message) = feed.enter(|| {
-        let mut router =
-            Router::new(table, stats.clone())
-                .with_history(config.history, config.history_memory)
-                .with_bars(config.bars_keep, config.bars_memory);
+        let mut router = Router::new(table, stats.clone())
+            .with_history(config.history, config.history_memory)
+            .with_bars(config.bars_keep, config.bars_memory);
         let first_message = router.first_message();
         match nats {
             None => source::spawn(

@@ -113,7 +113,11 @@ fn feed_bars_of_the_lobster_sample_equal_bars_computed_from_its_executions() {
         let expected = expected_bars(&executions, tf);
         assert_same_bars(&feed_bars(tf), &expected, &format!("feed bars --tf {tf}"));
     }
-    assert_eq!(expected_bars(&executions, Timeframe::H1).len(), 2, "13:00 and 14:00 UTC");
+    assert_eq!(
+        expected_bars(&executions, Timeframe::H1).len(),
+        2,
+        "13:00 and 14:00 UTC"
+    );
 }
 
 #[tokio::test]
@@ -137,12 +141,19 @@ async fn the_lobster_sample_replayed_at_max_speed_gives_the_same_bars_over_the_a
             .unwrap()
             .iter()
             .map(|e| {
-                assert_eq!((e["ev"].as_str(), e["sym"].as_str()), (Some("bar"), Some("AAPL")));
+                assert_eq!(
+                    (e["ev"].as_str(), e["sym"].as_str()),
+                    (Some("bar"), Some("AAPL"))
+                );
                 assert_eq!(e["tf"], tf.name());
                 serde_json::from_value(e.clone()).unwrap()
             })
             .collect();
-        assert_same_bars(&got, &expected_bars(&executions, tf), &format!("/api/bars tf={tf}"));
+        assert_same_bars(
+            &got,
+            &expected_bars(&executions, tf),
+            &format!("/api/bars tf={tf}"),
+        );
     }
     server.shutdown().await;
 }
@@ -161,10 +172,23 @@ async fn api_bars_refuses_unknown_symbols_and_bad_parameters_in_json() {
         }
     };
     let (code, body) = status("/api/bars?sym=NOPE&tf=1m".into()).await;
-    assert_eq!((code, body["error"].as_str()), (404, Some("unknown_symbol")));
-    for bad in ["tf=2m", "tf=1m&limit=0", "tf=1m&from=9&to=3", "tf=1m&from=x", ""] {
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (404, Some("unknown_symbol"))
+    );
+    for bad in [
+        "tf=2m",
+        "tf=1m&limit=0",
+        "tf=1m&from=9&to=3",
+        "tf=1m&from=x",
+        "",
+    ] {
         let (code, body) = status(format!("/api/bars?sym={known}&{bad}")).await;
-        assert_eq!((code, body["error"].as_str()), (400, Some("bad_request")), "{bad}");
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}"
+        );
     }
     let (code, body) = status(format!("/api/bars?sym={known}&tf=1s")).await;
     assert_eq!(code, 200);

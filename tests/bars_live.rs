@@ -44,31 +44,56 @@ async fn a_bars_subscribe_is_acked_then_sends_the_open_bar_updates_and_each_fina
         json!({"ev":"ack","id":9,"op":"subscribe","channel":"bars","tf":"1s","symbols":[sym]})
     );
     let mut events = Vec::new();
-    while events.iter().filter(|e: &&Value| e["final"] == true).count() < 3 {
+    while events
+        .iter()
+        .filter(|e: &&Value| e["final"] == true)
+        .count()
+        < 3
+    {
         let event = client.next_event().await;
-        assert_eq!((event["ev"].as_str(), event["tf"].as_str()), (Some("bar"), Some("1s")));
+        assert_eq!(
+            (event["ev"].as_str(), event["tf"].as_str()),
+            (Some("bar"), Some("1s"))
+        );
         assert_eq!(event["sym"], sym.as_str());
         events.push(event);
     }
     for (i, event) in events.iter().enumerate() {
-        assert_eq!(event.get("snap").is_some(), i == 0 && event["snap"] == true, "{event}");
+        assert_eq!(
+            event.get("snap").is_some(),
+            i == 0 && event["snap"] == true,
+            "{event}"
+        );
     }
     let (mut last_final, mut open) = (None::<u64>, None::<u64>);
     for event in &events {
         let t = event["t"].as_u64().unwrap();
         assert_eq!(t % SEC, 0, "aligned: {event}");
         if event["final"] == true {
-            assert!(last_final.is_none_or(|last| t > last), "finals in order, once");
-            assert!(open.is_none_or(|open| t >= open), "no final after a newer open bar");
+            assert!(
+                last_final.is_none_or(|last| t > last),
+                "finals in order, once"
+            );
+            assert!(
+                open.is_none_or(|open| t >= open),
+                "no final after a newer open bar"
+            );
             last_final = Some(t);
         } else {
-            assert!(last_final.is_none_or(|last| t > last), "the open bar is newer");
+            assert!(
+                last_final.is_none_or(|last| t > last),
+                "the open bar is newer"
+            );
             open = Some(t);
         }
     }
     let stored = api_finals(&server, &sym).await;
     for event in events.iter().filter(|e| e["final"] == true) {
-        assert_eq!(&stored[&event["t"].as_u64().unwrap()], event, "as /api/bars holds it");
+        assert_eq!(
+            &stored[&event["t"].as_u64().unwrap()],
+            event,
+            "as /api/bars holds it"
+        );
     }
     server.shutdown_after(client).await;
 }
@@ -146,17 +171,26 @@ async fn a_stalled_client_of_1s_bars_of_100_symbols_gets_every_final_bar_in_orde
     };
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !covered(&received) {
-        assert!(tokio::time::Instant::now() < deadline, "every final bar within the deadline");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "every final bar within the deadline"
+        );
         let event = slow.next_event().await;
         if event["ev"] == "bar" && event["final"] == true {
             let name = event["sym"].as_str().unwrap().to_string();
             received.entry(name).or_default().push(event);
         }
     }
-    assert!(expected.values().map(Vec::len).sum::<usize>() >= 300, "bars of 100 symbols");
+    assert!(
+        expected.values().map(Vec::len).sum::<usize>() >= 300,
+        "bars of 100 symbols"
+    );
     for (name, finals) in &received {
         let ts: Vec<u64> = finals.iter().map(|b| b["t"].as_u64().unwrap()).collect();
-        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{name}: in order, once: {ts:?}");
+        assert!(
+            ts.windows(2).all(|w| w[0] < w[1]),
+            "{name}: in order, once: {ts:?}"
+        );
     }
     server.shutdown_after(slow).await;
 }

@@ -17,9 +17,6 @@ use tickfeed::cli::{Cli, Command as CliCommand};
 use tickfeed::feed::lobster::FileName;
 use tickfeed::feed::{Format, Update, reader};
 
-/// 2012-06-21 00:00 US Eastern (EDT, UTC-4) in epoch seconds, written out
-/// here so the test does not trust the library's time-zone arithmetic.
-
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -11,7 +11,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use std::collections::HashMap;
 
-
 /// Bars one request returns when it names no `limit`.
 pub(crate) const DEFAULT_BARS_LIMIT: usize = 500;
 /// Most bars one request returns: about 1.5 MB of JSON.
@@ -73,10 +72,10 @@ pub(crate) async fn bars(
             msg: format!("no such symbol: {}", query.sym),
         })?;
     let sym = cell.name().expect("a named cell").clone();
-    let (finals, open) =
-        app.router
-            .bars()
-            .history(id, query.tf, query.from, query.to, query.limit);
+    let (finals, open) = app
+        .router
+        .bars()
+        .history(id, query.tf, query.from, query.to, query.limit);
     let event = |bar, is_final| {
         Event::Bar(BarEvent {
             sym: sym.clone(),
@@ -110,9 +109,21 @@ mod tests {
     fn a_query_needs_a_symbol_and_a_timeframe_and_sane_bounds() {
         let q = parse(&[("sym", "AAPL"), ("tf", "1m")]).unwrap();
         assert_eq!((q.from, q.to, q.limit), (0, u64::MAX, DEFAULT_BARS_LIMIT));
-        assert!(parse(&[("sym", "AAPL")]).unwrap_err().contains("missing parameter tf"));
-        assert!(parse(&[("sym", "AAPL"), ("tf", "2m")]).unwrap_err().contains("not a timeframe"));
-        assert!(parse(&[("tf", "1m")]).unwrap_err().contains("missing parameter sym"));
+        assert!(
+            parse(&[("sym", "AAPL")])
+                .unwrap_err()
+                .contains("missing parameter tf")
+        );
+        assert!(
+            parse(&[("sym", "AAPL"), ("tf", "2m")])
+                .unwrap_err()
+                .contains("not a timeframe")
+        );
+        assert!(
+            parse(&[("tf", "1m")])
+                .unwrap_err()
+                .contains("missing parameter sym")
+        );
         let bad = parse(&[("sym", "AAPL"), ("tf", "1m"), ("from", "5"), ("to", "5")]);
         assert!(bad.unwrap_err().contains("must be before"));
         let bad = parse(&[("sym", "AAPL"), ("tf", "1m"), ("limit", "0")]);

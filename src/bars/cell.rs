@@ -33,7 +33,7 @@ impl<const N: usize> SeqCell<N> {
     /// Stores `words` as `version`, which must be even and differ from the
     /// current one (single writer).
     pub(crate) fn write(&self, version: u64, words: [u64; N]) {
-        debug_assert!(version % 2 == 0);
+        debug_assert!(version.is_multiple_of(2));
         self.version.store(version | 1, Ordering::Relaxed);
         fence(Ordering::Release);
         for (cell, word) in self.words.iter().zip(words) {
@@ -49,10 +49,10 @@ impl<const N: usize> SeqCell<N> {
     /// A consistent copy and its version; `None` when the cell moved past
     /// `wanted` (a ring slot overwritten by a newer bar).
     pub(crate) fn read_if(&self, wanted: impl Fn(u64) -> bool) -> Option<(u64, [u64; N])> {
-        let mut spins = 0;
+        let mut spins: u32 = 0;
         loop {
             let before = self.version.load(Ordering::Acquire);
-            if before % 2 == 0 {
+            if before.is_multiple_of(2) {
                 if !wanted(before) {
                     return None;
                 }
@@ -63,7 +63,7 @@ impl<const N: usize> SeqCell<N> {
                 }
             }
             spins += 1;
-            if spins % SPINS_BEFORE_YIELD == 0 {
+            if spins.is_multiple_of(SPINS_BEFORE_YIELD) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();

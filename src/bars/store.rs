@@ -300,11 +300,20 @@ mod tests {
             assert_eq!(store.partial(0, tf), None, "the closed bar is no partial");
         }
         store.set_partial(0, tf, &bar(10));
-        assert_eq!(store.read(0, tf), SeriesRead { finals: 10, oldest: 0 });
+        assert_eq!(
+            store.read(0, tf),
+            SeriesRead {
+                finals: 10,
+                oldest: 0
+            }
+        );
         let ts = |(finals, open): (Vec<Bar>, Option<Bar>)| -> (Vec<u64>, Option<u64>) {
             (finals.iter().map(|b| b.t).collect(), open.map(|b| b.t))
         };
-        assert_eq!(ts(store.history(0, tf, 0, u64::MAX, 4)), (vec![7, 8, 9], Some(10)));
+        assert_eq!(
+            ts(store.history(0, tf, 0, u64::MAX, 4)),
+            (vec![7, 8, 9], Some(10))
+        );
         assert_eq!(ts(store.history(0, tf, 2, 5, 100)), (vec![2, 3, 4], None));
         assert_eq!(ts(store.history(1, tf, 0, u64::MAX, 10)), (vec![], None));
     }
@@ -319,7 +328,13 @@ mod tests {
         for t in 0..25 {
             store.push_final(0, Timeframe::S1, &bar(t));
         }
-        assert_eq!(store.read(0, Timeframe::S1), SeriesRead { finals: 25, oldest: 17 });
+        assert_eq!(
+            store.read(0, Timeframe::S1),
+            SeriesRead {
+                finals: 25,
+                oldest: 17
+            }
+        );
         assert_eq!(store.final_bar(0, Timeframe::S1, 16), None);
         assert_eq!(store.final_bar(0, Timeframe::S1, 24), Some(bar(24)));
         for t in 0..25 {
@@ -393,7 +408,11 @@ mod tests {
         let r = Retention::parse("1s=600, 1d=30").unwrap();
         assert_eq!(r.per_tf, [600, 1_440, 288, 720, 30]);
         assert_eq!(Retention::parse("").unwrap(), Retention::default());
-        assert!(Retention::parse("2m=5").unwrap_err().contains("not a timeframe"));
+        assert!(
+            Retention::parse("2m=5")
+                .unwrap_err()
+                .contains("not a timeframe")
+        );
         assert!(Retention::parse("1m=0").unwrap_err().contains("from 1"));
         assert!(Retention::parse("1m").unwrap_err().contains("TF=COUNT"));
     }

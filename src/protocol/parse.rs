@@ -133,14 +133,18 @@ fn bars_channel(
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(c)) if c == "ticks" => Ok(None),
         Some(serde_json::Value::String(c)) if c == "bars" => match map.get("tf") {
-            Some(serde_json::Value::String(tf)) => Timeframe::parse(tf).map(Some).ok_or_else(|| {
-                bad(format!(
-                    "field tf: {:?} is not a timeframe; use 1s, 1m, 5m, 1h or 1d",
-                    truncate(tf, 16)
-                ))
-            }),
+            Some(serde_json::Value::String(tf)) => {
+                Timeframe::parse(tf).map(Some).ok_or_else(|| {
+                    bad(format!(
+                        "field tf: {:?} is not a timeframe; use 1s, 1m, 5m, 1h or 1d",
+                        truncate(tf, 16)
+                    ))
+                })
+            }
             Some(_) => Err(bad("field tf: expected a string such as \"1m\"".into())),
-            None => Err(bad("missing field tf: bars need a timeframe (1s, 1m, 5m, 1h or 1d)".into())),
+            None => Err(bad(
+                "missing field tf: bars need a timeframe (1s, 1m, 5m, 1h or 1d)".into(),
+            )),
         },
         Some(_) => Err(bad("field channel: expected \"ticks\" or \"bars\"".into())),
     }
@@ -326,10 +330,22 @@ mod tests {
         let ticks = parse_json_request(br#"{"op":"subscribe","channel":"ticks","symbols":["A"]}"#);
         assert!(matches!(ticks, Ok(Request::Subscribe { .. })));
         for (text, says) in [
-            (r#"{"op":"subscribe","channel":"bars","symbols":["A"]}"#, "missing field tf"),
-            (r#"{"op":"subscribe","channel":"bars","tf":"2m","symbols":["A"]}"#, "not a timeframe"),
-            (r#"{"op":"subscribe","channel":"bars","tf":"1m","symbols":["*"]}"#, "named symbols"),
-            (r#"{"op":"subscribe","channel":"book","symbols":["A"]}"#, "field channel"),
+            (
+                r#"{"op":"subscribe","channel":"bars","symbols":["A"]}"#,
+                "missing field tf",
+            ),
+            (
+                r#"{"op":"subscribe","channel":"bars","tf":"2m","symbols":["A"]}"#,
+                "not a timeframe",
+            ),
+            (
+                r#"{"op":"subscribe","channel":"bars","tf":"1m","symbols":["*"]}"#,
+                "named symbols",
+            ),
+            (
+                r#"{"op":"subscribe","channel":"book","symbols":["A"]}"#,
+                "field channel",
+            ),
         ] {
             let e = err(text);
             assert_eq!(e.code, ErrorCode::BadRequest);

@@ -95,7 +95,8 @@ impl BarRouting {
     ) -> u64 {
         if self.held.entry(client).or_default().insert(bar_key(id, tf)) {
             if self.subscribers.len() <= id as usize {
-                self.subscribers.resize_with(id as usize + 1, Default::default);
+                self.subscribers
+                    .resize_with(id as usize + 1, Default::default);
             }
             self.subscribers[id as usize][tf.index()].push(Subscriber {
                 client,

@@ -11,9 +11,7 @@ use super::backfill::Backfill;
 use super::outbox::{Collected, Delivery, Outbox};
 use crate::codec::EncodedTick;
 use crate::history::{HistoryRange, Keep};
-use crate::protocol::{
-    ErrorCode, Event, Request, ResumeFrom, SymbolSet, Tick, WILDCARD,
-};
+use crate::protocol::{ErrorCode, Event, Request, ResumeFrom, SymbolSet, Tick, WILDCARD};
 use crate::router::{ClientId, Grant, RouterGone, RouterHandle, Subscribed};
 use crate::symbols::{SymbolId, SymbolTable};
 use bytes::Bytes;

@@ -356,7 +356,9 @@ pub fn check_seq(seqs: &mut SeqByName, tick: &Value) -> u64 {
 /// repository): read from `$TICKFEED_LOBSTER` or `../shared/feeds/`.
 pub const LOBSTER_NAME: &str = "AAPL_2012-06-21_34200000_37800000_message_50.csv";
 
-/// Midnight US Eastern of the LOBSTER sample's day, s since the epoch.
+/// 2012-06-21 00:00 US Eastern (EDT, UTC-4), the LOBSTER sample's day, in
+/// epoch seconds, written out here so tests do not trust the library's
+/// time-zone arithmetic.
 pub const LOBSTER_MIDNIGHT_S: u64 = 1_340_251_200;
 
 /// Executions (types 4 and 5) read straight from a LOBSTER file of

@@ -75,7 +75,13 @@ fn trades_make_ohlcv_bars_and_quotes_do_not_once_a_symbol_traded() {
         }
     );
     agg.close_all(&mut out);
-    assert_eq!(out.finals(0, Timeframe::D1), [Bar { t: T0 - 13 * 3600 * SEC - 1800 * SEC, ..bar }]);
+    assert_eq!(
+        out.finals(0, Timeframe::D1),
+        [Bar {
+            t: T0 - 13 * 3600 * SEC - 1800 * SEC,
+            ..bar
+        }]
+    );
 }
 
 #[test]
@@ -100,7 +106,10 @@ fn a_symbol_that_never_traded_gets_mid_price_bars_until_its_first_trade() {
     agg.tick(0, T0 + SEC + 1, &trade(7.0, 5), &mut out);
     agg.tick(0, T0 + SEC + 2, &quote(8.0, 9.0), &mut out);
     let bar = out.partials[&(0, Timeframe::S1)];
-    assert_eq!((bar.o, bar.c, bar.v, bar.trades, bar.vwap), (7.0, 7.0, 5, 1, 7.0));
+    assert_eq!(
+        (bar.o, bar.c, bar.v, bar.trades, bar.vwap),
+        (7.0, 7.0, 5, 1, 7.0)
+    );
 }
 
 #[test]
@@ -111,7 +120,11 @@ fn an_interval_without_ticks_has_no_bar_and_time_closes_bars() {
     agg.tick(0, T0 + 3 * SEC, &trade(2.0, 2), &mut out);
     let ts: Vec<u64> = out.finals(0, Timeframe::S1).iter().map(|b| b.t).collect();
     assert_eq!(ts, [T0], "seconds 1 and 2 had nothing");
-    assert_eq!(out.finals(1, Timeframe::S1).len(), 1, "closed by time, not by its own tick");
+    assert_eq!(
+        out.finals(1, Timeframe::S1).len(),
+        1,
+        "closed by time, not by its own tick"
+    );
     agg.advance(T0 + 60 * SEC, &mut out);
     assert_eq!(out.finals(0, Timeframe::M1).len(), 1);
     assert_eq!(out.finals(0, Timeframe::S1).len(), 2);
@@ -137,7 +150,11 @@ fn a_symbol_joined_mid_way_counts_from_its_first_ticks_volume() {
         ..trade(7.0, 40)
     };
     agg.tick(1, T0 + 2, &first, &mut out);
-    assert_eq!(out.partials[&(1, Timeframe::S1)].v, 40, "a feed starting with a trade");
+    assert_eq!(
+        out.partials[&(1, Timeframe::S1)].v,
+        40,
+        "a feed starting with a trade"
+    );
 }
 
 #[test]
@@ -148,7 +165,11 @@ fn a_late_tick_counts_in_the_current_interval() {
     let bar = out.partials[&(0, Timeframe::S1)];
     assert_eq!((bar.t, bar.v, bar.trades), (T0 + 2 * SEC, 3, 2));
     agg.restart(T0, &mut out);
-    assert_eq!(out.finals(0, Timeframe::S1).len(), 1, "a restart closes what is open");
+    assert_eq!(
+        out.finals(0, Timeframe::S1).len(),
+        1,
+        "a restart closes what is open"
+    );
     agg.tick(0, T0, &trade(3.0, 4), &mut out);
     assert_eq!(out.partials[&(0, Timeframe::S1)].t, T0);
 }

@@ -110,8 +110,11 @@ pub(super) fn collect_bars(
         if let Some(interval) = sub.interval {
             if now < sub.next_due {
                 mailbox.defer_bar(key);
-                *outbox.deferred_until =
-                    Some(outbox.deferred_until.map_or(sub.next_due, |t| t.min(sub.next_due)));
+                *outbox.deferred_until = Some(
+                    outbox
+                        .deferred_until
+                        .map_or(sub.next_due, |t| t.min(sub.next_due)),
+                );
                 return;
             }
             sub.next_due = now + interval;
