@@ -125,6 +125,15 @@ async fn the_lobster_sample_replayed_at_max_speed_gives_the_same_bars_over_the_a
     let executions = sample_executions();
     let path = lobster_path();
     let server = start_server(&["--replay", path.to_str().unwrap(), "--speed", "max"]).await;
+    let stats = server
+        .wait_for_stats("the replay to finish", |s| s["source"]["state"] == "finished")
+        .await;
+    let emitted = stats["source"]["emitted"].as_u64().unwrap();
+    poll("every update routed", || async {
+        let latest = server.get_json("/api/symbols").await;
+        (latest[0]["seq"].as_u64() == Some(emitted)).then_some(())
+    })
+    .await;
     for tf in [Timeframe::M1, Timeframe::H1] {
         let url = format!("/api/bars?sym=AAPL&tf={tf}&limit=10000");
         // The replay's end closes the last bar.
@@ -161,8 +170,11 @@ async fn the_lobster_sample_replayed_at_max_speed_gives_the_same_bars_over_the_a
 #[tokio::test]
 async fn api_bars_refuses_unknown_symbols_and_bad_parameters_in_json() {
     let server = start_server(&["--symbols", "3"]).await;
-    let symbols = server.get_json("/api/symbols").await;
-    let known = symbols[0]["sym"].as_str().unwrap().to_string();
+    let known = poll("a symbol's first tick", || async {
+        let latest = server.get_json("/api/symbols").await;
+        latest[0]["sym"].as_str().map(str::to_string)
+    })
+    .await;
     let status = |path: String| {
         let url = server.http_url(&path);
         async move {
