@@ -126,7 +126,9 @@ async fn the_lobster_sample_replayed_at_max_speed_gives_the_same_bars_over_the_a
     let path = lobster_path();
     let server = start_server(&["--replay", path.to_str().unwrap(), "--speed", "max"]).await;
     let stats = server
-        .wait_for_stats("the replay to finish", |s| s["source"]["state"] == "finished")
+        .wait_for_stats("the replay to finish", |s| {
+            s["source"]["state"] == "finished"
+        })
         .await;
     let emitted = stats["source"]["emitted"].as_u64().unwrap();
     poll("every update routed", || async {
