@@ -1,9 +1,9 @@
 //! HTTP API beside `/ws`: `/api/symbols` (latest tick of every symbol),
 //! `/api/ticks` (a symbol's retained recent updates), `/api/bars` (its
-//! bars, `api/bars.rs`), `/api/stats`
-//! (counters and latency percentiles as JSON) and `/metrics` (the same in
-//! Prometheus text format). The server hands each handler an
-//! [`ApiState`]; nothing here knows the rest of the server.
+//! bars, `api/bars.rs`), `/api/stats` (counters and latency percentiles as
+//! JSON) and `/metrics` (the same, with histograms, in OpenMetrics or
+//! Prometheus text format). The server hands each handler an [`ApiState`];
+//! nothing here knows the rest of the server.
 //!
 //! On a NATS edge, `/api/ticks` reads the source's history (the session's
 //! [`Backfill`]) when the edge's own ring does not cover the request, so
@@ -11,16 +11,17 @@
 
 mod bars;
 
-pub(crate) use bars::bars;
+pub(crate) use bars::{BarsQuery, bars};
 
 use crate::history::{HistoryRange, Keep};
-use crate::protocol::{ErrorCode, Event, Tick, is_valid_symbol};
+use crate::metrics::Exposition;
+use crate::protocol::{ErrorCode, FullTickEvent, Tick, is_valid_symbol};
 use crate::router::RouterHandle;
 use crate::session::Backfill;
 use crate::stats::Stats;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,13 +35,13 @@ pub(crate) struct ApiState {
     pub backfill: Option<Backfill>,
 }
 
-pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<Event>> {
+pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<FullTickEvent>> {
     let ticks = app
         .router
         .table()
         .iter()
         .filter_map(|(_, cell)| cell.latest())
-        .map(|latest| Event::Tick(latest.tick.clone()))
+        .map(|latest| FullTickEvent::Tick(latest.tick.clone()))
         .collect();
     Json(ticks)
 }
@@ -49,15 +50,11 @@ pub(crate) async fn stats(State(app): State<ApiState>) -> Json<crate::stats::Sta
     Json(app.stats.snapshot(app.router.table().len()))
 }
 
-pub(crate) async fn metrics(State(app): State<ApiState>) -> impl IntoResponse {
-    let text = crate::metrics::render(&app.stats.snapshot(app.router.table().len()));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
+pub(crate) async fn metrics(State(app): State<ApiState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok());
+    let format = Exposition::accepted(accept);
+    let text = crate::metrics::render(&app.stats, app.router.table().len(), format);
+    ([(header::CONTENT_TYPE, format.content_type())], text)
 }
 
 /// Ticks one `/api/ticks` request returns when it names no `limit`.
@@ -86,19 +83,44 @@ impl ApiError {
     }
 }
 
+/// The body of a refused `/api` request.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct ApiErrorBody {
+    /// Why, as a protocol error code.
+    error: ErrorCode,
+    /// Why, in words, naming the parameter.
+    msg: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "msg": self.msg });
+        let body = ApiErrorBody {
+            error: self.code,
+            msg: self.msg,
+        };
         (self.status, Json(body)).into_response()
     }
 }
 
-/// What `/api/ticks` was asked.
-#[derive(Debug, PartialEq)]
-struct TicksQuery {
+/// What `/api/ticks` was asked: its query parameters, which
+/// [`TicksQuery::parse`] reads (naming a bad one) and whose schema is the
+/// OpenAPI description's (`contract`).
+#[derive(Debug, PartialEq, schemars::JsonSchema)]
+pub(crate) struct TicksQuery {
+    /// The symbol.
+    #[schemars(pattern(crate::protocol::SYMBOL_PATTERN))]
     sym: String,
+    /// Return the updates with `seq > after`, oldest first; without it,
+    /// the latest `limit`.
     after: Option<u64>,
+    /// At most this many ticks.
+    #[schemars(default = "default_ticks_limit", range(min = 1, max = MAX_TICKS_LIMIT))]
     limit: usize,
+}
+
+/// [`DEFAULT_TICKS_LIMIT`], as the schema's `default`.
+fn default_ticks_limit() -> usize {
+    DEFAULT_TICKS_LIMIT
 }
 
 impl TicksQuery {
@@ -227,7 +249,7 @@ fn covers(query: &TicksQuery, ticks: &[Tick]) -> bool {
 
 /// Tick events with `n` counting the seqs between them that are missing,
 /// from `after` on (the first without `after` has `n = 0`).
-fn with_gaps(after: Option<u64>, ticks: Vec<Tick>) -> Vec<Event> {
+fn with_gaps(after: Option<u64>, ticks: Vec<Tick>) -> Vec<FullTickEvent> {
     let mut previous = after;
     ticks
         .into_iter()
@@ -236,7 +258,7 @@ fn with_gaps(after: Option<u64>, ticks: Vec<Tick>) -> Vec<Event> {
                 u32::try_from(tick.seq.saturating_sub(p + 1)).unwrap_or(u32::MAX)
             });
             previous = Some(tick.seq);
-            Event::Tick(tick)
+            FullTickEvent::Tick(tick)
         })
         .collect()
 }
@@ -273,10 +295,7 @@ mod tests {
         let n = |after, seqs: &[u64]| -> Vec<u32> {
             with_gaps(after, ticks(seqs.iter().copied()))
                 .into_iter()
-                .map(|e| match e {
-                    Event::Tick(t) => t.n,
-                    other => panic!("{other:?}"),
-                })
+                .map(|FullTickEvent::Tick(t)| t.n)
                 .collect()
         };
         assert_eq!(n(Some(10), &[11, 12, 15]), [0, 0, 2]);

@@ -8,13 +8,13 @@
 //! logged: only whether a token was present is. A missing and a wrong
 //! token get the same 401, byte for byte.
 
-use crate::stats::Stats;
-use axum::extract::{Query, Request, State};
+use crate::stats::{Refusal, Stats};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use subtle::ConstantTimeEq;
 
 /// The configured tokens; empty means authentication is off. Shared, so
@@ -103,11 +103,15 @@ pub async fn require_token(
     {
         return next.run(request).await;
     }
-    gate.stats
-        .requests_unauthorized
-        .fetch_add(1, Ordering::Relaxed);
+    gate.stats.outcomes.count_refusal(Refusal::Unauthorized);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
     // The path only: the query string may hold the token.
     tracing::info!(
+        peer = peer.map(tracing::field::display),
+        reason = Refusal::Unauthorized.label(),
         path = request.uri().path(),
         token_present,
         "request refused: unauthorized"

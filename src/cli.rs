@@ -1,5 +1,14 @@
 //! The command line: clap definitions and their validation into the config
 //! structs the library uses. `tickfeed` with no subcommand means `serve`.
+//! Every `serve` option is also read from the environment and from a
+//! config file (`layers.rs`, see docs/configuration.md); `print_config.rs`
+//! shows where each setting came from; `manual.rs` writes shell
+//! completions and the man page.
+
+pub mod config_file;
+pub mod layers;
+pub mod manual;
+pub mod print_config;
 
 use crate::auth::Tokens;
 use crate::config::{self, Limits, ServeConfig, SourceConfig};
@@ -16,9 +25,21 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How log lines on stderr look: `text` for people (coloured only on
+    /// a terminal, never with NO_COLOR set), `json` one object a line for
+    /// log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Options of `serve`, which runs when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// The `--log-format` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +50,10 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Record, check and convert feed files (see docs/replay.md).
     Feed(FeedArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (roff), e.g. `tickfeed man > tickfeed.1`.
+    Man,
 }
 
 /// Record, check and convert feed files (see docs/replay.md).
@@ -63,9 +88,18 @@ pub fn run_feed(args: FeedArgs) -> Result<(), crate::feed::FeedError> {
     }
 }
 
-/// Options of `tickfeed serve`.
+/// Options of `tickfeed serve`. Each is also read from the environment
+/// variable `TICKFEED_<OPTION>` and from the `--config` file (`layers.rs`).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Read settings from this TOML file; its keys are the long option
+    /// names (`rate = "20k"`). Options and environment variables win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective settings as TOML, each with where it came from
+    /// (option, environment, file or default), tokens redacted, and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -130,8 +164,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub history_memory: usize,
     /// Final bars kept per symbol, by timeframe: e.g. 1s=600,1d=30 (those
-    /// not named keep their default: 1s=3600,1m=1440,5m=288,1h=720,1d=365).
-    #[arg(long, default_value = "", value_parser = crate::bars::Retention::parse, hide_default_value = true)]
+    /// not named keep their default).
+    #[arg(long, default_value = crate::bars::DEFAULT_KEEP, value_parser = crate::bars::Retention::parse)]
     pub bars_keep: crate::bars::Retention,
     /// Memory for the final bars of all symbols together; over it their
     /// rings stop growing (see docs/protocol.md, "Bars").
@@ -188,10 +222,15 @@ pub struct ServeArgs {
     /// head; over it the oldest of them is closed to make room.
     #[arg(long, default_value_t = config::DEFAULT_MAX_PENDING_HANDSHAKES)]
     pub max_pending_handshakes: usize,
-    /// Scale out through this NATS server, e.g. nats://127.0.0.1:4222
-    /// (needs --role; see docs/scaling.md). Without it, no broker is used.
-    #[arg(long, value_name = "URL", requires = "role")]
-    pub nats: Option<String>,
+    /// Scale out through this NATS server, e.g. nats://127.0.0.1:4222, or
+    /// the servers of a NATS cluster (comma-separated or repeated); needs
+    /// --role (see docs/scaling.md). Without it, no broker is used.
+    #[arg(long, value_name = "URL", value_delimiter = ',', requires = "role")]
+    pub nats: Vec<String>,
+    /// With --nats: copies of the last-value stream a NATS cluster keeps
+    /// (1 to 5; 3 on a three-server cluster outlives one server's loss).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
     /// With --nats: `source` runs the feed and publishes it; `edge` serves
     /// clients with updates taken from NATS (feed flags are then ignored).
     #[arg(long, value_enum, requires = "nats")]
@@ -211,6 +250,21 @@ pub enum ConfigError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Origin(#[from] crate::origin::OriginError),
+}
+
+impl ConfigError {
+    /// The long option the error is about, to name where its value came
+    /// from (`layers.rs`).
+    pub fn flag(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::Invalid { flag, .. } => Some(flag),
+            ConfigError::Generator(e) => Some(e.flag),
+            ConfigError::Feed(_) => Some("replay"),
+            ConfigError::Tls(crate::tls::TlsError::Key { .. }) => Some("tls-key"),
+            ConfigError::Tls(_) => Some("tls-cert"),
+            ConfigError::Origin(_) => Some("allowed-origin"),
+        }
+    }
 }
 
 fn invalid(flag: &'static str, msg: impl Into<String>) -> ConfigError {
@@ -290,13 +344,12 @@ impl ServeArgs {
         config.allowed_origins = crate::origin::AllowedOrigins::parse(&self.allowed_origins)?;
         config.handshake_timeout = self.handshake_timeout;
         config.max_pending_handshakes = self.max_pending_handshakes;
-        config.nats = match (self.nats, self.role) {
-            (Some(url), Some(role)) => {
-                url.parse::<async_nats::ServerAddr>().map_err(|e| {
-                    invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222"))
-                })?;
-                Some(crate::nats::NatsConfig { url, role })
-            }
+        config.nats = match self.role {
+            Some(role) if !self.nats.is_empty() => Some(crate::nats::NatsConfig {
+                urls: check_nats_urls(self.nats)?,
+                role,
+                replicas: usize::from(self.nats_replicas),
+            }),
             _ => None,
         };
         Ok(config)
@@ -317,6 +370,26 @@ impl ServeArgs {
             strict: self.strict,
         }
     }
+}
+
+/// `--nats`: every server of the list parses, and at least one is given.
+fn check_nats_urls(urls: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let urls: Vec<String> = urls
+        .into_iter()
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(invalid(
+            "nats",
+            "no server given; try nats://127.0.0.1:4222",
+        ));
+    }
+    for url in &urls {
+        url.parse::<async_nats::ServerAddr>()
+            .map_err(|e| invalid("nats", format!("{url:?}: {e}; try nats://127.0.0.1:4222")))?;
+    }
+    Ok(urls)
 }
 
 /// `--history`: a count of updates up to [`crate::history::MAX_HISTORY`].
@@ -433,9 +506,20 @@ mod tests {
             .nats
             .unwrap();
         assert_eq!(
-            (edge.url.as_str(), edge.role),
-            ("nats://127.0.0.1:4222", crate::nats::NatsRole::Edge)
+            (edge.urls, edge.role),
+            (
+                vec!["nats://127.0.0.1:4222".to_string()],
+                crate::nats::NatsRole::Edge
+            )
         );
+        let cluster = [
+            "nats://127.0.0.1:4222",
+            "nats://127.0.0.1:4223",
+            "nats://127.0.0.1:4224",
+        ];
+        let joined = cluster[..2].join(",");
+        let listed = serve(&["--nats", &joined, "--nats", cluster[2], "--role", "edge"]);
+        assert_eq!(listed.unwrap().nats.unwrap().urls, cluster);
         assert!(
             serve(&["--nats", "nats://127.0.0.1:4222"])
                 .unwrap_err()

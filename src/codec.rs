@@ -186,6 +186,10 @@ impl EncodedTick {
 /// which is only known once every event is in (array32 takes 5 bytes).
 const MSGPACK_HEADER_ROOM: usize = 5;
 
+/// A frame larger than this (a resume, a replay after a pause) leaves its
+/// builder with a fresh buffer, so a burst does not pin memory per client.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Builds one frame (an array of events) in a buffer reused between frames.
 #[derive(Debug)]
 pub struct FrameBuilder {
@@ -264,23 +268,30 @@ impl FrameBuilder {
         match self.encoding {
             Encoding::Json => self.buf.put_u8(b']'),
             Encoding::Msgpack => {
-                let header = msgpack_array_header(self.events);
-                let start = MSGPACK_HEADER_ROOM - header.len();
-                self.buf[start..MSGPACK_HEADER_ROOM].copy_from_slice(&header);
+                let mut header = [0u8; MSGPACK_HEADER_ROOM];
+                let len = msgpack_array_header(self.events, &mut header);
+                let start = MSGPACK_HEADER_ROOM - len;
+                self.buf[start..MSGPACK_HEADER_ROOM].copy_from_slice(&header[..len]);
                 let _ = self.buf.split_to(start);
             }
         }
         let frame = self.buf.split().freeze();
+        if frame.len() > KEEP_BUFFER_BYTES {
+            // The rest of a large allocation would stay with this client
+            // for good; a fresh buffer grows again only as frames need.
+            self.buf = BytesMut::new();
+        }
         self.reset();
         frame
     }
 }
 
-/// The most compact MessagePack array header for `len` elements.
-fn msgpack_array_header(len: u32) -> Vec<u8> {
-    let mut header = Vec::with_capacity(MSGPACK_HEADER_ROOM);
-    rmp::encode::write_array_len(&mut header, len).expect("writing to memory cannot fail");
-    header
+/// Writes the most compact MessagePack array header for `len` elements
+/// into `header`; returns its length.
+fn msgpack_array_header(len: u32, header: &mut [u8; MSGPACK_HEADER_ROOM]) -> usize {
+    let mut rest = &mut header[..];
+    rmp::encode::write_array_len(&mut rest, len).expect("array32 fits its room");
+    MSGPACK_HEADER_ROOM - rest.len()
 }
 
 #[cfg(test)]
@@ -410,6 +421,27 @@ mod tests {
                 );
                 assert!(frame.is_empty(), "builder starts afresh");
             }
+        }
+    }
+
+    #[test]
+    fn a_large_frame_does_not_pin_its_buffer() {
+        for encoding in Encoding::ALL {
+            let mut frame = FrameBuilder::new(encoding);
+            let event = encode_event(encoding, &Event::Tick(Tick::test("AAPL", 1)));
+            while frame.byte_len() <= KEEP_BUFFER_BYTES {
+                frame.push_encoded(&event);
+            }
+            let large = frame.finish();
+            assert!(large.len() > KEEP_BUFFER_BYTES);
+            assert!(frame.buf.capacity() < 1024, "{encoding:?}");
+            frame.push_encoded(&event);
+            let small = frame.finish();
+            let events: usize = match encoding {
+                Encoding::Json => serde_json::from_slice::<Vec<Event>>(&small).unwrap().len(),
+                Encoding::Msgpack => rmp_serde::from_slice::<Vec<Event>>(&small).unwrap().len(),
+            };
+            assert_eq!(events, 1);
         }
     }
 }

@@ -6,8 +6,9 @@
 //! symbol table. So a client holds at most one pending update per symbol,
 //! the newest, whatever the update rate or however long it has been slow;
 //! the merge count `n` is the gap between the seq it last sent and the seq
-//! it sends now. Marking is two atomic operations and never blocks or
-//! allocates: a slow client cannot delay the router or anyone else.
+//! it sends now. Marking is one atomic `fetch_or` (and, when the session
+//! is not yet due, one swap and a notify); it never blocks or allocates:
+//! a slow client cannot delay the router or anyone else.
 //!
 //! A client subscribed to bars has a second set of bits, one per symbol
 //! and timeframe ([`bar_key`]), made at its first bars subscribe and woken
@@ -49,15 +50,15 @@ impl Bits {
 
     fn set(&self, key: u32) {
         let (word, bit) = (key as usize / BITS, key as usize % BITS);
-        self.0[word].fetch_or(1 << bit, Ordering::AcqRel);
+        self.0[word].fetch_or(1 << bit, Ordering::SeqCst);
     }
 
     fn drain(&self, mut on_pending: impl FnMut(u32)) {
         for (word_index, word) in self.0.iter().enumerate() {
-            if word.load(Ordering::Relaxed) == 0 {
+            if word.load(Ordering::SeqCst) == 0 {
                 continue;
             }
-            let mut bits = word.swap(0, Ordering::AcqRel);
+            let mut bits = word.swap(0, Ordering::SeqCst);
             while bits != 0 {
                 let bit = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
@@ -107,7 +108,12 @@ impl Mailbox {
     }
 
     fn wake_once(&self) {
-        if !self.armed.swap(true, Ordering::AcqRel) {
+        // A plain load first: most marks find the session already due, and
+        // skip a second locked write to a line the session also writes.
+        // SeqCst on both sides (here and in `drain`) orders this load after
+        // the bit is set and the session's reset before its reading of the
+        // bits, so a mark that sees `armed` set is one the drain will find.
+        if !self.armed.load(Ordering::SeqCst) && !self.armed.swap(true, Ordering::SeqCst) {
             self.wake.notify_one();
         }
     }
@@ -151,7 +157,7 @@ impl Mailbox {
     /// must read each symbol's latest tick *after* this call, so a tick
     /// stored before a mark is never missed.
     pub fn drain(&self, on_pending: impl FnMut(SymbolId)) {
-        self.armed.store(false, Ordering::Release);
+        self.armed.swap(false, Ordering::SeqCst);
         self.pending.drain(on_pending);
     }
 

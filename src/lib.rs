@@ -13,6 +13,8 @@
 //!   events, [`protocol::Tick`] and its market fields [`protocol::Quote`]),
 //!   [`codec`] (JSON and MessagePack bytes), and [`sequence`], the checker
 //!   of the conflation invariant the bench and the tests share.
+//! - **The contract, machine-readable:** [`contract`] (the AsyncAPI and
+//!   OpenAPI documents the server serves and `docs/` keeps).
 //! - **Running a server in-process** (tests, embedding, the bench):
 //!   [`server::start`] / [`server::run`] with a [`config::ServeConfig`],
 //!   which [`cli`] builds from `tickfeed serve` flags.
@@ -38,6 +40,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod conflate;
+pub mod contract;
 pub mod epoch;
 pub mod feed;
 pub mod history;
@@ -61,7 +64,9 @@ pub(crate) mod feed_thread;
 pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod pending;
+pub(crate) mod procfs;
 pub(crate) mod ratelimit;
+pub(crate) mod readiness;
 pub(crate) mod scheduling_lag;
 
 #[cfg(test)]

@@ -12,16 +12,19 @@
 //! `--max-pending-handshakes` connections may be in that state at once
 //! (`pending.rs`): over the cap the oldest of them is closed to make room,
 //! and counted in `handshakes_shed`.
+//!
+//! Every request carries its peer's address as axum's `ConnectInfo`
+//! ([`WithPeer`]), so handlers can log who they refused or served.
 
 use crate::pending::{Admitted, Eviction, PendingHandshakes, PendingSlot, ReleaseOnFirstRequest};
 use crate::shutdown::{DoneGuard, Shutdown};
-use crate::stats::Stats;
+use crate::stats::{Refusal, Stats};
 use crate::tls::TlsConfig;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,8 +64,8 @@ pub(crate) async fn serve(
             _ = stop.wait() => break,
             accepted = listener.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _peer)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
                 tracing::warn!("accept failed: {e}; retrying in {ACCEPT_BACKOFF:?}");
@@ -74,11 +77,12 @@ pub(crate) async fn serve(
         };
         let admitted = pending.admit();
         if admitted.evicted_oldest {
-            stats.handshakes_shed.fetch_add(1, Ordering::Relaxed);
+            stats.outcomes.count_refusal(Refusal::HandshakeShed);
         }
         tune_socket(&tcp, settings.send_buffer);
         tokio::spawn(connection(
             tcp,
+            peer,
             admitted,
             app.clone(),
             settings.clone(),
@@ -116,6 +120,7 @@ fn tune_socket(tcp: &TcpStream, send_buffer: usize) {
 /// when evicted from it.
 async fn connection(
     tcp: TcpStream,
+    peer: SocketAddr,
     admitted: Admitted,
     app: axum::Router,
     settings: Arc<ListenerSettings>,
@@ -125,25 +130,53 @@ async fn connection(
     let Admitted {
         slot, mut eviction, ..
     } = admitted;
+    let app = WithPeer { inner: app, peer };
     let Some(tls) = &settings.tls else {
         return serve_http(tcp, slot, eviction, app, &settings, stop).await;
     };
     let handshake = tokio::time::timeout(settings.handshake_timeout, tls.acceptor().accept(tcp));
     let stream = tokio::select! {
         _ = stop.wait() => return,
-        _ = eviction.evicted() => return evicted(),
+        _ = eviction.evicted() => return evicted(peer),
         result = handshake => match result {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
-            Err(_) => return tracing::debug!("TLS handshake timed out after {:?}", settings.handshake_timeout),
+            Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out after {:?}", settings.handshake_timeout),
         },
     };
     serve_http(stream, slot, eviction, app, &settings, stop).await;
 }
 
 /// Logs the end of a connection evicted from its pending slot.
-fn evicted() {
-    tracing::debug!("pending connection closed: --max-pending-handshakes reached");
+fn evicted(peer: SocketAddr) {
+    tracing::info!(
+        %peer,
+        reason = Refusal::HandshakeShed.label(),
+        "pending connection closed: --max-pending-handshakes reached"
+    );
+}
+
+/// The app with the connection's peer address put into every request, as
+/// axum's `ConnectInfo`.
+#[derive(Clone)]
+struct WithPeer {
+    inner: axum::Router,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <TowerToHyperService<axum::Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Future;
+
+    fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        TowerToHyperService::new(self.inner.clone()).call(request)
+    }
 }
 
 /// Serves HTTP/1.1 requests on one connection; a WebSocket upgrade hands
@@ -152,7 +185,7 @@ async fn serve_http<IO>(
     io: IO,
     slot: PendingSlot,
     mut eviction: Eviction,
-    app: axum::Router,
+    app: WithPeer,
     settings: &ListenerSettings,
     mut stop: Shutdown,
 ) where
@@ -162,17 +195,15 @@ async fn serve_http<IO>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.handshake_timeout);
-    let service = ReleaseOnFirstRequest {
-        inner: TowerToHyperService::new(app),
-        slot,
-    };
+    let peer = app.peer;
+    let service = ReleaseOnFirstRequest { inner: app, slot };
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        _ = eviction.evicted() => return evicted(),
+        _ = eviction.evicted() => return evicted(peer),
         _ = stop.wait() => {
             connection.as_mut().graceful_shutdown();
             connection.await

@@ -1,7 +1,8 @@
 //! The server: binds the listener, starts source and router, and serves
 //! HTTP (dashboard, health, API, metrics) and the WebSocket endpoint `/ws`.
 //! With tokens configured, `/ws`, `/api/*` and `/metrics` need one
-//! (`auth.rs`); `/healthz` and the dashboard's files do not.
+//! (`auth.rs`); `/healthz`, `/readyz` (`readiness.rs`) and the
+//! dashboard's files do not.
 //!
 //! [`start`] returns a [`RunningServer`] with the bound address, so tests
 //! and `tickfeed bench` run the real server in-process on port 0.
@@ -14,14 +15,15 @@ use crate::feed_thread::FeedThread;
 use crate::listener::{self, ListenerSettings};
 use crate::nats;
 use crate::origin::AllowedOrigins;
+use crate::readiness::{self, Readiness};
 use crate::router::{Router, RouterHandle};
 use crate::session::{Session, SessionSettings, Stop};
 use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
 use crate::source;
-use crate::stats::Stats;
+use crate::stats::{Refusal, Stats};
 use crate::symbols::SymbolTable;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -58,10 +60,17 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     pub router: RouterHandle,
     origins: AllowedOrigins,
+    readiness: Readiness,
     send_buffer: usize,
     next_client: AtomicU64,
     shutdown: Shutdown,
     done: DoneGuard,
+}
+
+impl axum::extract::FromRef<Arc<AppState>> for Readiness {
+    fn from_ref(app: &Arc<AppState>) -> Self {
+        app.readiness.clone()
+    }
 }
 
 impl axum::extract::FromRef<Arc<AppState>> for crate::api::ApiState {
@@ -112,7 +121,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let table = Arc::new(SymbolTable::new(config.max_symbols));
     let (source_tx, source_rx) = source::channel();
     let nats = match &config.nats {
-        Some(nats) => Some(nats::Node::connect(nats, addr).await?),
+        Some(nats) => Some(nats::Node::connect(nats, addr, stats.clone()).await?),
         None => None,
     };
     // On a NATS edge, resumes and /api/ticks fetch what its rings lack
@@ -174,6 +183,15 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         stats: stats.clone(),
         router: router.clone(),
         origins: config.allowed_origins.clone(),
+        readiness: Readiness {
+            stats: stats.clone(),
+            router: router.clone(),
+            shutdown: trigger.subscribe(),
+            edge: config
+                .nats
+                .as_ref()
+                .is_some_and(|nats| nats.role == nats::NatsRole::Edge),
+        },
         send_buffer: config.send_buffer,
         next_client: AtomicU64::new(1),
         shutdown: trigger.subscribe(),
@@ -232,6 +250,8 @@ fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
         .route("/api/ticks", get(api::ticks))
         .route("/api/bars", get(api::bars))
         .route("/api/stats", get(api::stats))
+        .route("/api/asyncapi.json", get(crate::contract::serve_asyncapi))
+        .route("/api/openapi.json", get(crate::contract::serve_openapi))
         .route("/metrics", get(api::metrics))
         .layer(middleware::from_fn_with_state(gate, auth::require_token));
     if let Some(cors) = state.origins.cors_layer() {
@@ -239,6 +259,7 @@ fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
     }
     axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readiness::readyz))
         .merge(protected)
         .fallback(crate::assets::serve)
         .with_state(state)
@@ -282,8 +303,16 @@ fn negotiate(
     }
 }
 
+/// Counts and logs a refused handshake and answers it.
+fn refuse(app: &AppState, peer: SocketAddr, refusal: Refusal, answer: Response) -> Response {
+    app.stats.outcomes.count_refusal(refusal);
+    tracing::info!(%peer, reason = refusal.label(), status = answer.status().as_u16(), "handshake refused");
+    answer
+}
+
 async fn ws_handler(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
@@ -293,35 +322,36 @@ async fn ws_handler(
         origin,
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
     ) {
-        app.stats
-            .connections_refused
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(origin, "handshake refused: origin not allowed");
-        return (
+        tracing::debug!(%peer, origin, "origin not in --allowed-origin");
+        let answer = (
             StatusCode::FORBIDDEN,
             "forbidden: this origin is not in --allowed-origin\n",
-        )
-            .into_response();
+        );
+        return refuse(&app, peer, Refusal::Origin, answer.into_response());
     }
     let (encoding, protocol) = match negotiate(&ws, query.encoding.as_deref()) {
         Ok(chosen) => chosen,
-        Err(msg) => return (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
+        Err(msg) => {
+            let answer = (StatusCode::BAD_REQUEST, format!("{msg}\n"));
+            return refuse(&app, peer, Refusal::BadEncoding, answer.into_response());
+        }
     };
     let limits = &app.settings.limits;
     let open = app.stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let slot = ConnectionSlot(app.stats.clone());
-    if open as usize > limits.max_connections || app.shutdown.is_stopping() {
-        app.stats
-            .connections_refused
-            .fetch_add(1, Ordering::Relaxed);
-        return (
+    if app.shutdown.is_stopping() {
+        let answer = (StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n");
+        return refuse(&app, peer, Refusal::ShuttingDown, answer.into_response());
+    }
+    if open as usize > limits.max_connections {
+        let answer = (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "server full: {} connections (--max-connections)\n",
                 limits.max_connections
             ),
-        )
-            .into_response();
+        );
+        return refuse(&app, peer, Refusal::OverCapacity, answer.into_response());
     }
     app.stats.connections_total.fetch_add(1, Ordering::Relaxed);
     let mut ws = ws
@@ -338,14 +368,18 @@ async fn ws_handler(
         let _slot = slot;
         let _done = app.done.clone();
         let session_id = new_session_id();
+        tracing::debug!(session = %session_id, %peer, encoding = encoding.name(), "connection open");
         let session = Session::new(socket, app.settings.clone(), client, encoding);
         let stop = session.run(session_id.clone(), app.shutdown.clone()).await;
+        let reason = stop.reason().label();
         match &stop {
             Stop::ClientClosed | Stop::ShuttingDown => {
-                tracing::debug!(session = %session_id, ?stop, "session ended")
+                tracing::debug!(session = %session_id, %peer, reason, "connection closed")
             }
-            Stop::SocketError(e) => tracing::debug!(session = %session_id, "session ended: {e}"),
-            other => tracing::info!(session = %session_id, ?other, "session closed by server"),
+            Stop::SocketError(e) => {
+                tracing::debug!(session = %session_id, %peer, reason, "connection closed: {e}")
+            }
+            _ => tracing::info!(session = %session_id, %peer, reason, "connection closed by server"),
         }
     })
 }

@@ -200,6 +200,53 @@ fn feed_check_lists_every_bad_row_with_its_place_and_exits_non_zero() {
 }
 
 #[test]
+fn feed_check_json_prints_only_json_on_stdout_and_bad_rows_on_stderr() {
+    let dir = Scratch::new("feed-tools-check-json");
+    let path = dir.join("bad.csv");
+    std::fs::write(
+        &path,
+        "ts,sym,px,sz\n1700000000,AAA,1,1\n1700000001,AAA,abc,1\n1700000002,AAA,2,1\n",
+    )
+    .unwrap();
+    let output = tickfeed(&["feed", "check", "--json", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "bad rows found: exit 1");
+    let summaries: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}): {}", stdout(&output)));
+    assert_eq!(summaries[0]["bad_rows"], 1, "{summaries}");
+    assert_eq!(summaries[0]["updates"], 2, "{summaries}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let p = path.display();
+    assert!(
+        stderr.contains(&format!(
+            "{p}:3:16: column px: expected a number, got \"abc\""
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn feed_tools_exit_2_for_a_file_they_cannot_use() {
+    let dir = Scratch::new("feed-tools-invalid");
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    for args in [
+        vec!["feed", "check", "no/such/file.csv"],
+        vec!["feed", "check", empty.to_str().unwrap()],
+        vec![
+            "feed",
+            "check",
+            "--format",
+            "nonsense",
+            empty.to_str().unwrap(),
+        ],
+    ] {
+        let output = tickfeed(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        assert!(!output.stderr.is_empty(), "{args:?} says why");
+    }
+}
+
+#[test]
 fn feed_record_writes_the_simulated_market_as_generic_csv() {
     let dir = Scratch::new("feed-tools-record");
     let out = dir.join("rec.csv");

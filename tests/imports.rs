@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
-        &["clock", "epoch", "units", "sequence", "shutdown", "stats"],
+        &[
+            "clock", "epoch", "procfs", "units", "sequence", "shutdown", "stats",
+        ],
     ),
     ("protocol", &["protocol"]),
     ("encoding", &["codec"]),
@@ -38,11 +40,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "origin",
             "pending",
+            "readiness",
             "scheduling_lag",
             "tls",
         ],
     ),
     ("server parts using parts", &["api", "listener"]),
+    ("machine-readable contract", &["contract"]),
     ("settings", &["config"]),
     ("server", &["server"]),
     ("bench command", &["bench"]),

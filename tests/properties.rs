@@ -325,7 +325,15 @@ impl World {
         let now = Instant::now();
         let client = &mut self.clients[c];
         let before: HashMap<usize, u64> = client.expect.last.clone();
-        client.outbox.collect(now, read_delay, &mut frames);
+        // The session's writes until it is idle: each takes one full frame
+        // at most, and a write that held some back wakes the next one.
+        loop {
+            let written = frames.len();
+            client.outbox.collect(now, read_delay, &mut frames);
+            if frames.len() == written {
+                break;
+            }
+        }
         let mut per_symbol: HashMap<usize, u64> = HashMap::new();
         for frame in &frames {
             prop_assert!(

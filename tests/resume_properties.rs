@@ -192,7 +192,17 @@ impl World {
             Op::Collect { read_delay_ms } => {
                 let mut frames = Vec::new();
                 let delay = Duration::from_millis(*read_delay_ms);
-                self.outbox.collect(Instant::now(), delay, &mut frames);
+                // The session's writes until it is idle: each takes one
+                // full frame at most, and one that held some back wakes
+                // the next.
+                let now = Instant::now();
+                loop {
+                    let written = frames.len();
+                    self.outbox.collect(now, delay, &mut frames);
+                    if frames.len() == written {
+                        break;
+                    }
+                }
                 self.receive(&frames)?;
                 for (symbol, held) in self.held.iter().enumerate() {
                     if !self.paced {

@@ -1,7 +1,8 @@
 //! Scale-out through NATS, end to end: a real nats-server with JetStream,
 //! one source node and edge nodes, each tickfeed node a separate process of
 //! the built binary (`scale_out/cluster.rs`), and protocol clients on the
-//! edges (`common`). Tests wait for conditions with deadlines, never for
+//! edges (`common`); a three-server NATS cluster losing the edge's server
+//! in `scale_out/failover.rs`. Tests wait for conditions with deadlines, never for
 //! fixed times, and compare seqs and counts, never timings. Resuming
 //! through edges and the epoch are in `scale_out/resume.rs`.
 //!
@@ -13,6 +14,8 @@ mod cluster;
 mod common;
 #[path = "scale_out/costs.rs"]
 mod costs;
+#[path = "scale_out/failover.rs"]
+mod failover;
 #[path = "scale_out/resume.rs"]
 mod resume;
 
@@ -93,6 +96,26 @@ async fn read_both(
 ) -> (Vec<Value>, Vec<Value>) {
     let enough = |ticks: &[Value]| ticks.len() >= count;
     tokio::join!(live_until(a, sym, enough), live_until(b, sym, enough))
+}
+
+/// Reads live ticks of `sym` on both clients at once until each has read
+/// a tick with `n > 0` (updates lost in an outage) and `after` more.
+async fn read_both_through_gap(
+    a: &mut Client,
+    b: &mut Client,
+    sym: &str,
+    after: usize,
+) -> (Vec<Value>, Vec<Value>) {
+    let through_gap = |ticks: &[Value]| {
+        ticks
+            .iter()
+            .position(|t| n(t) > 0)
+            .is_some_and(|gap| ticks.len() > gap + after)
+    };
+    tokio::join!(
+        live_until(a, sym, through_gap),
+        live_until(b, sym, through_gap)
+    )
 }
 
 /// Two clients of different edges got the same updates: each stream is
@@ -298,16 +321,7 @@ async fn both_edges_resume_after_a_broker_restart_and_clients_see_the_gap_in_n()
     .await;
     broker.restart().await;
 
-    let through_gap = |ticks: &[Value]| {
-        ticks
-            .iter()
-            .position(|t| n(t) > 0)
-            .is_some_and(|gap| ticks.len() > gap + 10)
-    };
-    let (after_a, after_b) = tokio::join!(
-        live_until(&mut a, "AAPL", through_gap),
-        live_until(&mut b, "AAPL", through_gap)
-    );
+    let (after_a, after_b) = read_both_through_gap(&mut a, &mut b, "AAPL", 10).await;
     from_a.extend(after_a);
     from_b.extend(after_b);
     assert_accounted(&from_a);

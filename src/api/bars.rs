@@ -5,7 +5,7 @@
 //! keeps the newest of those.
 
 use super::{ApiError, ApiState};
-use crate::protocol::{BarEvent, ErrorCode, Event, Timeframe};
+use crate::protocol::{BarEvent, ErrorCode, HistoryBarEvent, Timeframe};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,14 +16,35 @@ pub(crate) const DEFAULT_BARS_LIMIT: usize = 500;
 /// Most bars one request returns: about 1.5 MB of JSON.
 pub(crate) const MAX_BARS_LIMIT: usize = 10_000;
 
-/// What `/api/bars` was asked.
-#[derive(Debug, PartialEq)]
-struct BarsQuery {
+/// What `/api/bars` was asked: its query parameters, which
+/// [`BarsQuery::parse`] reads (naming a bad one) and whose schema is the
+/// OpenAPI description's (`contract`).
+#[derive(Debug, PartialEq, schemars::JsonSchema)]
+pub(crate) struct BarsQuery {
+    /// The symbol.
+    #[schemars(pattern(crate::protocol::SYMBOL_PATTERN))]
     sym: String,
+    /// The timeframe: `1s`, `1m`, `5m`, `1h` or `1d`.
     tf: Timeframe,
+    /// Keep the bars that start at or after this time, ns since the epoch.
+    #[schemars(default = "from_start")]
     from: u64,
-    to: u64,
+    /// Keep the bars that start before this time, ns since the epoch;
+    /// absent: no bound.
+    to: Option<u64>,
+    /// At most this many bars, the newest of those kept.
+    #[schemars(default = "default_bars_limit", range(min = 1, max = MAX_BARS_LIMIT))]
     limit: usize,
+}
+
+/// `from`'s default, for the schema: the epoch.
+fn from_start() -> u64 {
+    0
+}
+
+/// [`DEFAULT_BARS_LIMIT`], as the schema's `default`.
+fn default_bars_limit() -> usize {
+    DEFAULT_BARS_LIMIT
 }
 
 impl BarsQuery {
@@ -39,8 +60,8 @@ impl BarsQuery {
             ))
         })?;
         let from = super::number_param(params, "from")?.unwrap_or(0);
-        let to = super::number_param(params, "to")?.unwrap_or(u64::MAX);
-        if from >= to {
+        let to = super::number_param(params, "to")?;
+        if let Some(to) = to.filter(|&to| from >= to) {
             return Err(ApiError::bad_request(format!(
                 "parameters from and to: from ({from}) must be before to ({to})"
             )));
@@ -59,7 +80,7 @@ impl BarsQuery {
 pub(crate) async fn bars(
     State(app): State<ApiState>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+) -> Result<Json<Vec<HistoryBarEvent>>, ApiError> {
     let query = BarsQuery::parse(&params)?;
     let (id, cell) = app
         .router
@@ -72,12 +93,15 @@ pub(crate) async fn bars(
             msg: format!("no such symbol: {}", query.sym),
         })?;
     let sym = cell.name().expect("a named cell").clone();
-    let (finals, open) = app
-        .router
-        .bars()
-        .history(id, query.tf, query.from, query.to, query.limit);
+    let (finals, open) = app.router.bars().history(
+        id,
+        query.tf,
+        query.from,
+        query.to.unwrap_or(u64::MAX),
+        query.limit,
+    );
     let event = |bar, is_final| {
-        Event::Bar(BarEvent {
+        HistoryBarEvent::Bar(BarEvent {
             sym: sym.clone(),
             tf: query.tf,
             bar,
@@ -108,7 +132,7 @@ mod tests {
     #[test]
     fn a_query_needs_a_symbol_and_a_timeframe_and_sane_bounds() {
         let q = parse(&[("sym", "AAPL"), ("tf", "1m")]).unwrap();
-        assert_eq!((q.from, q.to, q.limit), (0, u64::MAX, DEFAULT_BARS_LIMIT));
+        assert_eq!((q.from, q.to, q.limit), (0, None, DEFAULT_BARS_LIMIT));
         assert!(
             parse(&[("sym", "AAPL")])
                 .unwrap_err()

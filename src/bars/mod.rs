@@ -21,7 +21,7 @@ mod store;
 
 pub use crate::protocol::{Bar, Timeframe};
 pub use aggregate::{Aggregator, BarSink};
-pub use store::{BarStore, DEFAULT_BARS_MEMORY, Retention, SeriesRead};
+pub use store::{BarStore, DEFAULT_BARS_MEMORY, DEFAULT_KEEP, Retention, SeriesRead};
 
 /// Words of a [`Bar`] in a cell.
 pub(crate) const BAR_WORDS: usize = 8;

@@ -47,6 +47,9 @@ impl Default for Retention {
     }
 }
 
+/// [`Retention::default`] as `--bars-keep` writes it: its default value.
+pub const DEFAULT_KEEP: &str = "1s=3600,1m=1440,5m=288,1h=720,1d=365";
+
 /// Most final bars kept per symbol and timeframe: ten days of 1s bars.
 pub(crate) const MAX_KEEP: usize = 864_000;
 
@@ -408,6 +411,10 @@ mod tests {
         let r = Retention::parse("1s=600, 1d=30").unwrap();
         assert_eq!(r.per_tf, [600, 1_440, 288, 720, 30]);
         assert_eq!(Retention::parse("").unwrap(), Retention::default());
+        assert_eq!(
+            Retention::parse(DEFAULT_KEEP).unwrap(),
+            Retention::default()
+        );
         assert!(
             Retention::parse("2m=5")
                 .unwrap_err()

@@ -21,7 +21,6 @@ mod nats_client;
 mod parse;
 mod plot;
 mod point;
-mod procfs;
 mod progress;
 pub mod report;
 mod slow_age;

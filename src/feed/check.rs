@@ -154,7 +154,8 @@ pub fn scan(
     })
 }
 
-/// `tickfeed feed check FILE...`: fails when any row is bad.
+/// `tickfeed feed check FILE...`: fails when any row is bad. With `--json`
+/// standard output is one JSON document and bad rows go to standard error.
 pub fn run(args: &CheckArgs) -> Result<(), FeedError> {
     let mut summaries = Vec::new();
     let mut failed = None;
@@ -171,7 +172,11 @@ pub fn run(args: &CheckArgs) -> Result<(), FeedError> {
         let scan = scan(
             &file,
             Window::ALL,
-            |bad| bar.suspend(|| emit(&format!("{bad}\n"), &mut failed)),
+            |bad| match args.json {
+                // Standard output holds the JSON and nothing else.
+                true => bar.suspend(|| eprintln!("{bad}")),
+                false => bar.suspend(|| emit(&format!("{bad}\n"), &mut failed)),
+            },
             &bar,
         )?;
         bar.finish_and_clear();

@@ -128,6 +128,16 @@ pub enum FeedError {
 }
 
 impl FeedError {
+    /// Whether the input is at fault (a missing or malformed file, a bad
+    /// option), as opposed to a failed write or `feed check` finding bad
+    /// rows; the binary exits 2 for these.
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(
+            self,
+            FeedError::Read { .. } | FeedError::Write { .. } | FeedError::BadRows { .. }
+        )
+    }
+
     /// The error of opening `path` for reading.
     pub fn open(path: &Path, source: std::io::Error) -> FeedError {
         let path = path.display().to_string();

@@ -60,9 +60,20 @@ impl NatsRole {
 /// Where the broker is and what this node does.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// `nats://host:port` (several comma-separated for a cluster).
-    pub url: String,
+    /// `nats://host:port`, one or more: the servers of a NATS cluster. The
+    /// client connects to one and fails over to the others (and to any the
+    /// cluster announces).
+    pub urls: Vec<String>,
     pub role: NatsRole,
+    /// Copies of the last-value stream a cluster keeps (`--nats-replicas`).
+    pub replicas: usize,
+}
+
+impl NatsConfig {
+    /// The servers as the logs and `/api/stats` show them.
+    pub fn servers(&self) -> String {
+        self.urls.join(",")
+    }
 }
 
 /// A scale-out role that cannot start.
@@ -101,9 +112,15 @@ pub struct Connection {
 }
 
 /// Connects as `name` (shown by the broker's `/connz`); fails if the broker
-/// is unreachable now, retries forever once connected.
-async fn connect(url: &str, name: String) -> Result<Connection, NatsError> {
+/// is unreachable now, retries forever once connected. Keeps `stats.broker`
+/// (`/readyz`, `/metrics`) true to the connection's state.
+async fn connect(
+    urls: &[String],
+    name: String,
+    stats: Arc<Stats>,
+) -> Result<Connection, NatsError> {
     let (tx, events) = mpsc::channel(EVENT_QUEUE);
+    let health = stats.clone();
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .reconnect_delay_callback(|attempts| {
@@ -112,16 +129,22 @@ async fn connect(url: &str, name: String) -> Result<Connection, NatsError> {
         })
         .event_callback(move |event| {
             let tx = tx.clone();
+            match event {
+                async_nats::Event::Connected => health.broker.regained(),
+                async_nats::Event::Disconnected => health.broker.lost(),
+                _ => {}
+            }
             async move {
                 let _ = tx.try_send(event);
             }
         })
-        .connect(url)
+        .connect(urls)
         .await
         .map_err(|cause| NatsError::Connect {
-            url: url.into(),
+            url: urls.join(","),
             cause,
         })?;
+    stats.broker.connected_first();
     Ok(Connection { client, events })
 }
 
@@ -137,23 +160,28 @@ impl Node {
     /// Connects as `tickfeed-<role>@<addr>` (the name the broker's `/connz`
     /// shows), opens the last-value stream, and reads what the role needs
     /// first: the stored `seq` of every symbol, or the universe.
-    pub async fn connect(config: &NatsConfig, addr: SocketAddr) -> Result<Node, NatsError> {
+    pub async fn connect(
+        config: &NatsConfig,
+        addr: SocketAddr,
+        stats: Arc<Stats>,
+    ) -> Result<Node, NatsError> {
         let connection = connect(
-            &config.url,
+            &config.urls,
             format!("tickfeed-{}@{addr}", config.role.name()),
+            stats,
         )
         .await?;
         let client = connection.client.clone();
-        tracing::info!(url = %config.url, role = config.role.name(), "scale-out through NATS");
+        tracing::info!(url = %config.servers(), role = config.role.name(), "scale-out through NATS");
         Ok(match config.role {
             NatsRole::Source => {
-                let store = store::LastValues::open_for_source(client).await?;
+                let store = store::LastValues::open_for_source(client, config.replicas).await?;
                 let publisher = publisher::Publisher::prepare(connection, store).await?;
                 Node::Source(Box::new(publisher))
             }
             NatsRole::Edge => {
-                let store = store::LastValues::open(client).await?;
-                let edge = edge::Edge::prepare(config.url.clone(), connection, store).await?;
+                let store = store::LastValues::open(client, config.replicas).await?;
+                let edge = edge::Edge::prepare(config.servers(), connection, store).await?;
                 Node::Edge(Box::new(edge))
             }
         })

@@ -58,6 +58,8 @@ pub struct Publisher {
     connection: Connection,
     routes: HashMap<Arc<str>, Route>,
     epoch: String,
+    /// The stream's copies, to recreate it as it was after a reconnect.
+    replicas: usize,
 }
 
 /// The epoch a starting source continues: the stored one when it also
@@ -103,6 +105,7 @@ impl Publisher {
             connection,
             routes,
             epoch,
+            replicas: store.replicas(),
         })
     }
 
@@ -128,6 +131,7 @@ impl Publisher {
             connection: self.connection,
             universe: None,
             epoch: self.epoch,
+            replicas: self.replicas,
         };
         tokio::spawn(writer.run(queue_rx, trigger.subscribe(), trigger.guard()));
     }
@@ -245,6 +249,7 @@ struct Writer {
     /// The latest universe message, to publish again after a reconnect.
     universe: Option<Bytes>,
     epoch: String,
+    replicas: usize,
 }
 
 impl Writer {
@@ -302,7 +307,7 @@ impl Writer {
 
     async fn restore(&mut self) {
         tracing::info!("NATS reconnected");
-        match LastValues::open(self.connection.client.clone()).await {
+        match LastValues::open(self.connection.client.clone(), self.replicas).await {
             Ok(store) => {
                 if let Err(e) = store.store_epoch(&self.epoch).await {
                     tracing::warn!("after reconnecting: {e}");

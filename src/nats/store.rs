@@ -59,9 +59,12 @@ fn context(client: async_nats::Client) -> Context {
 pub struct LastValues {
     context: Context,
     stream: jetstream::stream::Stream,
+    replicas: usize,
 }
 
-fn config() -> stream::Config {
+/// The stream's settings; `replicas` copies in a NATS cluster
+/// (`--nats-replicas`), so that it outlives a server.
+fn config(replicas: usize) -> stream::Config {
     stream::Config {
         name: STREAM.into(),
         description: Some(
@@ -72,6 +75,7 @@ fn config() -> stream::Config {
         discard: DiscardPolicy::Old,
         storage: StorageType::File,
         allow_direct: true,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
@@ -81,29 +85,45 @@ const OPEN: &str = "open or create (is JetStream enabled? start nats-server with
 impl LastValues {
     /// Opens the stream, creating it if this is the first node to start
     /// (an edge: the source decides what the stream keeps).
-    pub async fn open(client: async_nats::Client) -> Result<Self, StoreError> {
+    pub async fn open(client: async_nats::Client, replicas: usize) -> Result<Self, StoreError> {
         let context = context(client);
         let stream = context
-            .get_or_create_stream(config())
+            .get_or_create_stream(config(replicas))
             .await
             .map_err(|e| broker(OPEN)(e.into()))?;
-        Ok(Self { context, stream })
+        Ok(Self {
+            context,
+            stream,
+            replicas,
+        })
+    }
+
+    /// The copies of the stream this node asks a cluster to keep.
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// Opens the stream for the source, creating it or bringing its
     /// settings up to date (a stream made by an older tickfeed lacks the
     /// epoch's subject).
-    pub async fn open_for_source(client: async_nats::Client) -> Result<Self, StoreError> {
+    pub async fn open_for_source(
+        client: async_nats::Client,
+        replicas: usize,
+    ) -> Result<Self, StoreError> {
         let context = context(client);
         context
-            .create_or_update_stream(config())
+            .create_or_update_stream(config(replicas))
             .await
             .map_err(|e| broker(OPEN)(e.into()))?;
         let stream = context
             .get_stream(STREAM)
             .await
             .map_err(|e| broker(OPEN)(e.into()))?;
-        Ok(Self { context, stream })
+        Ok(Self {
+            context,
+            stream,
+            replicas,
+        })
     }
 
     /// The epoch the source stored, if any.

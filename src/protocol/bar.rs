@@ -2,6 +2,7 @@
 //! (`docs/protocol.md`, "Bars"). The `bars` module builds and keeps them;
 //! this is only their shape.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The length of a bar.
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
     Ord,
     Serialize,
     Deserialize,
+    JsonSchema,
     clap::ValueEnum,
 )]
 pub enum Timeframe {
@@ -98,13 +100,17 @@ impl std::fmt::Display for Timeframe {
 /// A symbol that has never traded (a quote-only feed) gets bars of its mid
 /// price `(bid + ask) / 2` instead, with `v` and `trades` 0 and `vwap` the
 /// mean of the mids. An interval with nothing in it has no bar.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Bar {
     /// Start, ns since the epoch, a multiple of the timeframe.
     pub t: u64,
+    /// Price of the first trade (or mid).
     pub o: f64,
+    /// Highest price.
     pub h: f64,
+    /// Lowest price.
     pub l: f64,
+    /// Price of the last trade (or mid).
     pub c: f64,
     /// Shares traded.
     pub v: u64,

@@ -10,6 +10,7 @@
 //! ([`TickDelta::apply`]).
 
 use super::Tick;
+use schemars::JsonSchema;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
@@ -114,32 +115,73 @@ impl Serialize for DeltaOf<'_> {
 }
 
 /// A delta as a client reads it: for each market field, absent (unchanged),
-/// `Some(None)` (now absent: sent as `null`) or `Some(Some(value))`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `Some(None)` (now absent: sent as `null`) or `Some(Some(value))`. Its
+/// JSON Schema (`docs/asyncapi.json`) is the wire shape [`DeltaOf`]
+/// writes: a field is absent when unchanged, so none is required.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(
+    description = "A field delta (subscribe with \"deltas\": true): only the fields \
+    that changed since seq - 1, whose full values the client holds; a field sent as null \
+    is now absent, a field not sent is unchanged."
+)]
 pub struct TickDelta {
+    /// The symbol this update is about.
+    #[schemars(pattern(super::SYMBOL_PATTERN))]
     pub sym: Arc<str>,
+    /// Per-symbol sequence number; the client holds `seq - 1`.
     pub seq: u64,
+    /// When the source emitted the update, ns since the Unix epoch.
     pub ts: u64,
+    /// Original event time, when it changed; `null` when now absent.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub xt: Option<Option<u64>>,
+    /// Last trade price, when it changed.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub px: Option<Option<f64>>,
+    /// Last trade size, when it changed.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub sz: Option<Option<u64>>,
+    /// Best bid price, when it changed; `null` when the bid side emptied.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub bid: Option<Option<f64>>,
+    /// Best ask price, when it changed; `null` when the ask side emptied.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub ask: Option<Option<f64>>,
+    /// Shares at the best bid, when they changed.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub bsz: Option<Option<u64>>,
+    /// Shares at the best ask, when they changed.
     #[serde(default, deserialize_with = "present")]
+    #[schemars(skip_serializing_if = "Option::is_none")]
     pub asz: Option<Option<u64>>,
     /// Cumulative volume, when it changed (it is never cleared).
     #[serde(default)]
+    #[schemars(with = "u64", skip_serializing_if = "Option::is_none")]
     pub vol: Option<u64>,
     /// Always 1: marks the tick as a delta.
+    #[schemars(range(min = 1, max = 1))]
     pub d: u8,
+    /// Always 0: a delta follows the seq before it.
+    #[schemars(range(min = 0, max = 0))]
     pub n: u32,
+}
+
+/// The two shapes of a tick on `/ws`, for the JSON Schema of
+/// [`super::Event::Tick`]: a field delta (`d: 1`) or a full tick.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[schemars(description = "A tick: a field delta (d: 1) or a full tick.")]
+pub enum TickOnWire {
+    /// Only what changed since the previous seq (`"deltas": true`).
+    Delta(TickDelta),
+    /// Every field.
+    Full(Tick),
 }
 
 /// A field that is present, even as `null`, reads as `Some`.

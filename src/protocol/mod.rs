@@ -9,11 +9,14 @@
 mod bar;
 mod delta;
 mod parse;
+mod request_shape;
 
 pub use bar::{Bar, Timeframe};
-pub use delta::{Changed, DeltaOf, TickDelta};
+pub use delta::{Changed, DeltaOf, TickDelta, TickOnWire};
 pub use parse::{parse_json_request, parse_msgpack_request};
+pub use request_shape::{RequestShape, SymbolKey};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,32 +27,40 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_SYMBOL_LEN: usize = 32;
 /// The subscription that means "every symbol, including later ones".
 pub const WILDCARD: &str = "*";
+/// [`is_valid_symbol`] as a regular expression, for the JSON Schemas.
+pub const SYMBOL_PATTERN: &str = r"^[A-Za-z0-9._/:^=-]{1,32}$";
 
 /// The market state of one symbol after an update: the last trade, the
 /// top of the book and the day's volume. The one place the market fields
 /// are declared; the tick, the NATS payload, the feed formats, the
 /// generator and the replayer all carry this type, so a new field is added
 /// here, in its encodings and in `docs/protocol.md`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Quote {
     /// Price of the last trade, carried forward until the next one; absent
     /// before the symbol's first trade.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "f64")]
     pub px: Option<f64>,
     /// Size of the last trade in shares, carried forward with `px`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub sz: Option<u64>,
     /// Best bid price; absent while the bid side is empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "f64")]
     pub bid: Option<f64>,
     /// Best ask price; absent while the ask side is empty.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "f64")]
     pub ask: Option<f64>,
     /// Shares offered at the best bid.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub bsz: Option<u64>,
     /// Shares offered at the best ask.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub asz: Option<u64>,
     /// Shares traded so far (cumulative; never falls on a connection).
     pub vol: u64,
@@ -59,23 +70,31 @@ pub struct Quote {
 /// quote's fields sit between `xt` and `snap`); `n` stays last so that
 /// `codec` can re-encode the merge count without re-serialising the whole
 /// tick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    description = "A full market update: every field of the symbol's state after it. \
+    For two consecutive non-snapshot ticks A then B of a symbol, B.seq - A.seq - 1 == B.n."
+)]
 pub struct Tick {
     /// The symbol this update is about.
+    #[schemars(pattern(SYMBOL_PATTERN))]
     pub sym: Arc<str>,
     /// Per-symbol sequence number: +1 per source update, never backwards.
     pub seq: u64,
-    /// When the source emitted the update, ns since the Unix epoch.
+    /// When the source emitted the update, ns since the Unix epoch. Above
+    /// 2^53: JavaScript's `JSON.parse` rounds it (`docs/protocol.md`).
     pub ts: u64,
-    /// Original event time of a replayed update, ns since the Unix epoch;
-    /// absent for live and simulated data.
+    /// Original event time of a replayed update, ns since the Unix epoch
+    /// (above 2^53, like `ts`); absent for live and simulated data.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "u64")]
     pub xt: Option<u64>,
     /// The market state after the update, flattened into the tick.
     #[serde(flatten)]
     pub quote: Quote,
     /// `true` on the snapshot sent in reply to a subscribe; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "bool")]
     pub snap: Option<bool>,
     /// Updates of this symbol merged into this one for this client
     /// (`seq - previous seq - 1`); 0 for a client that keeps up.
@@ -119,7 +138,7 @@ impl Tick {
 }
 
 /// Protocol error codes (`docs/protocol.md`, "ack and error").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not a JSON object, a missing or mistyped field.
@@ -140,7 +159,7 @@ pub enum ErrorCode {
 }
 
 /// Every server event. Serialised as an object whose `ev` field names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "ev", rename_all = "snake_case")]
 pub enum Event {
     /// The first frame of every connection.
@@ -166,28 +185,34 @@ pub enum Event {
     Ack {
         /// The request's `id`, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// The request's `op`.
         op: String,
         /// For a subscribe or unsubscribe of bars: `"bars"`.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "String")]
         channel: Option<String>,
         /// For a subscribe or unsubscribe of bars: their timeframe.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "Timeframe")]
         tf: Option<Timeframe>,
         /// For a subscribe or unsubscribe: the symbols it applied to.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "Vec<String>")]
         symbols: Option<Vec<String>>,
         /// For a subscribe with `from`: per symbol, the updates after the
         /// client's seq that can no longer be sent (0: every one follows),
         /// or `null` where the epoch did not match and a snapshot follows.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "BTreeMap<String, Option<u64>>")]
         resumed: Option<BTreeMap<String, Option<u64>>>,
     },
     /// A request, or part of it, was refused.
     Error {
         /// The request's `id`, when it could be read.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// Why, as a stable code.
         code: ErrorCode,
@@ -195,12 +220,14 @@ pub enum Event {
         msg: String,
         /// The symbols refused, for `unknown_symbol`.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "Vec<String>")]
         symbols: Option<Vec<String>>,
     },
     /// Reply to `symbols`: every known symbol.
     Symbols {
         /// The request's `id`, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// Every symbol the server knows, in table order.
         symbols: Vec<String>,
@@ -209,28 +236,55 @@ pub enum Event {
     Pong {
         /// The request's `id`, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
         id: Option<u64>,
         /// The request's `t`, echoed unchanged.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         t: Option<serde_json::Value>,
     },
-    /// A market update (or a snapshot, with `snap`).
-    Tick(Tick),
+    /// A market update (or a snapshot, with `snap`), full or, on a
+    /// subscription with `deltas`, a field delta (`d: 1`).
+    Tick(#[schemars(with = "TickOnWire")] Tick),
     /// A bar of one symbol in one timeframe: the open one as it grows
     /// (`final: false`, or the snapshot with `snap`), or a closed one
     /// (`final: true`), sent once.
     Bar(BarEvent),
 }
 
+/// A tick event as `/api/symbols` and `/api/ticks` serve it: always full,
+/// never a delta. The same bytes as [`Event::Tick`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+#[schemars(description = "A tick event as /api serves it: always full, never a delta.")]
+pub enum FullTickEvent {
+    /// A market update with every field.
+    Tick(Tick),
+}
+
+/// A bar event as `/api/bars` serves it. The same bytes as [`Event::Bar`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+#[schemars(description = "A bar event as /api/bars serves it.")]
+pub enum HistoryBarEvent {
+    /// A closed bar (`final: true`) or the open one (`final: false`).
+    Bar(BarEvent),
+}
+
 /// The `bar` event: a [`Bar`] with its symbol and timeframe.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SymbolBar")] // "BarEvent" names the event, with its `ev`
 pub struct BarEvent {
+    /// The symbol the bar is about.
+    #[schemars(pattern(SYMBOL_PATTERN))]
     pub sym: Arc<str>,
+    /// The bar's length.
     pub tf: Timeframe,
+    /// The bar's start and values, flattened into the event.
     #[serde(flatten)]
     pub bar: Bar,
     /// `true` on the snapshot sent in reply to a subscribe; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "bool")]
     pub snap: Option<bool>,
     /// The bar is closed and will not change.
     #[serde(rename = "final")]

@@ -275,12 +275,9 @@ impl Router {
     /// Fans a batch out: retain each tick in its symbol's ring, store it as
     /// the latest, then mark the mailbox of every subscriber.
     pub fn route(&mut self, batch: Vec<Tick>) {
-        record_latencies(
-            &self.stats,
-            Stage::Route,
-            now_ns(),
-            batch.iter().map(|t| t.ts),
-        );
+        let now = now_ns();
+        record_latencies(&self.stats, Stage::Route, now, batch.iter().map(|t| t.ts));
+        self.stats.source_health.routed_at(now);
         self.stats
             .ticks_in
             .fetch_add(batch.len() as u64, Ordering::Relaxed);

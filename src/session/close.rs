@@ -4,6 +4,7 @@
 //! channels with errors of its own.
 
 use super::Session;
+use crate::stats::CloseReason;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::time::Duration;
@@ -59,6 +60,25 @@ impl Stop {
     }
 }
 
+impl Stop {
+    /// The reason label of the close, for `/metrics` and the logs.
+    pub fn reason(&self) -> CloseReason {
+        match self {
+            Stop::ClientClosed => CloseReason::ClientClosed,
+            Stop::SocketError(_) => CloseReason::SocketError,
+            Stop::SlowConsumer => CloseReason::SlowConsumer,
+            Stop::HeartbeatTimeout => CloseReason::HeartbeatTimeout,
+            Stop::Abuse => CloseReason::Abuse,
+            Stop::FrameTooBig => CloseReason::FrameTooBig,
+            Stop::InvalidUtf8 => CloseReason::InvalidUtf8,
+            Stop::ProtocolViolation => CloseReason::ProtocolViolation,
+            Stop::ShuttingDown => CloseReason::ShuttingDown,
+            Stop::ServerError => CloseReason::ServerError,
+            Stop::EpochChanged => CloseReason::EpochChanged,
+        }
+    }
+}
+
 /// Tells apart the socket errors that have their own close code; any
 /// other error means the connection is gone.
 pub trait SocketError: std::fmt::Display {
@@ -104,6 +124,7 @@ where
     E: SocketError,
 {
     pub(super) async fn finish(mut self, stop: Stop) -> Stop {
+        self.settings.stats.outcomes.count_close(stop.reason());
         if let Some((code, reason)) = stop.close_frame() {
             let close = Message::Close(Some(CloseFrame {
                 code,

@@ -85,7 +85,6 @@ where
         if reply.refused {
             stats.request_errors.fetch_add(1, Ordering::Relaxed);
             if self.budget.refused() {
-                stats.abuse_closes.fetch_add(1, Ordering::Relaxed);
                 return Err(Stop::Abuse);
             }
         } else {
@@ -111,10 +110,6 @@ where
         if self.budget.try_take(Instant::now()) {
             self.budget.accepted();
         } else if self.budget.refused() {
-            self.settings
-                .stats
-                .abuse_closes
-                .fetch_add(1, Ordering::Relaxed);
             return Err(Stop::Abuse);
         }
         Ok(())

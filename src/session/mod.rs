@@ -193,7 +193,6 @@ where
                     let now = Instant::now();
                     let state = self.write_state(now);
                     if state.stalled(now) {
-                        self.settings.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
                         return Stop::SlowConsumer;
                     }
                     // The spacing ended or a paced symbol fell due.
@@ -201,7 +200,6 @@ where
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > 2 * heartbeat {
-                        self.settings.stats.heartbeat_closes.fetch_add(1, Ordering::Relaxed);
                         return Stop::HeartbeatTimeout;
                     }
                     // An unanswered probe already asks for a pong; a second
@@ -301,13 +299,7 @@ where
         .await;
         self.frames = frames;
         match result {
-            Err(_) => {
-                self.settings
-                    .stats
-                    .slow_consumer_closes
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(Stop::SlowConsumer);
-            }
+            Err(_) => return Err(Stop::SlowConsumer),
             Ok(Err(())) => return Err(Stop::SocketError("write failed".into())),
             Ok(Ok(())) => {}
         }
@@ -351,13 +343,7 @@ where
 
     async fn send_timed(&mut self, message: Message) -> Result<(), Stop> {
         match tokio::time::timeout(self.settings.stall_timeout, self.socket.send(message)).await {
-            Err(_) => {
-                self.settings
-                    .stats
-                    .slow_consumer_closes
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(Stop::SlowConsumer)
-            }
+            Err(_) => Err(Stop::SlowConsumer),
             Ok(Err(_)) => Err(Stop::SocketError("write failed".into())),
             Ok(Ok(())) => Ok(()),
         }

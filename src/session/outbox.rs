@@ -16,7 +16,11 @@
 //!   a symbol not due yet is re-marked and picked up at its slot.
 //!
 //! Either way `B.seq - A.seq - 1 == B.n` for consecutive ticks. Nothing
-//! here allocates per event: buffers are reused between frames.
+//! here allocates per event: buffers are reused between frames. One
+//! `collect` fills at most one frame of `--max-frame-bytes` (plus one
+//! event): a long replay continues in the next write, so what a lagging
+//! client holds in buffers is bounded by that size, not by how far behind
+//! it fell.
 
 use crate::bars::BarStore;
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
@@ -253,8 +257,20 @@ impl Outbox {
             sent_ts: &mut self.sent_ts,
             out: &mut out,
             max_frame_bytes: self.max_frame_bytes,
+            filled: 0,
         };
-        for &id in &self.pending {
+        let mut held_back = false;
+        for (index, &id) in self.pending.iter().enumerate() {
+            if emit.filled > 0 {
+                // One full frame per write: what is left waits in the
+                // mailbox for the next one, so no write (and no buffer
+                // behind it) grows past `max_frame_bytes` plus one event.
+                self.pending[index..]
+                    .iter()
+                    .for_each(|&rest| mailbox.defer(rest));
+                held_back = true;
+                break;
+            }
             let cell = self.table.cell(id);
             let latest = cell.load();
             let Some(latest) = latest.as_ref() else {
@@ -287,7 +303,14 @@ impl Outbox {
                 sub.next_due = now + interval;
             } else if latest.seq() > sub.last_seq + 1 {
                 let read_at = now + read_delay;
-                replay_missed(cell, latest.seq(), sub, read_at, self.max_lag, &mut emit);
+                let replay =
+                    replay_missed(cell, latest.seq(), sub, read_at, self.max_lag, &mut emit);
+                if replay == Replay::Cut {
+                    // The rest of the replay goes in the next write.
+                    mailbox.defer(id);
+                    held_back = true;
+                    continue;
+                }
             }
             if latest.seq() > sub.last_seq {
                 emit.tick(latest, sub);
@@ -303,8 +326,20 @@ impl Outbox {
         if !self.frame.is_empty() {
             frames.push(self.frame.finish());
         }
+        if held_back {
+            mailbox.rewake();
+        }
         out
     }
+}
+
+/// How far [`replay_missed`] got.
+#[derive(Debug, PartialEq)]
+enum Replay {
+    /// Sent every missed update the ring holds, or none (merged instead).
+    Done,
+    /// Stopped at a full frame; the rest follows in the next write.
+    Cut,
 }
 
 /// Sends the updates of `cell` after `sub.last_seq` and before `latest_seq`
@@ -318,27 +353,31 @@ fn replay_missed(
     read_at: Instant,
     max_lag: Duration,
     emit: &mut Emitter<'_>,
-) {
+) -> Replay {
     let ring = cell.load_ring();
     let Some(ring) = ring.as_ref() else {
-        return;
+        return Replay::Done;
     };
     let first = sub.last_seq + 1;
     let Some(oldest) = ring.load(first) else {
-        return;
+        return Replay::Done;
     };
     if !max_lag.is_zero() && read_at.saturating_duration_since(oldest.routed_at) > max_lag {
-        return;
+        return Replay::Done;
     }
     emit.tick(&oldest, sub);
     for seq in first + 1..latest_seq {
+        if emit.filled > 0 {
+            return Replay::Cut;
+        }
         // The router may overwrite the ring meanwhile: stop at a miss, and
         // the latest value counts what could not be sent.
         let Some(missed) = ring.load(seq) else {
-            return;
+            return Replay::Done;
         };
         emit.tick(&missed, sub);
     }
+    Replay::Done
 }
 
 /// Appends ticks to the frame being built, splitting at the size cap.
@@ -348,6 +387,8 @@ struct Emitter<'a> {
     sent_ts: &'a mut Vec<u64>,
     out: &'a mut Collected,
     max_frame_bytes: usize,
+    /// Frames closed because they reached `max_frame_bytes`.
+    filled: usize,
 }
 
 impl Emitter<'_> {
@@ -371,6 +412,7 @@ impl Emitter<'_> {
         }
         if self.frame.byte_len() >= self.max_frame_bytes {
             self.frames.push(self.frame.finish());
+            self.filled += 1;
         }
     }
 }
@@ -480,6 +522,38 @@ mod tests {
         let got = fx.collect_at(Instant::now());
         assert_eq!(fx.sent(), [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]);
         assert_eq!(got.conflated, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_replay_fills_one_frame_per_write_and_continues_in_order() {
+        let mut fx = Fixture::subscribed();
+        fx.outbox.max_frame_bytes = 1000;
+        for seq in 1..=100 {
+            fx.publish(seq);
+        }
+        let mut writes = 0;
+        loop {
+            let before = fx.frames.len();
+            fx.collect_at(Instant::now());
+            let written = &fx.frames[before..];
+            if written.is_empty() {
+                break;
+            }
+            writes += 1;
+            assert_eq!(written.len(), 1, "one frame per write");
+            // A full frame holds at most one event past the cap.
+            assert!(written[0].len() < 1000 + 200, "{}", written[0].len());
+            if fx.sent().len() < 100 {
+                // The rest is owed: the next wait returns at once.
+                let waker = futures_util::task::noop_waker();
+                let mut cx = std::task::Context::from_waker(&waker);
+                let wait = std::pin::pin!(fx.mailbox.wait());
+                assert!(wait.poll(&mut cx).is_ready());
+            }
+        }
+        let expected: Vec<(u64, u32)> = (1..=100).map(|seq| (seq, 0)).collect();
+        assert_eq!(fx.sent(), expected);
+        assert!(writes > 5, "{writes} writes");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,7 @@
 //! The real `tickfeed` binary in a child process, for what only a separate
 //! process shows: its resident memory and open descriptors (from /proc),
-//! its log output, and how it handles SIGTERM.
+//! its log output, how it handles SIGTERM, and how it reads its settings
+//! (options, environment, config file) and exits.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -43,11 +44,13 @@ impl ChildServer {
             .join(format!("{name}-{}.log", std::process::id()));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tickfeed"));
+        for name in settings_in_env() {
+            command.env_remove(name);
+        }
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("RUST_LOG")
-            .env_remove("TICKFEED_TOKENS")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -150,6 +153,31 @@ impl ChildServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// This process's `TICKFEED_*` variables, which a child must not inherit:
+/// each would set one of its options.
+fn settings_in_env() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("TICKFEED_"))
+        .collect()
+}
+
+/// Runs `tickfeed ARGS` to its end with only `envs` among `TICKFEED_*`
+/// variables, and returns its exit status and output.
+pub fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tickfeed"));
+    for name in settings_in_env() {
+        command.env_remove(name);
+    }
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("tickfeed runs")
 }
 
 impl Drop for ChildServer {

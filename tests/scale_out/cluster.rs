@@ -1,8 +1,10 @@
 //! The processes of a scale-out test: a real `nats-server` with JetStream
-//! on loopback, and tickfeed nodes run from the built binary. Every child
+//! on loopback (alone, or three of them routed into a NATS cluster), and
+//! tickfeed nodes run from the built binary. Every child
 //! is killed when its guard is dropped, on success and on panic alike; the
 //! scratch directory (broker store, node logs) is removed after a passing
 //! test and kept, with its path printed, after a failing one.
+#![allow(dead_code)] // each test binary that includes it uses a part
 
 use super::common::{DEADLINE, Scratch, free_port, poll};
 use serde_json::Value;
@@ -40,19 +42,64 @@ pub struct Broker {
     monitor: u16,
     store: PathBuf,
     log: PathBuf,
+    /// Its name and routes when it is a member of a cluster.
+    cluster_args: Vec<String>,
 }
 
 impl Broker {
     pub async fn start(scratch: &Scratch) -> Broker {
-        let mut broker = Broker {
+        let mut broker = Broker::new(scratch, "nats-server", "jetstream", Vec::new());
+        broker.restart().await;
+        broker
+    }
+
+    fn new(scratch: &Scratch, name: &str, store: &str, cluster_args: Vec<String>) -> Broker {
+        Broker {
             child: None,
             port: free_port(),
             monitor: free_port(),
-            store: scratch.dir.join("jetstream"),
-            log: scratch.dir.join("nats-server.log"),
-        };
-        broker.restart().await;
-        broker
+            store: scratch.dir.join(store),
+            log: scratch.dir.join(format!("{name}.log")),
+            cluster_args,
+        }
+    }
+
+    /// `size` servers routed into the cluster `tickfeed`, each with its own
+    /// JetStream store, once all are healthy (JetStream has its leader).
+    pub async fn cluster(scratch: &Scratch, size: usize) -> Vec<Broker> {
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let route = |port: &u16| format!("nats://127.0.0.1:{port}");
+        let mut members: Vec<Broker> = (0..size)
+            .map(|at| {
+                let routes: Vec<String> = route_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(other, _)| *other != at)
+                    .map(|(_, port)| route(port))
+                    .collect();
+                let name = format!("nats-{}", at + 1);
+                let args = vec![
+                    "--name".into(),
+                    name.clone(),
+                    "--cluster_name".into(),
+                    "tickfeed".into(),
+                    "--cluster".into(),
+                    route(&route_ports[at]),
+                    "--routes".into(),
+                    routes.join(","),
+                ];
+                Broker::new(scratch, &name, &format!("jetstream-{}", at + 1), args)
+            })
+            .collect();
+        // JetStream elects its leader only once a majority runs: start all,
+        // then wait for each.
+        for member in &mut members {
+            member.spawn();
+        }
+        for member in &members {
+            member.wait_healthy().await;
+        }
+        members
     }
 
     pub fn url(&self) -> String {
@@ -84,6 +131,11 @@ impl Broker {
     /// Starts the broker (again) on the same ports and store, and waits
     /// until it answers.
     pub async fn restart(&mut self) {
+        self.spawn();
+        self.wait_healthy().await;
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new(nats_server_binary())
             .args([
                 "-a",
@@ -98,12 +150,16 @@ impl Broker {
             .arg(&self.store)
             .arg("-l")
             .arg(&self.log)
+            .args(&self.cluster_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
+    }
+
+    async fn wait_healthy(&self) {
         poll("nats-server to be healthy", || async {
             let response = reqwest::get(self.monitor_url("/healthz")).await.ok()?;
             response.status().is_success().then_some(())
@@ -142,6 +198,11 @@ impl Broker {
         Some(subjects)
     }
 
+    /// Whether a client connection named `name` is connected to this server.
+    pub async fn serves(&self, name: &str) -> bool {
+        self.tick_subjects(name).await.is_some()
+    }
+
     /// Polls until the connection `name` subscribes to exactly `expected`.
     pub async fn wait_for_subjects(&self, name: &str, expected: &[&str]) {
         let mut last = None;
@@ -161,6 +222,18 @@ impl Broker {
             "{name} should subscribe to {expected:?}; the broker last showed {last:?}"
         );
     }
+}
+
+/// A source node (`source_args` set its feed) and one edge, both on
+/// `broker`, their logs `source.log` and `edge.log`.
+pub async fn source_and_edge(
+    scratch: &Scratch,
+    broker: &Broker,
+    source_args: &[&str],
+) -> (Node, Node) {
+    let source = Node::start(scratch, "source", "source", &broker.url(), source_args).await;
+    let edge = Node::start(scratch, "edge", "edge", &broker.url(), &[]).await;
+    (source, edge)
 }
 
 /// A tickfeed node (`tickfeed serve --nats ... --role ...`) in its own

@@ -77,6 +77,7 @@ impl Outbox {
             sent_ts: &mut sent_ts,
             out,
             max_frame_bytes: self.max_frame_bytes,
+            filled: 0,
         };
         let events_before = emit.out.events;
         let cell = self.table.cell(grant.id);

@@ -5,10 +5,24 @@
 //! local to the worker thread (no lock, no sharing) and merged into the
 //! shared histograms at most once a second per thread; readers of
 //! `/api/stats` and `/metrics` therefore see figures up to a second old.
+//!
+//! `outcomes` counts why connections ended and why requests were refused;
+//! `health` holds the broker's connection state and the source's last
+//! event, which `/readyz` reads; `history` what the rings retain.
+
+mod health;
+mod history;
+mod outcomes;
+
+pub use health::{BrokerHealth, SourceHealth};
+pub use history::{HistoryGauges, HistoryStatus};
+pub use outcomes::{CloseReason, Outcomes, Refusal};
 
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -50,7 +64,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles of one stage in microseconds (`docs/protocol.md`, `/api/stats`).
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, JsonSchema)]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
@@ -121,7 +135,6 @@ pub struct Stats {
     started: Instant,
     pub connections: AtomicI64,
     pub connections_total: AtomicU64,
-    pub connections_refused: AtomicU64,
     pub subscriptions: AtomicI64,
     pub ticks_in: AtomicU64,
     pub events_out: AtomicU64,
@@ -132,9 +145,6 @@ pub struct Stats {
     pub bytes_out: AtomicU64,
     pub requests: AtomicU64,
     pub request_errors: AtomicU64,
-    pub slow_consumer_closes: AtomicU64,
-    pub heartbeat_closes: AtomicU64,
-    pub abuse_closes: AtomicU64,
     /// Times a client's in-flight window was full and its writes waited
     /// for it to consume (`session::flow`).
     pub flow_pauses: AtomicU64,
@@ -143,11 +153,12 @@ pub struct Stats {
     scheduling_lag_ns: AtomicU64,
     /// What the history rings retain, published by the router per batch.
     pub history: HistoryGauges,
-    /// Requests refused with 401 on any token-protected endpoint.
-    pub requests_unauthorized: AtomicU64,
-    /// Connections closed while still in their handshake, to make room
-    /// for a newer one under `--max-pending-handshakes`.
-    pub handshakes_shed: AtomicU64,
+    /// Closes by reason and refusals by reason.
+    pub outcomes: Outcomes,
+    /// The NATS connection, on `--nats` nodes.
+    pub broker: BrokerHealth,
+    /// When the source's last update was routed.
+    pub source_health: SourceHealth,
     /// Reason for the lock: merged into at most once a second per thread
     /// and read by stats requests; never taken per event.
     stages: [Mutex<StageHistograms>; 3],
@@ -168,7 +179,6 @@ impl Stats {
             started: Instant::now(),
             connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
             subscriptions: AtomicI64::new(0),
             ticks_in: AtomicU64::new(0),
             events_out: AtomicU64::new(0),
@@ -179,14 +189,12 @@ impl Stats {
             bytes_out: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             request_errors: AtomicU64::new(0),
-            slow_consumer_closes: AtomicU64::new(0),
-            heartbeat_closes: AtomicU64::new(0),
-            abuse_closes: AtomicU64::new(0),
             flow_pauses: AtomicU64::new(0),
             scheduling_lag_ns: AtomicU64::new(0),
             history: HistoryGauges::default(),
-            requests_unauthorized: AtomicU64::new(0),
-            handshakes_shed: AtomicU64::new(0),
+            outcomes: Outcomes::default(),
+            broker: BrokerHealth::default(),
+            source_health: SourceHealth::default(),
             stages: std::array::from_fn(|_| Mutex::new(StageHistograms::new())),
             source: Mutex::new(serde_json::Value::Null),
         }
@@ -245,7 +253,14 @@ impl Stats {
             uptime_s: (self.uptime().as_secs_f64() * 10.0).round() / 10.0,
             connections: self.connections.load(Ordering::Relaxed).max(0) as u64,
             connections_total: get(&self.connections_total),
-            connections_refused: get(&self.connections_refused),
+            connections_refused: [
+                Refusal::Origin,
+                Refusal::OverCapacity,
+                Refusal::ShuttingDown,
+            ]
+            .into_iter()
+            .map(|r| self.outcomes.refusals(r))
+            .sum(),
             subscriptions: self.subscriptions.load(Ordering::Relaxed).max(0) as u64,
             symbols,
             ticks_in: get(&self.ticks_in),
@@ -257,14 +272,14 @@ impl Stats {
             bytes_out: get(&self.bytes_out),
             requests: get(&self.requests),
             request_errors: get(&self.request_errors),
-            slow_consumer_closes: get(&self.slow_consumer_closes),
-            heartbeat_closes: get(&self.heartbeat_closes),
-            abuse_closes: get(&self.abuse_closes),
+            slow_consumer_closes: self.outcomes.closes(CloseReason::SlowConsumer),
+            heartbeat_closes: self.outcomes.closes(CloseReason::HeartbeatTimeout),
+            abuse_closes: self.outcomes.closes(CloseReason::Abuse),
             flow_pauses: get(&self.flow_pauses),
             scheduling_lag_ms: self.scheduling_lag().as_secs_f64() * 1e3,
             history: self.history.snapshot(),
-            requests_unauthorized: get(&self.requests_unauthorized),
-            handshakes_shed: get(&self.handshakes_shed),
+            requests_unauthorized: self.outcomes.refusals(Refusal::Unauthorized),
+            handshakes_shed: self.outcomes.refusals(Refusal::HandshakeShed),
             latency_us: serde_json::Value::Object(latency_us),
             recent_latency_us: serde_json::Value::Object(recent_us),
             recent_window_s: WINDOW.as_secs() * 2,
@@ -274,7 +289,7 @@ impl Stats {
 }
 
 /// The `/api/stats` document.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, JsonSchema)]
 pub struct StatsSnapshot {
     pub uptime_s: f64,
     pub connections: u64,
@@ -307,53 +322,14 @@ pub struct StatsSnapshot {
     #[serde(default)]
     pub handshakes_shed: u64,
     /// Per stage, since start: p50/p90/p99/p999/max in us and count.
+    #[schemars(with = "BTreeMap<String, Percentiles>")]
     pub latency_us: serde_json::Value,
     /// Per stage, over the last `recent_window_s` seconds at most.
+    #[schemars(with = "BTreeMap<String, Percentiles>")]
     pub recent_latency_us: serde_json::Value,
     pub recent_window_s: u64,
+    /// What the source reports about itself: `kind` and its own figures.
     pub source: serde_json::Value,
-}
-
-/// What the rings hold, for `/api/stats` and the docs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct HistoryStatus {
-    /// Updates retained over all symbols.
-    pub updates: u64,
-    /// Bytes counted against `--history-memory`.
-    pub bytes: u64,
-    pub budget_bytes: u64,
-    /// Updates dropped early to stay within the budget (not by `--history`).
-    pub evicted_for_budget: u64,
-}
-
-/// The history rings' figures as atomics: the router stores them after
-/// each batch, stats readers load them.
-#[derive(Debug, Default)]
-pub struct HistoryGauges {
-    updates: AtomicU64,
-    bytes: AtomicU64,
-    budget_bytes: AtomicU64,
-    evicted_for_budget: AtomicU64,
-}
-
-impl HistoryGauges {
-    pub fn publish(&self, status: &HistoryStatus) {
-        self.updates.store(status.updates, Ordering::Relaxed);
-        self.bytes.store(status.bytes, Ordering::Relaxed);
-        self.budget_bytes
-            .store(status.budget_bytes, Ordering::Relaxed);
-        self.evicted_for_budget
-            .store(status.evicted_for_budget, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> HistoryStatus {
-        HistoryStatus {
-            updates: self.updates.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            budget_bytes: self.budget_bytes.load(Ordering::Relaxed),
-            evicted_for_budget: self.evicted_for_budget.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// Per-thread histograms, merged into [`Stats`] once a second.

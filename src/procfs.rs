@@ -1,12 +1,14 @@
-//! CPU time and resident memory from Linux's `/proc`, so the report can
-//! say which side of the benchmark saturated. Elsewhere every reading is
-//! `None` and the report says "n/a".
+//! CPU time, resident memory, open descriptors and start time from Linux's
+//! `/proc`: the bench report says with them which side of a benchmark
+//! saturated, and `/metrics` exports this process's as `process_*`.
+//! Elsewhere every reading is `None` (the report says "n/a", `/metrics`
+//! leaves the metric out).
 
 use std::path::Path;
 
 /// Which process to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Pid {
+pub(crate) enum Pid {
     This,
     Other(u32),
 }
@@ -39,12 +41,12 @@ fn stat_cpu_s(path: &Path) -> Option<f64> {
 }
 
 /// CPU seconds used by the whole process so far.
-pub(super) fn cpu_s(pid: Pid) -> Option<f64> {
+pub(crate) fn cpu_s(pid: Pid) -> Option<f64> {
     stat_cpu_s(Path::new(&format!("{}/stat", pid.dir())))
 }
 
 /// CPU seconds of each thread of this process, with its name.
-pub(super) fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
+pub(crate) fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
     let mut threads = Vec::new();
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = entry.ok()?.path();
@@ -58,7 +60,7 @@ pub(super) fn threads_cpu_s() -> Option<Vec<(String, f64)>> {
 
 /// CPU seconds the whole machine has been busy (all CPUs; everything but
 /// idle and I/O wait), from the first line of `/proc/stat`.
-pub(super) fn machine_busy_s() -> Option<f64> {
+pub(crate) fn machine_busy_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<f64> = stat
         .lines()
@@ -75,8 +77,37 @@ pub(super) fn machine_busy_s() -> Option<f64> {
     Some(busy / ticks_per_s())
 }
 
+/// Descriptors this process has open (entries of `/proc/self/fd`).
+pub(crate) fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+/// The soft limit on open descriptors (`Max open files` in `limits`).
+pub(crate) fn max_fds() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// When this process started, in seconds since the Unix epoch: its start
+/// in clock ticks after boot (field 22 of `stat`) plus the boot time
+/// (`btime` in `/proc/stat`).
+pub(crate) fn start_time_s() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    let start_ticks: f64 = fields.get(19)?.parse().ok()?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot_s: f64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot_s + start_ticks / ticks_per_s())
+}
+
 /// Resident set size in bytes (`VmRSS`).
-pub(super) fn rss_bytes(pid: Pid) -> Option<u64> {
+pub(crate) fn rss_bytes(pid: Pid) -> Option<u64> {
     let status = std::fs::read_to_string(format!("{}/status", pid.dir())).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -107,5 +138,16 @@ mod tests {
         let threads = threads_cpu_s().unwrap();
         assert!(threads.iter().map(|(_, cpu)| cpu).sum::<f64>() > 0.0);
         assert_eq!(cpu_s(Pid::Other(u32::MAX)), None);
+        assert!(open_fds().unwrap() >= 3, "stdin, stdout, stderr at least");
+        assert!(max_fds().unwrap() >= open_fds().unwrap());
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let started = start_time_s().unwrap();
+        assert!(
+            started <= now_s + 1.0 && started > now_s - 86_400.0,
+            "{started}"
+        );
     }
 }
