@@ -1,13 +1,17 @@
 //! HTTP API beside `/ws`: `/api/symbols` (latest tick of every symbol),
-//! `/api/ticks` (a symbol's retained recent updates), `/api/stats`
-//! (counters and latency percentiles as JSON) and `/metrics` (the same,
-//! with histograms, in OpenMetrics or Prometheus text format). The server
-//! hands each handler an [`ApiState`]; nothing here knows the rest of the
-//! server.
+//! `/api/ticks` (a symbol's retained recent updates), `/api/bars` (its
+//! bars, `api/bars.rs`), `/api/stats` (counters and latency percentiles as
+//! JSON) and `/metrics` (the same, with histograms, in OpenMetrics or
+//! Prometheus text format). The server hands each handler an [`ApiState`];
+//! nothing here knows the rest of the server.
 //!
 //! On a NATS edge, `/api/ticks` reads the source's history (the session's
 //! [`Backfill`]) when the edge's own ring does not cover the request, so
 //! it answers as the source would.
+
+mod bars;
+
+pub(crate) use bars::{BarsQuery, bars};
 
 use crate::history::{HistoryRange, Keep};
 use crate::metrics::Exposition;
@@ -123,43 +127,54 @@ impl TicksQuery {
     /// Reads `sym`, `after` and `limit`; other parameters (`token`) are
     /// not this handler's.
     fn parse(params: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let sym = params
-            .get("sym")
-            .ok_or_else(|| ApiError::bad_request("missing parameter sym".into()))?;
-        if !is_valid_symbol(sym) {
-            return Err(ApiError::bad_request(format!(
-                "parameter sym: {:?} is not a legal symbol",
-                sym.chars().take(40).collect::<String>()
-            )));
-        }
-        let number = |name: &str| -> Result<Option<u64>, ApiError> {
-            params
-                .get(name)
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| {
-                        ApiError::bad_request(format!(
-                            "parameter {name}: expected an unsigned integer, got {:?}",
-                            v.chars().take(24).collect::<String>()
-                        ))
-                    })
-                })
-                .transpose()
-        };
-        let after = number("after")?;
-        let limit = match number("limit")? {
-            None => DEFAULT_TICKS_LIMIT,
-            Some(limit) if (1..=MAX_TICKS_LIMIT as u64).contains(&limit) => limit as usize,
-            Some(limit) => {
-                return Err(ApiError::bad_request(format!(
-                    "parameter limit: {limit} is outside 1 to {MAX_TICKS_LIMIT}"
-                )));
-            }
-        };
-        Ok(Self {
-            sym: sym.clone(),
-            after,
-            limit,
+        let sym = symbol_param(params)?;
+        let after = number_param(params, "after")?;
+        let limit = limit_param(params, DEFAULT_TICKS_LIMIT, MAX_TICKS_LIMIT)?;
+        Ok(Self { sym, after, limit })
+    }
+}
+
+/// The `sym` parameter, a legal symbol name.
+fn symbol_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
+    let sym = params
+        .get("sym")
+        .ok_or_else(|| ApiError::bad_request("missing parameter sym".into()))?;
+    if !is_valid_symbol(sym) {
+        return Err(ApiError::bad_request(format!(
+            "parameter sym: {:?} is not a legal symbol",
+            sym.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(sym.clone())
+}
+
+/// The parameter `name` as an unsigned integer, if given.
+fn number_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "parameter {name}: expected an unsigned integer, got {:?}",
+                    v.chars().take(24).collect::<String>()
+                ))
+            })
         })
+        .transpose()
+}
+
+/// The `limit` parameter, from 1 to `most`; `default` when absent.
+fn limit_param(
+    params: &HashMap<String, String>,
+    default: usize,
+    most: usize,
+) -> Result<usize, ApiError> {
+    match number_param(params, "limit")? {
+        None => Ok(default),
+        Some(limit) if (1..=most as u64).contains(&limit) => Ok(limit as usize),
+        Some(limit) => Err(ApiError::bad_request(format!(
+            "parameter limit: {limit} is outside 1 to {most}"
+        ))),
     }
 }
 

@@ -73,6 +73,9 @@ pub enum FeedCommand {
     /// Write feed files of any supported format, merged in time order, as
     /// one generic CSV.
     Convert(crate::feed::args::ConvertArgs),
+    /// Aggregate feed files into bars of one timeframe (OHLCV), written as
+    /// CSV: the server's bars, offline.
+    Bars(crate::bars::offline::BarsArgs),
 }
 
 /// Runs a `tickfeed feed` subcommand.
@@ -80,6 +83,7 @@ pub fn run_feed(args: FeedArgs) -> Result<(), crate::feed::FeedError> {
     match args.command {
         FeedCommand::Check(check) => crate::feed::check::run(&check),
         FeedCommand::Convert(convert) => crate::feed::convert::run(&convert),
+        FeedCommand::Bars(bars) => crate::bars::offline::run(&bars),
         FeedCommand::Record(record) => crate::source::record::run(&record),
     }
 }
@@ -159,6 +163,14 @@ pub struct ServeArgs {
     /// oldest go first.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub history_memory: usize,
+    /// Final bars kept per symbol, by timeframe: e.g. 1s=600,1d=30 (those
+    /// not named keep their default).
+    #[arg(long, default_value = crate::bars::DEFAULT_KEEP, value_parser = crate::bars::Retention::parse)]
+    pub bars_keep: crate::bars::Retention,
+    /// Memory for the final bars of all symbols together; over it their
+    /// rings stop growing (see docs/protocol.md, "Bars").
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub bars_memory: usize,
     /// Replay these CSV files instead of the simulated feed, merged in time
     /// order (generic CSV or LOBSTER messages; see docs/replay.md).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["symbols", "universe", "seed", "rate", "skew"])]
@@ -323,6 +335,8 @@ impl ServeArgs {
         config.max_lag = self.max_lag;
         config.history = self.history;
         config.history_memory = self.history_memory;
+        config.bars_keep = self.bars_keep;
+        config.bars_memory = self.bars_memory;
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
             _ => None,

@@ -243,6 +243,20 @@ impl FrameBuilder {
         self.events += 1;
     }
 
+    /// Appends one event, serialised straight into the frame (no buffer of
+    /// its own).
+    pub fn push_event(&mut self, event: &Event) {
+        self.begin_event();
+        let mut writer = (&mut self.buf).writer();
+        match self.encoding {
+            Encoding::Json => {
+                serde_json::to_writer(writer, event).expect("events serialise to JSON")
+            }
+            Encoding::Msgpack => rmp_serde::encode::write_named(&mut writer, event)
+                .expect("events serialise to MessagePack"),
+        }
+    }
+
     /// Appends one already-encoded event.
     pub fn push_encoded(&mut self, event: &[u8]) {
         self.begin_event();
@@ -290,6 +304,42 @@ mod tests {
         tick.quote.vol = 1_234_567;
         tick.n = n;
         tick
+    }
+
+    #[test]
+    fn an_event_pushed_into_a_frame_reads_back_in_both_encodings() {
+        let bar = Event::Bar(crate::protocol::BarEvent {
+            sym: "AAPL".into(),
+            tf: crate::protocol::Timeframe::M1,
+            bar: crate::protocol::Bar {
+                t: 1_340_285_400_000_000_000,
+                o: 585.33,
+                h: 585.75,
+                l: 584.91,
+                c: 585.5,
+                v: 10_234,
+                trades: 57,
+                vwap: 585.3712,
+            },
+            snap: None,
+            is_final: true,
+        });
+        for encoding in Encoding::ALL {
+            let mut frame = FrameBuilder::new(encoding);
+            frame.push_event(&bar);
+            frame.push_event(&bar);
+            let bytes = frame.finish();
+            let events: Vec<Event> = match encoding {
+                Encoding::Json => serde_json::from_slice(&bytes).unwrap(),
+                Encoding::Msgpack => rmp_serde::from_slice(&bytes).unwrap(),
+            };
+            assert_eq!(events, [bar.clone(), bar.clone()], "{encoding:?}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode_event(Encoding::Json, &bar)).unwrap();
+        assert_eq!(json["ev"], "bar");
+        assert_eq!(json["final"], true);
+        assert!(json.get("snap").is_none());
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct ServeConfig {
     pub history: usize,
     /// Bytes all symbols' recent updates may take together.
     pub history_memory: usize,
+    /// Final bars kept per symbol and timeframe (`bars`).
+    pub bars_keep: crate::bars::Retention,
+    /// Bytes all symbols' final bars may take together.
+    pub bars_memory: usize,
     /// Scale-out through NATS (`--nats`); `None` is one process, no broker.
     pub nats: Option<crate::nats::NatsConfig>,
     /// Serve `https://` and `wss://` with this certificate; `None` is plain.
@@ -103,6 +107,8 @@ impl ServeConfig {
             max_lag: DEFAULT_MAX_LAG,
             history: crate::history::DEFAULT_HISTORY,
             history_memory: crate::history::DEFAULT_HISTORY_MEMORY,
+            bars_keep: crate::bars::Retention::default(),
+            bars_memory: crate::bars::DEFAULT_BARS_MEMORY,
             nats: None,
             tls: None,
             allowed_origins: crate::origin::AllowedOrigins::default(),

@@ -9,18 +9,74 @@
 //! it sends now. Marking is one atomic `fetch_or` (and, when the session
 //! is not yet due, one swap and a notify); it never blocks or allocates:
 //! a slow client cannot delay the router or anyone else.
+//!
+//! A client subscribed to bars has a second set of bits, one per symbol
+//! and timeframe ([`bar_key`]), made at its first bars subscribe and woken
+//! the same way: the router marks one when that bar changed or closed, and
+//! the session reads the store (`bars`), where every final bar keeps its
+//! index, so conflating the mark never loses a final bar.
 
+use crate::protocol::Timeframe;
 use crate::symbols::SymbolId;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 const BITS: usize = 64;
 
+/// The bit of symbol `id`'s bars in `tf` (see [`Mailbox::mark_bar`]).
+pub fn bar_key(id: SymbolId, tf: Timeframe) -> u32 {
+    id * Timeframe::ALL.len() as u32 + tf.index() as u32
+}
+
+/// The symbol and timeframe of a [`bar_key`].
+pub fn from_bar_key(key: u32) -> (SymbolId, Timeframe) {
+    let per = Timeframe::ALL.len() as u32;
+    (key / per, Timeframe::ALL[(key % per) as usize])
+}
+
+/// One pending bit per key.
+#[derive(Debug)]
+struct Bits(Box<[AtomicU64]>);
+
+impl Bits {
+    fn new(keys: usize) -> Bits {
+        Bits(
+            (0..keys.div_ceil(BITS))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    fn set(&self, key: u32) {
+        let (word, bit) = (key as usize / BITS, key as usize % BITS);
+        self.0[word].fetch_or(1 << bit, Ordering::SeqCst);
+    }
+
+    fn drain(&self, mut on_pending: impl FnMut(u32)) {
+        for (word_index, word) in self.0.iter().enumerate() {
+            if word.load(Ordering::SeqCst) == 0 {
+                continue;
+            }
+            let mut bits = word.swap(0, Ordering::SeqCst);
+            while bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                on_pending((word_index * BITS + bit) as u32);
+            }
+        }
+    }
+}
+
 /// Pending symbols of one client. Shared between the router (marks) and
 /// the client's session (drains).
 #[derive(Debug)]
 pub struct Mailbox {
-    pending: Box<[AtomicU64]>,
+    pending: Bits,
+    /// Pending bars by [`bar_key`]; made at the client's first bars
+    /// subscribe, so a client of ticks alone pays nothing for them.
+    bars: OnceLock<Bits>,
+    capacity: usize,
     /// Set when a wake-up is owed; saves a `notify` per mark when the
     /// session is already due to run.
     armed: AtomicBool,
@@ -31,9 +87,9 @@ impl Mailbox {
     /// A mailbox for symbol ids below `symbol_capacity`.
     pub fn new(symbol_capacity: usize) -> Self {
         Self {
-            pending: (0..symbol_capacity.div_ceil(BITS))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            pending: Bits::new(symbol_capacity),
+            bars: OnceLock::new(),
+            capacity: symbol_capacity,
             armed: AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -41,13 +97,17 @@ impl Mailbox {
 
     /// Bytes this mailbox holds, for memory accounting and docs.
     pub fn footprint(&self) -> usize {
-        std::mem::size_of::<Self>() + self.pending.len() * 8
+        let bars = self.bars.get().map_or(0, |b| b.0.len() * 8);
+        std::mem::size_of::<Self>() + self.pending.0.len() * 8 + bars
     }
 
     /// Marks `id` as having a newer tick (router side).
     pub fn mark(&self, id: SymbolId) {
-        let (word, bit) = (id as usize / BITS, id as usize % BITS);
-        self.pending[word].fetch_or(1 << bit, Ordering::SeqCst);
+        self.pending.set(id);
+        self.wake_once();
+    }
+
+    fn wake_once(&self) {
         // A plain load first: most marks find the session already due, and
         // skip a second locked write to a line the session also writes.
         // SeqCst on both sides (here and in `drain`) orders this load after
@@ -55,6 +115,36 @@ impl Mailbox {
         // bits, so a mark that sees `armed` set is one the drain will find.
         if !self.armed.load(Ordering::SeqCst) && !self.armed.swap(true, Ordering::SeqCst) {
             self.wake.notify_one();
+        }
+    }
+
+    /// Makes the bits of bars (session side, before its first bars
+    /// subscribe reaches the router).
+    pub fn enable_bars(&self) {
+        self.bars
+            .get_or_init(|| Bits::new(self.capacity * Timeframe::ALL.len()));
+    }
+
+    /// Marks the bar `key` ([`bar_key`]) as changed or closed (router
+    /// side); nothing before [`enable_bars`](Self::enable_bars).
+    pub fn mark_bar(&self, key: u32) {
+        if let Some(bars) = self.bars.get() {
+            bars.set(key);
+            self.wake_once();
+        }
+    }
+
+    /// Takes every pending bar key (session side), after [`drain`](Self::drain).
+    pub fn drain_bars(&self, on_pending: impl FnMut(u32)) {
+        if let Some(bars) = self.bars.get() {
+            bars.drain(on_pending);
+        }
+    }
+
+    /// Re-marks bar `key` without a wake-up (its `max_hz` slot is later).
+    pub fn defer_bar(&self, key: u32) {
+        if let Some(bars) = self.bars.get() {
+            bars.set(key);
         }
     }
 
@@ -66,19 +156,9 @@ impl Mailbox {
     /// Takes every pending id, lowest first (session side). The session
     /// must read each symbol's latest tick *after* this call, so a tick
     /// stored before a mark is never missed.
-    pub fn drain(&self, mut on_pending: impl FnMut(SymbolId)) {
+    pub fn drain(&self, on_pending: impl FnMut(SymbolId)) {
         self.armed.swap(false, Ordering::SeqCst);
-        for (word_index, word) in self.pending.iter().enumerate() {
-            if word.load(Ordering::SeqCst) == 0 {
-                continue;
-            }
-            let mut bits = word.swap(0, Ordering::SeqCst);
-            while bits != 0 {
-                let bit = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                on_pending((word_index * BITS + bit) as SymbolId);
-            }
-        }
+        self.pending.drain(on_pending);
     }
 
     /// Keeps a wake-up the session took but could not act on (its writes
@@ -90,8 +170,7 @@ impl Mailbox {
     /// Re-marks `id` without a wake-up: used to defer a symbol paced by
     /// `max_hz` until its next slot.
     pub fn defer(&self, id: SymbolId) {
-        let (word, bit) = (id as usize / BITS, id as usize % BITS);
-        self.pending[word].fetch_or(1 << bit, Ordering::AcqRel);
+        self.pending.set(id);
     }
 }
 
@@ -142,6 +221,22 @@ mod tests {
         let mut cx = std::task::Context::from_waker(&waker);
         let fut = std::pin::pin!(mailbox.wait());
         assert!(fut.poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn bar_marks_wait_for_enable_and_keep_symbol_and_timeframe() {
+        let mailbox = Mailbox::new(64);
+        let key = bar_key(63, Timeframe::D1);
+        mailbox.mark_bar(key);
+        let mut keys = Vec::new();
+        mailbox.drain_bars(|k| keys.push(k));
+        assert!(keys.is_empty(), "no bars before enable_bars");
+        mailbox.enable_bars();
+        mailbox.mark_bar(key);
+        mailbox.mark_bar(key);
+        mailbox.drain_bars(|k| keys.push(k));
+        assert_eq!(keys, [key]);
+        assert_eq!(from_bar_key(key), (63, Timeframe::D1));
     }
 
     #[test]

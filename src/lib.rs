@@ -33,6 +33,7 @@
 #![warn(unreachable_pub)]
 
 pub mod auth;
+pub mod bars;
 pub mod bench;
 pub mod cli;
 pub mod clock;

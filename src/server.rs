@@ -132,8 +132,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     });
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
     let (router, first_message) = feed.enter(|| {
-        let mut router =
-            Router::new(table, stats.clone()).with_history(config.history, config.history_memory);
+        let mut router = Router::new(table, stats.clone())
+            .with_history(config.history, config.history_memory)
+            .with_bars(config.bars_keep, config.bars_memory);
         let first_message = router.first_message();
         match nats {
             None => source::spawn(
@@ -240,13 +241,14 @@ pub async fn run(config: ServeConfig, signal: impl Future<Output = ()>) -> Resul
 
 fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
     // Every route of `protected` needs a token when tokens are configured:
-    // a route added here (a future /api/bars, /api/book) is
+    // a route added here (such as /api/bars) is
     // protected without more code. CORS wraps the token check, so that a
     // browser's preflight, which never carries a token, is answered first.
     let mut protected = axum::Router::new()
         .route("/ws", get(ws_handler))
         .route("/api/symbols", get(api::symbols))
         .route("/api/ticks", get(api::ticks))
+        .route("/api/bars", get(api::bars))
         .route("/api/stats", get(api::stats))
         .route("/api/asyncapi.json", get(crate::contract::serve_asyncapi))
         .route("/api/openapi.json", get(crate::contract::serve_openapi))

@@ -136,6 +136,9 @@ fn requests_the_parser_refuses_the_schema_refuses_too() {
         json!({"op": "subscribe", "symbols": ["AAPL"], "from": {"AAPL": -1}}),
         json!({"op": "subscribe", "symbols": ["AAPL"], "from": {"bad sym": 1}}),
         json!({"op": "subscribe", "symbols": ["AAPL"], "epoch": 7}),
+        json!({"op": "subscribe", "channel": "book", "symbols": ["AAPL"]}),
+        json!({"op": "subscribe", "channel": "bars", "tf": "2m", "symbols": ["AAPL"]}),
+        json!({"op": "unsubscribe", "channel": "bars", "tf": 60, "symbols": ["AAPL"]}),
         json!({"op": "ping", "id": -1}),
         json!({"op": "fly"}),
         json!({"symbols": ["AAPL"]}),
@@ -188,6 +191,8 @@ fn events_that_break_the_contract_do_not_validate() {
         json!([{"ev": "ack", "id": 1}]),
         json!([{"ev": "error", "code": "oops", "msg": "x"}]),
         json!([{"ev": "nope"}]),
+        json!([{"ev": "bar", "sym": "AAPL", "tf": "2m", "t": 0, "o": 1.0, "h": 1.0, "l": 1.0, "c": 1.0, "v": 0, "trades": 0, "vwap": 1.0, "final": false}]),
+        json!([{"ev": "bar", "sym": "AAPL", "tf": "1m", "t": 0, "o": 1.0, "h": 1.0, "l": 1.0, "c": 1.0, "v": 0, "trades": 0, "vwap": 1.0}]),
         json!({"ev": "pong"}),
     ] {
         assert!(!frame.is_valid(&bad), "the schema accepts {bad}");

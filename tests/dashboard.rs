@@ -9,7 +9,8 @@
 //! Here: the user's flows. `dashboard/logic.rs`: the decoder, the latency
 //! window, trade detection and resume bookkeeping evaluated in the page.
 //! `dashboard/timesales.rs`: the time & sales panel filled from
-//! `/api/ticks`, then live. `dashboard/resume.rs`: a dropped connection
+//! `/api/ticks`, then live. `dashboard/bars.rs`: the chart's timeframe
+//! selector, bars drawn from `/api/bars` after a reload, then live. `dashboard/resume.rs`: a dropped connection
 //! resumes, one away longer than the history says what it missed, a
 //! restarted server is a new session. `dashboard/frame_rate.rs`:
 //! 200 symbols at full rate, the printed frame rate and the
@@ -21,6 +22,8 @@
 //! Needs Debian's chromium and chromium-driver; the tests fail, never skip,
 //! when they are missing.
 
+#[path = "dashboard/bars.rs"]
+mod bars;
 #[path = "dashboard/browser.rs"]
 mod browser;
 mod common;

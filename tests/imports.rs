@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("symbol table", &["symbols"]),
     ("conflation mailbox", &["conflate"]),
     ("feed formats", &["feed"]),
+    ("bars", &["bars"]),
     ("sources", &["source"]),
     ("router", &["router"]),
     ("request budget", &["ratelimit"]),

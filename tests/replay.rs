@@ -6,19 +6,16 @@
 mod common;
 
 use clap::Parser;
-use common::{Client, DEADLINE, Scratch, is_tick, lobster_path, poll, start_server};
+use common::{
+    Client, DEADLINE, Scratch, is_tick, lobster_executions, lobster_path, poll, start_server,
+};
 use serde_json::json;
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use tickfeed::cli::{Cli, Command as CliCommand};
 use tickfeed::feed::lobster::FileName;
 use tickfeed::feed::{Format, Update, reader};
-
-/// 2012-06-21 00:00 US Eastern (EDT, UTC-4) in epoch seconds, written out
-/// here so the test does not trust the library's time-zone arithmetic.
-const LOBSTER_MIDNIGHT_S: u64 = 1_340_251_200;
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,38 +57,11 @@ fn lobster_updates(path: &Path) -> (Vec<Update>, tickfeed::feed::lobster::BookSt
     (updates, reader.book_stats().unwrap())
 }
 
-/// Executions (types 4 and 5) read straight from the file: (xt, px, sz).
-fn raw_executions(path: &Path) -> (Vec<(u64, f64, u64)>, u64) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let (mut executions, mut submitted, mut unknown) = (Vec::new(), HashSet::new(), 0);
-    for line in text.lines() {
-        let f: Vec<&str> = line.trim_end().split(',').collect();
-        match f[1] {
-            "1" => {
-                submitted.insert(f[2]);
-            }
-            "2" | "3" | "4" if !submitted.contains(f[2]) => unknown += 1,
-            _ => {}
-        }
-        if f[1] == "4" || f[1] == "5" {
-            let (whole, fraction) = f[0].split_once('.').unwrap_or((f[0], ""));
-            let nanos: u64 = format!("{fraction:0<9}")[..9].parse().unwrap();
-            let xt = (LOBSTER_MIDNIGHT_S + whole.parse::<u64>().unwrap()) * 1_000_000_000 + nanos;
-            executions.push((
-                xt,
-                f[4].parse::<f64>().unwrap() / 10_000.0,
-                f[3].parse().unwrap(),
-            ));
-        }
-    }
-    (executions, unknown)
-}
-
 #[test]
 fn lobster_sample_rebuilds_a_book_with_bid_below_ask_and_trades_at_or_inside_the_touch() {
     let path = lobster_path();
     let (updates, stats) = lobster_updates(&path);
-    let (executions, unknown) = raw_executions(&path);
+    let (executions, unknown) = lobster_executions(&path);
     let trades: Vec<(u64, f64, u64)> = updates
         .iter()
         .filter(|u| u.traded)

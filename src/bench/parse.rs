@@ -525,6 +525,8 @@ mod tests {
                 &[Event::Ack {
                     id: Some(1),
                     op: "subscribe".into(),
+                    channel: None,
+                    tf: None,
                     symbols: Some(vec!["A".into(), "B".into()]),
                     resumed: Some(std::collections::BTreeMap::from([
                         ("A".to_string(), Some(3)),

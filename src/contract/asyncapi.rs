@@ -34,7 +34,7 @@ pub(super) fn document() -> Value {
         json!({
             "name": "events",
             "title": "Events",
-            "summary": "A frame of events: hello, ack, error, symbols, pong, tick.",
+            "summary": "A frame of events: hello, ack, error, symbols, pong, tick, bar.",
             "payload": schema_ref("ServerFrame"),
         }),
     );
@@ -141,6 +141,7 @@ mod tests {
             "SymbolsEvent",
             "PongEvent",
             "TickEvent",
+            "BarEvent",
         ] {
             assert!(schemas[name].is_object(), "{name}");
         }

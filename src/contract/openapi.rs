@@ -4,8 +4,8 @@
 //! dialect), generated from those types.
 
 use super::generator;
-use crate::api::{ApiErrorBody, EPOCH_HEADER, TicksQuery};
-use crate::protocol::FullTickEvent;
+use crate::api::{ApiErrorBody, BarsQuery, EPOCH_HEADER, TicksQuery};
+use crate::protocol::{FullTickEvent, HistoryBarEvent};
 use crate::stats::StatsSnapshot;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
@@ -78,6 +78,21 @@ fn endpoints() -> Vec<Endpoint> {
                 schema_of::<Vec<FullTickEvent>>(),
             )
         },
+        Endpoint {
+            query: Some(fields_of::<BarsQuery>()),
+            refusals: &[
+                (
+                    400,
+                    "A missing or malformed parameter, a bad timeframe, or from not before to; named in msg.",
+                ),
+                (404, "No such symbol (error: unknown_symbol)."),
+            ],
+            ..Endpoint::get(
+                "/api/bars",
+                "A symbol's retained bars in one timeframe, oldest first: the final ones, then the open one (final: false).",
+                schema_of::<Vec<HistoryBarEvent>>(),
+            )
+        },
         Endpoint::get(
             "/api/stats",
             "Counters and per-stage latency percentiles (docs/protocol.md, /api/stats).",
@@ -100,7 +115,8 @@ fn endpoints() -> Vec<Endpoint> {
 pub(super) fn document() -> Value {
     // Responses are what the server writes; query parameters what it reads.
     let mut responses = generator(SchemaSettings::draft2020_12(), true);
-    let mut queries = generator(SchemaSettings::draft2020_12(), false);
+    let inline = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let mut queries = generator(inline, false);
     let error = schema_of::<ApiErrorBody>()(&mut responses);
     let mut paths = Map::new();
     for endpoint in endpoints() {
@@ -208,18 +224,38 @@ fn parameters(object: Value) -> Vec<Value> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ticks_takes_sym_after_and_limit_and_only_sym_is_required() {
-        let document = document();
-        let parameters = document["paths"]["/api/ticks"]["get"]["parameters"]
+    /// The query parameters of `path`'s `get`: name and whether required.
+    fn parameters_of(document: &Value, path: &str) -> Vec<(String, bool)> {
+        document["paths"][path]["get"]["parameters"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p["name"].as_str().unwrap(), p["required"] == true))
-            .collect::<Vec<_>>();
-        assert_eq!(
-            parameters,
-            [("after", false), ("limit", false), ("sym", true)]
-        );
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["required"] == true,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bars_takes_sym_tf_from_to_and_limit_and_needs_sym_and_tf() {
+        let expected = [
+            ("from", false),
+            ("limit", false),
+            ("sym", true),
+            ("tf", true),
+            ("to", false),
+        ]
+        .map(|(name, required)| (name.to_string(), required));
+        assert_eq!(parameters_of(&document(), "/api/bars"), expected);
+    }
+
+    #[test]
+    fn ticks_takes_sym_after_and_limit_and_only_sym_is_required() {
+        let expected = [("after", false), ("limit", false), ("sym", true)]
+            .map(|(name, required)| (name.to_string(), required));
+        assert_eq!(parameters_of(&document(), "/api/ticks"), expected);
     }
 }

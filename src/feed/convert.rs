@@ -3,27 +3,18 @@
 //! gives the same ticks.
 
 use super::args::ConvertArgs;
-use super::detect::detect;
+use super::detect::detect_all;
 use super::generic::Writer;
-use super::merge::{FeedFile, Merge};
+use super::merge::Merge;
 use super::time::WindowArgs;
-use super::{FeedError, Progress, progress_bar};
+use super::{FeedError, Progress, output, progress_bar};
 use std::io::Write;
 
 /// Rows between two progress-bar updates.
 const PROGRESS_EVERY: u64 = 64 * 1024;
 
 pub fn run(args: &ConvertArgs) -> Result<(), FeedError> {
-    let files = args
-        .files
-        .iter()
-        .map(|path| {
-            Ok(FeedFile {
-                path: path.clone(),
-                format: detect(path, args.format)?,
-            })
-        })
-        .collect::<Result<Vec<_>, FeedError>>()?;
+    let files = detect_all(&args.files, args.format)?;
     let window_args = WindowArgs {
         from: args.from,
         to: args.to,
@@ -33,16 +24,7 @@ pub fn run(args: &ConvertArgs) -> Result<(), FeedError> {
     } else {
         0
     });
-    let (out, name): (Box<dyn Write>, String) = match &args.out {
-        Some(path) => {
-            let file = std::fs::File::create(path).map_err(|source| FeedError::Write {
-                path: path.display().to_string(),
-                source,
-            })?;
-            (Box::new(file), path.display().to_string())
-        }
-        None => (Box::new(std::io::stdout().lock()), "standard output".into()),
-    };
+    let (out, name) = output(args.out.as_deref())?;
     let write_error = |source| FeedError::Write {
         path: name.clone(),
         source,

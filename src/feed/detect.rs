@@ -3,9 +3,10 @@
 //! message row. Anything else is refused rather than guessed; `--format`
 //! says it outright.
 
+use super::merge::FeedFile;
 use super::{FeedError, Format, lobster};
 use std::io::{BufRead, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The longest first line looked at; a header is far shorter.
 const FIRST_LINE_MAX: u64 = 64 * 1024;
@@ -34,6 +35,19 @@ pub fn detect(path: &Path, choice: FormatChoice) -> Result<Format, FeedError> {
         FormatChoice::Auto if is_lobster_row(&first) => lobster_format(path),
         FormatChoice::Auto => Err(FeedError::UnknownFormat { path: display() }),
     }
+}
+
+/// The format of each of `paths`, in order (see [`detect`]).
+pub fn detect_all(paths: &[PathBuf], choice: FormatChoice) -> Result<Vec<FeedFile>, FeedError> {
+    paths
+        .iter()
+        .map(|path| {
+            Ok(FeedFile {
+                path: path.clone(),
+                format: detect(path, choice)?,
+            })
+        })
+        .collect()
 }
 
 fn lobster_format(path: &Path) -> Result<Format, FeedError> {

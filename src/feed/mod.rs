@@ -148,6 +148,21 @@ impl FeedError {
     }
 }
 
+/// Where a tool writes: the file at `path`, or standard output; with the
+/// name its errors give.
+pub fn output(path: Option<&Path>) -> Result<(Box<dyn std::io::Write>, String), FeedError> {
+    match path {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|source| FeedError::Write {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok((Box::new(file), path.display().to_string()))
+        }
+        None => Ok((Box::new(std::io::stdout().lock()), "standard output".into())),
+    }
+}
+
 /// What a progress bar counts.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress {

@@ -6,10 +6,12 @@
 //! anything that does not fit becomes a [`RequestError`] carrying the
 //! protocol error code and the request id when one could be read.
 
+mod bar;
 mod delta;
 mod parse;
 mod request_shape;
 
+pub use bar::{Bar, Timeframe};
 pub use delta::{Changed, DeltaOf, TickDelta, TickOnWire};
 pub use parse::{parse_json_request, parse_msgpack_request};
 pub use request_shape::{RequestShape, SymbolKey};
@@ -187,6 +189,14 @@ pub enum Event {
         id: Option<u64>,
         /// The request's `op`.
         op: String,
+        /// For a subscribe or unsubscribe of bars: `"bars"`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "String")]
+        channel: Option<String>,
+        /// For a subscribe or unsubscribe of bars: their timeframe.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "Timeframe")]
+        tf: Option<Timeframe>,
         /// For a subscribe or unsubscribe: the symbols it applied to.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         #[schemars(with = "Vec<String>")]
@@ -235,6 +245,10 @@ pub enum Event {
     /// A market update (or a snapshot, with `snap`), full or, on a
     /// subscription with `deltas`, a field delta (`d: 1`).
     Tick(#[schemars(with = "TickOnWire")] Tick),
+    /// A bar of one symbol in one timeframe: the open one as it grows
+    /// (`final: false`, or the snapshot with `snap`), or a closed one
+    /// (`final: true`), sent once.
+    Bar(BarEvent),
 }
 
 /// A tick event as `/api/symbols` and `/api/ticks` serve it: always full,
@@ -245,6 +259,36 @@ pub enum Event {
 pub enum FullTickEvent {
     /// A market update with every field.
     Tick(Tick),
+}
+
+/// A bar event as `/api/bars` serves it. The same bytes as [`Event::Bar`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+#[schemars(description = "A bar event as /api/bars serves it.")]
+pub enum HistoryBarEvent {
+    /// A closed bar (`final: true`) or the open one (`final: false`).
+    Bar(BarEvent),
+}
+
+/// The `bar` event: a [`Bar`] with its symbol and timeframe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SymbolBar")] // "BarEvent" names the event, with its `ev`
+pub struct BarEvent {
+    /// The symbol the bar is about.
+    #[schemars(pattern(SYMBOL_PATTERN))]
+    pub sym: Arc<str>,
+    /// The bar's length.
+    pub tf: Timeframe,
+    /// The bar's start and values, flattened into the event.
+    #[serde(flatten)]
+    pub bar: Bar,
+    /// `true` on the snapshot sent in reply to a subscribe; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schemars(with = "bool")]
+    pub snap: Option<bool>,
+    /// The bar is closed and will not change.
+    #[serde(rename = "final")]
+    pub is_final: bool,
 }
 
 /// Which symbols a subscribe or unsubscribe names.
@@ -286,6 +330,24 @@ pub enum Request {
         id: Option<u64>,
         symbols: SymbolSet,
     },
+    /// `subscribe` with `"channel":"bars"`: bars of named symbols in one
+    /// timeframe.
+    SubscribeBars {
+        id: Option<u64>,
+        tf: Timeframe,
+        /// Valid names, duplicates removed.
+        symbols: Vec<String>,
+        /// Invalid names from the request, reported back as `unknown_symbol`.
+        invalid: Vec<String>,
+        max_hz: f64,
+        snapshot: bool,
+    },
+    /// `unsubscribe` with `"channel":"bars"`.
+    UnsubscribeBars {
+        id: Option<u64>,
+        tf: Timeframe,
+        symbols: Vec<String>,
+    },
     Symbols {
         id: Option<u64>,
     },
@@ -301,6 +363,8 @@ impl Request {
         match self {
             Request::Subscribe { id, .. }
             | Request::Unsubscribe { id, .. }
+            | Request::SubscribeBars { id, .. }
+            | Request::UnsubscribeBars { id, .. }
             | Request::Symbols { id }
             | Request::Ping { id, .. } => *id,
         }

@@ -5,7 +5,7 @@
 //! short excerpt of the input.
 
 use super::{
-    ErrorCode, MAX_SYMBOL_LEN, Request, RequestError, ResumeFrom, SymbolSet, WILDCARD,
+    ErrorCode, MAX_SYMBOL_LEN, Request, RequestError, ResumeFrom, SymbolSet, Timeframe, WILDCARD,
     is_valid_symbol,
 };
 
@@ -63,16 +63,32 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
         Some(_) => return Err(bad("field op: expected a string")),
         None => return Err(bad("missing field op")),
     };
-    match op {
-        "subscribe" => {
+    let bars = bars_channel(&map, op, id)?;
+    match (op, bars) {
+        ("subscribe", Some(tf)) => {
             let (symbols, invalid) = symbol_field(&map, id)?;
-            let max_hz = match map.get("max_hz") {
-                None | Some(serde_json::Value::Null) => 0.0,
-                Some(v) => match v.as_f64() {
-                    Some(hz) if hz >= 0.0 && hz.is_finite() => hz,
-                    _ => return Err(bad("field max_hz: expected a number >= 0")),
-                },
+            let SymbolSet::Named(symbols) = symbols else {
+                return Err(bad("field symbols: bars need named symbols, not \"*\""));
             };
+            Ok(Request::SubscribeBars {
+                id,
+                tf,
+                symbols,
+                invalid,
+                max_hz: max_hz_field(&map, id)?,
+                snapshot: bool_field(&map, "snapshot", true, id)?,
+            })
+        }
+        ("unsubscribe", Some(tf)) => {
+            let (symbols, _invalid) = symbol_field(&map, id)?;
+            let SymbolSet::Named(symbols) = symbols else {
+                return Err(bad("field symbols: bars need named symbols, not \"*\""));
+            };
+            Ok(Request::UnsubscribeBars { id, tf, symbols })
+        }
+        ("subscribe", None) => {
+            let (symbols, invalid) = symbol_field(&map, id)?;
+            let max_hz = max_hz_field(&map, id)?;
             let snapshot = bool_field(&map, "snapshot", true, id)?;
             let deltas = bool_field(&map, "deltas", false, id)?;
             Ok(Request::Subscribe {
@@ -85,20 +101,70 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
                 resume: resume_fields(&map, id)?,
             })
         }
-        "unsubscribe" => {
+        ("unsubscribe", None) => {
             let (symbols, _invalid) = symbol_field(&map, id)?;
             Ok(Request::Unsubscribe { id, symbols })
         }
-        "symbols" => Ok(Request::Symbols { id }),
-        "ping" => Ok(Request::Ping {
+        ("symbols", _) => Ok(Request::Symbols { id }),
+        ("ping", _) => Ok(Request::Ping {
             id,
             t: map.get("t").cloned(),
         }),
-        other => Err(RequestError::new(
+        (other, _) => Err(RequestError::new(
             id,
             ErrorCode::UnknownOp,
             format!("unknown op: {}", truncate(other, 40)),
         )),
+    }
+}
+
+/// Reads `channel` and `tf` of a subscribe or unsubscribe: `None` for
+/// ticks (no channel, or `"ticks"`), the timeframe for `"bars"`.
+fn bars_channel(
+    map: &serde_json::Map<String, serde_json::Value>,
+    op: &str,
+    id: Option<u64>,
+) -> Result<Option<Timeframe>, RequestError> {
+    let bad = |msg: String| RequestError::new(id, ErrorCode::BadRequest, msg);
+    if op != "subscribe" && op != "unsubscribe" {
+        return Ok(None);
+    }
+    match map.get("channel") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(c)) if c == "ticks" => Ok(None),
+        Some(serde_json::Value::String(c)) if c == "bars" => match map.get("tf") {
+            Some(serde_json::Value::String(tf)) => {
+                Timeframe::parse(tf).map(Some).ok_or_else(|| {
+                    bad(format!(
+                        "field tf: {:?} is not a timeframe; use 1s, 1m, 5m, 1h or 1d",
+                        truncate(tf, 16)
+                    ))
+                })
+            }
+            Some(_) => Err(bad("field tf: expected a string such as \"1m\"".into())),
+            None => Err(bad(
+                "missing field tf: bars need a timeframe (1s, 1m, 5m, 1h or 1d)".into(),
+            )),
+        },
+        Some(_) => Err(bad("field channel: expected \"ticks\" or \"bars\"".into())),
+    }
+}
+
+/// Reads `max_hz`: a number >= 0; absent is 0 (as fast as read).
+fn max_hz_field(
+    map: &serde_json::Map<String, serde_json::Value>,
+    id: Option<u64>,
+) -> Result<f64, RequestError> {
+    match map.get("max_hz") {
+        None | Some(serde_json::Value::Null) => Ok(0.0),
+        Some(v) => match v.as_f64() {
+            Some(hz) if hz >= 0.0 && hz.is_finite() => Ok(hz),
+            _ => Err(RequestError::new(
+                id,
+                ErrorCode::BadRequest,
+                "field max_hz: expected a number >= 0",
+            )),
+        },
     }
 }
 
@@ -230,6 +296,61 @@ mod tests {
                 resume: None,
             }
         );
+    }
+
+    #[test]
+    fn bars_subscribe_and_unsubscribe_name_their_channel_and_timeframe() {
+        let req = parse_json_request(
+            br#"{"op":"subscribe","id":9,"channel":"bars","tf":"1m","symbols":["AAPL","x y"],"max_hz":2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            Request::SubscribeBars {
+                id: Some(9),
+                tf: Timeframe::M1,
+                symbols: vec!["AAPL".into()],
+                invalid: vec!["x y".into()],
+                max_hz: 2.0,
+                snapshot: true,
+            }
+        );
+        let req = parse_json_request(
+            br#"{"op":"unsubscribe","channel":"bars","tf":"1h","symbols":["AAPL"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            Request::UnsubscribeBars {
+                id: None,
+                tf: Timeframe::H1,
+                symbols: vec!["AAPL".into()],
+            }
+        );
+        let ticks = parse_json_request(br#"{"op":"subscribe","channel":"ticks","symbols":["A"]}"#);
+        assert!(matches!(ticks, Ok(Request::Subscribe { .. })));
+        for (text, says) in [
+            (
+                r#"{"op":"subscribe","channel":"bars","symbols":["A"]}"#,
+                "missing field tf",
+            ),
+            (
+                r#"{"op":"subscribe","channel":"bars","tf":"2m","symbols":["A"]}"#,
+                "not a timeframe",
+            ),
+            (
+                r#"{"op":"subscribe","channel":"bars","tf":"1m","symbols":["*"]}"#,
+                "named symbols",
+            ),
+            (
+                r#"{"op":"subscribe","channel":"book","symbols":["A"]}"#,
+                "field channel",
+            ),
+        ] {
+            let e = err(text);
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert!(e.msg.contains(says), "{text}: {}", e.msg);
+        }
     }
 
     #[test]

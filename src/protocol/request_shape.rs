@@ -7,7 +7,7 @@
 //! example of `docs/protocol.md` validates against these schemas and
 //! parses.
 
-use super::SYMBOL_PATTERN;
+use super::{SYMBOL_PATTERN, Timeframe};
 use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
@@ -18,11 +18,18 @@ const SYMBOL_OR_WILDCARD: &str = r"^(\*|[A-Za-z0-9._/:^=-]{1,32})$";
 #[derive(JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RequestShape {
-    /// Start streaming symbols: a snapshot of each, then every update.
+    /// Start streaming symbols: a snapshot of each, then every update; or,
+    /// with `"channel":"bars"`, their bars in the timeframe `tf`.
     Subscribe {
         /// Any unsigned integer, echoed in the replies.
         id: Option<u64>,
-        /// The symbols; `["*"]` is every symbol, including later ones.
+        /// `ticks` (the default) or `bars`.
+        channel: Option<Channel>,
+        /// With `"channel":"bars"` (and only then, where it is required):
+        /// the bars' timeframe.
+        tf: Option<Timeframe>,
+        /// The symbols; `["*"]` is every symbol, including later ones
+        /// (ticks only: bars take named symbols).
         #[schemars(length(min = 1), inner(pattern(SYMBOL_OR_WILDCARD)))]
         symbols: Vec<String>,
         /// At most this many events per second per symbol, conflated in
@@ -39,10 +46,15 @@ pub enum RequestShape {
         /// Resume: per symbol, the last seq held.
         from: Option<BTreeMap<SymbolKey, u64>>,
     },
-    /// Stop streaming symbols; `["*"]` stops everything.
+    /// Stop streaming symbols; `["*"]` stops everything. With
+    /// `"channel":"bars"` and `tf`: stop those bars.
     Unsubscribe {
         /// Any unsigned integer, echoed in the ack.
         id: Option<u64>,
+        /// `ticks` (the default) or `bars`.
+        channel: Option<Channel>,
+        /// With `"channel":"bars"`: the timeframe subscribed.
+        tf: Option<Timeframe>,
         /// The symbols to stop.
         #[schemars(length(min = 1), inner(pattern(SYMBOL_OR_WILDCARD)))]
         symbols: Vec<String>,
@@ -66,3 +78,13 @@ pub enum RequestShape {
 #[derive(JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
 #[schemars(transparent)]
 pub struct SymbolKey(#[schemars(pattern(SYMBOL_PATTERN))] pub String);
+
+/// What a subscription streams.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Ticks: market updates.
+    Ticks,
+    /// Bars: OHLCV aggregates in one timeframe.
+    Bars,
+}

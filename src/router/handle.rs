@@ -2,9 +2,10 @@
 //! and the commands it queues to the router task (subscribe, unsubscribe,
 //! leave), each answered on a oneshot channel.
 
-use super::{ClientId, Subscribed};
+use super::{BarsSubscribed, ClientId, Subscribed};
+use crate::bars::BarStore;
 use crate::conflate::Mailbox;
-use crate::protocol::SymbolSet;
+use crate::protocol::{SymbolSet, Timeframe};
 use crate::symbols::{SymbolId, SymbolTable};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +24,19 @@ pub(super) enum Command {
         symbols: SymbolSet,
         reply: oneshot::Sender<Vec<SymbolId>>,
     },
+    SubscribeBars {
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        tf: Timeframe,
+        symbols: Vec<String>,
+        reply: oneshot::Sender<BarsSubscribed>,
+    },
+    UnsubscribeBars {
+        client: ClientId,
+        tf: Timeframe,
+        symbols: Vec<String>,
+        reply: oneshot::Sender<Vec<SymbolId>>,
+    },
     Leave {
         client: ClientId,
     },
@@ -38,11 +52,17 @@ pub struct RouterGone;
 pub struct RouterHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) table: Arc<SymbolTable>,
+    pub(super) bars: Arc<BarStore>,
 }
 
 impl RouterHandle {
     pub fn table(&self) -> &Arc<SymbolTable> {
         &self.table
+    }
+
+    /// Every symbol's bars, as the router builds them.
+    pub fn bars(&self) -> &Arc<BarStore> {
+        &self.bars
     }
 
     /// Registers `mailbox` for `symbols` and returns the grants with their
@@ -76,6 +96,51 @@ impl RouterHandle {
         self.commands
             .send(Command::Unsubscribe {
                 client,
+                symbols,
+                reply,
+            })
+            .await
+            .map_err(|_| RouterGone)?;
+        rx.await.map_err(|_| RouterGone)
+    }
+
+    /// Registers `mailbox` for the bars of `symbols` in `tf`; returns each
+    /// granted symbol with the index of the first final bar it will get.
+    /// The mailbox's bar bits must be made first (`Mailbox::enable_bars`).
+    pub async fn subscribe_bars(
+        &self,
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        tf: Timeframe,
+        symbols: Vec<String>,
+    ) -> Result<BarsSubscribed, RouterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SubscribeBars {
+                client,
+                mailbox,
+                tf,
+                symbols,
+                reply,
+            })
+            .await
+            .map_err(|_| RouterGone)?;
+        rx.await.map_err(|_| RouterGone)
+    }
+
+    /// Removes the bars of `symbols` in `tf`; returns the ids of those
+    /// that exist.
+    pub async fn unsubscribe_bars(
+        &self,
+        client: ClientId,
+        tf: Timeframe,
+        symbols: Vec<String>,
+    ) -> Result<Vec<SymbolId>, RouterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::UnsubscribeBars {
+                client,
+                tf,
                 symbols,
                 reply,
             })

@@ -18,8 +18,9 @@
 //! Files: this one holds the router's state, routing and subscriptions;
 //! `handle.rs` the handle sessions talk through, `interest.rs` the
 //! on-demand interest and warming, `retention.rs` the history rings'
-//! bounds.
+//! bounds, `bars.rs` the aggregation of routed ticks into bars.
 
+mod bars;
 mod handle;
 mod interest;
 mod retention;
@@ -30,6 +31,7 @@ pub use handle::{RouterGone, RouterHandle};
 pub use interest::{Interest, InterestSender};
 pub use retention::Retention;
 
+use crate::bars::{BarStore, DEFAULT_BARS_MEMORY};
 use crate::clock::now_ns;
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
@@ -69,6 +71,15 @@ pub struct Subscribed {
     pub unknown: Vec<String>,
 }
 
+/// Reply to a bars subscribe: each granted symbol with the index of the
+/// first final bar it will be sent (the finals closed so far).
+#[derive(Debug, Default)]
+pub struct BarsSubscribed {
+    pub granted: Vec<(SymbolId, u64)>,
+    /// Requested names the router does not know.
+    pub unknown: Vec<String>,
+}
+
 #[derive(Debug)]
 struct Subscriber {
     client: ClientId,
@@ -83,6 +94,8 @@ pub struct Router {
     /// Recent updates of every symbol, within `--history` and
     /// `--history-memory`.
     retention: Retention,
+    /// Bars of every symbol, built from the routed ticks.
+    bars: bars::BarRouting,
     topics: Vec<Vec<Subscriber>>,
     wildcard: Vec<Subscriber>,
     /// Symbols each client holds explicitly, to leave in O(subscriptions).
@@ -100,7 +113,13 @@ pub struct Router {
 
 impl Router {
     pub fn new(table: Arc<SymbolTable>, stats: Arc<Stats>) -> Self {
+        let bars = BarStore::new(
+            table.capacity(),
+            crate::bars::Retention::default(),
+            DEFAULT_BARS_MEMORY,
+        );
         Self {
+            bars: bars::BarRouting::new(Arc::new(bars)),
             table,
             stats,
             ids: HashMap::new(),
@@ -132,6 +151,14 @@ impl Router {
         self
     }
 
+    /// Keeps `retention` final bars per symbol and timeframe, within
+    /// `budget_bytes` over all of them (see `bars::store`).
+    pub fn with_bars(mut self, retention: crate::bars::Retention, budget_bytes: usize) -> Self {
+        let store = BarStore::new(self.table.capacity(), retention, budget_bytes);
+        self.bars = bars::BarRouting::new(Arc::new(store));
+        self
+    }
+
     /// Starts the router task; returns the handle sessions use.
     pub fn spawn(
         self,
@@ -143,6 +170,7 @@ impl Router {
         let handle = RouterHandle {
             commands: tx,
             table: self.table.clone(),
+            bars: self.bars.store().clone(),
         };
         tokio::spawn(async move {
             self.run(source, rx, shutdown).await;
@@ -158,11 +186,14 @@ impl Router {
         mut shutdown: Shutdown,
     ) {
         let mut source_open = true;
+        let mut bar_clock = tokio::time::interval(bars::CLOCK_PERIOD);
+        bar_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => break,
                 Some(command) = commands.recv() => self.handle(command),
+                _ = bar_clock.tick() => self.bars.on_clock(),
                 msg = source.recv(), if source_open => {
                     match msg {
                         Some(SourceMsg::Declare(names)) => {
@@ -180,6 +211,7 @@ impl Router {
                         }
                         None => {
                             tracing::info!("source finished; serving the last values");
+                            self.bars.source_ended();
                             source_open = false;
                         }
                     }
@@ -260,6 +292,7 @@ impl Router {
                 }
                 _ => Changed::ALL,
             };
+            self.bars.tick(id, &tick);
             let tick = Arc::new(EncodedTick::with_changes(tick, changed));
             self.retention.store(&self.table, id, &tick);
             self.table.store(id, tick);
@@ -289,8 +322,43 @@ impl Router {
             } => {
                 let _ = reply.send(self.unsubscribe(client, symbols));
             }
+            Command::SubscribeBars {
+                client,
+                mailbox,
+                tf,
+                symbols,
+                reply,
+            } => {
+                let mut subscribed = BarsSubscribed::default();
+                for name in symbols {
+                    match self.ids.get(name.as_str()) {
+                        Some(&id) => {
+                            let first = self.bars.subscribe(client, &mailbox, id, tf);
+                            subscribed.granted.push((id, first));
+                        }
+                        None => subscribed.unknown.push(name),
+                    }
+                }
+                let _ = reply.send(subscribed);
+            }
+            Command::UnsubscribeBars {
+                client,
+                tf,
+                symbols,
+                reply,
+            } => {
+                let ids: Vec<SymbolId> = symbols
+                    .iter()
+                    .filter_map(|name| self.ids.get(name.as_str()).copied())
+                    .collect();
+                for &id in &ids {
+                    self.bars.unsubscribe(client, id, tf);
+                }
+                let _ = reply.send(ids);
+            }
             Command::Leave { client } => {
                 self.unsubscribe(client, SymbolSet::All);
+                self.bars.leave(client);
             }
         }
     }
@@ -392,6 +460,11 @@ impl Router {
         }
         self.unwant(self.names(&last));
         ids
+    }
+
+    /// Bars subscriptions of every client (for tests and stats).
+    pub fn bar_subscription_count(&self) -> usize {
+        self.bars.subscription_count()
     }
 
     /// Subscribers of one symbol, not counting `*` (for tests and stats).

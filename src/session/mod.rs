@@ -100,7 +100,8 @@ where
                 encoding,
                 settings.max_frame_bytes,
                 settings.max_lag,
-            ),
+            )
+            .with_bars(settings.router.bars().clone()),
             budget: RequestBudget::new(
                 limits.requests_per_sec,
                 limits.request_burst,

@@ -22,6 +22,7 @@
 //! client holds in buffers is bounded by that size, not by how far behind
 //! it fell.
 
+use crate::bars::BarStore;
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use crate::conflate::Mailbox;
 use crate::protocol::Event;
@@ -50,6 +51,7 @@ impl Delivery {
     }
 }
 
+mod bars;
 mod resume;
 
 /// Delivery state of one subscribed symbol.
@@ -115,6 +117,9 @@ pub struct Outbox {
     pub sent_ts: Vec<u64>,
     /// Earliest time a paced symbol becomes due, if any is waiting.
     pub deferred_until: Option<Instant>,
+    /// Bars subscriptions by `conflate::bar_key` (`outbox/bars.rs`).
+    bars: HashMap<u32, bars::BarSubscription>,
+    bar_store: Option<Arc<BarStore>>,
 }
 
 impl Outbox {
@@ -136,7 +141,15 @@ impl Outbox {
             max_lag,
             sent_ts: Vec::new(),
             deferred_until: None,
+            bars: HashMap::new(),
+            bar_store: None,
         }
+    }
+
+    /// Reads bars from `store` (the router's) for bars subscriptions.
+    pub fn with_bars(mut self, store: Arc<BarStore>) -> Self {
+        self.bar_store = Some(store);
+        self
     }
 
     /// The client's mailbox, created on first use so that idle connections
@@ -159,7 +172,7 @@ impl Outbox {
         } else {
             self.subs.len()
         };
-        named + usize::from(self.wildcard.is_some())
+        named + usize::from(self.wildcard.is_some()) + self.bars.len()
     }
 
     /// How many of `ids` are not yet subscribed.
@@ -303,6 +316,13 @@ impl Outbox {
                 emit.tick(latest, sub);
             }
         }
+        let mut view = bars::BarsView {
+            table: &self.table,
+            store: self.bar_store.as_deref(),
+            subs: &mut self.bars,
+            deferred_until: &mut self.deferred_until,
+        };
+        bars::collect_bars(&mut view, mailbox, now, &mut emit);
         if !self.frame.is_empty() {
             frames.push(self.frame.finish());
         }

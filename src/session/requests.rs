@@ -2,7 +2,9 @@
 //! outbox changes and the reply events (ack, error, symbols, pong and
 //! snapshots), in the order the client receives them. A resume whose
 //! updates this node's rings lack waits for them (`backfill`) before its
-//! ack.
+//! ack. Bars requests are in `requests/bars.rs`.
+
+mod bars;
 
 use super::Limits;
 use super::backfill::Backfill;
@@ -77,6 +79,24 @@ impl RequestContext<'_> {
                 self.subscribe(id, symbols, invalid, asked).await
             }
             Request::Unsubscribe { id, symbols } => self.unsubscribe(id, symbols).await,
+            Request::SubscribeBars {
+                id,
+                tf,
+                symbols,
+                invalid,
+                max_hz,
+                snapshot,
+            } => {
+                let delivery = Delivery {
+                    max_hz,
+                    deltas: false,
+                };
+                self.subscribe_bars(id, tf, symbols, invalid, delivery, snapshot)
+                    .await
+            }
+            Request::UnsubscribeBars { id, tf, symbols } => {
+                self.unsubscribe_bars(id, tf, symbols).await
+            }
             Request::Symbols { id } => {
                 let symbols = self
                     .router
@@ -154,6 +174,8 @@ impl RequestContext<'_> {
             reply.events.push(Event::Ack {
                 id,
                 op: "subscribe".into(),
+                channel: None,
+                tf: None,
                 symbols: Some(acked),
                 resumed: asked.resume.is_some().then_some(resumed),
             });
@@ -302,6 +324,8 @@ impl RequestContext<'_> {
             events: vec![Event::Ack {
                 id,
                 op: "unsubscribe".into(),
+                channel: None,
+                tf: None,
                 symbols: Some(acked),
                 resumed: None,
             }],

@@ -6,6 +6,7 @@
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -354,6 +355,40 @@ pub fn check_seq(seqs: &mut SeqByName, tick: &Value) -> u64 {
 /// The free LOBSTER sample (third-party data, never copied into the
 /// repository): read from `$TICKFEED_LOBSTER` or `../shared/feeds/`.
 pub const LOBSTER_NAME: &str = "AAPL_2012-06-21_34200000_37800000_message_50.csv";
+
+/// 2012-06-21 00:00 US Eastern (EDT, UTC-4), the LOBSTER sample's day, in
+/// epoch seconds, written out here so tests do not trust the library's
+/// time-zone arithmetic.
+pub const LOBSTER_MIDNIGHT_S: u64 = 1_340_251_200;
+
+/// Executions (types 4 and 5) read straight from a LOBSTER file of
+/// 2012-06-21: (xt, px, sz), and how many order events name an order
+/// placed before the file.
+pub fn lobster_executions(path: &Path) -> (Vec<(u64, f64, u64)>, u64) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (mut executions, mut submitted, mut unknown) = (Vec::new(), HashSet::new(), 0);
+    for line in text.lines() {
+        let f: Vec<&str> = line.trim_end().split(',').collect();
+        match f[1] {
+            "1" => {
+                submitted.insert(f[2]);
+            }
+            "2" | "3" | "4" if !submitted.contains(f[2]) => unknown += 1,
+            _ => {}
+        }
+        if f[1] == "4" || f[1] == "5" {
+            let (whole, fraction) = f[0].split_once('.').unwrap_or((f[0], ""));
+            let nanos: u64 = format!("{fraction:0<9}")[..9].parse().unwrap();
+            let xt = (LOBSTER_MIDNIGHT_S + whole.parse::<u64>().unwrap()) * 1_000_000_000 + nanos;
+            executions.push((
+                xt,
+                f[4].parse::<f64>().unwrap() / 10_000.0,
+                f[3].parse().unwrap(),
+            ));
+        }
+    }
+    (executions, unknown)
+}
 
 /// The LOBSTER sample's path; fails the test, saying where to put the
 /// file, when it is absent.

@@ -1,6 +1,6 @@
-//! The contract against a live server: every kind of event it sends
-//! validates against its schema in `docs/asyncapi.json` and declares no
-//! field the schema lacks, every `/api` answer validates against
+//! The contract against a live server: every kind of event it sends,
+//! ticks and bars, validates against its schema in `docs/asyncapi.json`
+//! and declares no field the schema lacks, every `/api` answer validates against
 //! `docs/openapi.json`, and the server serves both documents.
 
 use crate::common::{self, Client, TestServer, poll, start_server};
@@ -99,6 +99,10 @@ impl EventChecker {
                 "ack resumed with null"
             }
             "ack" if event["resumed"].is_object() => "ack resumed",
+            "ack" if event["channel"] == "bars" => "ack of bars",
+            "bar" if event["snap"] == true => "bar snapshot",
+            "bar" if event["final"] == true => "final bar",
+            "bar" => "bar update",
             "error" => {
                 self.seen
                     .error_codes
@@ -184,6 +188,28 @@ async fn every_kind_of_event_a_live_server_sends_validates_against_its_schema() 
         .read_until(&mut client, |e| e["code"] == "too_large")
         .await;
 
+    // Bars of 1s on the same connection: the snapshot of the open bar,
+    // its updates, and the final one when its second ends.
+    client
+        .send(json!({"op": "subscribe", "id": 10, "channel": "bars", "tf": "1s", "symbols": [a]}))
+        .await;
+    // The ack, the snapshot and updates may share a frame: read on until
+    // one of each kind of bar event has been seen.
+    let bar_shapes = std::cell::RefCell::new(BTreeSet::new());
+    checker
+        .read_until(&mut client, |e| {
+            let mut shapes = bar_shapes.borrow_mut();
+            if e["ev"] == "bar" {
+                shapes.insert((e["snap"] == true, e["final"] == true));
+            }
+            shapes.len() == 3
+        })
+        .await;
+    client
+        .send(json!({"op": "unsubscribe", "id": 11, "channel": "bars", "tf": "1s", "symbols": [a]}))
+        .await;
+    checker.read_until(&mut client, id(11)).await;
+
     // A second connection resumes where the first stands, in the same
     // epoch and in another.
     let held = checker
@@ -216,6 +242,10 @@ async fn every_kind_of_event_a_live_server_sends_validates_against_its_schema() 
         "snapshot",
         "ack resumed",
         "ack resumed with null",
+        "ack of bars",
+        "bar snapshot",
+        "bar update",
+        "final bar",
     ] {
         assert!(
             seen.shapes.contains(shape),
@@ -257,6 +287,14 @@ async fn api_responses_validate_against_the_openapi_document() {
         ("/api/ticks?sym=NO_SUCH".to_string(), 404),
         (format!("/api/ticks?sym={sym}&limit=0"), 400),
         ("/api/ticks".to_string(), 400),
+        (format!("/api/bars?sym={sym}&tf=1s"), 200),
+        (
+            format!("/api/bars?sym={sym}&tf=1m&from=0&to=1&limit=2"),
+            200,
+        ),
+        ("/api/bars?sym=NO_SUCH&tf=1m".to_string(), 404),
+        (format!("/api/bars?sym={sym}&tf=2m"), 400),
+        (format!("/api/bars?sym={sym}&tf=1m&from=5&to=5"), 400),
     ];
     for (path, expected) in requests {
         let (status, epoch, body) = get(&server, &path).await;
@@ -280,6 +318,15 @@ async fn api_responses_validate_against_the_openapi_document() {
     let tick = document.declared_by("FullTickEvent");
     for event in symbols.as_array().unwrap() {
         assert_declared(&tick, event, "/api/symbols");
+    }
+    let bar = document.declared_by("HistoryBarEvent");
+    let bars = server.get_json(&format!("/api/bars?sym={sym}&tf=1s")).await;
+    assert!(
+        !bars.as_array().unwrap().is_empty(),
+        "{sym} has bars: {bars}"
+    );
+    for event in bars.as_array().unwrap() {
+        assert_declared(&bar, event, "/api/bars");
     }
     server.shutdown().await;
 }

@@ -79,4 +79,22 @@ export class Auth {
     if (res.status === 401) this.refused(sent);
     return res;
   }
+
+  /**
+   * GET a history endpoint (/api/ticks, /api/bars): its array and how it
+   * went: `live` (answered), `token` (401), `unknown` (404: no such
+   * symbol) or `failed` (another status, or the server is down).
+   */
+  async history(path) {
+    try {
+      const res = await this.fetch(path, { cache: 'no-store' });
+      if (res.ok) {
+        const body = await res.json();
+        return { items: Array.isArray(body) ? body : [], state: 'live' };
+      }
+      return { items: [], state: res.status === 401 ? 'token' : res.status === 404 ? 'unknown' : 'failed' };
+    } catch {
+      return { items: [], state: 'failed' };
+    }
+  }
 }

@@ -1,7 +1,9 @@
 // chart.js — the #chart canvas: a live price chart drawn by hand.
 //
 // Owns: one Series (series.js) per watched symbol, and drawing the selected
-// symbol: line or candles built from ticks, volume bars, a right-hand price
+// symbol: line or candles built from ticks, or, with a timeframe chosen,
+// the candles of the server's bars (a BarBook, bars.js), with volume bars,
+// a right-hand price
 // axis and a time axis with "nice" ticks, a last-price marker, and a
 // crosshair with a price/time/volume readout. The canvas is sized for the
 // device pixel ratio and redrawn only when something changed, at most once
@@ -30,6 +32,8 @@ export class Chart {
     this.cssW = 0;
     this.cssH = 0;
     this.dpr = 1;
+    this.book = null;       // the BarBook drawn instead of ticks while a timeframe is chosen
+    this.drawnBars = { generation: -1, count: 0, sym: '', tf: '' }; // what the last frame drew
     this.colors = this.readColors();
     new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
     canvas.addEventListener('pointermove', (e) => this.pointer(e));
@@ -114,8 +118,16 @@ export class Chart {
     }
   }
 
+  /** Draw `book`'s bars while it is active (a timeframe is chosen). */
+  setBook(book) {
+    this.book = book;
+    this.dirty = true;
+  }
+
   /** Draw if anything changed. Call once per animation frame. */
   render() {
+    const book = this.book;
+    if (book && book.active && book.generation !== this.drawnBars.generation) this.dirty = true;
     if (!this.dirty || this.cssW === 0) return;
     this.dirty = false;
     const { ctx, cssW: w, cssH: h, dpr, colors: c } = this;
@@ -124,6 +136,10 @@ export class Chart {
     ctx.fillRect(0, 0, w, h);
     ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
     ctx.textBaseline = 'middle';
+    if (book && book.active) {
+      this.renderBars(book);
+      return;
+    }
     const s = this.series.get(this.symbol);
     if (!s || s.len === 0) {
       ctx.fillStyle = c.text;
@@ -134,21 +150,50 @@ export class Chart {
     this.drawSeries(s);
   }
 
-  drawSeries(s) {
+  /** The book's bars as candles; until its first history, a note. */
+  renderBars(book) {
+    const { sym, tf } = book.shown;
+    this.drawnBars = { generation: book.generation, count: 0, sym, tf };
+    if (book.bars.length === 0) {
+      const { ctx, cssW: w, cssH: h, colors: c } = this;
+      ctx.fillStyle = c.text;
+      ctx.textAlign = 'center';
+      const text = book.state === 'loading' ? `Loading ${book.sym} ${book.tf} bars…` : `Waiting for ${book.sym} ${book.tf} bars…`;
+      ctx.fillText(text, w / 2, h / 2);
+      return;
+    }
+    const bars = book.bars;
+    const view = {
+      len: bars.length,
+      time: (i) => bars[i].t,
+      price: (i) => bars[i].c,
+      volume: (i) => bars[i].v,
+    };
+    this.drawSeries(view, { candles: bars, bucketMs: book.tfMs, label: `${sym} ${tf}`, first: bars[0].o });
+    this.drawnBars.count = bars.length;
+  }
+
+  /**
+   * Draw `s` (a Series, or a view of bars with the same accessors). With
+   * `bars` ({candles, bucketMs, label, first}), those candles are drawn
+   * as they are, whatever the mode.
+   */
+  drawSeries(s, bars = null) {
     const { cssW: w, cssH: h } = this;
     const plot = { x0: 0, x1: w - AXIS_W, y0: LEGEND_H, y1: h - AXIS_H };
     const volH = Math.round((plot.y1 - plot.y0) * VOL_FRACTION);
     const price = { ...plot, y1: plot.y1 - volH - 4 };
     const vol = { ...plot, y0: plot.y1 - volH };
 
-    const tEnd = s.time(s.len - 1);
+    const tEnd = bars ? s.time(s.len - 1) + bars.bucketMs : s.time(s.len - 1);
     const tStart = Math.min(s.time(0), tEnd - MIN_SPAN_MS);
     const span = tEnd - tStart;
     const pad = span * 0.02;
     const x = (t) => plot.x0 + ((t - tStart) / (span + pad)) * (plot.x1 - plot.x0);
 
-    const bucketMs = Math.max(BUCKET_MS, timeStep(span, Math.max(20, (plot.x1 - plot.x0) / 9)));
-    const candles = buildCandles(s, bucketMs);
+    const bucketMs = bars ? bars.bucketMs : Math.max(BUCKET_MS, timeStep(span, Math.max(20, (plot.x1 - plot.x0) / 9)));
+    const candles = bars ? bars.candles : buildCandles(s, bucketMs);
+    const mode = bars ? 'candles' : this.mode;
     let lo = Infinity;
     let hi = -Infinity;
     for (const k of candles) {
@@ -166,11 +211,11 @@ export class Chart {
 
     this.drawGrid(price, plot, lo, hi, y, tStart, tEnd, x, s.price(s.len - 1));
     this.drawVolume(candles, vol, x, bucketMs);
-    if (this.mode === 'candles') this.drawCandles(candles, x, y, bucketMs);
+    if (mode === 'candles') this.drawCandles(candles, x, y, bucketMs);
     else this.drawLine(s, x, y, price);
     this.drawLast(s, plot, y);
-    this.drawLegend(s);
-    this.drawCrosshair(s, candles, plot, price, x, y, lo, hi, tStart, span + pad, bucketMs);
+    this.drawLegend(s, bars ? bars.label : this.symbol, bars ? bars.first : this.first.get(this.symbol));
+    this.drawCrosshair(s, candles, plot, price, x, y, lo, hi, tStart, span + pad, bucketMs, mode);
   }
 
   drawGrid(price, plot, lo, hi, y, tStart, tEnd, x, lastPrice) {
@@ -293,17 +338,16 @@ export class Chart {
     ctx.fillText(text, x + 6, y);
   }
 
-  drawLegend(s) {
+  drawLegend(s, label, first) {
     const { ctx, colors: c } = this;
     const last = s.price(s.len - 1);
-    const first = this.first.get(this.symbol);
     const chg = last - first;
     const pct = (last / first - 1) * 100;
     ctx.textAlign = 'left';
     ctx.font = '600 13px system-ui, sans-serif';
     ctx.fillStyle = c.strong;
-    ctx.fillText(this.symbol, 8, LEGEND_H / 2);
-    const wSym = ctx.measureText(this.symbol).width;
+    ctx.fillText(label, 8, LEGEND_H / 2);
+    const wSym = ctx.measureText(label).width;
     ctx.font = '12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
     ctx.fillStyle = chg >= 0 ? c.up : c.down;
     const sign = chg > 0 ? '+' : '';
@@ -311,7 +355,7 @@ export class Chart {
     ctx.font = '11px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace';
   }
 
-  drawCrosshair(s, candles, plot, price, x, y, lo, hi, tStart, spanPad, bucketMs) {
+  drawCrosshair(s, candles, plot, price, x, y, lo, hi, tStart, spanPad, bucketMs, mode) {
     const mouse = this.mouse;
     if (!mouse || mouse.x < plot.x0 || mouse.x > plot.x1 || mouse.y < plot.y0 || mouse.y > plot.y1) return;
     const { ctx, colors: c, cssH: h } = this;
@@ -341,14 +385,14 @@ export class Chart {
     ctx.fillStyle = '#0b0f14';
     ctx.textAlign = 'center';
     ctx.fillText(label, mx, h - AXIS_H / 2);
-    this.readout(s, candles, t, bucketMs);
+    this.readout(s, candles, t, bucketMs, mode);
   }
 
   /** Values under the crosshair, top-right of the plot. */
-  readout(s, candles, t, bucketMs) {
+  readout(s, candles, t, bucketMs, mode) {
     const { ctx, colors: c, cssW: w } = this;
     let text;
-    if (this.mode === 'candles') {
+    if (mode === 'candles') {
       const b = Math.floor(t / bucketMs) * bucketMs;
       const k = candles.find((q) => q.t === b);
       if (!k) return;

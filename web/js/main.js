@@ -8,6 +8,7 @@
 //   Connection --events--> onEvents --> SeqBook.observe (drops duplicates)
 //                                    --> Watchlist.applyTick / Chart.record /
 //                                        TimeSales.record / LatencyPanel.record (models)
+//                        --bar events--> BarBook.record (the chart's bars)
 //   requestAnimationFrame --> Chart.render, Watchlist.render, TimeSales.render (DOM)
 //
 // Stable ids and attributes (the browser tests in tests/dashboard.rs use them):
@@ -26,6 +27,8 @@
 //   #symhz               max_hz for the charted symbol ('' = global)
 //   #encoding            json | msgpack
 //   #chart               canvas; #chartmode button[data-mode=line|candles]
+//   #tf                  the chart's timeframe: ticks | 1s | 1m | 5m | 1h (bars
+//                        from /api/bars, then the bars channel, as candles)
 //   #latency             latency panel, values in [data-k=p50|p99|max|frames|ticks|fps]
 //   #timesales           time & sales of the charted symbol (#ts-sym), #ts-note;
 //                        #tape tbody rows tr[data-seq][data-n][data-dir=u|d|''],
@@ -43,7 +46,9 @@
 //   (a lost connection, held offline until reconnect() with hold), resetRenderStats(),
 //   msgpackDecode, LatencyWindow, planSubscribe, SeqBook, tallyResumed,
 //   resumeNote, TradeTape, tradeOf, tickDirection, DeltaBook, add(s), remove(s),
-//   setAll(on), select(s), held(s) (the full values of s's last tick, deltas applied) };
+//   setAll(on), select(s), held(s) (the full values of s's last tick, deltas applied),
+//   bars() (BarBook.snapshot, with `drawn`: the candles the chart's last frame drew),
+//   setTf(tf), mergeBar };
 //   page errors are in window.__tickfeedErrors (js/errors.js).
 
 import { Auth } from './auth.js';
@@ -60,6 +65,7 @@ import { SeqBook, tallyResumed, resumeNote } from './resume.js';
 import { TimeSales } from './timesales.js';
 import { TradeTape, tradeOf, tickDirection } from './tape.js';
 import { DeltaBook } from './deltas.js';
+import { BarBook, mergeBar } from './bars.js';
 
 const $ = (sel) => document.querySelector(sel);
 const store = new Store();
@@ -108,6 +114,8 @@ const rate = new RateControl(
 );
 const latency = new LatencyPanel($('#latency'), () => counters, fps, auth);
 const timesales = new TimeSales($('#timesales'), auth);
+const bars = new BarBook(auth, (req) => conn.send(req));
+chart.setBook(bars);
 
 // ---- socket ----------------------------------------------------------------
 function onOpen() {
@@ -118,6 +126,7 @@ function onOpen() {
   });
   resume = { kind: '', asked: reqs.some((r) => r.from), acks: [] };
   for (const req of reqs) conn.send(req);
+  bars.reconnected();
 }
 
 /** The hello comes before any reply: a new epoch resets the seqs before its snapshots. */
@@ -152,6 +161,7 @@ function onEvents(events, bytes) {
   for (const ev of events) {
     switch (ev.ev) {
       case 'tick': onTick(ev, now); break;
+      case 'bar': bars.record(ev); break;
       case 'symbols': search.setSymbols(ev.symbols || []); break;
       case 'ack': onAck(ev); break;
       case 'error': onError(ev); break;
@@ -248,6 +258,7 @@ function select(sym) {
   watchlist.select(sym);
   chart.show(sym);
   timesales.show(sym);
+  bars.follow(sym, st.tf, store.hzFor(sym));
   rate.showSymbol(sym);
   if (sym !== st.selected) store.update((s) => { s.selected = sym; });
 }
@@ -292,6 +303,12 @@ function setMode(mode) {
   if (mode !== st.chartMode) store.update((s) => { s.chartMode = mode; });
 }
 for (const b of modeButtons) b.addEventListener('click', () => setMode(b.dataset.mode));
+function setTf(tf) {
+  $('#tf').value = tf;
+  if (tf !== st.tf) store.update((s) => { s.tf = tf; });
+  bars.follow(watchlist.selected || '', tf, store.hzFor(watchlist.selected || ''));
+}
+$('#tf').addEventListener('change', (e) => setTf(e.target.value));
 
 // ---- render loop -----------------------------------------------------------
 let shownCount = -1;
@@ -323,6 +340,7 @@ for (const sym of st.symbols) {
 }
 select(st.symbols.includes(st.selected) ? st.selected : st.symbols[0] || '');
 setMode(st.chartMode);
+setTf(st.tf);
 paintAll();
 conn.start();
 requestAnimationFrame(frame);
@@ -354,6 +372,9 @@ window.tickfeed = {
   dropSocket: (hold) => conn.drop(hold),
   reconnect: () => conn.release(),
   held: (s) => deltas.held.get(s) || null,
+  bars: () => ({ ...bars.snapshot(), drawn: { ...chart.drawnBars } }),
+  setTf,
+  mergeBar,
   sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
   resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
   msgpackDecode,

@@ -57,6 +57,15 @@ export function unsubscribe(symbols) {
   return { op: 'unsubscribe', id: newId(), symbols };
 }
 
+/** Bars of `symbols` in timeframe `tf` (docs/protocol.md, "Bars"). */
+export function subscribeBars(symbols, tf, { maxHz = 0 } = {}) {
+  return { op: 'subscribe', id: newId(), channel: 'bars', tf, symbols, max_hz: maxHz };
+}
+
+export function unsubscribeBars(symbols, tf) {
+  return { op: 'unsubscribe', id: newId(), channel: 'bars', tf, symbols };
+}
+
 export function listSymbols() {
   return { op: 'symbols', id: newId() };
 }

@@ -1,12 +1,14 @@
 // state.js — the user's watchlist and settings, persisted and shareable.
 //
 // Owns: loading settings from localStorage, letting the URL override them
-// (`/?symbols=AAPL,MSFT`, also `&encoding=msgpack` and `&max_hz=4`), saving
+// (`/?symbols=AAPL,MSFT`, also `&encoding=msgpack`, `&max_hz=4` and
+// `&tf=1m`, the chart's timeframe), saving
 // every change back to localStorage, and keeping the address bar in sync so
 // the current URL can always be copied and shared. Nothing else touches
 // localStorage or history.
 
 import { ENCODINGS, isValidSymbol } from './protocol.js';
+import { TIMEFRAMES } from './bars.js';
 
 const STORAGE_KEY = 'tickfeed.v1';
 const SAVE_DELAY_MS = 200;
@@ -23,6 +25,7 @@ function defaults() {
     symHz: {},                     // per-symbol max_hz overrides
     encoding: 'json',
     chartMode: 'line',             // 'line' | 'candles'
+    tf: 'ticks',                   // the chart's timeframe: 'ticks' or bars of '1s' | '1m' | '5m' | '1h'
     selected: DEFAULT_SYMBOLS[0],  // symbol shown in the chart
     sort: { key: '', dir: 1 },     // '' = order added
   };
@@ -57,6 +60,7 @@ function sanitize(stored) {
   }
   if (ENCODINGS.includes(stored.encoding)) s.encoding = stored.encoding;
   if (['line', 'candles'].includes(stored.chartMode)) s.chartMode = stored.chartMode;
+  if (TIMEFRAMES.includes(stored.tf)) s.tf = stored.tf;
   if (typeof stored.selected === 'string') s.selected = stored.selected;
   if (stored.sort && typeof stored.sort.key === 'string') s.sort = { key: stored.sort.key, dir: stored.sort.dir === -1 ? -1 : 1 };
   return s;
@@ -82,6 +86,7 @@ export class Store {
     if (ENCODINGS.includes(q.get('encoding'))) s.encoding = q.get('encoding');
     const hz = Number(q.get('max_hz'));
     if (q.has('max_hz') && HZ_CHOICES.includes(hz)) s.maxHz = hz;
+    if (TIMEFRAMES.includes(q.get('tf'))) s.tf = q.get('tf');
   }
 
   /** Mutate the state through `fn`, then persist (debounced). */
@@ -108,6 +113,7 @@ export class Store {
     q.set('symbols', syms.join(','));
     if (s.encoding !== 'json') q.set('encoding', s.encoding);
     if (s.maxHz) q.set('max_hz', String(s.maxHz));
+    if (s.tf !== 'ticks') q.set('tf', s.tf);
     // URLSearchParams escapes the commas; keep them readable.
     return `${location.pathname}?${q.toString().replace(/%2C/g, ',').replace(/%2A/g, '*')}`;
   }

@@ -84,17 +84,10 @@ export class TimeSales {
     this.held = [];
     this.setState('loading');
     const path = `/api/ticks?sym=${encodeURIComponent(this.sym)}&limit=${HISTORY_UPDATES}`;
-    let history = [];
-    let state = 'live';
-    try {
-      const res = await this.auth.fetch(path, { cache: 'no-store' });
-      if (res.ok) history = await res.json();
-      else state = res.status === 401 ? 'token' : res.status === 404 ? 'unknown' : 'failed';
-    } catch {
-      state = 'failed'; // the server is down: the live ticks after a reconnect still fill it
-    }
+    // failed when the server is down: the live ticks after a reconnect still fill it
+    const { items, state } = await this.auth.history(path);
     if (request !== this.request) return; // another symbol or a restart since
-    for (const t of Array.isArray(history) ? history : []) if (this.tape.push(t)) this.fromHistory += 1;
+    for (const t of items) if (this.tape.push(t)) this.fromHistory += 1;
     const held = this.held;
     this.held = null;
     for (const t of held) this.tape.push(t);

@@ -1,0 +1,174 @@
+//! The router's part in bars: every routed tick goes through the
+//! [`Aggregator`] into the [`BarStore`], on the router task, so bars see
+//! exactly the ticks clients see, in routing order.
+//!
+//! The time base is the source's: `xt` on a replay, `ts` otherwise. A
+//! live source's bars also close on the clock: the router calls
+//! [`BarRouting::on_clock`] every [`CLOCK_PERIOD`], which moves the
+//! aggregator's time to now minus [`CLOCK_GRACE`] (a tick stamped just
+//! before a boundary is still on its way), so a bar closes within
+//! `CLOCK_GRACE + CLOCK_PERIOD` of its end even when nothing trades. A
+//! replay closes bars when `xt` passes their end, and its last bars when
+//! the source ends; a replay's next `--loop` pass (its `xt` goes back)
+//! closes what is open and starts over.
+//!
+//! It also holds who subscribes to which bars: a bar that changed or
+//! closed marks the bar's bit in each subscriber's mailbox
+//! (`conflate::bar_key`), which never blocks or allocates.
+
+use super::{ClientId, Subscriber};
+use crate::bars::{Aggregator, Bar, BarSink, BarStore, Timeframe};
+use crate::clock::now_ns;
+use crate::conflate::{Mailbox, bar_key};
+use crate::protocol::Tick;
+use crate::symbols::SymbolId;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the router moves a live source's bar time to the clock.
+pub(super) const CLOCK_PERIOD: Duration = Duration::from_millis(20);
+/// How far behind the clock a live source's bar time stays.
+const CLOCK_GRACE: Duration = Duration::from_millis(10);
+
+/// Aggregation state and the store it fills (router only).
+#[derive(Debug)]
+pub(super) struct BarRouting {
+    aggregator: Aggregator,
+    store: Arc<BarStore>,
+    /// The source stamps `xt` (a replay): its time is the data's, not the
+    /// clock's.
+    replay: bool,
+    /// Subscribers by symbol id, then timeframe.
+    subscribers: Vec<[Vec<Subscriber>; 5]>,
+    /// What each client holds, by `bar_key`, to leave in O(subscriptions).
+    held: HashMap<ClientId, HashSet<u32>>,
+}
+
+/// Writes the aggregator's bars into the store and marks subscribers.
+struct Publish<'a> {
+    store: &'a BarStore,
+    subscribers: &'a [[Vec<Subscriber>; 5]],
+}
+
+impl Publish<'_> {
+    fn mark(&self, id: SymbolId, tf: Timeframe) {
+        if let Some(subs) = self.subscribers.get(id as usize) {
+            for sub in &subs[tf.index()] {
+                sub.mailbox.mark_bar(bar_key(id, tf));
+            }
+        }
+    }
+}
+
+impl BarSink for Publish<'_> {
+    fn partial(&mut self, id: SymbolId, tf: Timeframe, bar: &Bar) {
+        self.store.set_partial(id, tf, bar);
+        self.mark(id, tf);
+    }
+
+    fn closed(&mut self, id: SymbolId, tf: Timeframe, bar: &Bar) {
+        self.store.push_final(id, tf, bar);
+        self.mark(id, tf);
+    }
+}
+
+impl BarRouting {
+    pub(super) fn new(store: Arc<BarStore>) -> BarRouting {
+        BarRouting {
+            aggregator: Aggregator::new(),
+            store,
+            replay: false,
+            subscribers: Vec::new(),
+            held: HashMap::new(),
+        }
+    }
+
+    /// Registers `client` for the bars of `id` in `tf`; returns how many
+    /// finals closed before (the first it will be sent has this index).
+    pub(super) fn subscribe(
+        &mut self,
+        client: ClientId,
+        mailbox: &Arc<Mailbox>,
+        id: SymbolId,
+        tf: Timeframe,
+    ) -> u64 {
+        if self.held.entry(client).or_default().insert(bar_key(id, tf)) {
+            if self.subscribers.len() <= id as usize {
+                self.subscribers
+                    .resize_with(id as usize + 1, Default::default);
+            }
+            self.subscribers[id as usize][tf.index()].push(Subscriber {
+                client,
+                mailbox: mailbox.clone(),
+            });
+        }
+        self.store.read(id, tf).finals
+    }
+
+    /// Removes `client`'s subscription to the bars of `id` in `tf`, if held.
+    pub(super) fn unsubscribe(&mut self, client: ClientId, id: SymbolId, tf: Timeframe) {
+        if let Some(held) = self.held.get_mut(&client)
+            && held.remove(&bar_key(id, tf))
+        {
+            self.subscribers[id as usize][tf.index()].retain(|s| s.client != client);
+        }
+    }
+
+    /// Forgets every bars subscription of a client that left.
+    pub(super) fn leave(&mut self, client: ClientId) {
+        for key in self.held.remove(&client).into_iter().flatten() {
+            let (id, tf) = crate::conflate::from_bar_key(key);
+            self.subscribers[id as usize][tf.index()].retain(|s| s.client != client);
+        }
+    }
+
+    /// Bars subscriptions held (for tests and stats).
+    pub(super) fn subscription_count(&self) -> usize {
+        self.held.values().map(HashSet::len).sum()
+    }
+
+    pub(super) fn store(&self) -> &Arc<BarStore> {
+        &self.store
+    }
+
+    /// One routed tick of symbol `id`.
+    pub(super) fn tick(&mut self, id: SymbolId, tick: &Tick) {
+        let mut sink = Publish {
+            store: &self.store,
+            subscribers: &self.subscribers,
+        };
+        let time = match tick.xt {
+            Some(xt) => {
+                self.replay = true;
+                if xt < self.aggregator.now() {
+                    self.aggregator.restart(xt, &mut sink);
+                }
+                xt
+            }
+            None => tick.ts,
+        };
+        self.aggregator.tick(id, time, &tick.quote, &mut sink);
+    }
+
+    /// The clock moved: a live source's bars that ended close.
+    pub(super) fn on_clock(&mut self) {
+        if !self.replay {
+            let now = now_ns().saturating_sub(CLOCK_GRACE.as_nanos() as u64);
+            let mut sink = Publish {
+                store: &self.store,
+                subscribers: &self.subscribers,
+            };
+            self.aggregator.advance(now, &mut sink);
+        }
+    }
+
+    /// The source ended: every open bar is final.
+    pub(super) fn source_ended(&mut self) {
+        let mut sink = Publish {
+            store: &self.store,
+            subscribers: &self.subscribers,
+        };
+        self.aggregator.close_all(&mut sink);
+    }
+}

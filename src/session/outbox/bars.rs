@@ -1,0 +1,161 @@
+//! A client's bars subscriptions: per symbol and timeframe, the index of
+//! the next final bar to send and the `max_hz` pacing of the open bar.
+//!
+//! When the router marks a bar (`conflate::bar_key`), the session sends,
+//! from the store, every final bar after the last one it sent, in order,
+//! each once with `final: true` (never merged: they are read by index, as
+//! long as the store retains them), then the open bar with `final: false`,
+//! conflated to its latest state and paced by `max_hz`. So the state per
+//! subscription is one index and a pacing slot, whatever the client's
+//! speed.
+
+use super::{Delivery, Emitter, Outbox};
+use crate::bars::BarStore;
+use crate::conflate::{Mailbox, bar_key, from_bar_key};
+use crate::protocol::{Bar, BarEvent, Event, Timeframe};
+use crate::symbols::{SymbolId, SymbolTable};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Delivery state of one symbol's bars in one timeframe.
+#[derive(Debug)]
+pub(super) struct BarSubscription {
+    /// Index of the next final bar to send.
+    next_final: u64,
+    interval: Option<Duration>,
+    next_due: Instant,
+}
+
+impl Outbox {
+    /// Records granted bars subscriptions (`(symbol, index of its first
+    /// final)` from the router); appends the open bars as snapshots to
+    /// `reply` when asked. A re-subscribe keeps its place in the finals.
+    pub fn add_bars(
+        &mut self,
+        granted: &[(SymbolId, u64)],
+        tf: Timeframe,
+        delivery: Delivery,
+        snapshot: bool,
+        reply: &mut Vec<Event>,
+        now: Instant,
+    ) -> u64 {
+        let mut snapshots = 0;
+        for &(id, first) in granted {
+            let sub = self
+                .bars
+                .entry(bar_key(id, tf))
+                .or_insert_with(|| BarSubscription {
+                    next_final: first,
+                    interval: None,
+                    next_due: now,
+                });
+            sub.interval = delivery.interval();
+            let Some(store) = &self.bar_store else {
+                continue;
+            };
+            // Only the bar that becomes final `next_final`: a newer one
+            // would overtake the finals still to come.
+            match store.partial_at(id, tf) {
+                Some((index, bar)) if snapshot && index == sub.next_final => {
+                    reply.push(bar_event(&self.table, id, tf, bar, Some(true), false));
+                    snapshots += 1;
+                }
+                _ => {}
+            }
+        }
+        snapshots
+    }
+
+    pub fn remove_bars(&mut self, ids: &[SymbolId], tf: Timeframe) {
+        for &id in ids {
+            self.bars.remove(&bar_key(id, tf));
+        }
+    }
+
+    /// Bars subscriptions held.
+    pub fn bar_subscription_count(&self) -> usize {
+        self.bars.len()
+    }
+}
+
+/// Sends what changed in the marked bars: finals in order, then the open
+/// bar when its `max_hz` slot is due (re-marked otherwise).
+pub(super) fn collect_bars(
+    outbox: &mut BarsView<'_>,
+    mailbox: &Mailbox,
+    now: Instant,
+    emit: &mut Emitter<'_>,
+) {
+    let Some(store) = outbox.store else {
+        return;
+    };
+    mailbox.drain_bars(|key| {
+        let Some(sub) = outbox.subs.get_mut(&key) else {
+            return;
+        };
+        let (id, tf) = from_bar_key(key);
+        let read = store.read(id, tf);
+        for index in sub.next_final.max(read.oldest)..read.finals {
+            if let Some(bar) = store.final_bar(id, tf, index) {
+                emit.event(&bar_event(outbox.table, id, tf, bar, None, true));
+            }
+        }
+        sub.next_final = sub.next_final.max(read.finals);
+        let Some((index, bar)) = store.partial_at(id, tf) else {
+            return;
+        };
+        if index != sub.next_final {
+            return;
+        }
+        if let Some(interval) = sub.interval {
+            if now < sub.next_due {
+                mailbox.defer_bar(key);
+                *outbox.deferred_until = Some(
+                    outbox
+                        .deferred_until
+                        .map_or(sub.next_due, |t| t.min(sub.next_due)),
+                );
+                return;
+            }
+            sub.next_due = now + interval;
+        }
+        emit.event(&bar_event(outbox.table, id, tf, bar, None, false));
+    });
+}
+
+/// The parts of an [`Outbox`] bars delivery reads and writes, borrowed
+/// beside its frame.
+pub(super) struct BarsView<'a> {
+    pub table: &'a SymbolTable,
+    pub store: Option<&'a BarStore>,
+    pub subs: &'a mut std::collections::HashMap<u32, BarSubscription>,
+    pub deferred_until: &'a mut Option<Instant>,
+}
+
+fn bar_event(
+    table: &SymbolTable,
+    id: SymbolId,
+    tf: Timeframe,
+    bar: Bar,
+    snap: Option<bool>,
+    is_final: bool,
+) -> Event {
+    Event::Bar(BarEvent {
+        sym: table.cell(id).name().cloned().unwrap_or_default(),
+        tf,
+        bar,
+        snap,
+        is_final,
+    })
+}
+
+impl Emitter<'_> {
+    /// Appends a bar event, splitting at the size cap.
+    fn event(&mut self, event: &Event) {
+        self.frame.push_event(event);
+        self.out.events += 1;
+        if self.frame.byte_len() >= self.max_frame_bytes {
+            self.frames.push(self.frame.finish());
+        }
+    }
+}
