@@ -17,10 +17,11 @@
 //!
 //! Either way `B.seq - A.seq - 1 == B.n` for consecutive ticks. Nothing
 //! here allocates per event: buffers are reused between frames. One
-//! `collect` fills at most one frame of `--max-frame-bytes` (plus one
-//! event): a long replay continues in the next write, so what a lagging
-//! client holds in buffers is bounded by that size, not by how far behind
-//! it fell.
+//! `collect` fills at most one frame of ticks of `--max-frame-bytes` (plus
+//! one event): a long replay continues in the next write, so the ticks a
+//! lagging client holds in buffers are bounded by that size, not by how
+//! far behind it fell. (Final bars it is owed all go out at once: they are
+//! never merged, and the store's retention bounds them.)
 
 use crate::bars::BarStore;
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
