@@ -73,17 +73,13 @@ impl RouterHandle {
         mailbox: Arc<Mailbox>,
         symbols: SymbolSet,
     ) -> Result<Subscribed, RouterGone> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe {
-                client,
-                mailbox,
-                symbols,
-                reply,
-            })
-            .await
-            .map_err(|_| RouterGone)?;
-        rx.await.map_err(|_| RouterGone)
+        self.ask(|reply| Command::Subscribe {
+            client,
+            mailbox,
+            symbols,
+            reply,
+        })
+        .await
     }
 
     /// Removes `symbols` (or everything, for `All`); returns the ids removed.
@@ -92,16 +88,12 @@ impl RouterHandle {
         client: ClientId,
         symbols: SymbolSet,
     ) -> Result<Vec<SymbolId>, RouterGone> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Unsubscribe {
-                client,
-                symbols,
-                reply,
-            })
-            .await
-            .map_err(|_| RouterGone)?;
-        rx.await.map_err(|_| RouterGone)
+        self.ask(|reply| Command::Unsubscribe {
+            client,
+            symbols,
+            reply,
+        })
+        .await
     }
 
     /// Registers `mailbox` for the bars of `symbols` in `tf`; returns each
@@ -114,18 +106,14 @@ impl RouterHandle {
         tf: Timeframe,
         symbols: Vec<String>,
     ) -> Result<BarsSubscribed, RouterGone> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::SubscribeBars {
-                client,
-                mailbox,
-                tf,
-                symbols,
-                reply,
-            })
-            .await
-            .map_err(|_| RouterGone)?;
-        rx.await.map_err(|_| RouterGone)
+        self.ask(|reply| Command::SubscribeBars {
+            client,
+            mailbox,
+            tf,
+            symbols,
+            reply,
+        })
+        .await
     }
 
     /// Removes the bars of `symbols` in `tf`; returns the ids of those
@@ -136,14 +124,24 @@ impl RouterHandle {
         tf: Timeframe,
         symbols: Vec<String>,
     ) -> Result<Vec<SymbolId>, RouterGone> {
+        self.ask(|reply| Command::UnsubscribeBars {
+            client,
+            tf,
+            symbols,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends the command `make` builds around a reply channel, and waits
+    /// for the router's answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RouterGone> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::UnsubscribeBars {
-                client,
-                tf,
-                symbols,
-                reply,
-            })
+            .send(make(reply))
             .await
             .map_err(|_| RouterGone)?;
         rx.await.map_err(|_| RouterGone)

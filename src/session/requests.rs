@@ -35,6 +35,23 @@ pub(super) struct Reply {
     pub replayed: Collected,
 }
 
+impl Reply {
+    /// Adds the `unknown_symbol` error for `unknown`, if any; the request
+    /// was refused as a whole when nothing else was answered.
+    pub(super) fn unknown_symbols(&mut self, id: Option<u64>, unknown: Vec<String>) {
+        if unknown.is_empty() {
+            return;
+        }
+        self.refused = self.events.is_empty();
+        self.events.push(Event::Error {
+            id,
+            code: ErrorCode::UnknownSymbol,
+            msg: format!("no such symbol: {}", unknown.join(", ")),
+            symbols: Some(unknown),
+        });
+    }
+}
+
 /// A subscribe's settings, as the request gave them.
 struct SubscribeAsked {
     delivery: Delivery,
@@ -180,15 +197,7 @@ impl RequestContext<'_> {
                 resumed: asked.resume.is_some().then_some(resumed),
             });
         }
-        if !unknown.is_empty() {
-            reply.refused = reply.events.is_empty();
-            reply.events.push(Event::Error {
-                id,
-                code: ErrorCode::UnknownSymbol,
-                msg: format!("no such symbol: {}", unknown.join(", ")),
-                symbols: Some(unknown),
-            });
-        }
+        reply.unknown_symbols(id, unknown);
         reply.events.append(&mut snapshots);
         Ok(reply)
     }

@@ -70,15 +70,7 @@ impl RequestContext<'_> {
         if !acked.is_empty() {
             reply.events.push(ack(id, "subscribe", tf, acked));
         }
-        if !unknown.is_empty() {
-            reply.refused = reply.events.is_empty();
-            reply.events.push(Event::Error {
-                id,
-                code: ErrorCode::UnknownSymbol,
-                msg: format!("no such symbol: {}", unknown.join(", ")),
-                symbols: Some(unknown),
-            });
-        }
+        reply.unknown_symbols(id, unknown);
         reply.events.append(&mut snapshots);
         Ok(reply)
     }
