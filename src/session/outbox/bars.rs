@@ -53,10 +53,15 @@ impl Outbox {
             let Some(store) = &self.bar_store else {
                 continue;
             };
-            // Only the bar that becomes final `next_final`: a newer one
-            // would overtake the finals still to come.
+            if !snapshot {
+                continue;
+            }
+            // Bars that closed since the router granted the subscription
+            // go first, so the snapshot is the bar open now and never
+            // overtakes a final.
+            push_finals(store, &self.table, id, tf, sub, |event| reply.push(event));
             match store.partial_at(id, tf) {
-                Some((index, bar)) if snapshot && index == sub.next_final => {
+                Some((index, bar)) if index == sub.next_final => {
                     reply.push(bar_event(&self.table, id, tf, bar, Some(true), false));
                     snapshots += 1;
                 }
@@ -94,13 +99,7 @@ pub(super) fn collect_bars(
             return;
         };
         let (id, tf) = from_bar_key(key);
-        let read = store.read(id, tf);
-        for index in sub.next_final.max(read.oldest)..read.finals {
-            if let Some(bar) = store.final_bar(id, tf, index) {
-                emit.event(&bar_event(outbox.table, id, tf, bar, None, true));
-            }
-        }
-        sub.next_final = sub.next_final.max(read.finals);
+        push_finals(store, outbox.table, id, tf, sub, |event| emit.event(&event));
         let Some((index, bar)) = store.partial_at(id, tf) else {
             return;
         };
@@ -121,6 +120,25 @@ pub(super) fn collect_bars(
         }
         emit.event(&bar_event(outbox.table, id, tf, bar, None, false));
     });
+}
+
+/// Passes every retained final bar from `sub.next_final` on to `push`,
+/// oldest first, each with `final: true`, and moves `next_final` past them.
+fn push_finals(
+    store: &BarStore,
+    table: &SymbolTable,
+    id: SymbolId,
+    tf: Timeframe,
+    sub: &mut BarSubscription,
+    mut push: impl FnMut(Event),
+) {
+    let read = store.read(id, tf);
+    for index in sub.next_final.max(read.oldest)..read.finals {
+        if let Some(bar) = store.final_bar(id, tf, index) {
+            push(bar_event(table, id, tf, bar, None, true));
+        }
+    }
+    sub.next_final = sub.next_final.max(read.finals);
 }
 
 /// The parts of an [`Outbox`] bars delivery reads and writes, borrowed
@@ -157,5 +175,61 @@ impl Emitter<'_> {
         if self.frame.byte_len() >= self.max_frame_bytes {
             self.frames.push(self.frame.finish());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bars::{DEFAULT_BARS_MEMORY, Retention};
+    use crate::codec::Encoding;
+    use crate::protocol::Bar;
+    use std::sync::Arc;
+
+    fn bar(t: u64) -> Bar {
+        Bar {
+            t,
+            o: t as f64,
+            ..Bar::default()
+        }
+    }
+
+    /// `(t, snap, final)` of each bar event.
+    fn shapes(events: &[Event]) -> Vec<(u64, Option<bool>, bool)> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Bar(b) => (b.bar.t, b.snap, b.is_final),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bar_that_closes_between_grant_and_subscribe_comes_before_the_snapshot() {
+        let table = Arc::new(SymbolTable::new(4));
+        table.push("AAPL".into()).unwrap();
+        let store = Arc::new(BarStore::new(4, Retention::default(), DEFAULT_BARS_MEMORY));
+        let mut outbox = Outbox::new(table, Encoding::Json, 1 << 20, Duration::from_secs(1))
+            .with_bars(store.clone());
+        let tf = Timeframe::S1;
+        store.set_partial(0, tf, &bar(0));
+        // The router grants with no final closed yet; then bar 0 closes
+        // and bar 1 opens before the session records the subscription.
+        let granted = [(0, store.read(0, tf).finals)];
+        store.push_final(0, tf, &bar(0));
+        store.set_partial(0, tf, &bar(1));
+        let mut reply = Vec::new();
+        let delivery = Delivery {
+            max_hz: 0.0,
+            deltas: false,
+        };
+        let snapshots = outbox.add_bars(&granted, tf, delivery, true, &mut reply, Instant::now());
+        assert_eq!(snapshots, 1);
+        assert_eq!(
+            shapes(&reply),
+            vec![(0, None, true), (1, Some(true), false)],
+            "the final of bar 0, then bar 1 as the snapshot"
+        );
     }
 }
