@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// rings stop growing (see docs/protocol.md, "Bars").
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     pub bars_memory: usize,
+    /// Order book levels per side kept for each symbol and served on the
+    /// book channel (1 to 50).
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_DEPTH, value_parser = parse_depth)]
+    pub depth: usize,
     /// Replay these CSV files instead of the simulated feed, merged in time
     /// order (generic CSV or LOBSTER messages; see docs/replay.md).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["symbols", "universe", "seed", "rate", "skew"])]
@@ -337,6 +341,7 @@ impl ServeArgs {
         config.history_memory = self.history_memory;
         config.bars_keep = self.bars_keep;
         config.bars_memory = self.bars_memory;
+        config.depth = self.depth;
         config.tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::load(cert, key)?),
             _ => None,
@@ -400,6 +405,15 @@ fn parse_history(text: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| *n <= most)
         .ok_or_else(|| format!("{text:?} is not a count of updates from 0 to {most}"))
+}
+
+fn parse_depth(text: &str) -> Result<usize, String> {
+    let most = crate::protocol::MAX_DEPTH;
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=most).contains(n))
+        .ok_or_else(|| format!("{text:?} is not a count of levels from 1 to {most}"))
 }
 
 #[cfg(test)]

@@ -77,6 +77,8 @@ pub struct ServeConfig {
     pub bars_keep: crate::bars::Retention,
     /// Bytes all symbols' final bars may take together.
     pub bars_memory: usize,
+    /// Book levels per side kept and served (`--depth`).
+    pub depth: usize,
     /// Scale-out through NATS (`--nats`); `None` is one process, no broker.
     pub nats: Option<crate::nats::NatsConfig>,
     /// Serve `https://` and `wss://` with this certificate; `None` is plain.
@@ -109,6 +111,7 @@ impl ServeConfig {
             history_memory: crate::history::DEFAULT_HISTORY_MEMORY,
             bars_keep: crate::bars::Retention::default(),
             bars_memory: crate::bars::DEFAULT_BARS_MEMORY,
+            depth: crate::protocol::DEFAULT_DEPTH,
             nats: None,
             tls: None,
             allowed_origins: crate::origin::AllowedOrigins::default(),

@@ -177,7 +177,7 @@ impl Tee {
                     self.publish_universe(&names);
                     SourceMsg::Declare(names)
                 }
-                other @ (SourceMsg::Ready(_) | SourceMsg::Epoch(_)) => other,
+                other @ (SourceMsg::Ready(_) | SourceMsg::Epoch(_) | SourceMsg::Books(_)) => other,
             };
             if out.send(msg).await.is_err() {
                 break;

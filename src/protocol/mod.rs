@@ -7,11 +7,13 @@
 //! protocol error code and the request id when one could be read.
 
 mod bar;
+mod book;
 mod delta;
 mod parse;
 mod request_shape;
 
 pub use bar::{Bar, Timeframe};
+pub use book::{BookUpdate, DEFAULT_DEPTH, Depth, Level, MAX_DEPTH};
 pub use delta::{Changed, DeltaOf, TickDelta, TickOnWire};
 pub use parse::{parse_json_request, parse_msgpack_request};
 pub use request_shape::{RequestShape, SymbolKey};

@@ -203,6 +203,8 @@ impl Router {
                         }
                         Some(SourceMsg::Ticks(batch)) => self.route(batch),
                         Some(SourceMsg::Ready(names)) => self.ready(&names),
+                        // Routed by the book channel (issue 16, in progress).
+                        Some(SourceMsg::Books(_)) => {}
                         Some(SourceMsg::Epoch(epoch)) => {
                             // Comes first, before the symbols that start
                             // the server taking clients.

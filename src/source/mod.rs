@@ -16,7 +16,7 @@ pub mod record;
 pub mod replay;
 pub mod universe;
 
-use crate::protocol::Tick;
+use crate::protocol::{BookUpdate, Tick};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::stats::Stats;
 use std::sync::Arc;
@@ -38,6 +38,11 @@ pub enum SourceMsg {
     Declare(Vec<Arc<str>>),
     /// Updates in emission order, already stamped with `seq` and `ts`.
     Ticks(Vec<Tick>),
+    /// Books after source events, in emission order: those of the ticks
+    /// in the `Ticks` batch sent just before (then its top level equals the
+    /// tick's quote), or of events that changed only deeper levels. Only
+    /// sources with a book send them (the generator, LOBSTER replays).
+    Books(Vec<BookUpdate>),
     /// The latest values of these symbols (or `*`) have been sent: the
     /// subscribes waiting for them can be answered. Sent only by on-demand
     /// sources, in reply to `router::Interest::Wanted`.
