@@ -127,9 +127,22 @@ impl Callback for EchoProtocol {
     }
 }
 
+/// Ticks of one symbol whose deltas lie: the full stream moves the bid
+/// from 10 to 12, the deltas stream says 11.
+fn lying_deltas(symbol: &str, deltas: bool) -> String {
+    let first =
+        json!({"ev": "tick", "sym": symbol, "seq": 1, "ts": 1, "bid": 10.0, "vol": 0, "n": 0});
+    let second = if deltas {
+        json!({"ev": "tick", "sym": symbol, "seq": 2, "ts": 2, "bid": 11.0, "d": 1, "n": 0})
+    } else {
+        json!({"ev": "tick", "sym": symbol, "seq": 2, "ts": 2, "bid": 12.0, "vol": 0, "n": 0})
+    };
+    json!([first, second]).to_string()
+}
+
 /// A tiny server speaking just enough protocol: hello, `symbols`, `ack`,
-/// then broken ticks for every symbol subscribed.
-async fn broken_server() -> SocketAddr {
+/// then `ticks(symbol, deltas asked)` for every symbol subscribed.
+async fn broken_server(ticks: fn(&str, bool) -> String) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -154,7 +167,7 @@ async fn broken_server() -> SocketAddr {
                                 serde_json::from_value(request["symbols"].clone()).unwrap();
                             let ack = json!([{"ev": "ack", "id": id, "op": "subscribe", "symbols": symbols}]).to_string();
                             std::iter::once(ack)
-                                .chain(symbols.iter().map(|s| broken_ticks(s)))
+                                .chain(symbols.iter().map(|s| ticks(s, request["deltas"] == true)))
                                 .collect()
                         }
                         _ => vec![],
@@ -172,7 +185,7 @@ async fn broken_server() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_with_uncounted_gaps_is_reported_as_violations() {
     let scratch = Scratch::new("broken");
-    let addr = broken_server().await;
+    let addr = broken_server(|symbol, _| broken_ticks(symbol)).await;
     let url = format!("ws://{addr}/ws");
     let report = bench(
         &[
@@ -513,4 +526,71 @@ fn an_unknown_slow_mode_is_refused_with_the_choices() {
             && error.contains("[possible values: event, frame, burst]"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deltas_the_bench_applies_them_and_holds_the_full_streams_values() {
+    let scratch = Scratch::new("deltas");
+    let report = bench(
+        &[
+            "--clients",
+            "4",
+            "--symbols",
+            "20",
+            "--symbols-per-client",
+            "5",
+            "--rate",
+            "2k",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--deltas",
+        ],
+        &scratch.file("report.json"),
+    )
+    .await;
+    let point = &report["points"][0];
+    let check = &point["delta_check"];
+    assert_eq!(check["symbols"], 16, "{check}");
+    assert!(check["compared"].as_u64().unwrap() > 0, "{check}");
+    assert!(check["as_deltas"].as_u64().unwrap() > 0, "{check}");
+    assert_eq!(check["mismatches"], 0, "{check}");
+    assert_eq!(point["violations"]["total"], 0, "{}", point["violations"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deltas_that_disagree_with_the_full_stream_are_violations() {
+    let scratch = Scratch::new("lying-deltas");
+    let addr = broken_server(lying_deltas).await;
+    let url = format!("ws://{addr}/ws");
+    let report = bench(
+        &[
+            "--url",
+            &url,
+            "--clients",
+            "1",
+            "--symbols",
+            "2",
+            "--symbols-per-client",
+            "2",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "0s",
+            "--deltas",
+        ],
+        &scratch.file("report.json"),
+    )
+    .await;
+    let point = &report["points"][0];
+    let check = &point["delta_check"];
+    assert_eq!(check["compared"], 4, "2 symbols x seq 1 and 2: {check}");
+    assert_eq!(check["mismatches"], 2, "seq 2 of each symbol: {check}");
+    assert!(
+        check["first_mismatch"].as_str().unwrap().contains("seq 2"),
+        "{check}"
+    );
+    assert_eq!(point["violations"]["delta_mismatches"], 2);
+    assert_eq!(point["violations"]["total"], 2);
 }

@@ -3,6 +3,7 @@
 //! between the samples taken around it.
 
 use super::args::{Plan, Point, TargetKind};
+use super::delta_check::DeltaCheck;
 use super::report::{
     Conflation, Connections, Delivery, Latency, PointReport, Resources, ServerStages, Settings,
     Source, StageLatency, TimelinePoint, Violations,
@@ -46,6 +47,8 @@ pub(super) struct Measured<'a> {
     pub first_close: Option<String>,
     pub timeline: Vec<TimelinePoint>,
     pub slow_ages: &'a AgesBySecond,
+    /// With `--deltas`: deltas applied against the full stream.
+    pub delta_check: Option<DeltaCheck>,
 }
 
 impl Measured<'_> {
@@ -81,11 +84,12 @@ impl Measured<'_> {
             },
             resources: self.resources(),
             violations: Violations {
-                total: c.violations(),
+                total: c.violations() + self.delta_mismatches(),
                 seq_backwards: c.seq_backwards,
                 gaps_not_counted: c.gaps_not_counted,
                 unexpected_symbol: c.unexpected_symbol,
                 unreadable_frames: c.unreadable_frames,
+                delta_mismatches: self.delta_mismatches(),
             },
             errors_received: c.errors,
             first_close_reason: self.first_close,
@@ -93,7 +97,12 @@ impl Measured<'_> {
             slow_age_timeline: self.slow_ages.timeline(),
             slow_after_5s: self.slow_ages.since_second(SETTLE_S),
             target: self.target,
+            delta_check: self.delta_check,
         }
+    }
+
+    fn delta_mismatches(&self) -> u64 {
+        self.delta_check.as_ref().map_or(0, |d| d.mismatches)
     }
 
     fn settings(&self) -> Settings {

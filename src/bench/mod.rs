@@ -14,6 +14,7 @@ pub mod args;
 mod client;
 mod connection;
 mod connector;
+mod delta_check;
 mod hdr;
 mod measured;
 mod nats;

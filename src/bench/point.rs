@@ -7,12 +7,13 @@
 
 use super::args::{Plan, Point};
 use super::connector::{ConnectStats, Connector};
+use super::delta_check::DeltaChecker;
 use super::measured::{ConnectOutcome, Measured};
 use super::progress::Progress;
 use super::report::{PointReport, TimelinePoint};
 use super::slow_age::AgesBySecond;
 use super::tally::{AgeSpan, Summary, Tally};
-use super::target::Target;
+use super::target::{ClientSide, Target};
 use super::worker::{NewClient, Phase, Shared, Worker};
 use super::{ClientRuntime, args, client, workload};
 use anyhow::Context;
@@ -148,6 +149,12 @@ async fn measure(
             connect.first_error.unwrap_or_default()
         );
     }
+    let delta_checker = match &target.clients {
+        ClientSide::Tickfeed { endpoint, options } if options.deltas => {
+            Some(DeltaChecker::start(endpoint, &target.symbols).await?)
+        }
+        _ => None,
+    };
     while crew.summaries.try_recv().is_ok() {}
     shared.begin_warmup(plan.warmup);
     progress.phase("warm-up", plan.warmup.as_secs().max(1));
@@ -173,6 +180,10 @@ async fn measure(
     let end = target.sample().await;
     connecting.abort();
     let (tally, first_close) = crew.finish(&mut slow_ages).await?;
+    let delta_check = match delta_checker {
+        Some(checker) => Some(checker.finish().await?),
+        None => None,
+    };
     let report = Measured {
         plan,
         point,
@@ -191,6 +202,7 @@ async fn measure(
         first_close,
         timeline,
         slow_ages: &slow_ages,
+        delta_check,
     }
     .report();
     Ok((report, tally))

@@ -5,6 +5,7 @@
 //! (`plot.rs`).
 
 use super::connection::SlowMode;
+pub use super::delta_check::DeltaCheck;
 use super::tally::{AgeSpan, Merges};
 use crate::stats::Percentiles;
 use hdrhistogram::Histogram;
@@ -73,6 +74,9 @@ pub struct PointReport {
     /// Slow clients' data age after the first 5 s of the measured window;
     /// `None` when the window is no longer or no slow tick came after.
     pub slow_after_5s: Option<AgeSummary>,
+    /// With `--deltas`: two connections of the bench's own, one with
+    /// deltas applied and one with full ticks, compared (`delta_check.rs`).
+    pub delta_check: Option<DeltaCheck>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -242,6 +246,9 @@ pub struct Violations {
     pub gaps_not_counted: u64,
     pub unexpected_symbol: u64,
     pub unreadable_frames: u64,
+    /// Values a client applying deltas held that differ from the full
+    /// stream's at the same seq (`--deltas`).
+    pub delta_mismatches: u64,
 }
 
 /// One second of the measured window.

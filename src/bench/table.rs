@@ -169,6 +169,14 @@ fn rows(points: &[PointReport]) -> Rows {
     push(r, points, "other processes' CPU cores", |p| {
         cores(p.resources.other_cpu_cores)
     });
+    if points.iter().any(|p| p.delta_check.is_some()) {
+        push(r, points, "deltas compared / mismatched", |p| {
+            opt(p
+                .delta_check
+                .as_ref()
+                .map(|d| format!("{} / {}", d.compared, d.mismatches)))
+        });
+    }
     push(r, points, "violations", |p| p.violations.total.to_string());
     rows
 }
@@ -212,6 +220,13 @@ pub(super) fn render(report: &BenchReport) -> String {
         }
         if let Some(error) = &p.connections.first_error {
             let _ = writeln!(out, "[{}] first connection failure: {error}", p.label);
+        }
+        if let Some(mismatch) = p
+            .delta_check
+            .as_ref()
+            .and_then(|d| d.first_mismatch.as_ref())
+        {
+            let _ = writeln!(out, "[{}] first delta mismatch: {mismatch}", p.label);
         }
         if let Some(reason) = &p.first_close_reason {
             let _ = writeln!(out, "[{}] first connection lost: {reason}", p.label);
