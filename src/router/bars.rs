@@ -15,9 +15,15 @@
 //! It also holds who subscribes to which bars: a bar that changed or
 //! closed marks the bar's bit in each subscriber's mailbox
 //! (`conflate::bar_key`), which never blocks or allocates.
+//!
+//! Through NATS: a source's router hands out a symbol's bars as of its
+//! latest tick ([`BarRouting::export`]); an edge's router takes them
+//! ([`BarRouting::seed`]) and from then on aggregates only that symbol's
+//! ticks with a higher `seq` (the edge subscribed before it asked, so the
+//! ticks it holds may include some the seed already has).
 
 use super::{ClientId, Subscriber};
-use crate::bars::{Aggregator, Bar, BarSink, BarStore, Timeframe};
+use crate::bars::{Aggregator, Bar, BarSeed, BarSink, BarStore, Timeframe};
 use crate::clock::now_ns;
 use crate::conflate::{Mailbox, bar_key};
 use crate::protocol::Tick;
@@ -43,6 +49,9 @@ pub(super) struct BarRouting {
     subscribers: Vec<[Vec<Subscriber>; 5]>,
     /// What each client holds, by `bar_key`, to leave in O(subscriptions).
     held: HashMap<ClientId, HashSet<u32>>,
+    /// By symbol id, the `seq` of the last tick a seed included (a NATS
+    /// edge's): ticks up to it are in the bars already.
+    seeded_through: Vec<u64>,
 }
 
 /// Writes the aggregator's bars into the store and marks subscribers.
@@ -81,18 +90,18 @@ impl BarRouting {
             replay: false,
             subscribers: Vec::new(),
             held: HashMap::new(),
+            seeded_through: Vec::new(),
         }
     }
 
-    /// Registers `client` for the bars of `id` in `tf`; returns how many
-    /// finals closed before (the first it will be sent has this index).
+    /// Registers `client` for the bars of `id` in `tf`.
     pub(super) fn subscribe(
         &mut self,
         client: ClientId,
         mailbox: &Arc<Mailbox>,
         id: SymbolId,
         tf: Timeframe,
-    ) -> u64 {
+    ) {
         if self.held.entry(client).or_default().insert(bar_key(id, tf)) {
             if self.subscribers.len() <= id as usize {
                 self.subscribers
@@ -103,7 +112,6 @@ impl BarRouting {
                 mailbox: mailbox.clone(),
             });
         }
-        self.store.read(id, tf).finals
     }
 
     /// Removes `client`'s subscription to the bars of `id` in `tf`, if held.
@@ -115,12 +123,77 @@ impl BarRouting {
         }
     }
 
-    /// Forgets every bars subscription of a client that left.
-    pub(super) fn leave(&mut self, client: ClientId) {
+    /// Forgets every bars subscription of a client that left; returns the
+    /// symbols it held.
+    pub(super) fn leave(&mut self, client: ClientId) -> Vec<SymbolId> {
+        let mut ids = Vec::new();
         for key in self.held.remove(&client).into_iter().flatten() {
             let (id, tf) = crate::conflate::from_bar_key(key);
             self.subscribers[id as usize][tf.index()].retain(|s| s.client != client);
+            ids.push(id);
         }
+        ids
+    }
+
+    /// Someone subscribes to bars of `id` (in any timeframe).
+    pub(super) fn holds(&self, id: SymbolId) -> bool {
+        self.subscribers
+            .get(id as usize)
+            .is_some_and(|tfs| tfs.iter().any(|subs| !subs.is_empty()))
+    }
+
+    /// The symbol's bars as of its tick `seq` (a NATS source's answer to
+    /// an edge): the newest finals of each timeframe, longest timeframe
+    /// first, at most `max_finals` in all.
+    pub(super) fn export(&self, id: SymbolId, seq: u64, max_finals: usize) -> BarSeed {
+        let mut left = max_finals;
+        let mut seed = BarSeed {
+            seq,
+            now: self.aggregator.now(),
+            replay: self.replay,
+            state: self.aggregator.state_of(id),
+            finals: Default::default(),
+        };
+        for tf in Timeframe::ALL.into_iter().rev() {
+            let finals = self.store.newest_finals(id, tf, left);
+            left -= finals.len();
+            seed.finals[tf.index()] = finals;
+        }
+        seed
+    }
+
+    /// Continues the bars of `id` from `seed` (a NATS edge that starts
+    /// serving the symbol; no client of it holds the symbol's bars yet).
+    pub(super) fn seed(&mut self, id: SymbolId, seed: &BarSeed) {
+        let mut sink = Publish {
+            store: &self.store,
+            subscribers: &self.subscribers,
+        };
+        if seed.replay && !self.replay {
+            // The clock moved this node's time so far; the data's starts here.
+            self.replay = true;
+            self.aggregator.restart(seed.now, &mut sink);
+        }
+        for tf in Timeframe::ALL {
+            self.store.seed(id, tf, &seed.finals[tf.index()]);
+        }
+        self.aggregator.seed(id, seed.now, seed.state, &mut sink);
+        if self.seeded_through.len() <= id as usize {
+            self.seeded_through.resize(id as usize + 1, 0);
+        }
+        self.seeded_through[id as usize] = seed.seq;
+        self.store.set_current(id, true);
+    }
+
+    /// The symbol is no longer served here (a NATS edge): its bars stop
+    /// following the source's.
+    pub(super) fn released(&mut self, id: SymbolId) {
+        self.store.set_current(id, false);
+    }
+
+    /// Seqs started again (a new epoch): no seed bounds them any more.
+    pub(super) fn forget_seeds(&mut self) {
+        self.seeded_through.clear();
     }
 
     /// Bars subscriptions held (for tests and stats).
@@ -134,6 +207,13 @@ impl BarRouting {
 
     /// One routed tick of symbol `id`.
     pub(super) fn tick(&mut self, id: SymbolId, tick: &Tick) {
+        if self
+            .seeded_through
+            .get(id as usize)
+            .is_some_and(|&through| tick.seq <= through)
+        {
+            return;
+        }
         let mut sink = Publish {
             store: &self.store,
             subscribers: &self.subscribers,

@@ -3,7 +3,7 @@
 //! leave), each answered on a oneshot channel.
 
 use super::{BarsSubscribed, ClientId, Subscribed};
-use crate::bars::BarStore;
+use crate::bars::{BarSeed, BarStore};
 use crate::conflate::Mailbox;
 use crate::protocol::{SymbolSet, Timeframe};
 use crate::symbols::{SymbolId, SymbolTable};
@@ -39,6 +39,11 @@ pub(super) enum Command {
     },
     Leave {
         client: ClientId,
+    },
+    BarSeed {
+        symbol: String,
+        max_finals: usize,
+        reply: oneshot::Sender<Option<BarSeed>>,
     },
 }
 
@@ -128,6 +133,22 @@ impl RouterHandle {
             client,
             tf,
             symbols,
+            reply,
+        })
+        .await
+    }
+
+    /// The bars of `symbol` as of its latest routed tick, at most
+    /// `max_finals` final bars (a NATS source's answer to an edge); `None`
+    /// for a symbol the router does not know.
+    pub async fn bar_seed(
+        &self,
+        symbol: String,
+        max_finals: usize,
+    ) -> Result<Option<BarSeed>, RouterGone> {
+        self.ask(|reply| Command::BarSeed {
+            symbol,
+            max_finals,
             reply,
         })
         .await

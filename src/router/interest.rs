@@ -1,10 +1,12 @@
 //! Interest and warming, for an on-demand source (the NATS edge): the
-//! router reports a symbol's first and last local subscriber as
-//! [`Interest`], and holds a subscribe that made a symbol wanted until the
-//! source has routed its latest value (`SourceMsg::Ready`), so that its
-//! snapshot is current. With a local source none of this runs.
+//! router reports a symbol's first and last local subscriber (of ticks or
+//! bars) as [`Interest`], and holds a subscribe that made a symbol wanted
+//! until the source has routed its latest value and seeded its bars
+//! (`SourceMsg::Ready`), so that its snapshot is current. With a local
+//! source none of this runs.
 
-use super::{Router, Subscribed};
+use super::{BarsSubscribed, Router, Subscribed};
+use crate::bars::Timeframe;
 use crate::symbols::SymbolId;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -33,11 +35,25 @@ pub type InterestSender = mpsc::UnboundedSender<Interest>;
 pub(super) struct Parked {
     /// Names still warming (see [`Interest::Wanted`]).
     waiting: Vec<Arc<str>>,
-    /// `*`: grant every symbol known when answered.
-    all: bool,
     ids: Vec<SymbolId>,
     unknown: Vec<String>,
-    reply: oneshot::Sender<Subscribed>,
+    reply: ParkedReply,
+}
+
+/// Where a parked subscribe's answer goes.
+#[derive(Debug)]
+enum ParkedReply {
+    /// Ticks; `all` (`*`) grants every symbol known when answered.
+    Ticks {
+        all: bool,
+        reply: oneshot::Sender<Subscribed>,
+    },
+    /// Bars of one timeframe: on an edge, their seed has come with the
+    /// latest values, so the first final is counted when answered.
+    Bars {
+        tf: Timeframe,
+        reply: oneshot::Sender<BarsSubscribed>,
+    },
 }
 
 impl Router {
@@ -78,16 +94,11 @@ impl Router {
         all: bool,
         reply: oneshot::Sender<Subscribed>,
     ) {
-        let waiting: Vec<Arc<str>> = if self.warming.is_empty() {
-            Vec::new()
-        } else if all {
+        let ids: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
+        let waiting: Vec<Arc<str>> = if all {
             self.warming.iter().cloned().collect()
         } else {
-            let granted: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
-            self.names(&granted)
-                .into_iter()
-                .filter(|n| self.warming.contains(n))
-                .collect()
+            self.still_warming(&ids)
         };
         if waiting.is_empty() {
             let _ = reply.send(subscribed);
@@ -95,11 +106,56 @@ impl Router {
         }
         self.parked.push(Parked {
             waiting,
-            all,
-            ids: subscribed.granted.iter().map(|g| g.id).collect(),
+            ids,
             unknown: subscribed.unknown,
-            reply,
+            reply: ParkedReply::Ticks { all, reply },
         });
+    }
+
+    /// Answers a bars subscribe of `ids` in `tf` now, or once every one
+    /// of them that is still warming is [`ready`](Self::ready).
+    pub(super) fn reply_bars_when_warm(
+        &mut self,
+        ids: Vec<SymbolId>,
+        tf: Timeframe,
+        unknown: Vec<String>,
+        reply: oneshot::Sender<BarsSubscribed>,
+    ) {
+        let waiting = self.still_warming(&ids);
+        if waiting.is_empty() {
+            let _ = reply.send(self.bars_granted(ids, tf, unknown));
+            return;
+        }
+        self.parked.push(Parked {
+            waiting,
+            ids,
+            unknown,
+            reply: ParkedReply::Bars { tf, reply },
+        });
+    }
+
+    /// Which of `ids` are still warming.
+    fn still_warming(&self, ids: &[SymbolId]) -> Vec<Arc<str>> {
+        if self.warming.is_empty() {
+            return Vec::new();
+        }
+        self.names(ids)
+            .into_iter()
+            .filter(|n| self.warming.contains(n))
+            .collect()
+    }
+
+    /// A bars subscribe's answer: each symbol with the index of the first
+    /// final it will be sent (the finals closed so far).
+    fn bars_granted(&self, ids: Vec<SymbolId>, tf: Timeframe, unknown: Vec<String>) -> BarsSubscribed {
+        let store = self.bars.store();
+        BarsSubscribed {
+            granted: ids
+                .into_iter()
+                .map(|id| (id, store.read(id, tf).finals))
+                .collect(),
+            unknown,
+        }
     }
 
     /// The source has routed the latest values of `names`: answers the
@@ -115,17 +171,24 @@ impl Router {
                 self.parked.push(parked);
                 continue;
             }
-            let granted = if parked.all {
-                (0..self.topics.len() as SymbolId)
-                    .map(|id| self.grant(id))
-                    .collect()
-            } else {
-                parked.ids.into_iter().map(|id| self.grant(id)).collect()
-            };
-            let _ = parked.reply.send(Subscribed {
-                granted,
-                unknown: parked.unknown,
-            });
+            match parked.reply {
+                ParkedReply::Ticks { all, reply } => {
+                    let granted = if all {
+                        (0..self.topics.len() as SymbolId)
+                            .map(|id| self.grant(id))
+                            .collect()
+                    } else {
+                        parked.ids.into_iter().map(|id| self.grant(id)).collect()
+                    };
+                    let _ = reply.send(Subscribed {
+                        granted,
+                        unknown: parked.unknown,
+                    });
+                }
+                ParkedReply::Bars { tf, reply } => {
+                    let _ = reply.send(self.bars_granted(parked.ids, tf, parked.unknown));
+                }
+            }
         }
     }
 }
