@@ -1,7 +1,8 @@
 //! The edge's subscription management: interest changes from the router
 //! become NATS subscriptions (one per wanted symbol, or one to every tick
 //! subject while someone holds `*`), and newly wanted symbols get their
-//! last values read from the broker's stream before `Ready` is sent.
+//! last values read from the broker's stream, and their bars from the
+//! source (`bars.rs`), before `Ready` is sent.
 
 use super::EdgeState;
 use crate::nats::store::FETCH_TIMEOUT;
@@ -24,6 +25,7 @@ impl EdgeState {
         let mut ready = Vec::new();
         let mut read = Vec::new();
         let mut read_all = false;
+        let mut seed = Vec::new();
         for change in changes {
             match change {
                 Interest::Wanted(name) if &*name == WILDCARD => {
@@ -42,6 +44,7 @@ impl EdgeState {
                 }
                 Interest::Wanted(name) => {
                     self.wanted.insert(name.clone());
+                    seed.push(name.clone());
                     if !self.wildcard {
                         self.subscribe(name.clone(), subject::for_symbol(&name))
                             .await;
@@ -61,8 +64,10 @@ impl EdgeState {
             self.subscriptions.retain(|key, _| &**key == WILDCARD);
         }
         let latest = self.read_latest(read_all, read).await;
-        let open =
-            self.forward(latest).await && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
+        let seeds = self.fetch_bars(seed, &latest).await;
+        let open = self.forward(latest).await
+            && (seeds.is_empty() || self.out.send(SourceMsg::Bars(seeds)).await.is_ok())
+            && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
         self.report();
         open
     }
