@@ -217,29 +217,34 @@ impl Aggregator {
     /// aggregator's time has already passed closes at once, the others
     /// stay open and are published to `sink`.
     pub fn seed(&mut self, id: SymbolId, now: u64, bars: SymbolBars, sink: &mut impl BarSink) {
+        self.forget(id);
         self.advance(now, sink);
-        let index = id as usize;
-        if self.symbols.len() <= index {
-            self.symbols.resize_with(index + 1, SymbolState::default);
-        }
-        let state = &mut self.symbols[index];
+        let state = &mut self.symbols[id as usize];
         state.vol = bars.vol;
         state.traded = bars.traded;
         for tf in Timeframe::ALL {
-            let slot = &mut state.open[tf.index()];
-            let was_open = slot.is_some();
-            *slot = None;
             match bars.open[tf.index()] {
                 Some(open) if open.bar.t < tf.start(self.now) => sink.closed(id, tf, &open.bar),
                 Some(open) => {
-                    *slot = Some(open);
-                    if !was_open {
-                        self.open[tf.index()].push(id);
-                    }
+                    state.open[tf.index()] = Some(open);
+                    self.open[tf.index()].push(id);
                     sink.partial(id, tf, &open.bar);
                 }
                 None => {}
             }
+        }
+    }
+
+    /// Drops `id`'s state and open bars unpublished, as if it had never
+    /// ticked (its bars are about to be replaced).
+    pub fn forget(&mut self, id: SymbolId) {
+        let index = id as usize;
+        if self.symbols.len() <= index {
+            self.symbols.resize_with(index + 1, SymbolState::default);
+        }
+        self.symbols[index] = SymbolState::default();
+        for open in &mut self.open {
+            open.retain(|&other| other != id);
         }
     }
 

@@ -165,6 +165,7 @@ impl BarRouting {
     /// Continues the bars of `id` from `seed` (a NATS edge that starts
     /// serving the symbol; no client of it holds the symbol's bars yet).
     pub(super) fn seed(&mut self, id: SymbolId, seed: &BarSeed) {
+        self.aggregator.forget(id);
         let mut sink = Publish {
             store: &self.store,
             subscribers: &self.subscribers,
