@@ -283,11 +283,13 @@ impl BarStore {
         window(finals, self.partial(id, tf), from, to, limit)
     }
 
-    /// The newest `limit` retained finals of `id` in `tf`, oldest first.
-    pub fn newest_finals(&self, id: SymbolId, tf: Timeframe, limit: usize) -> Vec<Bar> {
-        let read = self.read(id, tf);
-        let finals = (read.oldest..read.finals).filter_map(|i| self.final_bar(id, tf, i));
-        window(finals, None, 0, u64::MAX, limit).0
+    /// Up to `limit` retained finals of `id` in `tf` with indexes below
+    /// `end`, the newest of them, oldest first.
+    pub fn finals_before(&self, id: SymbolId, tf: Timeframe, end: u64, limit: usize) -> Vec<Bar> {
+        let oldest = self.read(id, tf).oldest.max(end.saturating_sub(limit as u64));
+        (oldest..end)
+            .filter_map(|i| self.final_bar(id, tf, i))
+            .collect()
     }
 
     /// Replaces the finals of `id` in `tf` with `finals` (oldest first;

@@ -143,23 +143,18 @@ impl BarRouting {
     }
 
     /// The symbol's bars as of its tick `seq` (a NATS source's answer to
-    /// an edge): the newest finals of each timeframe, longest timeframe
-    /// first, at most `max_finals` in all.
-    pub(super) fn export(&self, id: SymbolId, seq: u64, max_finals: usize) -> BarSeed {
-        let mut left = max_finals;
-        let mut seed = BarSeed {
+    /// an edge), but for its finals, which the caller reads from the
+    /// store outside the router task: the finals closed so far per
+    /// timeframe are returned beside it.
+    pub(super) fn export(&self, id: SymbolId, seq: u64) -> (BarSeed, [u64; 5]) {
+        let seed = BarSeed {
             seq,
             now: self.aggregator.now(),
             replay: self.replay,
             state: self.aggregator.state_of(id),
             finals: Default::default(),
         };
-        for tf in Timeframe::ALL.into_iter().rev() {
-            let finals = self.store.newest_finals(id, tf, left);
-            left -= finals.len();
-            seed.finals[tf.index()] = finals;
-        }
-        seed
+        (seed, Timeframe::ALL.map(|tf| self.store.read(id, tf).finals))
     }
 
     /// Continues the bars of `id` from `seed` (a NATS edge that starts

@@ -40,10 +40,11 @@ pub(super) enum Command {
     Leave {
         client: ClientId,
     },
+    /// A symbol's bars but for their finals, and how many finals each
+    /// timeframe had then.
     BarSeed {
         symbol: String,
-        max_finals: usize,
-        reply: oneshot::Sender<Option<BarSeed>>,
+        reply: oneshot::Sender<Option<(SymbolId, BarSeed, [u64; 5])>>,
     },
 }
 
@@ -138,20 +139,28 @@ impl RouterHandle {
         .await
     }
 
-    /// The bars of `symbol` as of its latest routed tick, at most
-    /// `max_finals` final bars (a NATS source's answer to an edge); `None`
-    /// for a symbol the router does not know.
+    /// The bars of `symbol` as of its latest routed tick (a NATS source's
+    /// answer to an edge), with at most `max_finals` final bars, the newest
+    /// of each timeframe, longest timeframe first; `None` for a symbol the
+    /// router does not know. The router takes the open bars between two
+    /// batches; the finals are read here, off its task, by their indexes.
     pub async fn bar_seed(
         &self,
         symbol: String,
         max_finals: usize,
     ) -> Result<Option<BarSeed>, RouterGone> {
-        self.ask(|reply| Command::BarSeed {
-            symbol,
-            max_finals,
-            reply,
-        })
-        .await
+        let taken = self
+            .ask(|reply| Command::BarSeed { symbol, reply })
+            .await?;
+        Ok(taken.map(|(id, mut seed, finals)| {
+            let mut left = max_finals;
+            for tf in Timeframe::ALL.into_iter().rev() {
+                let bars = self.bars.finals_before(id, tf, finals[tf.index()], left);
+                left -= bars.len();
+                seed.finals[tf.index()] = bars;
+            }
+            seed
+        }))
     }
 
     /// Sends the command `make` builds around a reply channel, and waits

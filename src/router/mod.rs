@@ -376,16 +376,13 @@ impl Router {
                 let ids = self.bars.leave(client);
                 self.release(ids);
             }
-            Command::BarSeed {
-                symbol,
-                max_finals,
-                reply,
-            } => {
-                let seed = self.ids.get(symbol.as_str()).map(|&id| {
+            Command::BarSeed { symbol, reply } => {
+                let taken = self.ids.get(symbol.as_str()).map(|&id| {
                     let seq = self.table.cell(id).latest().map_or(0, |t| t.seq());
-                    self.bars.export(id, seq, max_finals)
+                    let (seed, finals) = self.bars.export(id, seq);
+                    (id, seed, finals)
                 });
-                let _ = reply.send(seed);
+                let _ = reply.send(taken);
             }
         }
     }

@@ -192,11 +192,21 @@ fn replayed(seq: u64) -> Tick {
     tick
 }
 
+/// What a source's handle answers an edge: AAPL's bars as of `seq`.
+fn seed_of(source: &Router, seq: u64) -> crate::bars::BarSeed {
+    let (mut seed, finals) = source.bars.export(0, seq);
+    for tf in Timeframe::ALL {
+        let store = source.bars.store();
+        seed.finals[tf.index()] = store.finals_before(0, tf, finals[tf.index()], 100);
+    }
+    seed
+}
+
 #[test]
 fn an_edge_seeded_with_the_sources_bars_continues_them_exactly() {
     let mut source = router();
     source.route((1..=20).map(replayed).collect());
-    let seed = source.bars.export(0, 20, 12_000);
+    let seed = seed_of(&source, 20);
     assert_eq!(seed.seq, 20);
     source.route((21..=40).map(replayed).collect());
 
@@ -237,7 +247,7 @@ fn bars_subscribers_make_a_symbol_wanted_and_are_answered_after_its_seed() {
     assert!(first.try_recv().is_err(), "held until the source is ready");
     let mut source = router();
     source.route((1..=20).map(replayed).collect());
-    r.bars.seed(0, &source.bars.export(0, 20, 12_000));
+    r.bars.seed(0, &seed_of(&source, 20));
     r.ready(&["AAPL".into()]);
     let seeded = source.bars.store().read(0, Timeframe::S1).finals;
     assert_eq!(
