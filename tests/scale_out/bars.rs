@@ -111,3 +111,29 @@ async fn bars_on_a_fresh_edge_equal_the_sources_including_those_from_before_it_s
         api_bars(&source, "MSFT", msft_last).await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_whose_source_does_not_answer_says_so_and_serves_bars_of_its_own() {
+    let scratch = Scratch::new("bars-no-source");
+    let broker = Broker::start(&scratch).await;
+    // The source stores the epoch and the universe, then is gone.
+    let source = Node::start(&scratch, "source", "source", &broker.url(), &replay()).await;
+    source_finals(&source, "AAPL", 1).await;
+    source.kill().await;
+    let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
+
+    let mut client = Client::connect(&edge.ws_url()).await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":1,"channel":"bars","tf":"1s","symbols":["AAPL"]}))
+        .await;
+    assert_eq!(ack["ev"], "ack", "{ack}");
+    let status = edge.get_json("/api/stats").await["source"].clone();
+    assert_eq!(status["counters"]["bars_unseeded"], 1, "{status}");
+    let log = std::fs::read_to_string(scratch.file("edge.log")).unwrap();
+    assert!(
+        log.contains("asking the source for the bars of AAPL"),
+        "the edge logs why: {log}"
+    );
+    let bars = edge.get_json("/api/bars?sym=AAPL&tf=1s").await;
+    assert!(bars.is_array(), "/api/bars answers from the edge: {bars}");
+}
