@@ -463,6 +463,40 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_replaces_the_finals_and_the_open_bar_and_indexes_go_on() {
+        let retention = Retention {
+            per_tf: [8, 8, 8, 8, 8],
+        };
+        let store = BarStore::new(2, retention, DEFAULT_BARS_MEMORY);
+        let tf = Timeframe::S1;
+        for t in 0..6 {
+            store.push_final(0, tf, &bar(t));
+        }
+        store.set_partial(0, tf, &bar(6));
+        let before = store.memory().0;
+        let seeded: Vec<Bar> = (100..110).map(bar).collect();
+        store.seed(0, tf, &seeded);
+        assert_eq!(store.partial(0, tf), None, "the open bar is the seed's to set");
+        assert_eq!(
+            store.read(0, tf),
+            SeriesRead {
+                finals: 14,
+                oldest: 6
+            },
+            "indexes go on after the 6 finals closed; the newest 8 are kept"
+        );
+        assert_eq!(store.final_bar(0, tf, 5), None, "no old final is read as seeded");
+        assert_eq!(store.final_bar(0, tf, 6), Some(bar(102)));
+        let (finals, _) = store.history(0, tf, 0, u64::MAX, 100);
+        assert_eq!(finals, seeded[2..]);
+        store.seed(0, tf, &seeded);
+        assert_eq!(store.memory().0, before, "a seed frees the ring it replaces");
+        assert!(!store.is_current(0));
+        store.set_current(0, true);
+        assert!(store.is_current(0) && !store.is_current(1));
+    }
+
+    #[test]
     fn retention_flags_name_timeframes_and_keep_the_rest() {
         let r = Retention::parse("1s=600, 1d=30").unwrap();
         assert_eq!(r.per_tf, [600, 1_440, 288, 720, 30]);

@@ -32,14 +32,17 @@ impl EdgeState {
             return Vec::new();
         }
         let source = SourceBars::new(self.client.clone());
+        let seen_of = |name: &Arc<str>| {
+            let snapshot = latest.iter().filter(|t| t.sym == *name).map(|t| t.seq);
+            snapshot
+                .max()
+                .unwrap_or(0)
+                .max(self.inbound.last_forwarded(name))
+        };
         let wanted: Vec<(Arc<str>, u64)> = names
             .into_iter()
             .map(|name| {
-                let snapshot = latest.iter().filter(|t| t.sym == name).map(|t| t.seq);
-                let seen = snapshot
-                    .max()
-                    .unwrap_or(0)
-                    .max(self.inbound.last_forwarded(&name));
+                let seen = seen_of(&name);
                 (name, seen)
             })
             .collect();
@@ -54,6 +57,14 @@ impl EdgeState {
         for (name, result) in fetched {
             match result {
                 Ok(Some(seed)) => {
+                    let seen = seen_of(&name);
+                    if seed.seq < seen {
+                        tracing::warn!(
+                            symbol = %name,
+                            "the source's bars of {name} stop at seq {}, before the {seen} this edge has; the trades between are missing from its bars here",
+                            seed.seq
+                        );
+                    }
                     tracing::debug!(
                         symbol = %name,
                         seq = seed.seq,
