@@ -42,8 +42,7 @@ pub struct BarSeed {
 impl BarSeed {
     /// Bars in it.
     pub fn bar_count(&self) -> usize {
-        self.finals.iter().map(Vec::len).sum::<usize>()
-            + self.state.open.iter().flatten().count()
+        self.finals.iter().map(Vec::len).sum::<usize>() + self.state.open.iter().flatten().count()
     }
 
     /// What `/api/bars` answers from it, as `BarStore::history` does from

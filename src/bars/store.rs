@@ -286,7 +286,10 @@ impl BarStore {
     /// Up to `limit` retained finals of `id` in `tf` with indexes below
     /// `end`, the newest of them, oldest first.
     pub fn finals_before(&self, id: SymbolId, tf: Timeframe, end: u64, limit: usize) -> Vec<Bar> {
-        let oldest = self.read(id, tf).oldest.max(end.saturating_sub(limit as u64));
+        let oldest = self
+            .read(id, tf)
+            .oldest
+            .max(end.saturating_sub(limit as u64));
         (oldest..end)
             .filter_map(|i| self.final_bar(id, tf, i))
             .collect()
@@ -476,7 +479,11 @@ mod tests {
         let before = store.memory().0;
         let seeded: Vec<Bar> = (100..110).map(bar).collect();
         store.seed(0, tf, &seeded);
-        assert_eq!(store.partial(0, tf), None, "the open bar is the seed's to set");
+        assert_eq!(
+            store.partial(0, tf),
+            None,
+            "the open bar is the seed's to set"
+        );
         assert_eq!(
             store.read(0, tf),
             SeriesRead {
@@ -485,12 +492,20 @@ mod tests {
             },
             "indexes go on after the 6 finals closed; the newest 8 are kept"
         );
-        assert_eq!(store.final_bar(0, tf, 5), None, "no old final is read as seeded");
+        assert_eq!(
+            store.final_bar(0, tf, 5),
+            None,
+            "no old final is read as seeded"
+        );
         assert_eq!(store.final_bar(0, tf, 6), Some(bar(102)));
         let (finals, _) = store.history(0, tf, 0, u64::MAX, 100);
         assert_eq!(finals, seeded[2..]);
         store.seed(0, tf, &seeded);
-        assert_eq!(store.memory().0, before, "a seed frees the ring it replaces");
+        assert_eq!(
+            store.memory().0,
+            before,
+            "a seed frees the ring it replaces"
+        );
         assert!(!store.is_current(0));
         store.set_current(0, true);
         assert!(store.is_current(0) && !store.is_current(1));

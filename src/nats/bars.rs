@@ -249,8 +249,13 @@ mod tests {
             },
             finals: Default::default(),
         };
-        for (tf, keep) in Timeframe::ALL.into_iter().zip([3_600, 1_440, 288, 720, 365]) {
-            seed.finals[tf.index()] = (0..keep).map(|i| bar(1_600_000_000_000_000_000 + i)).collect();
+        for (tf, keep) in Timeframe::ALL
+            .into_iter()
+            .zip([3_600, 1_440, 288, 720, 365])
+        {
+            seed.finals[tf.index()] = (0..keep)
+                .map(|i| bar(1_600_000_000_000_000_000 + i))
+                .collect();
         }
         seed
     }
@@ -281,8 +286,16 @@ mod tests {
         );
         let other = rmp_serde::to_vec(&(2u8, "e1", 42u64)).unwrap();
         assert!(decode_request(&other).unwrap_err().contains("format 2"));
-        assert!(decode_request(b"junk").unwrap_err().contains("not a bars request"));
+        assert!(
+            decode_request(b"junk")
+                .unwrap_err()
+                .contains("not a bars request")
+        );
         let newer = rmp_serde::to_vec(&Some((9u8, full_seed()))).unwrap();
-        assert!(decode_reply(&newer).unwrap_err().contains("upgrade this node"));
+        assert!(
+            decode_reply(&newer)
+                .unwrap_err()
+                .contains("upgrade this node")
+        );
     }
 }

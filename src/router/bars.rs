@@ -154,7 +154,10 @@ impl BarRouting {
             state: self.aggregator.state_of(id),
             finals: Default::default(),
         };
-        (seed, Timeframe::ALL.map(|tf| self.store.read(id, tf).finals))
+        (
+            seed,
+            Timeframe::ALL.map(|tf| self.store.read(id, tf).finals),
+        )
     }
 
     /// Continues the bars of `id` from `seed` (a NATS edge that starts

@@ -149,9 +149,7 @@ impl RouterHandle {
         symbol: String,
         max_finals: usize,
     ) -> Result<Option<BarSeed>, RouterGone> {
-        let taken = self
-            .ask(|reply| Command::BarSeed { symbol, reply })
-            .await?;
+        let taken = self.ask(|reply| Command::BarSeed { symbol, reply }).await?;
         Ok(taken.map(|(id, mut seed, finals)| {
             let mut left = max_finals;
             for tf in Timeframe::ALL.into_iter().rev() {

@@ -147,7 +147,12 @@ impl Router {
 
     /// A bars subscribe's answer: each symbol with the index of the first
     /// final it will be sent (the finals closed so far).
-    fn bars_granted(&self, ids: Vec<SymbolId>, tf: Timeframe, unknown: Vec<String>) -> BarsSubscribed {
+    fn bars_granted(
+        &self,
+        ids: Vec<SymbolId>,
+        tf: Timeframe,
+        unknown: Vec<String>,
+    ) -> BarsSubscribed {
         let store = self.bars.store();
         BarsSubscribed {
             granted: ids

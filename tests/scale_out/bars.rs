@@ -39,22 +39,27 @@ fn finals_by_t(bars: &[Value]) -> BTreeMap<u64, Value> {
 /// The bar's values, without the fields that say how it was sent.
 fn values(bar: &Value) -> Value {
     let fields = ["t", "o", "h", "l", "c", "v", "trades", "vwap"];
-    fields.iter().map(|f| (f.to_string(), bar[f].clone())).collect()
+    fields
+        .iter()
+        .map(|f| (f.to_string(), bar[f].clone()))
+        .collect()
 }
 
 /// Waits until the source holds at least `count` final 1s bars of `sym`;
 /// returns the newest one's start.
 async fn source_finals(source: &Node, sym: &str, count: usize) -> u64 {
-    poll(&format!("{count} final 1s bars of {sym} on the source"), || async {
-        let finals = finals_by_t(&api_bars(source, sym, u64::MAX).await);
-        (finals.len() >= count).then(|| *finals.keys().last().unwrap())
-    })
+    poll(
+        &format!("{count} final 1s bars of {sym} on the source"),
+        || async {
+            let finals = finals_by_t(&api_bars(source, sym, u64::MAX).await);
+            (finals.len() >= count).then(|| *finals.keys().last().unwrap())
+        },
+    )
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bars_on_a_fresh_edge_equal_the_sources_including_those_from_before_it_served_the_symbol()
-{
+async fn bars_on_a_fresh_edge_equal_the_sources_including_those_from_before_it_served_the_symbol() {
     let scratch = Scratch::new("bars");
     let broker = Broker::start(&scratch).await;
     let source = Node::start(&scratch, "source", "source", &broker.url(), &replay()).await;

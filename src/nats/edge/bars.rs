@@ -49,7 +49,9 @@ impl EdgeState {
         let started = Instant::now();
         let (source, epoch) = (&source, &epoch);
         let fetched: Vec<_> = futures_util::stream::iter(wanted)
-            .map(|(name, seen)| async move { (name.clone(), source.fetch(epoch, name, seen).await) })
+            .map(
+                |(name, seen)| async move { (name.clone(), source.fetch(epoch, name, seen).await) },
+            )
             .buffer_unordered(PARALLEL_FETCHES)
             .collect()
             .await;
