@@ -1,9 +1,10 @@
 //! Interest and warming, for an on-demand source (the NATS edge): the
 //! router reports a symbol's first and last local subscriber (of ticks or
-//! bars) as [`Interest`], and holds a subscribe that made a symbol wanted
-//! until the source has routed its latest value and seeded its bars
-//! (`SourceMsg::Ready`), so that its snapshot is current. With a local
-//! source none of this runs.
+//! bars) as [`Interest`], and a bars subscriber of a symbol whose bars here
+//! are not the source's yet; it holds a subscribe that caused a report
+//! until the source has routed the symbol's latest value (and handed over
+//! its bars) and answered with `SourceMsg::Ready`, so that its snapshot is
+//! current. With a local source none of this runs.
 
 use super::{BarsSubscribed, Router, Subscribed};
 use crate::bars::Timeframe;
@@ -20,6 +21,11 @@ pub enum Interest {
     /// delivering it, routes its latest value, then answers with
     /// `SourceMsg::Ready`; the subscribes that caused this wait for that.
     Wanted(Arc<str>),
+    /// A local client subscribes to the symbol's bars, and the bars here
+    /// are not the source's yet. The source delivers the symbol as for
+    /// `Wanted` unless it does already, hands over the source's bars of it
+    /// (`SourceMsg::Bars`), then answers with `SourceMsg::Ready`.
+    WantedBars(Arc<str>),
     /// The last subscriber of a symbol (or of `*`) left.
     Unwanted(Arc<str>),
 }
@@ -66,12 +72,28 @@ impl Router {
 
     /// Reports names that just got their first subscriber.
     pub(super) fn want(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
+        self.report_warming(names, Interest::Wanted);
+    }
+
+    /// Reports names whose bars a client wants and which are not the
+    /// source's here yet.
+    pub(super) fn want_bars(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
+        self.report_warming(names, Interest::WantedBars);
+    }
+
+    /// Reports `names` as `make` says; each stays warming until a `Ready`
+    /// answers each report of it.
+    fn report_warming(
+        &mut self,
+        names: impl IntoIterator<Item = Arc<str>>,
+        make: fn(Arc<str>) -> Interest,
+    ) {
         let Some(interest) = &self.interest else {
             return;
         };
         for name in names {
-            if interest.send(Interest::Wanted(name.clone())).is_ok() {
-                self.warming.insert(name);
+            if interest.send(make(name.clone())).is_ok() {
+                *self.warming.entry(name).or_insert(0) += 1;
             }
         }
     }
@@ -96,7 +118,7 @@ impl Router {
     ) {
         let ids: Vec<SymbolId> = subscribed.granted.iter().map(|g| g.id).collect();
         let waiting: Vec<Arc<str>> = if all {
-            self.warming.iter().cloned().collect()
+            self.warming.keys().cloned().collect()
         } else {
             self.still_warming(&ids)
         };
@@ -141,7 +163,7 @@ impl Router {
         }
         self.names(ids)
             .into_iter()
-            .filter(|n| self.warming.contains(n))
+            .filter(|n| self.warming.contains_key(n))
             .collect()
     }
 
@@ -163,15 +185,20 @@ impl Router {
         }
     }
 
-    /// The source has routed the latest values of `names`: answers the
-    /// subscribes that no longer wait for anything, with those values as
-    /// their snapshots.
+    /// The source has routed the latest values of `names` (one name for
+    /// each report of it): answers the subscribes that no longer wait for
+    /// anything, with those values as their snapshots.
     pub(super) fn ready(&mut self, names: &[Arc<str>]) {
         for name in names {
-            self.warming.remove(name);
+            if let Some(reports) = self.warming.get_mut(name) {
+                *reports -= 1;
+                if *reports == 0 {
+                    self.warming.remove(name);
+                }
+            }
         }
         for mut parked in std::mem::take(&mut self.parked) {
-            parked.waiting.retain(|n| self.warming.contains(n));
+            parked.waiting.retain(|n| self.warming.contains_key(n));
             if !parked.waiting.is_empty() {
                 self.parked.push(parked);
                 continue;

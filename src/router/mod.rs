@@ -103,8 +103,9 @@ pub struct Router {
     dropped_table_full: u64,
     /// Reports interest to an on-demand source; `None` for a local source.
     interest: Option<InterestSender>,
-    /// Names reported `Wanted` whose `Ready` has not come yet.
-    warming: HashSet<Arc<str>>,
+    /// Names reported `Wanted` or `WantedBars`, with how many reports of
+    /// each have no `Ready` yet.
+    warming: HashMap<Arc<str>, u32>,
     /// Subscribes waiting for some of `warming`.
     parked: Vec<Parked>,
     /// Fired once the source's first message is handled (see `first_message`).
@@ -129,7 +130,7 @@ impl Router {
             clients: HashMap::new(),
             dropped_table_full: 0,
             interest: None,
-            warming: HashSet::new(),
+            warming: HashMap::new(),
             parked: Vec::new(),
             first_message: None,
         }
@@ -339,12 +340,12 @@ impl Router {
                 symbols,
                 reply,
             } => {
-                let (mut ids, mut first, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut ids, mut unseeded, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
                 for name in symbols {
                     match self.ids.get(name.as_str()) {
                         Some(&id) => {
-                            if !self.serves(id) {
-                                first.push(id);
+                            if !self.bars.store().is_current(id) {
+                                unseeded.push(id);
                             }
                             self.bars.subscribe(client, &mailbox, id, tf);
                             ids.push(id);
@@ -352,7 +353,7 @@ impl Router {
                         None => unknown.push(name),
                     }
                 }
-                self.want(self.names(&first));
+                self.want_bars(self.names(&unseeded));
                 self.reply_bars_when_warm(ids, tf, unknown, reply);
             }
             Command::UnsubscribeBars {

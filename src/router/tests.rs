@@ -243,7 +243,7 @@ fn bars_subscribers_make_a_symbol_wanted_and_are_answered_after_its_seed() {
         rx
     };
     let mut first = bars(&mut r, 1);
-    assert_eq!(drain(&mut rx), [Interest::Wanted("AAPL".into())]);
+    assert_eq!(drain(&mut rx), [Interest::WantedBars("AAPL".into())]);
     assert!(first.try_recv().is_err(), "held until the source is ready");
     let mut source = router();
     source.route((1..=20).map(replayed).collect());
@@ -256,11 +256,32 @@ fn bars_subscribers_make_a_symbol_wanted_and_are_answered_after_its_seed() {
         "the seeded finals are history: the first final sent is the next"
     );
 
-    // Ticks and bars of a symbol are one interest.
+    // Ticks and bars of a symbol are one interest; a bars subscriber of a
+    // symbol whose bars are the source's already waits for nothing.
     subscribe_command(&mut r, 2, named(&["AAPL"]));
+    assert!(bars(&mut r, 3).try_recv().is_ok());
+    r.handle(Command::Leave { client: 3 });
+    assert!(
+        drain(&mut rx).is_empty(),
+        "served already: nothing to report"
+    );
     r.handle(Command::Leave { client: 1 });
     assert!(drain(&mut rx).is_empty(), "a ticks subscriber is left");
     r.handle(Command::Leave { client: 2 });
     assert_eq!(drain(&mut rx), [Interest::Unwanted("AAPL".into())]);
     assert!(!r.bars.store().is_current(0), "no longer followed");
+
+    // Ticks alone take no bars from the source; the first bars subscriber
+    // of a symbol served for its ticks does, and waits for them.
+    subscribe_command(&mut r, 4, named(&["AAPL"]));
+    r.ready(&["AAPL".into()]);
+    assert_eq!(drain(&mut rx), [Interest::Wanted("AAPL".into())]);
+    let mut late = bars(&mut r, 5);
+    assert_eq!(drain(&mut rx), [Interest::WantedBars("AAPL".into())]);
+    assert!(
+        late.try_recv().is_err(),
+        "held until the bars are the source's"
+    );
+    r.ready(&["AAPL".into()]);
+    assert!(late.try_recv().is_ok());
 }

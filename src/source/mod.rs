@@ -50,7 +50,7 @@ pub enum SourceMsg {
     Ready(Vec<Arc<str>>),
     /// Bars of these symbols as their source has them, to continue from
     /// (`bars::BarSeed`). Sent only by the NATS edge, before the `Ready`
-    /// of the symbols it starts serving.
+    /// of the symbols reported `router::Interest::WantedBars`.
     Bars(Vec<(Arc<str>, BarSeed)>),
     /// The ticks that follow number their `seq` in this epoch
     /// (`epoch.rs`). Sent first by the NATS roles (the source's publisher

@@ -1,8 +1,9 @@
 //! Bars through NATS edges (`docs/scaling.md`, "Bars through edges"): an
-//! edge that starts serving a symbol takes the source's bars of it, so a
-//! client of a brand-new edge gets the same bars as on the source, from
-//! the bar that was open before the edge served the symbol on, and the
-//! edge's `/api/bars` answers as the source's, history included.
+//! edge whose first client of a symbol's bars comes takes the source's
+//! bars of it, so a client of a brand-new edge gets the same bars as on
+//! the source, from the bar that was open before the edge served the
+//! symbol on, and the edge's `/api/bars` answers as the source's, history
+//! included.
 //!
 //! The source replays `feeds/sample.csv`: bars on a replay close by the
 //! file's time (`xt`), so which bar each trade lands in is the same on
@@ -67,9 +68,22 @@ async fn bars_on_a_fresh_edge_equal_the_sources_including_those_from_before_it_s
     let before_edge = source_finals(&source, "AAPL", 3).await;
     let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
 
+    // A ticks client makes the edge serve AAPL, but takes no bars from
+    // the source.
+    let mut ticks = Client::connect(&edge.ws_url()).await;
+    let ack = ticks
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL"]}))
+        .await;
+    assert_eq!(ack["ev"], "ack", "{ack}");
+    ticks
+        .wait_event(|e| e["ev"] == "tick" && e.get("snap").is_none())
+        .await;
+    let status = edge.get_json("/api/stats").await["source"].clone();
+    assert_eq!(status["counters"]["bars_seeded"], 0, "{status}");
+
     // A bars client on the edge: snapshot first, then finals, each once
-    // and in order, the first of them the bar that was open before the
-    // edge served AAPL.
+    // and in order, the first of them the bar that was open before its
+    // subscribe, with the trades from before the edge served AAPL.
     let mut client = Client::connect(&edge.ws_url()).await;
     let ack = client
         .request(json!({"op":"subscribe","id":1,"channel":"bars","tf":"1s","symbols":["AAPL"]}))

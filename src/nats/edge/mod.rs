@@ -23,9 +23,11 @@
 //! its router drops the old seq space and closes its connections, whose
 //! clients reconnect into the new epoch.
 //!
-//! Bars: a symbol the edge starts serving gets the source's bars, as of a
-//! tick at or after the one the edge's snapshot read, before `Ready`; its
-//! router aggregates only later ticks (`nats::bars`, `router/bars.rs`).
+//! Bars: on `WantedBars` (a bars subscriber of a symbol whose bars here
+//! are not the source's yet) the edge delivers the symbol as on `Wanted`
+//! and hands its router the source's bars, as of a tick at or after the
+//! last one the edge has, before `Ready`; the router aggregates only later
+//! ticks (`nats::bars`, `router/bars.rs`).
 //!
 //! This file runs the edge task; `subscriptions.rs` turns interest into
 //! NATS subscriptions and snapshot reads, `bars.rs` fetches the bars.
@@ -70,8 +72,8 @@ struct Counters {
     snapshots_read: u64,
     reconnects: u64,
     slow_consumer: u64,
-    /// Symbols whose bars came from the source when the edge began
-    /// serving them, and those whose did not (the source did not answer).
+    /// Times a symbol's bars came from the source for a bars subscriber,
+    /// and times they did not (the source did not answer).
     bars_seeded: u64,
     bars_unseeded: u64,
 }

@@ -20,7 +20,8 @@ const PARALLEL_READS: usize = 16;
 
 impl EdgeState {
     /// Applies interest changes, then routes the latest values of the newly
-    /// wanted symbols and answers with `Ready`.
+    /// wanted symbols, hands over the source's bars of those whose bars
+    /// are wanted, and answers with `Ready`.
     pub(super) async fn apply(&mut self, changes: Vec<Interest>) -> bool {
         let mut ready = Vec::new();
         let mut read = Vec::new();
@@ -43,13 +44,12 @@ impl EdgeState {
                     self.subscriptions.remove(&name);
                 }
                 Interest::Wanted(name) => {
-                    self.wanted.insert(name.clone());
+                    self.want(&name, &mut read).await;
+                    ready.push(name);
+                }
+                Interest::WantedBars(name) => {
+                    self.want(&name, &mut read).await;
                     seed.push(name.clone());
-                    if !self.wildcard {
-                        self.subscribe(name.clone(), subject::for_symbol(&name))
-                            .await;
-                        read.push(name.clone());
-                    }
                     ready.push(name);
                 }
                 Interest::Unwanted(name) => {
@@ -70,6 +70,16 @@ impl EdgeState {
             && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
         self.report();
         open
+    }
+
+    /// Delivers `name` from now on, unless it is already: subscribes, and
+    /// adds it to the snapshots to `read` (unless `*` brings it anyway).
+    async fn want(&mut self, name: &Arc<str>, read: &mut Vec<Arc<str>>) {
+        if self.wanted.insert(name.clone()) && !self.wildcard {
+            self.subscribe(name.clone(), subject::for_symbol(name))
+                .await;
+            read.push(name.clone());
+        }
     }
 
     /// Subscribes to `subject` under `key` unless already subscribed.
