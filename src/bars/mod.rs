@@ -11,7 +11,7 @@
 //!   its final bars per timeframe, within `--bars-keep` and
 //!   `--bars-memory`; the router writes it, sessions and `/api/bars` read it.
 //! - `seed.rs`: [`BarSeed`], one symbol's bars as of one tick, which a
-//!   NATS source hands an edge that starts serving the symbol.
+//!   NATS source hands an edge whose clients want the symbol's bars.
 //! - `offline.rs`: `tickfeed feed bars`, files to CSV.
 //!
 //! Imports `protocol`, `symbols` (ids) and `feed` (the offline command).

@@ -1,7 +1,7 @@
 //! A symbol's bars at one point of its feed, handed from one node to
-//! another: a NATS edge that starts serving a symbol takes them from the
-//! source (`nats::bars`), so that its bars continue the source's instead
-//! of starting with the edge's first tick.
+//! another: a NATS edge takes them from the source for its first bars
+//! subscriber of a symbol (`nats::bars`), so that its bars continue the
+//! source's instead of starting with the edge's first tick.
 //!
 //! A [`BarSeed`] holds, for every timeframe, the retained final bars
 //! (oldest first) and the open bar with the sums behind its `vwap`, and

@@ -1,7 +1,8 @@
-//! Bars across the broker: an edge that starts serving a symbol takes the
-//! source's bars of it (`bars::BarSeed`), so its bars are the source's
-//! from the first one, not built from the edge's first tick; and an
-//! edge's `/api/bars` of a symbol it does not serve asks the source.
+//! Bars across the broker: for its first bars subscriber of a symbol an
+//! edge takes the source's bars of it (`bars::BarSeed`), so its bars are
+//! the source's from the first one, not built from the edge's first tick;
+//! and an edge's `/api/bars` of a symbol whose bars it does not have from
+//! the source asks the source.
 //!
 //! Request/reply to the source node, as for tick history (`history.rs`):
 //! the source answers on `tickfeed.bars.<SYMBOL>` from its router, which

@@ -16,7 +16,7 @@
 //! source role, `edge` the edge role, `inbound` the edge's decoding and
 //! `seq` filter, `history` the source's answers to edges that resume
 //! clients past their own rings, and `bars` the source's bars handed to
-//! edges that start serving a symbol. Both roles need the broker at start (they
+//! edges whose clients want a symbol's bars. Both roles need the broker at start (they
 //! fail with a clear error otherwise) and reconnect by themselves after
 //! that.
 

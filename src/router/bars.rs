@@ -160,8 +160,9 @@ impl BarRouting {
         )
     }
 
-    /// Continues the bars of `id` from `seed` (a NATS edge that starts
-    /// serving the symbol; no client of it holds the symbol's bars yet).
+    /// Continues the bars of `id` from `seed` (a NATS edge's first bars
+    /// subscriber of the symbol, whose subscribe waits for this: no client
+    /// holds an index into these bars yet).
     pub(super) fn seed(&mut self, id: SymbolId, seed: &BarSeed) {
         self.aggregator.forget(id);
         let mut sink = Publish {

@@ -344,7 +344,10 @@ impl Router {
                 for name in symbols {
                     match self.ids.get(name.as_str()) {
                         Some(&id) => {
-                            if !self.bars.store().is_current(id) {
+                            // Bars are taken only while no client holds an
+                            // index into them (a failed take is not retried
+                            // under a subscriber's feet).
+                            if !self.bars.store().is_current(id) && !self.bars.holds(id) {
                                 unseeded.push(id);
                             }
                             self.bars.subscribe(client, &mailbox, id, tf);

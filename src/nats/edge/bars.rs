@@ -1,5 +1,5 @@
 //! The edge's part in bars through NATS: the source's bars of the symbols
-//! it starts serving (`nats::bars`), each as of a tick at or after the
+//! reported `WantedBars` (`nats::bars`), each as of a tick at or after the
 //! last one the edge has of it (the snapshot just read, or what `*`
 //! brought), so that every later tick reaches the edge live: it
 //! subscribed before it asked.
