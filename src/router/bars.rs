@@ -6,8 +6,10 @@
 //! live source's bars also close on the clock: the router calls
 //! [`BarRouting::on_clock`] every [`CLOCK_PERIOD`], which moves the
 //! aggregator's time to now minus [`CLOCK_GRACE`] (a tick stamped just
-//! before a boundary is still on its way), so a bar closes within
-//! `CLOCK_GRACE + CLOCK_PERIOD` of its end even when nothing trades. A
+//! before a boundary is still on its way; on a NATS edge
+//! [`EDGE_CLOCK_GRACE`], which covers the broker hop), so a bar closes
+//! within that grace plus `CLOCK_PERIOD` of its end even when nothing
+//! trades. A
 //! replay closes bars when `xt` passes their end, and its last bars when
 //! the source ends; a replay's next `--loop` pass (its `xt` goes back)
 //! closes what is open and starts over.
@@ -36,6 +38,12 @@ use std::time::Duration;
 pub(super) const CLOCK_PERIOD: Duration = Duration::from_millis(20);
 /// How far behind the clock a live source's bar time stays.
 const CLOCK_GRACE: Duration = Duration::from_millis(10);
+/// The same on a NATS edge, whose ticks come one broker hop after the
+/// source routed them: a trade the source counted in a bar must reach the
+/// edge before the edge closes that bar, or the two bars differ. 40 ms
+/// covers the hop's p99 under load (`docs/scaling.md`, "Latency") and
+/// keeps an edge's bars closing within 100 ms of their end.
+const EDGE_CLOCK_GRACE: Duration = Duration::from_millis(40);
 
 /// Aggregation state and the store it fills (router only).
 #[derive(Debug)]
@@ -52,6 +60,8 @@ pub(super) struct BarRouting {
     /// By symbol id, the `seq` of the last tick a seed included (a NATS
     /// edge's): ticks up to it are in the bars already.
     seeded_through: Vec<u64>,
+    /// How far behind the clock a live source's bar time stays here.
+    grace: Duration,
 }
 
 /// Writes the aggregator's bars into the store and marks subscribers.
@@ -91,7 +101,14 @@ impl BarRouting {
             subscribers: Vec::new(),
             held: HashMap::new(),
             seeded_through: Vec::new(),
+            grace: CLOCK_GRACE,
         }
+    }
+
+    /// Trails the clock by [`EDGE_CLOCK_GRACE`] instead of
+    /// [`CLOCK_GRACE`]: the source is a NATS edge's.
+    pub(super) fn behind_a_broker(&mut self) {
+        self.grace = EDGE_CLOCK_GRACE;
     }
 
     /// Registers `client` for the bars of `id` in `tf`.
@@ -234,7 +251,7 @@ impl BarRouting {
     /// The clock moved: a live source's bars that ended close.
     pub(super) fn on_clock(&mut self) {
         if !self.replay {
-            let now = now_ns().saturating_sub(CLOCK_GRACE.as_nanos() as u64);
+            let now = now_ns().saturating_sub(self.grace.as_nanos() as u64);
             let mut sink = Publish {
                 store: &self.store,
                 subscribers: &self.subscribers,

@@ -64,9 +64,12 @@ enum ParkedReply {
 
 impl Router {
     /// Reports [`Interest`] to `interest` and holds subscribes until the
-    /// source has routed their symbols' latest values.
+    /// source has routed their symbols' latest values. Such a source is a
+    /// NATS edge's, a broker hop behind the source node: bars trail the
+    /// clock further (`bars.rs`).
     pub fn with_interest(mut self, interest: InterestSender) -> Self {
         self.interest = Some(interest);
+        self.bars.behind_a_broker();
         self
     }
 

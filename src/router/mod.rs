@@ -157,6 +157,9 @@ impl Router {
     pub fn with_bars(mut self, retention: crate::bars::Retention, budget_bytes: usize) -> Self {
         let store = BarStore::new(self.table.capacity(), retention, budget_bytes);
         self.bars = bars::BarRouting::new(Arc::new(store));
+        if self.interest.is_some() {
+            self.bars.behind_a_broker();
+        }
         self
     }
 
