@@ -41,8 +41,9 @@ const CLOCK_GRACE: Duration = Duration::from_millis(10);
 /// The same on a NATS edge, whose ticks come one broker hop after the
 /// source routed them: a trade the source counted in a bar must reach the
 /// edge before the edge closes that bar, or the two bars differ. 40 ms
-/// covers the hop's p99 under load (`docs/scaling.md`, "Latency") and
-/// keeps an edge's bars closing within 100 ms of their end.
+/// covers the hop's p99 in most runs measured under load (5 to 33 ms,
+/// `docs/scaling.md`, "Sizing figures") and keeps an edge's bars closing
+/// within 100 ms of their end.
 const EDGE_CLOCK_GRACE: Duration = Duration::from_millis(40);
 
 /// Aggregation state and the store it fills (router only).
