@@ -7,7 +7,8 @@
 //!
 //! On a NATS edge, `/api/ticks` reads the source's history (the session's
 //! [`Backfill`]) when the edge's own ring does not cover the request, so
-//! it answers as the source would.
+//! it answers as the source would, and `/api/bars` of a symbol the edge
+//! does not serve asks the source for its bars (`nats::bars`).
 
 mod bars;
 
@@ -33,6 +34,8 @@ pub(crate) struct ApiState {
     pub stats: Arc<Stats>,
     pub router: RouterHandle,
     pub backfill: Option<Backfill>,
+    /// On a NATS edge: where the bars of symbols it does not serve are.
+    pub source_bars: Option<crate::nats::bars::SourceBars>,
 }
 
 pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<FullTickEvent>> {

@@ -61,6 +61,8 @@ pub struct AppState {
     pub router: RouterHandle,
     origins: AllowedOrigins,
     readiness: Readiness,
+    /// On a NATS edge: where `/api/bars` asks for what it does not serve.
+    source_bars: Option<nats::bars::SourceBars>,
     send_buffer: usize,
     next_client: AtomicU64,
     shutdown: Shutdown,
@@ -79,6 +81,7 @@ impl axum::extract::FromRef<Arc<AppState>> for crate::api::ApiState {
             stats: app.stats.clone(),
             router: app.router.clone(),
             backfill: app.settings.backfill.clone(),
+            source_bars: app.source_bars.clone(),
         }
     }
 }
@@ -130,6 +133,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         node.answer_history(table.clone(), &trigger);
         node.backfill(config.history)
     });
+    // Bars: a source answers edges from its router; an edge asks it.
+    let bars_answerer = nats.as_ref().and_then(nats::Node::bars_answerer);
+    let source_bars = nats.as_ref().and_then(nats::Node::source_bars);
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
     let (router, first_message) = feed.enter(|| {
         let mut router = Router::new(table, stats.clone())
@@ -157,6 +163,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
             first_message,
         ))
     })?;
+    if let Some(answerer) = bars_answerer {
+        answerer.spawn(router.clone(), &trigger);
+    }
     // Take clients only once the source's symbols exist, so the first
     // `hello` and `symbols` already list them (bounded for remote sources).
     if tokio::time::timeout(SOURCE_START_GRACE, first_message)
@@ -183,6 +192,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         stats: stats.clone(),
         router: router.clone(),
         origins: config.allowed_origins.clone(),
+        source_bars,
         readiness: Readiness {
             stats: stats.clone(),
             router: router.clone(),

@@ -4,11 +4,14 @@
 //! edges (`common`); a three-server NATS cluster losing the edge's server
 //! in `scale_out/failover.rs`. Tests wait for conditions with deadlines, never for
 //! fixed times, and compare seqs and counts, never timings. Resuming
-//! through edges and the epoch are in `scale_out/resume.rs`.
+//! through edges and the epoch are in `scale_out/resume.rs`, bars through
+//! edges in `scale_out/bars.rs`.
 //!
 //! Needs Debian's `nats-server` (`apt-get install -y nats-server`; `.ci/run`
 //! installs it); the tests fail, never skip, when it is missing.
 
+#[path = "scale_out/bars.rs"]
+mod bars;
 #[path = "scale_out/cluster.rs"]
 mod cluster;
 mod common;

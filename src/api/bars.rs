@@ -93,13 +93,26 @@ pub(crate) async fn bars(
             msg: format!("no such symbol: {}", query.sym),
         })?;
     let sym = cell.name().expect("a named cell").clone();
-    let (finals, open) = app.router.bars().history(
-        id,
-        query.tf,
-        query.from,
-        query.to.unwrap_or(u64::MAX),
-        query.limit,
-    );
+    let to = query.to.unwrap_or(u64::MAX);
+    let local = || {
+        app.router
+            .bars()
+            .history(id, query.tf, query.from, to, query.limit)
+    };
+    let (finals, open) = match &app.source_bars {
+        Some(source) if !app.router.bars().is_current(id) => {
+            let epoch = app.router.table().epoch();
+            match source.fetch(&epoch, sym.clone(), 0).await {
+                Ok(Some(seed)) => seed.history(query.tf, query.from, to, query.limit),
+                Ok(None) => local(),
+                Err(e) => {
+                    tracing::warn!("{e}; /api/bars answers with this edge's own bars");
+                    local()
+                }
+            }
+        }
+        _ => local(),
+    };
     let event = |bar, is_final| {
         HistoryBarEvent::Bar(BarEvent {
             sym: sym.clone(),

@@ -17,7 +17,7 @@
 //! ([`Aggregator::advance`]) so bars close when nothing trades. A tick
 //! whose time is before the clock (late) counts in the current interval.
 
-use super::{Bar, Timeframe};
+use super::{Bar, SymbolBars, Timeframe};
 use crate::protocol::Quote;
 use crate::symbols::SymbolId;
 
@@ -36,19 +36,20 @@ enum Sample {
     Mid(f64),
 }
 
-/// An open bar and the sums behind its `vwap`.
-#[derive(Debug, Clone, Copy)]
-struct Open {
-    bar: Bar,
+/// An open bar and the sums behind its `vwap` (also what a NATS edge is
+/// seeded with, `seed.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpenBar {
+    pub bar: Bar,
     /// Sum of price x weight (size for trades, 1 for mids).
-    price_weight: f64,
-    weight: f64,
+    pub price_weight: f64,
+    pub weight: f64,
 }
 
-impl Open {
-    fn new(t: u64, sample: Sample) -> Open {
+impl OpenBar {
+    fn new(t: u64, sample: Sample) -> OpenBar {
         let (px, size, weight) = sample.parts();
-        Open {
+        OpenBar {
             bar: Bar {
                 t,
                 o: px,
@@ -106,7 +107,7 @@ struct SymbolState {
     /// `vol` of the symbol's previous tick; `None` before the first.
     vol: Option<u64>,
     traded: bool,
-    open: [Option<Open>; 5],
+    open: [Option<OpenBar>; 5],
 }
 
 /// Bars of every symbol in every timeframe.
@@ -158,10 +159,10 @@ impl Aggregator {
         for tf in Timeframe::ALL {
             let slot = &mut state.open[tf.index()];
             match slot {
-                Some(open) if first_trade => *open = Open::new(open.bar.t, sample),
+                Some(open) if first_trade => *open = OpenBar::new(open.bar.t, sample),
                 Some(open) => open.add(sample),
                 None => {
-                    *slot = Some(Open::new(tf.start(self.now), sample));
+                    *slot = Some(OpenBar::new(tf.start(self.now), sample));
                     self.open[tf.index()].push(id);
                 }
             }
@@ -197,6 +198,54 @@ impl Aggregator {
     pub fn restart(&mut self, time: u64, sink: &mut impl BarSink) {
         self.close_all(sink);
         self.now = time;
+    }
+
+    /// The state of `id`'s bars: its last `vol`, whether it traded, and
+    /// its open bars (what a NATS source hands an edge, `seed.rs`).
+    pub fn state_of(&self, id: SymbolId) -> SymbolBars {
+        let state = self.symbols.get(id as usize);
+        SymbolBars {
+            vol: state.and_then(|s| s.vol),
+            traded: state.is_some_and(|s| s.traded),
+            open: state.map_or([None; 5], |s| s.open),
+        }
+    }
+
+    /// Replaces `id`'s state with `bars`, taken from a source whose time
+    /// was `now` (a NATS edge starting to serve the symbol). The time moves
+    /// to `now` if that is later; an open bar whose interval this
+    /// aggregator's time has already passed closes at once, the others
+    /// stay open and are published to `sink`.
+    pub fn seed(&mut self, id: SymbolId, now: u64, bars: SymbolBars, sink: &mut impl BarSink) {
+        self.forget(id);
+        self.advance(now, sink);
+        let state = &mut self.symbols[id as usize];
+        state.vol = bars.vol;
+        state.traded = bars.traded;
+        for tf in Timeframe::ALL {
+            match bars.open[tf.index()] {
+                Some(open) if open.bar.t < tf.start(self.now) => sink.closed(id, tf, &open.bar),
+                Some(open) => {
+                    state.open[tf.index()] = Some(open);
+                    self.open[tf.index()].push(id);
+                    sink.partial(id, tf, &open.bar);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Drops `id`'s state and open bars unpublished, as if it had never
+    /// ticked (its bars are about to be replaced).
+    pub fn forget(&mut self, id: SymbolId) {
+        let index = id as usize;
+        if self.symbols.len() <= index {
+            self.symbols.resize_with(index + 1, SymbolState::default);
+        }
+        self.symbols[index] = SymbolState::default();
+        for open in &mut self.open {
+            open.retain(|&other| other != id);
+        }
     }
 
     fn close(&mut self, tf: Timeframe, sink: &mut impl BarSink) {

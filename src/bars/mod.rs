@@ -10,6 +10,8 @@
 //! - `store.rs`: [`BarStore`], each symbol's partial bar and the rings of
 //!   its final bars per timeframe, within `--bars-keep` and
 //!   `--bars-memory`; the router writes it, sessions and `/api/bars` read it.
+//! - `seed.rs`: [`BarSeed`], one symbol's bars as of one tick, which a
+//!   NATS source hands an edge whose clients want the symbol's bars.
 //! - `offline.rs`: `tickfeed feed bars`, files to CSV.
 //!
 //! Imports `protocol`, `symbols` (ids) and `feed` (the offline command).
@@ -17,10 +19,12 @@
 mod aggregate;
 mod cell;
 pub mod offline;
+mod seed;
 mod store;
 
 pub use crate::protocol::{Bar, Timeframe};
-pub use aggregate::{Aggregator, BarSink};
+pub use aggregate::{Aggregator, BarSink, OpenBar};
+pub use seed::{BarSeed, SymbolBars};
 pub use store::{BarStore, DEFAULT_BARS_MEMORY, DEFAULT_KEEP, Retention, SeriesRead};
 
 /// Words of a [`Bar`] in a cell.

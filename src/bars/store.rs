@@ -19,7 +19,7 @@ use super::{BAR_WORDS, Bar, Timeframe, from_words, to_words};
 use crate::symbols::SymbolId;
 use arc_swap::ArcSwapOption;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Memory of all rings by default. At the default retention a symbol's
 /// five full rings take 462 KB, so 256 MiB keeps full history for about
@@ -136,6 +136,9 @@ pub struct BarStore {
     /// Bytes of all ring slots.
     used: AtomicUsize,
     budget: usize,
+    /// By symbol id: the bars continue a NATS source's and follow its
+    /// ticks (an edge serving the symbol; see [`BarStore::is_current`]).
+    current: Box<[AtomicBool]>,
 }
 
 impl BarStore {
@@ -155,7 +158,19 @@ impl BarStore {
             grown: Default::default(),
             used: AtomicUsize::new(0),
             budget,
+            current: (0..symbols).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// On a NATS edge: whether the bars of `id` are the source's (seeded
+    /// from it and following its ticks since). When not, the edge's
+    /// `/api/bars` asks the source.
+    pub fn is_current(&self, id: SymbolId) -> bool {
+        self.current[id as usize].load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_current(&self, id: SymbolId, current: bool) {
+        self.current[id as usize].store(current, Ordering::Release);
     }
 
     fn series(&self, id: SymbolId, tf: Timeframe) -> &Series {
@@ -264,19 +279,63 @@ impl BarStore {
         limit: usize,
     ) -> (Vec<Bar>, Option<Bar>) {
         let read = self.read(id, tf);
-        let open = self
-            .partial(id, tf)
-            .filter(|b| (from..to).contains(&b.t) && limit > 0);
-        let mut finals: Vec<Bar> = (read.oldest..read.finals)
-            .rev()
-            .filter_map(|i| self.final_bar(id, tf, i))
-            .skip_while(|b| b.t >= to)
-            .take_while(|b| b.t >= from)
-            .take(limit - usize::from(open.is_some()).min(limit))
-            .collect();
-        finals.reverse();
-        (finals, open)
+        let finals = (read.oldest..read.finals).filter_map(|i| self.final_bar(id, tf, i));
+        window(finals, self.partial(id, tf), from, to, limit)
     }
+
+    /// Up to `limit` retained finals of `id` in `tf` with indexes below
+    /// `end`, the newest of them, oldest first.
+    pub fn finals_before(&self, id: SymbolId, tf: Timeframe, end: u64, limit: usize) -> Vec<Bar> {
+        let oldest = self
+            .read(id, tf)
+            .oldest
+            .max(end.saturating_sub(limit as u64));
+        (oldest..end)
+            .filter_map(|i| self.final_bar(id, tf, i))
+            .collect()
+    }
+
+    /// Replaces the finals of `id` in `tf` with `finals` (oldest first;
+    /// the newest the retention keeps) and clears its open bar (router
+    /// only: a NATS edge seeding a symbol no client of it holds). Indexes
+    /// go on from the finals closed so far, so nothing read before is
+    /// mistaken for a seeded bar.
+    pub(crate) fn seed(&self, id: SymbolId, tf: Timeframe, finals: &[Bar]) {
+        let series = self.series(id, tf);
+        let cap = self.retention.per_tf[tf.index()].max(1);
+        if let Some(old) = series.ring.swap(None) {
+            let len = old.slots.len();
+            self.used.fetch_sub(len * SLOT_BYTES, Ordering::Relaxed);
+            let grown = len.saturating_sub(FIRST_SLOTS.min(cap)) * SLOT_BYTES;
+            self.grown[tf.index()].fetch_sub(grown, Ordering::Relaxed);
+        }
+        let mut words = [0; BAR_WORDS + 1];
+        words[0] = u64::MAX; // the index no open bar has
+        series.partial.write(series.partial.version() + 2, words);
+        for bar in &finals[finals.len().saturating_sub(cap)..] {
+            self.push_final(id, tf, bar);
+        }
+    }
+}
+
+/// Up to `limit` of `finals` (oldest first) and `open` starting in
+/// `[from, to)`, the newest of them; what `/api/bars` answers.
+pub(crate) fn window(
+    finals: impl DoubleEndedIterator<Item = Bar>,
+    open: Option<Bar>,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> (Vec<Bar>, Option<Bar>) {
+    let open = open.filter(|b| (from..to).contains(&b.t) && limit > 0);
+    let mut finals: Vec<Bar> = finals
+        .rev()
+        .skip_while(|b| b.t >= to)
+        .take_while(|b| b.t >= from)
+        .take(limit - usize::from(open.is_some()).min(limit))
+        .collect();
+    finals.reverse();
+    (finals, open)
 }
 
 #[cfg(test)]
@@ -404,6 +463,52 @@ mod tests {
     #[ignore = "a measurement (docs/benchmarks.md, \"Bars\"); run it alone"]
     fn memory_of_full_bars_at_10_000_symbols_stays_within_the_budget() {
         fill_and_measure(10_000);
+    }
+
+    #[test]
+    fn a_seed_replaces_the_finals_and_the_open_bar_and_indexes_go_on() {
+        let retention = Retention {
+            per_tf: [8, 8, 8, 8, 8],
+        };
+        let store = BarStore::new(2, retention, DEFAULT_BARS_MEMORY);
+        let tf = Timeframe::S1;
+        for t in 0..6 {
+            store.push_final(0, tf, &bar(t));
+        }
+        store.set_partial(0, tf, &bar(6));
+        let before = store.memory().0;
+        let seeded: Vec<Bar> = (100..110).map(bar).collect();
+        store.seed(0, tf, &seeded);
+        assert_eq!(
+            store.partial(0, tf),
+            None,
+            "the open bar is the seed's to set"
+        );
+        assert_eq!(
+            store.read(0, tf),
+            SeriesRead {
+                finals: 14,
+                oldest: 6
+            },
+            "indexes go on after the 6 finals closed; the newest 8 are kept"
+        );
+        assert_eq!(
+            store.final_bar(0, tf, 5),
+            None,
+            "no old final is read as seeded"
+        );
+        assert_eq!(store.final_bar(0, tf, 6), Some(bar(102)));
+        let (finals, _) = store.history(0, tf, 0, u64::MAX, 100);
+        assert_eq!(finals, seeded[2..]);
+        store.seed(0, tf, &seeded);
+        assert_eq!(
+            store.memory().0,
+            before,
+            "a seed frees the ring it replaces"
+        );
+        assert!(!store.is_current(0));
+        store.set_current(0, true);
+        assert!(store.is_current(0) && !store.is_current(1));
     }
 
     #[test]

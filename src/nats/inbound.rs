@@ -53,6 +53,11 @@ impl Inbound {
         }
     }
 
+    /// `seq` of the last tick of `symbol` forwarded (0: none).
+    pub fn last_forwarded(&self, symbol: &str) -> u64 {
+        self.last.get(symbol).copied().unwrap_or(0)
+    }
+
     /// Forgets what was forwarded: seqs start again in a new epoch.
     pub fn forget(&mut self) {
         self.last.clear();

@@ -14,11 +14,13 @@
 //! `subject` names subjects, `payload` encodes messages, `store` is the
 //! broker's last-value stream (and the source's epoch), `publisher` the
 //! source role, `edge` the edge role, `inbound` the edge's decoding and
-//! `seq` filter, and `history` the source's answers to edges that resume
-//! clients past their own rings. Both roles need the broker at start (they
+//! `seq` filter, `history` the source's answers to edges that resume
+//! clients past their own rings, and `bars` the source's bars handed to
+//! edges whose clients want a symbol's bars. Both roles need the broker at start (they
 //! fail with a clear error otherwise) and reconnect by themselves after
 //! that.
 
+pub mod bars;
 pub mod edge;
 pub mod history;
 pub mod inbound;
@@ -196,6 +198,24 @@ impl Node {
         };
         let fetch = Arc::new(history::RequestHistory::new(edge.client().clone()));
         Some(Backfill { fetch, per_symbol })
+    }
+
+    /// On a source, what answers edges' bars requests once the router
+    /// runs ([`bars::Answerer::spawn`]).
+    pub fn bars_answerer(&self) -> Option<bars::Answerer> {
+        match self {
+            Node::Source(publisher) => Some(bars::Answerer::new(publisher.client().clone())),
+            Node::Edge(_) => None,
+        }
+    }
+
+    /// On an edge, where `/api/bars` asks for the bars of a symbol the
+    /// edge does not serve.
+    pub fn source_bars(&self) -> Option<bars::SourceBars> {
+        match self {
+            Node::Edge(edge) => Some(bars::SourceBars::new(edge.client().clone())),
+            Node::Source(_) => None,
+        }
     }
 
     /// On a source, starts answering edges' history requests from

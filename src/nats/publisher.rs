@@ -177,7 +177,10 @@ impl Tee {
                     self.publish_universe(&names);
                     SourceMsg::Declare(names)
                 }
-                other @ (SourceMsg::Ready(_) | SourceMsg::Epoch(_) | SourceMsg::Books(_)) => other,
+                other @ (SourceMsg::Ready(_)
+                | SourceMsg::Epoch(_)
+                | SourceMsg::Books(_)
+                | SourceMsg::Bars(_)) => other,
             };
             if out.send(msg).await.is_err() {
                 break;

@@ -1,7 +1,7 @@
 //! NATS subject names: `tickfeed.ticks.<SYMBOL>` for a symbol's updates,
 //! `tickfeed.symbols` for the universe, `tickfeed.epoch` for the source's
-//! epoch and `tickfeed.history.<SYMBOL>` for requests of a symbol's recent
-//! updates. Used by the publisher (source role) and the edge, so both
+//! epoch, `tickfeed.history.<SYMBOL>` for requests of a symbol's recent
+//! updates and `tickfeed.bars.<SYMBOL>` for requests of its bars. Used by the publisher (source role) and the edge, so both
 //! spell subjects the same way.
 //!
 //! A symbol becomes one subject token. Characters that NATS gives a meaning
@@ -26,6 +26,10 @@ pub const EPOCH: &str = "tickfeed.epoch";
 pub const HISTORY_PREFIX: &str = "tickfeed.history.";
 /// Every history subject (the source's subscription).
 pub const ALL_HISTORY: &str = "tickfeed.history.>";
+/// Prefix of the subjects on which the source answers bars requests.
+pub const BARS_PREFIX: &str = "tickfeed.bars.";
+/// Every bars subject (the source's subscription).
+pub const ALL_BARS: &str = "tickfeed.bars.>";
 
 fn needs_escape(byte: u8) -> bool {
     matches!(byte, b'.' | b'*' | b'>' | b'%')
@@ -41,6 +45,11 @@ pub fn for_symbol(symbol: &str) -> String {
 /// The subject on which `symbol`'s recent updates are asked for.
 pub fn history_of(symbol: &str) -> String {
     with_prefix(HISTORY_PREFIX, symbol)
+}
+
+/// The subject on which `symbol`'s bars are asked for (`bars.rs`).
+pub fn bars_of(symbol: &str) -> String {
+    with_prefix(BARS_PREFIX, symbol)
 }
 
 fn with_prefix(prefix: &str, symbol: &str) -> String {
@@ -66,6 +75,11 @@ pub fn symbol_of(subject: &str) -> Option<Cow<'_, str>> {
 /// The symbol a history subject asks about, as [`symbol_of`] reads it.
 pub fn symbol_of_history(subject: &str) -> Option<Cow<'_, str>> {
     symbol_after(HISTORY_PREFIX, subject)
+}
+
+/// The symbol a bars subject asks about, as [`symbol_of`] reads it.
+pub fn symbol_of_bars(subject: &str) -> Option<Cow<'_, str>> {
+    symbol_after(BARS_PREFIX, subject)
 }
 
 fn symbol_after<'s>(prefix: &str, subject: &'s str) -> Option<Cow<'s, str>> {
@@ -133,6 +147,9 @@ mod tests {
         );
         assert_eq!(symbol_of_history("tickfeed.ticks.AAPL"), None);
         assert_eq!(symbol_of(&history_of("AAPL")), None);
+        assert_eq!(bars_of("BRK.B"), "tickfeed.bars.BRK%2EB");
+        assert_eq!(symbol_of_bars(&bars_of("a*b c")).as_deref(), Some("a*b c"));
+        assert_eq!(symbol_of_bars(&history_of("AAPL")), None);
     }
 
     #[test]

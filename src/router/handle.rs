@@ -3,7 +3,7 @@
 //! leave), each answered on a oneshot channel.
 
 use super::{BarsSubscribed, ClientId, Subscribed};
-use crate::bars::BarStore;
+use crate::bars::{BarSeed, BarStore};
 use crate::conflate::Mailbox;
 use crate::protocol::{SymbolSet, Timeframe};
 use crate::symbols::{SymbolId, SymbolTable};
@@ -39,6 +39,12 @@ pub(super) enum Command {
     },
     Leave {
         client: ClientId,
+    },
+    /// A symbol's bars but for their finals, and how many finals each
+    /// timeframe had then.
+    BarSeed {
+        symbol: String,
+        reply: oneshot::Sender<Option<(SymbolId, BarSeed, [u64; 5])>>,
     },
 }
 
@@ -131,6 +137,28 @@ impl RouterHandle {
             reply,
         })
         .await
+    }
+
+    /// The bars of `symbol` as of its latest routed tick (a NATS source's
+    /// answer to an edge), with at most `max_finals` final bars, the newest
+    /// of each timeframe, longest timeframe first; `None` for a symbol the
+    /// router does not know. The router takes the open bars between two
+    /// batches; the finals are read here, off its task, by their indexes.
+    pub async fn bar_seed(
+        &self,
+        symbol: String,
+        max_finals: usize,
+    ) -> Result<Option<BarSeed>, RouterGone> {
+        let taken = self.ask(|reply| Command::BarSeed { symbol, reply }).await?;
+        Ok(taken.map(|(id, mut seed, finals)| {
+            let mut left = max_finals;
+            for tf in Timeframe::ALL.into_iter().rev() {
+                let bars = self.bars.finals_before(id, tf, finals[tf.index()], left);
+                left -= bars.len();
+                seed.finals[tf.index()] = bars;
+            }
+            seed
+        }))
     }
 
     /// Sends the command `make` builds around a reply channel, and waits

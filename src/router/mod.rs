@@ -103,8 +103,9 @@ pub struct Router {
     dropped_table_full: u64,
     /// Reports interest to an on-demand source; `None` for a local source.
     interest: Option<InterestSender>,
-    /// Names reported `Wanted` whose `Ready` has not come yet.
-    warming: HashSet<Arc<str>>,
+    /// Names reported `Wanted` or `WantedBars`, with how many reports of
+    /// each have no `Ready` yet.
+    warming: HashMap<Arc<str>, u32>,
     /// Subscribes waiting for some of `warming`.
     parked: Vec<Parked>,
     /// Fired once the source's first message is handled (see `first_message`).
@@ -129,7 +130,7 @@ impl Router {
             clients: HashMap::new(),
             dropped_table_full: 0,
             interest: None,
-            warming: HashSet::new(),
+            warming: HashMap::new(),
             parked: Vec::new(),
             first_message: None,
         }
@@ -156,6 +157,9 @@ impl Router {
     pub fn with_bars(mut self, retention: crate::bars::Retention, budget_bytes: usize) -> Self {
         let store = BarStore::new(self.table.capacity(), retention, budget_bytes);
         self.bars = bars::BarRouting::new(Arc::new(store));
+        if self.interest.is_some() {
+            self.bars.behind_a_broker();
+        }
         self
     }
 
@@ -203,6 +207,13 @@ impl Router {
                         }
                         Some(SourceMsg::Ticks(batch)) => self.route(batch),
                         Some(SourceMsg::Ready(names)) => self.ready(&names),
+                        Some(SourceMsg::Bars(seeds)) => {
+                            for (name, seed) in seeds {
+                                if let Some(id) = self.intern(&name) {
+                                    self.bars.seed(id, &seed);
+                                }
+                            }
+                        }
                         // Routed by the book channel (issue 16, in progress).
                         Some(SourceMsg::Books(_)) => {}
                         Some(SourceMsg::Epoch(epoch)) => {
@@ -237,6 +248,7 @@ impl Router {
         tracing::info!(%epoch, "seqs are now of epoch {epoch}");
         self.table.set_epoch(epoch);
         self.retention.forget_all(&self.table);
+        self.bars.forget_seeds();
         for id in 0..self.topics.len() as SymbolId {
             self.table.clear(id);
         }
@@ -331,17 +343,24 @@ impl Router {
                 symbols,
                 reply,
             } => {
-                let mut subscribed = BarsSubscribed::default();
+                let (mut ids, mut unseeded, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
                 for name in symbols {
                     match self.ids.get(name.as_str()) {
                         Some(&id) => {
-                            let first = self.bars.subscribe(client, &mailbox, id, tf);
-                            subscribed.granted.push((id, first));
+                            // Bars are taken only while no client holds an
+                            // index into them (a failed take is not retried
+                            // under a subscriber's feet).
+                            if !self.bars.store().is_current(id) && !self.bars.holds(id) {
+                                unseeded.push(id);
+                            }
+                            self.bars.subscribe(client, &mailbox, id, tf);
+                            ids.push(id);
                         }
-                        None => subscribed.unknown.push(name),
+                        None => unknown.push(name),
                     }
                 }
-                let _ = reply.send(subscribed);
+                self.want_bars(self.names(&unseeded));
+                self.reply_bars_when_warm(ids, tf, unknown, reply);
             }
             Command::UnsubscribeBars {
                 client,
@@ -356,13 +375,40 @@ impl Router {
                 for &id in &ids {
                     self.bars.unsubscribe(client, id, tf);
                 }
+                self.release(ids.clone());
                 let _ = reply.send(ids);
             }
             Command::Leave { client } => {
                 self.unsubscribe(client, SymbolSet::All);
-                self.bars.leave(client);
+                let ids = self.bars.leave(client);
+                self.release(ids);
+            }
+            Command::BarSeed { symbol, reply } => {
+                let taken = self.ids.get(symbol.as_str()).map(|&id| {
+                    let seq = self.table.cell(id).latest().map_or(0, |t| t.seq());
+                    let (seed, finals) = self.bars.export(id, seq);
+                    (id, seed, finals)
+                });
+                let _ = reply.send(taken);
             }
         }
+    }
+
+    /// Some local client subscribes to ticks or bars of `id`.
+    fn serves(&self, id: SymbolId) -> bool {
+        !self.topics[id as usize].is_empty() || self.bars.holds(id)
+    }
+
+    /// Of `ids`, whose subscriptions just went, those no longer served
+    /// are unwanted (reported to an on-demand source).
+    fn release(&mut self, mut ids: Vec<SymbolId>) {
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|&id| !self.serves(id));
+        for &id in &ids {
+            self.bars.released(id);
+        }
+        self.unwant(self.names(&ids));
     }
 
     fn grant(&self, id: SymbolId) -> Grant {
@@ -400,7 +446,7 @@ impl Router {
                         continue;
                     };
                     if held.insert(id) {
-                        if self.topics[id as usize].is_empty() {
+                        if self.topics[id as usize].is_empty() && !self.bars.holds(id) {
                             first.push(id);
                         }
                         self.topics[id as usize].push(Subscriber {
@@ -453,14 +499,10 @@ impl Router {
                 (ids, removed)
             }
         };
-        let mut last = Vec::new();
         for &id in &removed {
             self.topics[id as usize].retain(|s| s.client != client);
-            if self.topics[id as usize].is_empty() {
-                last.push(id);
-            }
         }
-        self.unwant(self.names(&last));
+        self.release(removed);
         ids
     }
 

@@ -1,6 +1,7 @@
 //! Router tests: fan-out, subscriptions, interest and warming.
 
 use super::*;
+use crate::bars::Timeframe;
 
 fn tick(sym: &str, seq: u64) -> Tick {
     Tick::test(sym, seq)
@@ -180,4 +181,107 @@ fn a_new_epoch_drops_the_old_seq_space_and_wakes_every_subscriber() {
     assert!(!pending(&all).is_empty());
     r.route(vec![tick("AAPL", 1)]);
     assert_eq!(r.table.cell(0).latest_seq(), 1, "seqs start again");
+}
+
+/// A replayed tick of AAPL: `seq`, 300 ms of file time apart, so that
+/// ticks span several 1s bars.
+fn replayed(seq: u64) -> Tick {
+    let mut tick = tick("AAPL", seq);
+    tick.xt = Some(1_735_828_200_000_000_000 + seq * 300_000_000);
+    tick.quote.px = Some(100.0 + (seq % 7) as f64);
+    tick
+}
+
+/// What a source's handle answers an edge: AAPL's bars as of `seq`.
+fn seed_of(source: &Router, seq: u64) -> crate::bars::BarSeed {
+    let (mut seed, finals) = source.bars.export(0, seq);
+    for tf in Timeframe::ALL {
+        let store = source.bars.store();
+        seed.finals[tf.index()] = store.finals_before(0, tf, finals[tf.index()], 100);
+    }
+    seed
+}
+
+#[test]
+fn an_edge_seeded_with_the_sources_bars_continues_them_exactly() {
+    let mut source = router();
+    source.route((1..=20).map(replayed).collect());
+    let seed = seed_of(&source, 20);
+    assert_eq!(seed.seq, 20);
+    source.route((21..=40).map(replayed).collect());
+
+    // The edge routed a snapshot before the seed came, and then receives
+    // ticks the seed already holds: neither counts twice.
+    let mut edge = router();
+    edge.route(vec![replayed(18)]);
+    edge.bars.seed(0, &seed);
+    edge.route((17..=40).map(replayed).collect());
+    for tf in Timeframe::ALL {
+        assert_eq!(
+            edge.bars.store().history(0, tf, 0, u64::MAX, 1000),
+            source.bars.store().history(0, tf, 0, u64::MAX, 1000),
+            "{tf:?}"
+        );
+    }
+    assert!(edge.bars.store().is_current(0));
+}
+
+#[test]
+fn bars_subscribers_make_a_symbol_wanted_and_are_answered_after_its_seed() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut r = router().with_interest(tx);
+    r.intern(&"AAPL".into());
+    let bars = |r: &mut Router, client| {
+        let (reply, rx) = oneshot::channel();
+        r.handle(Command::SubscribeBars {
+            client,
+            mailbox: Arc::new(Mailbox::new(64)),
+            tf: Timeframe::S1,
+            symbols: vec!["AAPL".into()],
+            reply,
+        });
+        rx
+    };
+    let mut first = bars(&mut r, 1);
+    assert_eq!(drain(&mut rx), [Interest::WantedBars("AAPL".into())]);
+    assert!(first.try_recv().is_err(), "held until the source is ready");
+    let mut source = router();
+    source.route((1..=20).map(replayed).collect());
+    r.bars.seed(0, &seed_of(&source, 20));
+    r.ready(&["AAPL".into()]);
+    let seeded = source.bars.store().read(0, Timeframe::S1).finals;
+    assert_eq!(
+        first.try_recv().unwrap().granted,
+        [(0, seeded)],
+        "the seeded finals are history: the first final sent is the next"
+    );
+
+    // Ticks and bars of a symbol are one interest; a bars subscriber of a
+    // symbol whose bars are the source's already waits for nothing.
+    subscribe_command(&mut r, 2, named(&["AAPL"]));
+    assert!(bars(&mut r, 3).try_recv().is_ok());
+    r.handle(Command::Leave { client: 3 });
+    assert!(
+        drain(&mut rx).is_empty(),
+        "served already: nothing to report"
+    );
+    r.handle(Command::Leave { client: 1 });
+    assert!(drain(&mut rx).is_empty(), "a ticks subscriber is left");
+    r.handle(Command::Leave { client: 2 });
+    assert_eq!(drain(&mut rx), [Interest::Unwanted("AAPL".into())]);
+    assert!(!r.bars.store().is_current(0), "no longer followed");
+
+    // Ticks alone take no bars from the source; the first bars subscriber
+    // of a symbol served for its ticks does, and waits for them.
+    subscribe_command(&mut r, 4, named(&["AAPL"]));
+    r.ready(&["AAPL".into()]);
+    assert_eq!(drain(&mut rx), [Interest::Wanted("AAPL".into())]);
+    let mut late = bars(&mut r, 5);
+    assert_eq!(drain(&mut rx), [Interest::WantedBars("AAPL".into())]);
+    assert!(
+        late.try_recv().is_err(),
+        "held until the bars are the source's"
+    );
+    r.ready(&["AAPL".into()]);
+    assert!(late.try_recv().is_ok());
 }

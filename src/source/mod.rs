@@ -16,6 +16,7 @@ pub mod record;
 pub mod replay;
 pub mod universe;
 
+use crate::bars::BarSeed;
 use crate::protocol::{BookUpdate, Tick};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::stats::Stats;
@@ -47,6 +48,10 @@ pub enum SourceMsg {
     /// subscribes waiting for them can be answered. Sent only by on-demand
     /// sources, in reply to `router::Interest::Wanted`.
     Ready(Vec<Arc<str>>),
+    /// Bars of these symbols as their source has them, to continue from
+    /// (`bars::BarSeed`). Sent only by the NATS edge, before the `Ready`
+    /// of the symbols reported `router::Interest::WantedBars`.
+    Bars(Vec<(Arc<str>, BarSeed)>),
     /// The ticks that follow number their `seq` in this epoch
     /// (`epoch.rs`). Sent first by the NATS roles (the source's publisher
     /// and the edge announce the epoch kept in the broker; an edge also

@@ -23,9 +23,16 @@
 //! its router drops the old seq space and closes its connections, whose
 //! clients reconnect into the new epoch.
 //!
+//! Bars: on `WantedBars` (a bars subscriber of a symbol whose bars here
+//! are not the source's yet) the edge delivers the symbol as on `Wanted`
+//! and hands its router the source's bars, as of a tick at or after the
+//! last one the edge has, before `Ready`; the router aggregates only later
+//! ticks (`nats::bars`, `router/bars.rs`).
+//!
 //! This file runs the edge task; `subscriptions.rs` turns interest into
-//! NATS subscriptions and snapshot reads.
+//! NATS subscriptions and snapshot reads, `bars.rs` fetches the bars.
 
+mod bars;
 mod subscriptions;
 
 use super::inbound::Inbound;
@@ -65,6 +72,10 @@ struct Counters {
     snapshots_read: u64,
     reconnects: u64,
     slow_consumer: u64,
+    /// Times a symbol's bars came from the source for a bars subscriber,
+    /// and times they did not (the source did not answer).
+    bars_seeded: u64,
+    bars_unseeded: u64,
 }
 
 /// A connected edge that has read the universe and the epoch, ready to

@@ -1,7 +1,8 @@
 //! The edge's subscription management: interest changes from the router
 //! become NATS subscriptions (one per wanted symbol, or one to every tick
 //! subject while someone holds `*`), and newly wanted symbols get their
-//! last values read from the broker's stream before `Ready` is sent.
+//! last values read from the broker's stream, and their bars from the
+//! source (`bars.rs`), before `Ready` is sent.
 
 use super::EdgeState;
 use crate::nats::store::FETCH_TIMEOUT;
@@ -19,11 +20,13 @@ const PARALLEL_READS: usize = 16;
 
 impl EdgeState {
     /// Applies interest changes, then routes the latest values of the newly
-    /// wanted symbols and answers with `Ready`.
+    /// wanted symbols, hands over the source's bars of those whose bars
+    /// are wanted, and answers with `Ready`.
     pub(super) async fn apply(&mut self, changes: Vec<Interest>) -> bool {
         let mut ready = Vec::new();
         let mut read = Vec::new();
         let mut read_all = false;
+        let mut seed = Vec::new();
         for change in changes {
             match change {
                 Interest::Wanted(name) if &*name == WILDCARD => {
@@ -41,12 +44,12 @@ impl EdgeState {
                     self.subscriptions.remove(&name);
                 }
                 Interest::Wanted(name) => {
-                    self.wanted.insert(name.clone());
-                    if !self.wildcard {
-                        self.subscribe(name.clone(), subject::for_symbol(&name))
-                            .await;
-                        read.push(name.clone());
-                    }
+                    self.want(&name, &mut read).await;
+                    ready.push(name);
+                }
+                Interest::WantedBars(name) => {
+                    self.want(&name, &mut read).await;
+                    seed.push(name.clone());
                     ready.push(name);
                 }
                 Interest::Unwanted(name) => {
@@ -61,10 +64,22 @@ impl EdgeState {
             self.subscriptions.retain(|key, _| &**key == WILDCARD);
         }
         let latest = self.read_latest(read_all, read).await;
-        let open =
-            self.forward(latest).await && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
+        let seeds = self.fetch_bars(seed, &latest).await;
+        let open = self.forward(latest).await
+            && (seeds.is_empty() || self.out.send(SourceMsg::Bars(seeds)).await.is_ok())
+            && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
         self.report();
         open
+    }
+
+    /// Delivers `name` from now on, unless it is already: subscribes, and
+    /// adds it to the snapshots to `read` (unless `*` brings it anyway).
+    async fn want(&mut self, name: &Arc<str>, read: &mut Vec<Arc<str>>) {
+        if self.wanted.insert(name.clone()) && !self.wildcard {
+            self.subscribe(name.clone(), subject::for_symbol(name))
+                .await;
+            read.push(name.clone());
+        }
     }
 
     /// Subscribes to `subject` under `key` unless already subscribed.
