@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(book.touch().bid, Some((101, 5)));
         let mut top = Levels::default();
         book.top(1, &mut top);
-        assert_eq!((top.bids, top.asks), (vec![(101, 5)], vec![(103, 4)]));
+        assert_eq!(
+            (&top.bids[..], &top.asks[..]),
+            (&[(101, 5)][..], &[(103, 4)][..])
+        );
         book.top(5, &mut top);
         assert_eq!(
             top.bids,
