@@ -42,14 +42,15 @@ pub fn path_beside(message: &Path) -> Option<PathBuf> {
 
 impl OrderbookFile {
     /// Opens the orderbook file beside `message`; `None` when there is none.
-    pub(crate) fn beside(message: &Path) -> Result<Option<OrderbookFile>, FeedError> {
+    /// Boxed: most message files have none, and their readers stay small.
+    pub(crate) fn beside(message: &Path) -> Result<Option<Box<OrderbookFile>>, FeedError> {
         let Some(path) = path_beside(message).filter(|p| p.is_file()) else {
             return Ok(None);
         };
-        Ok(Some(OrderbookFile {
+        Ok(Some(Box::new(OrderbookFile {
             csv: CsvFile::open(&path, false)?,
             levels: Levels::default(),
-        }))
+        })))
     }
 
     pub fn path(&self) -> &Arc<str> {
@@ -72,7 +73,7 @@ impl OrderbookFile {
         self.levels.clear();
         let row = self.csv.row();
         let fields = row.record.len();
-        if fields == 0 || fields % FIELDS_PER_LEVEL != 0 {
+        if fields == 0 || !fields.is_multiple_of(FIELDS_PER_LEVEL) {
             return Err(row.bad(
                 fields.saturating_sub(1),
                 format!(
