@@ -271,8 +271,8 @@ async fn the_replay_sends_the_books_of_record_after_their_ticks() {
 
 #[tokio::test]
 async fn a_replay_window_starts_with_the_book_before_it() {
-    // Row 11 (1 s after the first row) is a hidden trade that changes no
-    // level: its tick still comes with the book of rows 10 and 11.
+    // The window starts at row 11 (1 s after the first row), a hidden
+    // trade that changes no level: the book of row 10 goes out first.
     let path = book_fixture(ZETA_MESSAGES);
     let config = ReplayConfig::prepare(replay_options(&path, Some("+1s"))).unwrap();
     let messages = replay_messages(config).await;
