@@ -3,6 +3,10 @@
 //! orderbook file, without it, with broken ones, and through the replay.
 
 use super::*;
+use indicatif::ProgressBar;
+use tickfeed::feed::check;
+use tickfeed::feed::merge::FeedFile;
+use tickfeed::feed::time::Window;
 
 const ZETA_MESSAGES: &str = "ZETA_2024-03-15_34200000_37800000_message_3.csv";
 const ZETA_ORDERBOOK: &str = "ZETA_2024-03-15_34200000_37800000_orderbook_3.csv";
@@ -280,4 +284,30 @@ async fn a_replay_window_starts_with_the_book_before_it() {
     let rows = orderbook_rows(&book_fixture(ZETA_ORDERBOOK));
     assert_eq!(books[0].depth, rows[10], "the book of row 11");
     assert_eq!(books.last().unwrap().depth, rows[14]);
+}
+
+#[test]
+fn feed_check_reports_the_book_updates_and_where_the_book_came_from() {
+    let file = FeedFile {
+        path: book_fixture(ZETA_MESSAGES),
+        format: Format::Lobster(FileName::parse(&book_fixture(ZETA_MESSAGES)).unwrap()),
+    };
+    let scan = check::scan(
+        &file,
+        Window::ALL,
+        10,
+        |bad| panic!("{bad}"),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    assert_eq!(
+        (scan.summary.rows, scan.summary.updates),
+        (15, 11),
+        "ticks alone count as updates"
+    );
+    let text = check::render(&scan.summary);
+    assert!(
+        text.contains("  depth    13 book updates (9.3/s) of the top 10 levels, from the orderbook file beside it\n"),
+        "{text}"
+    );
 }
