@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Client, check_seq, is_tick, start_server};
+use common::{Client, check_seq, is_tick, poll, start_server};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -62,6 +62,11 @@ async fn market(depth: &str) -> common::TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_book_subscriber_gets_a_snapshot_first_then_books_that_keep_the_invariant() {
     let server = market("10").await;
+    // A symbol with no book yet gets no snapshot: wait for AAPL's first.
+    poll("AAPL's first book", || async {
+        (server.get_json("/api/book?sym=AAPL").await["ev"] == "book").then_some(())
+    })
+    .await;
     let mut client = Client::connect(&server.ws_url()).await;
     let ack = client
         .request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["AAPL"]}))
