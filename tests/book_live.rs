@@ -3,11 +3,11 @@
 //! conflation invariant, books cut to each client's depth and alike in
 //! both encodings, a slow client conflated with `n`, unsubscribe, the
 //! errors, and the top level equal to the quote of the tick the same
-//! event made.
+//! event made, on the simulated market and on the LOBSTER sample.
 
 mod common;
 
-use common::{Client, check_seq, is_tick, poll, start_server};
+use common::{Client, check_seq, is_tick, lobster_path, poll, start_server};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -155,6 +155,54 @@ async fn a_messagepack_client_gets_the_same_books_as_a_json_one() {
     server.shutdown_after((json_client, msgpack)).await;
 }
 
+/// The top level of a side, `[px, sz]`, or null for an empty side.
+fn top(px: &Value, sz: &Value) -> Value {
+    if px.is_null() {
+        Value::Null
+    } else {
+        json!([px, sz])
+    }
+}
+
+/// Reads ticks and `books` book events from `client`, which subscribed to
+/// both for the same symbols; checks that each book whose event also made
+/// a tick (the two share symbol, `ts` and `xt`: a replay stamps one `ts`
+/// on a whole batch) has that tick's quote as its top level, and never
+/// crosses. Returns how many books met their tick.
+async fn tops_meet_their_ticks(client: &mut Client, books: usize) -> usize {
+    let mut quotes: HashMap<(String, u64, Option<u64>), Vec<Value>> = HashMap::new();
+    let mut tops = Vec::new();
+    while tops.len() < books {
+        let event = client.next_event().await;
+        let key = (
+            event["sym"].as_str().unwrap_or_default().to_string(),
+            event["ts"].as_u64().unwrap_or_default(),
+            event["xt"].as_u64(),
+        );
+        if is_tick(&event) {
+            let quote = json!([
+                top(&event["bid"], &event["bsz"]),
+                top(&event["ask"], &event["asz"])
+            ]);
+            quotes.entry(key).or_default().push(quote);
+        } else if is_book(&event) {
+            check_shape(&event, usize::MAX);
+            tops.push((key, json!([event["bids"][0], event["asks"][0]])));
+        }
+    }
+    let mut matched = 0;
+    for (key, top) in &tops {
+        if let Some(candidates) = quotes.get(key) {
+            assert!(
+                candidates.contains(top),
+                "book {key:?} top {top} is none of {candidates:?}"
+            );
+            matched += 1;
+        }
+    }
+    matched
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_books_top_level_is_the_quote_of_the_tick_its_event_made() {
     let server = market("5").await;
@@ -165,39 +213,30 @@ async fn a_books_top_level_is_the_quote_of_the_tick_its_event_made() {
     client
         .request(json!({"op":"subscribe","id":2,"channel":"book","symbols":["AAPL","MSFT"],"snapshot":false}))
         .await;
-    // Quotes by (symbol, ts): a book and the tick of one event share both.
-    let mut quotes: HashMap<(String, u64), Vec<Value>> = HashMap::new();
-    let mut books = Vec::new();
-    while books.len() < 300 {
-        let event = client.next_event().await;
-        let key = (
-            event["sym"].as_str().unwrap_or_default().to_string(),
-            event["ts"].as_u64().unwrap_or_default(),
-        );
-        if is_tick(&event) {
-            quotes.entry(key).or_default().push(json!([
-                [event["bid"], event["bsz"]],
-                [event["ask"], event["asz"]]
-            ]));
-        } else if is_book(&event) {
-            books.push((key, json!([event["bids"][0], event["asks"][0]])));
-        }
-    }
-    let mut matched = 0;
-    for (key, top) in &books {
-        if let Some(candidates) = quotes.get(key) {
-            assert!(
-                candidates.contains(top),
-                "book {key:?} top {top} is none of {candidates:?}"
-            );
-            matched += 1;
-        }
-    }
-    assert!(
-        matched >= 250,
-        "{matched} of {} books met their tick",
-        books.len()
-    );
+    let matched = tops_meet_their_ticks(&mut client, 300).await;
+    assert!(matched >= 250, "{matched} of 300 books met their tick");
+    server.shutdown_after(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobster_replays_books_top_level_is_the_quote_of_its_ticks() {
+    let path = lobster_path();
+    let server = start_server(&["--replay", path.to_str().unwrap(), "--speed", "200"]).await;
+    server
+        .wait_for_stats("the symbol declared", |s| s["symbols"] == 1)
+        .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL"],"snapshot":false}))
+        .await;
+    client
+        .request(
+            json!({"op":"subscribe","id":2,"channel":"book","symbols":["AAPL"],"snapshot":false}),
+        )
+        .await;
+    // Events that changed only deeper levels make a book and no tick.
+    let matched = tops_meet_their_ticks(&mut client, 500).await;
+    assert!(matched >= 100, "{matched} of 500 books met their tick");
     server.shutdown_after(client).await;
 }
 
