@@ -140,7 +140,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let (router, first_message) = feed.enter(|| {
         let mut router = Router::new(table, stats.clone())
             .with_history(config.history, config.history_memory)
-            .with_bars(config.bars_keep, config.bars_memory);
+            .with_bars(config.bars_keep, config.bars_memory)
+            .with_depth(config.depth);
         let first_message = router.first_message();
         match nats {
             None => source::spawn(
@@ -259,6 +260,7 @@ fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
         .route("/api/symbols", get(api::symbols))
         .route("/api/ticks", get(api::ticks))
         .route("/api/bars", get(api::bars))
+        .route("/api/book", get(api::book))
         .route("/api/stats", get(api::stats))
         .route("/api/asyncapi.json", get(crate::contract::serve_asyncapi))
         .route("/api/openapi.json", get(crate::contract::serve_openapi))
