@@ -66,6 +66,15 @@ export function unsubscribeBars(symbols, tf) {
   return { op: 'unsubscribe', id: newId(), channel: 'bars', tf, symbols };
 }
 
+/** The top `depth` levels of `symbols`' books (docs/protocol.md, "Book"). */
+export function subscribeBook(symbols, depth, { maxHz = 0 } = {}) {
+  return { op: 'subscribe', id: newId(), channel: 'book', symbols, depth, max_hz: maxHz };
+}
+
+export function unsubscribeBook(symbols) {
+  return { op: 'unsubscribe', id: newId(), channel: 'book', symbols };
+}
+
 export function listSymbols() {
   return { op: 'symbols', id: newId() };
 }

@@ -1,0 +1,110 @@
+// ladder.js — the #book panel: the depth ladder of the charted symbol.
+//
+// Owns: drawing a BookFeed (book.js) as a price ladder, asks above and
+// bids below with the best of each next to the spread row in the middle,
+// each level's size as a horizontal bar (scaled to the largest size shown
+// on either side), and the last trade price marked on its level (and
+// named in the spread row, where it shows even when no level holds it).
+//
+// Drawing happens at most once per animation frame and only when the book
+// or the last trade changed: render() compares generations. The rows are
+// made once (BOOK_DEPTH per side) and rewritten in place.
+
+import { BOOK_DEPTH } from './book.js';
+
+const SIZE = new Intl.NumberFormat('en-US');
+
+/** A price with the decimals the ladder uses for it. */
+export function fmtPx(px) {
+  return px.toFixed(px < 1 ? 4 : 2);
+}
+
+export class Ladder {
+  /**
+   * @param {HTMLElement} root  the #book panel
+   * @param {import('./book.js').BookFeed} book
+   */
+  constructor(root, book) {
+    this.book = book;
+    this.symEl = root.querySelector('#book-sym');
+    this.spreadEl = root.querySelector('#book-spread');
+    this.lastEl = root.querySelector('#book-last');
+    this.table = root.querySelector('#ladder');
+    // Asks deepest first, so the best ask sits just above the spread row.
+    this.askRows = makeRows(this.table.querySelector('tbody.asks'), 'a').reverse();
+    this.bidRows = makeRows(this.table.querySelector('tbody.bids'), 'b');
+    this.drawn = { generation: -1, sym: '', seq: 0 };
+    this.draws = 0; // ladder redraws, for the tests
+  }
+
+  /** Draw the book if it changed since the last frame. Call once per animation frame. */
+  render() {
+    const book = this.book;
+    if (book.generation === this.drawn.generation) return;
+    this.drawn = { generation: book.generation, sym: book.sym, seq: book.seq };
+    this.draws += 1;
+    if (this.symEl.textContent !== book.sym) this.symEl.textContent = book.sym;
+    let biggest = 1;
+    for (const [, sz] of book.bids) biggest = Math.max(biggest, sz);
+    for (const [, sz] of book.asks) biggest = Math.max(biggest, sz);
+    paintSide(this.bidRows, book.bids, biggest, book.last);
+    paintSide(this.askRows, book.asks, biggest, book.last);
+    const spread = book.spread;
+    this.spreadEl.textContent = Number.isFinite(spread) ? fmtPx(spread) : '—';
+    this.lastEl.textContent = Number.isFinite(book.last) ? fmtPx(book.last) : '—';
+    this.table.dataset.seq = String(book.seq);
+    this.table.dataset.sym = book.sym;
+  }
+}
+
+/** BOOK_DEPTH empty rows in `body`: bid size, price, ask size, each level's side set. */
+function makeRows(body, side) {
+  const rows = [];
+  for (let i = 0; i < BOOK_DEPTH; i++) {
+    const tr = document.createElement('tr');
+    tr.dataset.side = side;
+    tr.dataset.i = String(i);
+    for (const cls of ['bsz num', 'px num', 'asz num']) {
+      const td = document.createElement('td');
+      td.className = cls;
+      tr.appendChild(td);
+    }
+    const sizeCell = tr.cells[side === 'b' ? 0 : 2];
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    const value = document.createElement('span');
+    value.className = 'v';
+    sizeCell.append(bar, value);
+    rows.push(tr);
+    body.appendChild(tr);
+  }
+  return rows;
+}
+
+/** Write `levels` (best first) into `rows` (row i = level i); rows past the book are blank. */
+function paintSide(rows, levels, biggest, last) {
+  for (let i = 0; i < rows.length; i++) {
+    const tr = rows[i];
+    const level = levels[i];
+    const sizeCell = tr.cells[tr.dataset.side === 'b' ? 0 : 2];
+    const [bar, value] = sizeCell.children;
+    if (!level) {
+      if (tr.dataset.px === undefined) continue;
+      delete tr.dataset.px;
+      delete tr.dataset.sz;
+      delete tr.dataset.last;
+      tr.cells[1].textContent = '';
+      value.textContent = '';
+      bar.style.width = '0';
+      continue;
+    }
+    const [px, sz] = level;
+    tr.dataset.px = String(px);
+    tr.dataset.sz = String(sz);
+    if (px === last) tr.dataset.last = '';
+    else delete tr.dataset.last;
+    tr.cells[1].textContent = fmtPx(px);
+    value.textContent = SIZE.format(sz);
+    bar.style.width = `${((100 * sz) / biggest).toFixed(1)}%`;
+  }
+}
