@@ -124,6 +124,7 @@ async fn measure(
     let shared = Arc::new(Shared::new(
         &target.symbols,
         plan.encoding,
+        plan.channel,
         WORKERS.min(point.clients),
     ));
     let mut crew = Crew::spawn(runtime, &shared, point.clients);
