@@ -14,9 +14,13 @@ import { BOOK_DEPTH } from './book.js';
 
 const SIZE = new Intl.NumberFormat('en-US');
 
-/** A price with the decimals the ladder uses for it. */
-export function fmtPx(px) {
-  return px.toFixed(px < 1 ? 4 : 2);
+/** Decimals the ladder shows of a price (and of a spread at that price). */
+function pxDecimals(px) {
+  return px < 1 ? 4 : 2;
+}
+
+function fmtPx(px) {
+  return px.toFixed(pxDecimals(px));
 }
 
 export class Ladder {
@@ -50,7 +54,7 @@ export class Ladder {
     paintSide(this.bidRows, book.bids, biggest, book.last);
     paintSide(this.askRows, book.asks, biggest, book.last);
     const spread = book.spread;
-    this.spreadEl.textContent = Number.isFinite(spread) ? fmtPx(spread) : '—';
+    this.spreadEl.textContent = Number.isFinite(spread) ? spread.toFixed(pxDecimals(book.asks[0][0])) : '—';
     this.lastEl.textContent = Number.isFinite(book.last) ? fmtPx(book.last) : '—';
     this.table.dataset.seq = String(book.seq);
     this.table.dataset.sym = book.sym;
