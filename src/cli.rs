@@ -305,7 +305,11 @@ impl ServeArgs {
                 "must not exceed --max-message-bytes",
             ));
         }
-        let generator = self.generator.clone().into_config(self.rate)?;
+        let generator = self
+            .generator
+            .clone()
+            .into_config(self.rate)?
+            .with_depth(self.depth);
         let count = generator.listings.len();
         if count > self.max_symbols {
             return Err(invalid(

@@ -7,11 +7,15 @@
 //! uniform round-robin, 1 is market-like where a few names dominate).
 //! Updates are emitted at `--rate` per second in small batches, paced by
 //! the wall clock so that a late wake-up catches up instead of drifting.
+//! Each tick's symbol also has an order book of `--depth` levels per side
+//! under its quote (`book_sim.rs`), sent as [`SourceMsg::Books`] right
+//! after the batch of ticks.
 
+use super::book_sim::SimBooks;
 use super::universe::Listing;
 use super::{SourceMsg, SourceSender};
 use crate::clock::now_ns;
-use crate::protocol::{Quote, Tick};
+use crate::protocol::{BookUpdate, DEFAULT_DEPTH, Quote, Tick};
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
@@ -48,6 +52,8 @@ pub struct GeneratorConfig {
     pub seed: u64,
     /// How unevenly updates are spread: 0 is round robin, 1 a Zipf law.
     pub skew: f64,
+    /// Book levels per side (`serve --depth`).
+    pub depth: usize,
 }
 
 /// A generator setting that cannot work, named by its flag. Every command
@@ -102,7 +108,14 @@ impl GeneratorConfig {
             rate: check_rate(rate)?,
             seed,
             skew: check_skew(skew)?,
+            depth: DEFAULT_DEPTH,
         })
+    }
+
+    /// The same market with books of `depth` levels per side (`--depth`,
+    /// already checked by the command line).
+    pub fn with_depth(self, depth: usize) -> Self {
+        Self { depth, ..self }
     }
 
     /// The same market at another rate (a point of `bench --rate 10k,20k`).
@@ -192,6 +205,11 @@ impl Market {
 
     /// The next update, emitted at `now` (ns since the epoch).
     pub fn next_tick(&mut self, now: u64) -> Tick {
+        self.next_event(now).1
+    }
+
+    /// The next update and the index of its symbol (for its book).
+    pub fn next_event(&mut self, now: u64) -> (usize, Tick) {
         let i = self.pick();
         let rng = &mut self.rng;
         let s = &mut self.symbols[i];
@@ -223,7 +241,7 @@ impl Market {
             asz: Some(100 * (1 + rng.random_range(0..30u64))),
             vol: s.vol,
         };
-        Tick::new(s.sym.clone(), s.seq, now, quote)
+        (i, Tick::new(s.sym.clone(), s.seq, now, quote))
     }
 }
 
@@ -245,6 +263,7 @@ pub async fn run(
     mut shutdown: crate::shutdown::Shutdown,
 ) {
     let mut market = Market::new(&config);
+    let mut books = SimBooks::new(config.listings.len(), config.depth, config.seed);
     if out
         .send(SourceMsg::Declare(market.symbols()))
         .await
@@ -268,7 +287,13 @@ pub async fn run(
             continue;
         }
         let now = now_ns();
-        let batch: Vec<Tick> = (0..count).map(|_| market.next_tick(now)).collect();
+        let mut batch: Vec<Tick> = Vec::with_capacity(count as usize);
+        let mut book_batch: Vec<BookUpdate> = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let (index, tick) = market.next_event(now);
+            book_batch.extend(books.after(index, &tick));
+            batch.push(tick);
+        }
         emitted = emitted.max(due - count) + count;
         if status_at.is_none_or(|t| t.elapsed() >= STATUS_INTERVAL) {
             status_at = Some(Instant::now());
@@ -284,6 +309,9 @@ pub async fn run(
             }));
         }
         if out.send(SourceMsg::Ticks(batch)).await.is_err() {
+            return;
+        }
+        if !book_batch.is_empty() && out.send(SourceMsg::Books(book_batch)).await.is_err() {
             return;
         }
     }

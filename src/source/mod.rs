@@ -11,6 +11,7 @@
 //! the achieved rate is reported in `/api/stats`.
 
 pub mod args;
+pub mod book_sim;
 pub mod generator;
 pub mod record;
 pub mod replay;
