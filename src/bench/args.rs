@@ -543,9 +543,16 @@ mod tests {
                 .contains("--deltas")
         );
         assert!(
-            plan(&["--channel", "book", "--target", "nats", "--nats-ws-url", "ws://x:1"])
-                .unwrap_err()
-                .contains("--channel")
+            plan(&[
+                "--channel",
+                "book",
+                "--target",
+                "nats",
+                "--nats-ws-url",
+                "ws://x:1"
+            ])
+            .unwrap_err()
+            .contains("--channel")
         );
         assert!(plan(&["--depth", "51"]).unwrap_err().contains("--depth"));
         assert!(plan(&["--depth", "0"]).unwrap_err().contains("--depth"));
@@ -554,7 +561,10 @@ mod tests {
     #[test]
     fn the_book_channel_keeps_its_depth_and_ticks_are_the_default() {
         let defaults = plan(&[]).unwrap();
-        assert_eq!((defaults.channel, defaults.depth), (Channel::Ticks, DEFAULT_DEPTH));
+        assert_eq!(
+            (defaults.channel, defaults.depth),
+            (Channel::Ticks, DEFAULT_DEPTH)
+        );
         let book = plan(&["--channel", "book", "--depth", "50"]).unwrap();
         assert_eq!((book.channel, book.depth), (Channel::Book, 50));
     }

@@ -137,7 +137,7 @@ impl Target {
 
     async fn start_in_process(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
         let rate = point.rate.context("in-process runs need a rate")?;
-        let generator = plan.market.with_rate(rate)?;
+        let generator = plan.market.with_rate(rate)?.with_depth(plan.depth);
         let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.limits.max_connections = DEFAULT_MAX_CONNECTIONS.max(point.clients + 100);

@@ -133,17 +133,30 @@ async fn ladder_matching(b: &Browser, reference: &Reference, sym: &str, after_se
 /// the ladder's decimals, at most one level marked and only the last
 /// trade's price.
 fn assert_well_drawn(l: &Ladder) {
-    assert!(!l.bids.is_empty() && !l.asks.is_empty(), "both sides: {l:?}");
+    assert!(
+        !l.bids.is_empty() && !l.asks.is_empty(),
+        "both sides: {l:?}"
+    );
     assert!(l.bids.len() <= 10 && l.asks.len() <= 10, "10 levels: {l:?}");
-    assert!(l.bids.windows(2).all(|w| w[0].0 > w[1].0), "bids falling: {l:?}");
-    assert!(l.asks.windows(2).all(|w| w[0].0 < w[1].0), "asks rising: {l:?}");
+    assert!(
+        l.bids.windows(2).all(|w| w[0].0 > w[1].0),
+        "bids falling: {l:?}"
+    );
+    assert!(
+        l.asks.windows(2).all(|w| w[0].0 < w[1].0),
+        "asks rising: {l:?}"
+    );
     let (bid1, ask1) = (l.bids[0].0, l.asks[0].0);
     assert!(bid1 < ask1, "not crossed: {l:?}");
     let decimals = if ask1 < 1.0 { 4 } else { 2 };
     assert_eq!(l.spread, format!("{:.*}", decimals, ask1 - bid1), "{l:?}");
     assert!(l.marked.len() <= 1, "one level marked at most: {l:?}");
     for px in &l.marked {
-        assert_eq!(format!("{px:.*}", decimals), l.last, "the last trade's level: {l:?}");
+        assert_eq!(
+            format!("{px:.*}", decimals),
+            l.last,
+            "the last trade's level: {l:?}"
+        );
     }
 }
 
@@ -161,7 +174,8 @@ async fn the_ladder_shows_the_charted_book_and_refills_on_a_switch_and_a_reconne
             "the last AAPL trade marked on a level",
             "const x = tickfeed.book(), held = tickfeed.held('AAPL'); \
              const row = document.querySelector('#ladder tr[data-last]'); \
-             return row && held && x.last === held.px && Number(row.dataset.px) === x.last ? x.last : null;",
+             return row && held && x.last === held.px \
+               && row.cells[1].textContent === document.querySelector('#book-last').textContent ? x.last : null;",
         )
         .await;
     assert!(marked.as_f64().is_some(), "{marked}");
@@ -269,7 +283,10 @@ async fn on_a_phone_the_ladder_stacks_under_the_chart() {
              return { below: k.top >= c.bottom, width: k.width, chart: c.width, page: document.documentElement.scrollWidth, inner: innerWidth };")
         .await;
     assert_eq!(boxes["below"], true, "under the chart: {boxes}");
-    assert_eq!(boxes["width"], boxes["chart"], "as wide as the chart: {boxes}");
+    assert_eq!(
+        boxes["width"], boxes["chart"],
+        "as wide as the chart: {boxes}"
+    );
     assert!(
         boxes["page"].as_f64() <= boxes["inner"].as_f64(),
         "nothing wider than the screen: {boxes}"

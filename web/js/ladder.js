@@ -51,11 +51,13 @@ export class Ladder {
     let biggest = 1;
     for (const [, sz] of book.bids) biggest = Math.max(biggest, sz);
     for (const [, sz] of book.asks) biggest = Math.max(biggest, sz);
-    paintSide(this.bidRows, book.bids, biggest, book.last);
-    paintSide(this.askRows, book.asks, biggest, book.last);
+    // The last trade is marked where its price reads the same as a level's.
+    const last = Number.isFinite(book.last) ? fmtPx(book.last) : '';
+    paintSide(this.bidRows, book.bids, biggest, last);
+    paintSide(this.askRows, book.asks, biggest, last);
     const spread = book.spread;
     this.spreadEl.textContent = Number.isFinite(spread) ? spread.toFixed(pxDecimals(book.asks[0][0])) : '—';
-    this.lastEl.textContent = Number.isFinite(book.last) ? fmtPx(book.last) : '—';
+    this.lastEl.textContent = last || '—';
     this.table.dataset.seq = String(book.seq);
     this.table.dataset.sym = book.sym;
   }
@@ -85,7 +87,8 @@ function makeRows(body, side) {
   return rows;
 }
 
-/** Write `levels` (best first) into `rows` (row i = level i); rows past the book are blank. */
+/** Write `levels` (best first) into `rows` (row i = level i), marking the
+ * level priced `last` (as shown); rows past the book are blank. */
 function paintSide(rows, levels, biggest, last) {
   for (let i = 0; i < rows.length; i++) {
     const tr = rows[i];
@@ -103,11 +106,12 @@ function paintSide(rows, levels, biggest, last) {
       continue;
     }
     const [px, sz] = level;
+    const shown = fmtPx(px);
     tr.dataset.px = String(px);
     tr.dataset.sz = String(sz);
-    if (px === last) tr.dataset.last = '';
+    if (shown === last) tr.dataset.last = '';
     else delete tr.dataset.last;
-    tr.cells[1].textContent = fmtPx(px);
+    tr.cells[1].textContent = shown;
     value.textContent = SIZE.format(sz);
     bar.style.width = `${((100 * sz) / biggest).toFixed(1)}%`;
   }
