@@ -156,29 +156,7 @@ impl EncodedTick {
     /// Appends this tick to `frame` with merge count `n`: the shared bytes
     /// when `n == 0`, otherwise the shared prefix and a re-encoded `n`.
     pub fn write_to(&self, frame: &mut FrameBuilder, n: u32) {
-        let bytes = self.bytes(frame.encoding);
-        if n == 0 {
-            frame.push_encoded(bytes);
-            return;
-        }
-        frame.begin_event();
-        match frame.encoding {
-            Encoding::Json => {
-                // Shared bytes end in `"n":0}`: keep `"n":`, write n, close.
-                frame.buf.put_slice(&bytes[..bytes.len() - 2]);
-                frame
-                    .buf
-                    .put_slice(itoa::Buffer::new().format(n).as_bytes());
-                frame.buf.put_u8(b'}');
-            }
-            Encoding::Msgpack => {
-                // Shared bytes end in fixstr "n" then positive fixint 0.
-                frame.buf.put_slice(&bytes[..bytes.len() - 1]);
-                let mut writer = (&mut frame.buf).writer();
-                rmp::encode::write_uint(&mut writer, u64::from(n))
-                    .expect("writing to memory cannot fail");
-            }
-        }
+        frame.push_with_n(self.bytes(frame.encoding), n);
     }
 }
 
@@ -261,6 +239,32 @@ impl FrameBuilder {
     pub fn push_encoded(&mut self, event: &[u8]) {
         self.begin_event();
         self.buf.put_slice(event);
+    }
+
+    /// Appends one already-encoded event whose last field is `"n":0`
+    /// (ticks, books), with merge count `n`: the shared bytes as they are
+    /// when `n == 0`, otherwise all but the 0 and a newly written `n`.
+    pub fn push_with_n(&mut self, event: &[u8], n: u32) {
+        if n == 0 {
+            self.push_encoded(event);
+            return;
+        }
+        self.begin_event();
+        match self.encoding {
+            Encoding::Json => {
+                // The event ends in `"n":0}`: keep `"n":`, write n, close.
+                self.buf.put_slice(&event[..event.len() - 2]);
+                self.buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
+                self.buf.put_u8(b'}');
+            }
+            Encoding::Msgpack => {
+                // The event ends in fixstr "n" then positive fixint 0.
+                self.buf.put_slice(&event[..event.len() - 1]);
+                let mut writer = (&mut self.buf).writer();
+                rmp::encode::write_uint(&mut writer, u64::from(n))
+                    .expect("writing to memory cannot fail");
+            }
+        }
     }
 
     /// Closes the array and hands out the frame; the builder starts afresh.

@@ -15,6 +15,11 @@
 //! the same way: the router marks one when that bar changed or closed, and
 //! the session reads the store (`bars`), where every final bar keeps its
 //! index, so conflating the mark never loses a final bar.
+//!
+//! A client subscribed to books has a third set, one bit per symbol, made
+//! at its first book subscribe: the router marks it when the symbol's top
+//! levels changed, and the session reads the latest book (`books`), with
+//! `n` from the book's own seq, as for ticks.
 
 use crate::protocol::Timeframe;
 use crate::symbols::SymbolId;
@@ -76,6 +81,9 @@ pub struct Mailbox {
     /// Pending bars by [`bar_key`]; made at the client's first bars
     /// subscribe, so a client of ticks alone pays nothing for them.
     bars: OnceLock<Bits>,
+    /// Pending books by symbol id; made at the client's first book
+    /// subscribe.
+    books: OnceLock<Bits>,
     capacity: usize,
     /// Set when a wake-up is owed; saves a `notify` per mark when the
     /// session is already due to run.
@@ -89,6 +97,7 @@ impl Mailbox {
         Self {
             pending: Bits::new(symbol_capacity),
             bars: OnceLock::new(),
+            books: OnceLock::new(),
             capacity: symbol_capacity,
             armed: AtomicBool::new(false),
             wake: Notify::new(),
@@ -97,8 +106,11 @@ impl Mailbox {
 
     /// Bytes this mailbox holds, for memory accounting and docs.
     pub fn footprint(&self) -> usize {
-        let bars = self.bars.get().map_or(0, |b| b.0.len() * 8);
-        std::mem::size_of::<Self>() + self.pending.0.len() * 8 + bars
+        let made = |bits: &OnceLock<Bits>| bits.get().map_or(0, |b| b.0.len() * 8);
+        std::mem::size_of::<Self>()
+            + self.pending.0.len() * 8
+            + made(&self.bars)
+            + made(&self.books)
     }
 
     /// Marks `id` as having a newer tick (router side).
@@ -128,10 +140,7 @@ impl Mailbox {
     /// Marks the bar `key` ([`bar_key`]) as changed or closed (router
     /// side); nothing before [`enable_bars`](Self::enable_bars).
     pub fn mark_bar(&self, key: u32) {
-        if let Some(bars) = self.bars.get() {
-            bars.set(key);
-            self.wake_once();
-        }
+        self.mark_made(&self.bars, key);
     }
 
     /// Takes every pending bar key (session side), after [`drain`](Self::drain).
@@ -145,6 +154,41 @@ impl Mailbox {
     pub fn defer_bar(&self, key: u32) {
         if let Some(bars) = self.bars.get() {
             bars.set(key);
+        }
+    }
+
+    /// Makes the bits of books (session side, before its first book
+    /// subscribe reaches the router).
+    pub fn enable_books(&self) {
+        self.books.get_or_init(|| Bits::new(self.capacity));
+    }
+
+    /// Marks symbol `id`'s book as changed (router side); nothing before
+    /// [`enable_books`](Self::enable_books).
+    pub fn mark_book(&self, id: SymbolId) {
+        self.mark_made(&self.books, id);
+    }
+
+    /// Takes every symbol with a pending book (session side), after
+    /// [`drain`](Self::drain).
+    pub fn drain_books(&self, on_pending: impl FnMut(SymbolId)) {
+        if let Some(books) = self.books.get() {
+            books.drain(on_pending);
+        }
+    }
+
+    /// Re-marks `id`'s book without a wake-up (its `max_hz` slot is later).
+    pub fn defer_book(&self, id: SymbolId) {
+        if let Some(books) = self.books.get() {
+            books.set(id);
+        }
+    }
+
+    /// Sets `key` in `bits` and wakes the session, once `bits` is made.
+    fn mark_made(&self, bits: &OnceLock<Bits>, key: u32) {
+        if let Some(bits) = bits.get() {
+            bits.set(key);
+            self.wake_once();
         }
     }
 
@@ -237,6 +281,23 @@ mod tests {
         mailbox.drain_bars(|k| keys.push(k));
         assert_eq!(keys, [key]);
         assert_eq!(from_bar_key(key), (63, Timeframe::D1));
+    }
+
+    #[test]
+    fn book_marks_wait_for_enable_and_merge_per_symbol() {
+        let mailbox = Mailbox::new(64);
+        mailbox.mark_book(9);
+        let mut ids = Vec::new();
+        mailbox.drain_books(|id| ids.push(id));
+        assert!(ids.is_empty(), "no books before enable_books");
+        mailbox.enable_books();
+        for _ in 0..3 {
+            mailbox.mark_book(9);
+        }
+        mailbox.mark_book(2);
+        assert!(drained(&mailbox).is_empty(), "books are not ticks");
+        mailbox.drain_books(|id| ids.push(id));
+        assert_eq!(ids, [2, 9]);
     }
 
     #[test]

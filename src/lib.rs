@@ -35,6 +35,7 @@
 pub mod auth;
 pub mod bars;
 pub mod bench;
+pub mod books;
 pub mod cli;
 pub mod clock;
 pub mod codec;

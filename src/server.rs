@@ -134,7 +134,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let (router, first_message) = feed.enter(|| {
         let mut router = Router::new(table, stats.clone())
             .with_history(config.history, config.history_memory)
-            .with_bars(config.bars_keep, config.bars_memory);
+            .with_bars(config.bars_keep, config.bars_memory)
+            .with_depth(config.depth);
         let first_message = router.first_message();
         match nats {
             None => source::spawn(

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("encoding", &["codec"]),
     ("history rings", &["history"]),
     ("symbol table", &["symbols"]),
+    ("book store", &["books"]),
     ("conflation mailbox", &["conflate"]),
     ("feed formats", &["feed"]),
     ("bars", &["bars"]),

@@ -116,13 +116,23 @@ fn register_figures(registry: &mut Registry, snapshot: &StatsSnapshot) {
     for (name, help, value) in gauges {
         registry.register(name, help, ConstGauge::new(value));
     }
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 13] = [
         (
             "connections_accepted",
             "WebSocket connections accepted",
             snapshot.connections_total,
         ),
         ("ticks_in", "Source updates routed", snapshot.ticks_in),
+        (
+            "books_in",
+            "Book changes routed (top levels changed)",
+            snapshot.books_in,
+        ),
+        (
+            "books_out",
+            "Book events written to clients, not counting snapshots",
+            snapshot.books_out,
+        ),
         (
             "events_out",
             "Tick events written to clients",

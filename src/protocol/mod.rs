@@ -13,7 +13,7 @@ mod parse;
 mod request_shape;
 
 pub use bar::{Bar, Timeframe};
-pub use book::{BookUpdate, DEFAULT_DEPTH, Depth, Level, MAX_DEPTH};
+pub use book::{BookEvent, BookUpdate, DEFAULT_DEPTH, Depth, Level, MAX_DEPTH};
 pub use delta::{Changed, DeltaOf, TickDelta, TickOnWire};
 pub use parse::{parse_json_request, parse_msgpack_request};
 pub use request_shape::{RequestShape, SymbolKey};
@@ -191,7 +191,8 @@ pub enum Event {
         id: Option<u64>,
         /// The request's `op`.
         op: String,
-        /// For a subscribe or unsubscribe of bars: `"bars"`.
+        /// For a subscribe or unsubscribe of bars or books: `"bars"` or
+        /// `"book"`.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         #[schemars(with = "String")]
         channel: Option<String>,
@@ -251,6 +252,9 @@ pub enum Event {
     /// (`final: false`, or the snapshot with `snap`), or a closed one
     /// (`final: true`), sent once.
     Bar(BarEvent),
+    /// A symbol's top book levels after a change (or the snapshot, with
+    /// `snap`), conflated like ticks: `n` counts the changes merged.
+    Book(BookEvent),
 }
 
 /// A tick event as `/api/symbols` and `/api/ticks` serve it: always full,
@@ -270,6 +274,15 @@ pub enum FullTickEvent {
 pub enum HistoryBarEvent {
     /// A closed bar (`final: true`) or the open one (`final: false`).
     Bar(BarEvent),
+}
+
+/// A book event as `/api/book` serves it. The same shape as [`Event::Book`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+#[schemars(description = "A book event as /api/book serves it.")]
+pub enum CurrentBookEvent {
+    /// The symbol's current top levels.
+    Book(BookEvent),
 }
 
 /// The `bar` event: a [`Bar`] with its symbol and timeframe.
@@ -350,6 +363,24 @@ pub enum Request {
         tf: Timeframe,
         symbols: Vec<String>,
     },
+    /// `subscribe` with `"channel":"book"`: books of named symbols.
+    SubscribeBook {
+        id: Option<u64>,
+        /// Valid names, duplicates removed.
+        symbols: Vec<String>,
+        /// Invalid names from the request, reported back as `unknown_symbol`.
+        invalid: Vec<String>,
+        /// Levels per side, 1 to `MAX_DEPTH`; `None`: the server's
+        /// `--depth` (which also bounds it, checked by the session).
+        depth: Option<usize>,
+        max_hz: f64,
+        snapshot: bool,
+    },
+    /// `unsubscribe` with `"channel":"book"`.
+    UnsubscribeBook {
+        id: Option<u64>,
+        symbols: Vec<String>,
+    },
     Symbols {
         id: Option<u64>,
     },
@@ -367,6 +398,8 @@ impl Request {
             | Request::Unsubscribe { id, .. }
             | Request::SubscribeBars { id, .. }
             | Request::UnsubscribeBars { id, .. }
+            | Request::SubscribeBook { id, .. }
+            | Request::UnsubscribeBook { id, .. }
             | Request::Symbols { id }
             | Request::Ping { id, .. } => *id,
         }

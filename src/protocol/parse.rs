@@ -5,9 +5,19 @@
 //! short excerpt of the input.
 
 use super::{
-    ErrorCode, MAX_SYMBOL_LEN, Request, RequestError, ResumeFrom, SymbolSet, Timeframe, WILDCARD,
-    is_valid_symbol,
+    ErrorCode, MAX_DEPTH, MAX_SYMBOL_LEN, Request, RequestError, ResumeFrom, SymbolSet, Timeframe,
+    WILDCARD, is_valid_symbol,
 };
+
+/// The `channel` of a subscribe or unsubscribe.
+enum Channel {
+    /// No channel, or `"ticks"`.
+    Ticks,
+    /// `"bars"`, with its timeframe.
+    Bars(Timeframe),
+    /// `"book"`.
+    Book,
+}
 
 /// Parse a request from JSON text.
 pub fn parse_json_request(text: &[u8]) -> Result<Request, RequestError> {
@@ -63,13 +73,19 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
         Some(_) => return Err(bad("field op: expected a string")),
         None => return Err(bad("missing field op")),
     };
-    let bars = bars_channel(&map, op, id)?;
-    match (op, bars) {
-        ("subscribe", Some(tf)) => {
-            let (symbols, invalid) = symbol_field(&map, id)?;
-            let SymbolSet::Named(symbols) = symbols else {
-                return Err(bad("field symbols: bars need named symbols, not \"*\""));
-            };
+    let channel = channel_field(&map, op, id)?;
+    let named = |map: &serde_json::Map<String, serde_json::Value>, what: &str| {
+        let (symbols, invalid) = symbol_field(map, id)?;
+        match symbols {
+            SymbolSet::Named(symbols) => Ok((symbols, invalid)),
+            SymbolSet::All => Err(bad(&format!(
+                "field symbols: {what} need named symbols, not \"*\""
+            ))),
+        }
+    };
+    match (op, channel) {
+        ("subscribe", Channel::Bars(tf)) => {
+            let (symbols, invalid) = named(&map, "bars")?;
             Ok(Request::SubscribeBars {
                 id,
                 tf,
@@ -79,14 +95,26 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
                 snapshot: bool_field(&map, "snapshot", true, id)?,
             })
         }
-        ("unsubscribe", Some(tf)) => {
-            let (symbols, _invalid) = symbol_field(&map, id)?;
-            let SymbolSet::Named(symbols) = symbols else {
-                return Err(bad("field symbols: bars need named symbols, not \"*\""));
-            };
+        ("unsubscribe", Channel::Bars(tf)) => {
+            let (symbols, _invalid) = named(&map, "bars")?;
             Ok(Request::UnsubscribeBars { id, tf, symbols })
         }
-        ("subscribe", None) => {
+        ("subscribe", Channel::Book) => {
+            let (symbols, invalid) = named(&map, "books")?;
+            Ok(Request::SubscribeBook {
+                id,
+                symbols,
+                invalid,
+                depth: depth_field(&map, id)?,
+                max_hz: max_hz_field(&map, id)?,
+                snapshot: bool_field(&map, "snapshot", true, id)?,
+            })
+        }
+        ("unsubscribe", Channel::Book) => {
+            let (symbols, _invalid) = named(&map, "books")?;
+            Ok(Request::UnsubscribeBook { id, symbols })
+        }
+        ("subscribe", Channel::Ticks) => {
             let (symbols, invalid) = symbol_field(&map, id)?;
             let max_hz = max_hz_field(&map, id)?;
             let snapshot = bool_field(&map, "snapshot", true, id)?;
@@ -101,7 +129,7 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
                 resume: resume_fields(&map, id)?,
             })
         }
-        ("unsubscribe", None) => {
+        ("unsubscribe", Channel::Ticks) => {
             let (symbols, _invalid) = symbol_field(&map, id)?;
             Ok(Request::Unsubscribe { id, symbols })
         }
@@ -118,23 +146,23 @@ fn parse_request_value(value: serde_json::Value) -> Result<Request, RequestError
     }
 }
 
-/// Reads `channel` and `tf` of a subscribe or unsubscribe: `None` for
-/// ticks (no channel, or `"ticks"`), the timeframe for `"bars"`.
-fn bars_channel(
+/// Reads `channel` (and for bars `tf`) of a subscribe or unsubscribe.
+fn channel_field(
     map: &serde_json::Map<String, serde_json::Value>,
     op: &str,
     id: Option<u64>,
-) -> Result<Option<Timeframe>, RequestError> {
+) -> Result<Channel, RequestError> {
     let bad = |msg: String| RequestError::new(id, ErrorCode::BadRequest, msg);
     if op != "subscribe" && op != "unsubscribe" {
-        return Ok(None);
+        return Ok(Channel::Ticks);
     }
     match map.get("channel") {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(c)) if c == "ticks" => Ok(None),
+        None | Some(serde_json::Value::Null) => Ok(Channel::Ticks),
+        Some(serde_json::Value::String(c)) if c == "ticks" => Ok(Channel::Ticks),
+        Some(serde_json::Value::String(c)) if c == "book" => Ok(Channel::Book),
         Some(serde_json::Value::String(c)) if c == "bars" => match map.get("tf") {
             Some(serde_json::Value::String(tf)) => {
-                Timeframe::parse(tf).map(Some).ok_or_else(|| {
+                Timeframe::parse(tf).map(Channel::Bars).ok_or_else(|| {
                     bad(format!(
                         "field tf: {:?} is not a timeframe; use 1s, 1m, 5m, 1h or 1d",
                         truncate(tf, 16)
@@ -146,7 +174,28 @@ fn bars_channel(
                 "missing field tf: bars need a timeframe (1s, 1m, 5m, 1h or 1d)".into(),
             )),
         },
-        Some(_) => Err(bad("field channel: expected \"ticks\" or \"bars\"".into())),
+        Some(_) => Err(bad(
+            "field channel: expected \"ticks\", \"bars\" or \"book\"".into(),
+        )),
+    }
+}
+
+/// Reads a book subscribe's `depth`: an integer from 1 to [`MAX_DEPTH`];
+/// absent is `None` (the server's `--depth`).
+fn depth_field(
+    map: &serde_json::Map<String, serde_json::Value>,
+    id: Option<u64>,
+) -> Result<Option<usize>, RequestError> {
+    match map.get("depth") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(depth) if (1..=MAX_DEPTH as u64).contains(&depth) => Ok(Some(depth as usize)),
+            _ => Err(RequestError::new(
+                id,
+                ErrorCode::BadRequest,
+                format!("field depth: expected an integer from 1 to {MAX_DEPTH}"),
+            )),
+        },
     }
 }
 
@@ -343,7 +392,7 @@ mod tests {
                 "named symbols",
             ),
             (
-                r#"{"op":"subscribe","channel":"book","symbols":["A"]}"#,
+                r#"{"op":"subscribe","channel":"level2","symbols":["A"]}"#,
                 "field channel",
             ),
         ] {
@@ -351,6 +400,47 @@ mod tests {
             assert_eq!(e.code, ErrorCode::BadRequest);
             assert!(e.msg.contains(says), "{text}: {}", e.msg);
         }
+    }
+
+    #[test]
+    fn book_subscribe_reads_its_depth_and_a_bad_depth_names_the_field() {
+        let req = parse_json_request(
+            br#"{"op":"subscribe","id":3,"channel":"book","symbols":["AAPL","AAPL"],"depth":5,"max_hz":4}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            Request::SubscribeBook {
+                id: Some(3),
+                symbols: vec!["AAPL".into()],
+                invalid: vec![],
+                depth: Some(5),
+                max_hz: 4.0,
+                snapshot: true,
+            }
+        );
+        let req =
+            parse_json_request(br#"{"op":"subscribe","channel":"book","symbols":["A"]}"#).unwrap();
+        assert!(matches!(req, Request::SubscribeBook { depth: None, .. }));
+        let req = parse_json_request(br#"{"op":"unsubscribe","channel":"book","symbols":["A"]}"#)
+            .unwrap();
+        assert_eq!(
+            req,
+            Request::UnsubscribeBook {
+                id: None,
+                symbols: vec!["A".into()]
+            }
+        );
+        for depth in ["0", "51", "-1", "2.5", "\"10\""] {
+            let text = format!(
+                r#"{{"op":"subscribe","id":4,"channel":"book","symbols":["A"],"depth":{depth}}}"#
+            );
+            let e = err(&text);
+            assert_eq!((e.id, e.code), (Some(4), ErrorCode::BadRequest), "{text}");
+            assert!(e.msg.contains("field depth"), "{text}: {}", e.msg);
+        }
+        let e = err(r#"{"op":"subscribe","channel":"book","symbols":["*"]}"#);
+        assert!(e.msg.contains("named symbols"), "{}", e.msg);
     }
 
     #[test]
@@ -490,6 +580,7 @@ mod properties {
         let key = prop_oneof![
             proptest::sample::select(vec![
                 "op", "id", "symbols", "max_hz", "snapshot", "t", "from", "epoch", "deltas",
+                "channel", "depth",
             ])
             .prop_map(String::from),
             ".{0,8}",

@@ -1,9 +1,10 @@
 //! The router's side door: the cheap handle sessions and the HTTP API hold,
 //! and the commands it queues to the router task (subscribe, unsubscribe,
-//! leave), each answered on a oneshot channel.
+//! leave, and those of bars and books), each answered on a oneshot channel.
 
-use super::{BarsSubscribed, ClientId, Subscribed};
+use super::{BarsSubscribed, BookSubscribed, ClientId, Subscribed};
 use crate::bars::BarStore;
+use crate::books::BookStore;
 use crate::conflate::Mailbox;
 use crate::protocol::{SymbolSet, Timeframe};
 use crate::symbols::{SymbolId, SymbolTable};
@@ -37,6 +38,17 @@ pub(super) enum Command {
         symbols: Vec<String>,
         reply: oneshot::Sender<Vec<SymbolId>>,
     },
+    SubscribeBook {
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: Vec<String>,
+        reply: oneshot::Sender<BookSubscribed>,
+    },
+    UnsubscribeBook {
+        client: ClientId,
+        symbols: Vec<String>,
+        reply: oneshot::Sender<Vec<SymbolId>>,
+    },
     Leave {
         client: ClientId,
     },
@@ -53,6 +65,7 @@ pub struct RouterHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) table: Arc<SymbolTable>,
     pub(super) bars: Arc<BarStore>,
+    pub(super) books: Arc<BookStore>,
 }
 
 impl RouterHandle {
@@ -63,6 +76,11 @@ impl RouterHandle {
     /// Every symbol's bars, as the router builds them.
     pub fn bars(&self) -> &Arc<BarStore> {
         &self.bars
+    }
+
+    /// Every symbol's latest book, as the router numbers them.
+    pub fn books(&self) -> &Arc<BookStore> {
+        &self.books
     }
 
     /// Registers `mailbox` for `symbols` and returns the grants with their
@@ -127,6 +145,38 @@ impl RouterHandle {
         self.ask(|reply| Command::UnsubscribeBars {
             client,
             tf,
+            symbols,
+            reply,
+        })
+        .await
+    }
+
+    /// Registers `mailbox` for the books of `symbols`; returns each granted
+    /// symbol with its latest book. The mailbox's book bits must be made
+    /// first (`Mailbox::enable_books`).
+    pub async fn subscribe_book(
+        &self,
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        symbols: Vec<String>,
+    ) -> Result<BookSubscribed, RouterGone> {
+        self.ask(|reply| Command::SubscribeBook {
+            client,
+            mailbox,
+            symbols,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes the books of `symbols`; returns the ids of those that exist.
+    pub async fn unsubscribe_book(
+        &self,
+        client: ClientId,
+        symbols: Vec<String>,
+    ) -> Result<Vec<SymbolId>, RouterGone> {
+        self.ask(|reply| Command::UnsubscribeBook {
+            client,
             symbols,
             reply,
         })

@@ -18,9 +18,11 @@
 //! Files: this one holds the router's state, routing and subscriptions;
 //! `handle.rs` the handle sessions talk through, `interest.rs` the
 //! on-demand interest and warming, `retention.rs` the history rings'
-//! bounds, `bars.rs` the aggregation of routed ticks into bars.
+//! bounds, `bars.rs` the aggregation of routed ticks into bars, `book.rs`
+//! the numbering and subscribers of books.
 
 mod bars;
+mod book;
 mod handle;
 mod interest;
 mod retention;
@@ -32,11 +34,12 @@ pub use interest::{Interest, InterestSender};
 pub use retention::Retention;
 
 use crate::bars::{BarStore, DEFAULT_BARS_MEMORY};
+use crate::books::{BookStore, EncodedBook};
 use crate::clock::now_ns;
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
 use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY};
-use crate::protocol::{Changed, SymbolSet, Tick, WILDCARD};
+use crate::protocol::{BookUpdate, Changed, DEFAULT_DEPTH, SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::source::{SourceMsg, SourceReceiver};
 use crate::stats::{Stage, Stats, record_latencies};
@@ -80,6 +83,15 @@ pub struct BarsSubscribed {
     pub unknown: Vec<String>,
 }
 
+/// Reply to a book subscribe: each granted symbol with its latest book
+/// (the snapshot, and the baseline for `n`).
+#[derive(Debug, Default)]
+pub struct BookSubscribed {
+    pub granted: Vec<(SymbolId, Option<Arc<EncodedBook>>)>,
+    /// Requested names the router does not know.
+    pub unknown: Vec<String>,
+}
+
 #[derive(Debug)]
 struct Subscriber {
     client: ClientId,
@@ -96,6 +108,8 @@ pub struct Router {
     retention: Retention,
     /// Bars of every symbol, built from the routed ticks.
     bars: bars::BarRouting,
+    /// Every symbol's latest book, numbered, and its subscribers.
+    book: book::BookRouting,
     topics: Vec<Vec<Subscriber>>,
     wildcard: Vec<Subscriber>,
     /// Symbols each client holds explicitly, to leave in O(subscriptions).
@@ -120,6 +134,7 @@ impl Router {
         );
         Self {
             bars: bars::BarRouting::new(Arc::new(bars)),
+            book: book::BookRouting::new(Arc::new(BookStore::new(table.capacity(), DEFAULT_DEPTH))),
             table,
             stats,
             ids: HashMap::new(),
@@ -159,6 +174,13 @@ impl Router {
         self
     }
 
+    /// Keeps and serves `depth` book levels per side (`--depth`).
+    pub fn with_depth(mut self, depth: usize) -> Self {
+        let store = BookStore::new(self.table.capacity(), depth);
+        self.book = book::BookRouting::new(Arc::new(store));
+        self
+    }
+
     /// Starts the router task; returns the handle sessions use.
     pub fn spawn(
         self,
@@ -171,6 +193,7 @@ impl Router {
             commands: tx,
             table: self.table.clone(),
             bars: self.bars.store().clone(),
+            books: self.book.store().clone(),
         };
         tokio::spawn(async move {
             self.run(source, rx, shutdown).await;
@@ -203,8 +226,7 @@ impl Router {
                         }
                         Some(SourceMsg::Ticks(batch)) => self.route(batch),
                         Some(SourceMsg::Ready(names)) => self.ready(&names),
-                        // Routed by the book channel (issue 16, in progress).
-                        Some(SourceMsg::Books(_)) => {}
+                        Some(SourceMsg::Books(updates)) => self.route_books(updates),
                         Some(SourceMsg::Epoch(epoch)) => {
                             // Comes first, before the symbols that start
                             // the server taking clients.
@@ -305,6 +327,19 @@ impl Router {
         self.stats.history.publish(&self.retention.status());
     }
 
+    /// Numbers and stores each book update that changed its symbol's top
+    /// levels, and marks the book bit of every subscriber.
+    pub fn route_books(&mut self, updates: Vec<BookUpdate>) {
+        let mut changes = 0;
+        for update in updates {
+            let Some(id) = self.intern(&update.sym) else {
+                continue;
+            };
+            changes += u64::from(self.book.update(id, update).is_some());
+        }
+        self.stats.books_in.fetch_add(changes, Ordering::Relaxed);
+    }
+
     fn handle(&mut self, command: Command) {
         match command {
             Command::Subscribe {
@@ -349,20 +384,55 @@ impl Router {
                 symbols,
                 reply,
             } => {
-                let ids: Vec<SymbolId> = symbols
-                    .iter()
-                    .filter_map(|name| self.ids.get(name.as_str()).copied())
-                    .collect();
+                let ids = self.known_ids(&symbols);
                 for &id in &ids {
                     self.bars.unsubscribe(client, id, tf);
+                }
+                let _ = reply.send(ids);
+            }
+            Command::SubscribeBook {
+                client,
+                mailbox,
+                symbols,
+                reply,
+            } => {
+                let mut subscribed = BookSubscribed::default();
+                for name in symbols {
+                    match self.ids.get(name.as_str()) {
+                        Some(&id) => {
+                            let latest = self.book.subscribe(client, &mailbox, id);
+                            subscribed.granted.push((id, latest));
+                        }
+                        None => subscribed.unknown.push(name),
+                    }
+                }
+                let _ = reply.send(subscribed);
+            }
+            Command::UnsubscribeBook {
+                client,
+                symbols,
+                reply,
+            } => {
+                let ids = self.known_ids(&symbols);
+                for &id in &ids {
+                    self.book.unsubscribe(client, id);
                 }
                 let _ = reply.send(ids);
             }
             Command::Leave { client } => {
                 self.unsubscribe(client, SymbolSet::All);
                 self.bars.leave(client);
+                self.book.leave(client);
             }
         }
+    }
+
+    /// The ids of the names that exist.
+    fn known_ids(&self, names: &[String]) -> Vec<SymbolId> {
+        names
+            .iter()
+            .filter_map(|name| self.ids.get(name.as_str()).copied())
+            .collect()
     }
 
     fn grant(&self, id: SymbolId) -> Grant {
@@ -467,6 +537,11 @@ impl Router {
     /// Bars subscriptions of every client (for tests and stats).
     pub fn bar_subscription_count(&self) -> usize {
         self.bars.subscription_count()
+    }
+
+    /// Book subscriptions of every client (for tests and stats).
+    pub fn book_subscription_count(&self) -> usize {
+        self.book.subscription_count()
     }
 
     /// Subscribers of one symbol, not counting `*` (for tests and stats).

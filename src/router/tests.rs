@@ -181,3 +181,52 @@ fn a_new_epoch_drops_the_old_seq_space_and_wakes_every_subscriber() {
     r.route(vec![tick("AAPL", 1)]);
     assert_eq!(r.table.cell(0).latest_seq(), 1, "seqs start again");
 }
+
+fn book(sym: &str, bid: f64, levels: usize) -> BookUpdate {
+    let side = |first: f64, step: f64| {
+        (0..levels)
+            .map(|i| (first + step * i as f64, 100))
+            .collect()
+    };
+    BookUpdate {
+        sym: sym.into(),
+        ts: 7,
+        xt: Some(5),
+        depth: crate::protocol::Depth {
+            bids: side(bid, -0.01),
+            asks: side(bid + 0.02, 0.01),
+        },
+    }
+}
+
+fn book_seqs(r: &Router, id: SymbolId) -> u64 {
+    r.book.store().latest(id).map_or(0, |b| b.seq())
+}
+
+#[test]
+fn books_are_numbered_per_change_of_the_top_levels_and_marked_for_subscribers() {
+    let mut r = router().with_depth(2);
+    r.route_books(vec![book("AAPL", 10.0, 3)]);
+    assert_eq!(book_seqs(&r, 0), 1);
+    let m = Arc::new(Mailbox::new(64));
+    m.enable_books();
+    let latest = r.book.subscribe(1, &m, 0).unwrap();
+    assert_eq!(latest.book.depth.bids.len(), 2, "cut to --depth");
+    assert_eq!((latest.book.ts, latest.book.xt), (7, Some(5)));
+    // A third level moved: not a change of the top two.
+    let mut deeper = book("AAPL", 10.0, 3);
+    deeper.depth.bids[2].1 = 1;
+    r.route_books(vec![deeper, book("AAPL", 10.0, 2)]);
+    assert_eq!(book_seqs(&r, 0), 1);
+    assert_eq!(r.stats.books_in.load(Ordering::Relaxed), 1);
+    let mut ids = Vec::new();
+    m.drain_books(|id| ids.push(id));
+    assert!(ids.is_empty(), "nothing changed");
+    r.route_books(vec![book("AAPL", 10.01, 3), book("MSFT", 5.0, 1)]);
+    assert_eq!((book_seqs(&r, 0), book_seqs(&r, 1)), (2, 1));
+    m.drain_books(|id| ids.push(id));
+    assert_eq!(ids, [0], "only AAPL's subscriber");
+    assert_eq!(r.book_subscription_count(), 1);
+    r.handle(handle::Command::Leave { client: 1 });
+    assert_eq!(r.book_subscription_count(), 0);
+}

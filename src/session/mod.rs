@@ -101,7 +101,8 @@ where
                 settings.max_frame_bytes,
                 settings.max_lag,
             )
-            .with_bars(settings.router.bars().clone()),
+            .with_bars(settings.router.bars().clone())
+            .with_books(settings.router.books().clone()),
             budget: RequestBudget::new(
                 limits.requests_per_sec,
                 limits.request_burst,
@@ -311,6 +312,11 @@ where
             .events_out
             .fetch_add(collected.events, Ordering::Relaxed);
         stats.frames_out.fetch_add(frame_count, Ordering::Relaxed);
+        if collected.books > 0 {
+            stats
+                .books_out
+                .fetch_add(collected.books, Ordering::Relaxed);
+        }
         stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
         if collected.conflated > 0 {
             stats

@@ -21,9 +21,11 @@
 //! one event): a long replay continues in the next write, so the ticks a
 //! lagging client holds in buffers are bounded by that size, not by how
 //! far behind it fell. (Final bars it is owed all go out at once: they are
-//! never merged, and the store's retention bounds them.)
+//! never merged, and the store's retention bounds them.) Books ride the
+//! same drain (`outbox/book.rs`): the latest book of each marked symbol.
 
 use crate::bars::BarStore;
+use crate::books::BookStore;
 use crate::codec::{EncodedTick, Encoding, FrameBuilder, encode_event};
 use crate::conflate::Mailbox;
 use crate::protocol::Event;
@@ -53,6 +55,7 @@ impl Delivery {
 }
 
 mod bars;
+mod book;
 mod resume;
 
 /// Delivery state of one subscribed symbol.
@@ -97,6 +100,8 @@ pub struct Collected {
     pub conflated: u64,
     /// Sum of `n`.
     pub merged: u64,
+    /// Book events among `events`.
+    pub books: u64,
 }
 
 #[derive(Debug)]
@@ -121,6 +126,9 @@ pub struct Outbox {
     /// Bars subscriptions by `conflate::bar_key` (`outbox/bars.rs`).
     bars: HashMap<u32, bars::BarSubscription>,
     bar_store: Option<Arc<BarStore>>,
+    /// Book subscriptions by symbol (`outbox/book.rs`).
+    books: HashMap<SymbolId, book::BookSubscription>,
+    book_store: Option<Arc<BookStore>>,
 }
 
 impl Outbox {
@@ -144,6 +152,8 @@ impl Outbox {
             deferred_until: None,
             bars: HashMap::new(),
             bar_store: None,
+            books: HashMap::new(),
+            book_store: None,
         }
     }
 
@@ -173,14 +183,17 @@ impl Outbox {
         } else {
             self.subs.len()
         };
-        named + usize::from(self.wildcard.is_some()) + self.bars.len()
+        named + usize::from(self.wildcard.is_some()) + self.bars.len() + self.books.len()
     }
 
-    /// How many of `ids` are not yet subscribed.
+    /// How many of `names` are not yet subscribed (ticks).
     pub fn new_count(&self, names: &[String]) -> usize {
-        let known: HashSet<&str> = self
-            .subs
-            .keys()
+        self.not_in(self.subs.keys(), names)
+    }
+
+    /// How many of `names` are not among the symbols `held`.
+    fn not_in<'a>(&self, held: impl Iterator<Item = &'a SymbolId>, names: &[String]) -> usize {
+        let known: HashSet<&str> = held
             .filter_map(|id| self.table.cell(*id).name().map(|n| &**n))
             .collect();
         names.iter().filter(|n| !known.contains(n.as_str())).count()
@@ -324,6 +337,12 @@ impl Outbox {
             deferred_until: &mut self.deferred_until,
         };
         bars::collect_bars(&mut view, mailbox, now, &mut emit);
+        let mut view = book::BooksView {
+            store: self.book_store.as_deref(),
+            subs: &mut self.books,
+            deferred_until: &mut self.deferred_until,
+        };
+        book::collect_books(&mut view, mailbox, now, &mut emit);
         if !self.frame.is_empty() {
             frames.push(self.frame.finish());
         }
@@ -652,7 +671,8 @@ mod tests {
             Collected {
                 events: 1,
                 conflated: 1,
-                merged: 8
+                merged: 8,
+                books: 0,
             }
         );
     }

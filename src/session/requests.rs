@@ -2,9 +2,11 @@
 //! outbox changes and the reply events (ack, error, symbols, pong and
 //! snapshots), in the order the client receives them. A resume whose
 //! updates this node's rings lack waits for them (`backfill`) before its
-//! ack. Bars requests are in `requests/bars.rs`.
+//! ack. Bars requests are in `requests/bars.rs`, books in
+//! `requests/book.rs`.
 
 mod bars;
+mod book;
 
 use super::Limits;
 use super::backfill::Backfill;
@@ -114,6 +116,27 @@ impl RequestContext<'_> {
             Request::UnsubscribeBars { id, tf, symbols } => {
                 self.unsubscribe_bars(id, tf, symbols).await
             }
+            Request::SubscribeBook {
+                id,
+                symbols,
+                invalid,
+                depth,
+                max_hz,
+                snapshot,
+            } => {
+                let asked = book::BookAsked {
+                    names: symbols,
+                    unknown: invalid,
+                    depth,
+                    delivery: Delivery {
+                        max_hz,
+                        deltas: false,
+                    },
+                    snapshot,
+                };
+                self.subscribe_book(id, asked).await
+            }
+            Request::UnsubscribeBook { id, symbols } => self.unsubscribe_book(id, symbols).await,
             Request::Symbols { id } => {
                 let symbols = self
                     .router

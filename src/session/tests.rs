@@ -408,3 +408,80 @@ async fn a_resume_past_the_ring_gets_the_rest_from_the_backfill_first() {
     }
     assert_eq!(got, (31..=42).collect::<Vec<_>>());
 }
+
+impl Harness {
+    /// The events of the next data frame, past any flow-control probe.
+    async fn next_events(&mut self) -> Vec<serde_json::Value> {
+        loop {
+            match self.next_message().await {
+                Message::Ping(_) => continue,
+                message => return events(&message),
+            }
+        }
+    }
+}
+
+/// AAPL's book with its best bid at `bid`, three levels a side.
+fn aapl_book(bid: f64) -> crate::protocol::BookUpdate {
+    let side = |first: f64, step: f64| (0..3).map(|i| (first + step * i as f64, 100)).collect();
+    crate::protocol::BookUpdate {
+        sym: "AAPL".into(),
+        ts: crate::clock::now_ns(),
+        xt: None,
+        depth: crate::protocol::Depth {
+            bids: side(bid, -0.01),
+            asks: side(bid + 0.02, 0.01),
+        },
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_book_subscriber_gets_a_snapshot_then_each_change_at_its_depth() {
+    let mut harness = Harness::start(MAX_LAG).await;
+    harness
+        .source
+        .send(SourceMsg::Books(vec![aapl_book(10.0)]))
+        .await
+        .unwrap();
+    harness.send(r#"{"op":"subscribe","id":4,"channel":"book","symbols":["AAPL"],"depth":99}"#);
+    let refused = harness.next_events().await;
+    assert_eq!(refused[0]["ev"], "error");
+    assert!(refused[0]["msg"].as_str().unwrap().contains("field depth"));
+    harness.send(r#"{"op":"subscribe","id":5,"channel":"book","symbols":["AAPL"],"depth":2}"#);
+    let reply = harness.next_events().await;
+    assert_eq!(
+        (reply[0]["ev"].as_str(), reply[0]["channel"].as_str()),
+        (Some("ack"), Some("book"))
+    );
+    let snap = &reply[1];
+    assert_eq!(
+        (
+            snap["ev"].as_str(),
+            snap["seq"].as_u64(),
+            snap["snap"].as_bool()
+        ),
+        (Some("book"), Some(1), Some(true))
+    );
+    assert_eq!(snap["bids"], serde_json::json!([[10.0, 100], [9.99, 100]]));
+    harness
+        .source
+        .send(SourceMsg::Books(vec![aapl_book(10.01)]))
+        .await
+        .unwrap();
+    let live = harness.next_events().await;
+    assert_eq!(
+        (live[0]["seq"].as_u64(), live[0]["n"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(
+        live[0]["asks"],
+        serde_json::json!([[10.03, 100], [10.04, 100]])
+    );
+    assert!(live[0].get("snap").is_none());
+    harness.send(r#"{"op":"unsubscribe","id":6,"channel":"book","symbols":["AAPL"]}"#);
+    let ack = harness.next_events().await;
+    assert_eq!(
+        (ack[0]["op"].as_str(), ack[0]["channel"].as_str()),
+        (Some("unsubscribe"), Some("book"))
+    );
+}

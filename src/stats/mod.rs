@@ -137,7 +137,11 @@ pub struct Stats {
     pub connections_total: AtomicU64,
     pub subscriptions: AtomicI64,
     pub ticks_in: AtomicU64,
+    /// Book changes routed (updates that changed a symbol's top levels).
+    pub books_in: AtomicU64,
     pub events_out: AtomicU64,
+    /// Book events sent, not counting snapshots (also in `events_out`).
+    pub books_out: AtomicU64,
     pub events_conflated: AtomicU64,
     pub updates_merged: AtomicU64,
     pub snapshots_out: AtomicU64,
@@ -181,7 +185,9 @@ impl Stats {
             connections_total: AtomicU64::new(0),
             subscriptions: AtomicI64::new(0),
             ticks_in: AtomicU64::new(0),
+            books_in: AtomicU64::new(0),
             events_out: AtomicU64::new(0),
+            books_out: AtomicU64::new(0),
             events_conflated: AtomicU64::new(0),
             updates_merged: AtomicU64::new(0),
             snapshots_out: AtomicU64::new(0),
@@ -280,6 +286,8 @@ impl Stats {
             history: self.history.snapshot(),
             requests_unauthorized: self.outcomes.refusals(Refusal::Unauthorized),
             handshakes_shed: self.outcomes.refusals(Refusal::HandshakeShed),
+            books_in: get(&self.books_in),
+            books_out: get(&self.books_out),
             latency_us: serde_json::Value::Object(latency_us),
             recent_latency_us: serde_json::Value::Object(recent_us),
             recent_window_s: WINDOW.as_secs() * 2,
@@ -321,6 +329,12 @@ pub struct StatsSnapshot {
     pub requests_unauthorized: u64,
     #[serde(default)]
     pub handshakes_shed: u64,
+    /// Book changes routed.
+    #[serde(default)]
+    pub books_in: u64,
+    /// Book events sent, not counting snapshots (also in `events_out`).
+    #[serde(default)]
+    pub books_out: u64,
     /// Per stage, since start: p50/p90/p99/p999/max in us and count.
     #[schemars(with = "BTreeMap<String, Percentiles>")]
     pub latency_us: serde_json::Value,
