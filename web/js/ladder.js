@@ -34,8 +34,7 @@ export class Ladder {
     this.spreadEl = root.querySelector('#book-spread');
     this.lastEl = root.querySelector('#book-last');
     this.table = root.querySelector('#ladder');
-    // Asks deepest first, so the best ask sits just above the spread row.
-    this.askRows = makeRows(this.table.querySelector('tbody.asks'), 'a').reverse();
+    this.askRows = makeRows(this.table.querySelector('tbody.asks'), 'a');
     this.bidRows = makeRows(this.table.querySelector('tbody.bids'), 'b');
     this.drawn = { generation: -1, sym: '', seq: 0 };
     this.draws = 0; // ladder redraws, for the tests
@@ -63,10 +62,15 @@ export class Ladder {
   }
 }
 
-/** BOOK_DEPTH empty rows in `body`: bid size, price, ask size, each level's side set. */
+/**
+ * BOOK_DEPTH empty rows in `body` (bid size, price, ask size), returned by
+ * level: asks are laid out deepest first, so the best ask sits just above
+ * the spread row and the best bid just below it.
+ */
 function makeRows(body, side) {
   const rows = [];
-  for (let i = 0; i < BOOK_DEPTH; i++) {
+  for (let k = 0; k < BOOK_DEPTH; k++) {
+    const i = side === 'a' ? BOOK_DEPTH - 1 - k : k;
     const tr = document.createElement('tr');
     tr.dataset.side = side;
     tr.dataset.i = String(i);
@@ -81,7 +85,7 @@ function makeRows(body, side) {
     const value = document.createElement('span');
     value.className = 'v';
     sizeCell.append(bar, value);
-    rows.push(tr);
+    rows[i] = tr;
     body.appendChild(tr);
   }
   return rows;
