@@ -180,6 +180,8 @@ async fn the_ladder_shows_the_charted_book_and_refills_on_a_switch_and_a_reconne
         .await;
     assert!(marked.as_f64().is_some(), "{marked}");
     assert_well_drawn(&ladder(&b).await);
+    b.screenshot(&super::target_dir().join("dashboard-book.png"))
+        .await;
 
     // Another symbol: the ladder fills with MSFT's book.
     b.client

@@ -8,7 +8,9 @@
 //
 // Drawing happens at most once per animation frame and only when the book
 // or the last trade changed: render() compares generations. The rows are
-// made once (BOOK_DEPTH per side) and rewritten in place.
+// made once (BOOK_DEPTH per side) and rewritten in place. When the panel
+// is shorter than the ladder, a symbol's first book scrolls the spread row
+// to the middle, where the eye looks.
 
 import { BOOK_DEPTH } from './book.js';
 
@@ -34,6 +36,9 @@ export class Ladder {
     this.spreadEl = root.querySelector('#book-spread');
     this.lastEl = root.querySelector('#book-last');
     this.table = root.querySelector('#ladder');
+    this.wrap = root.querySelector('.table-wrap');
+    this.mid = this.table.querySelector('tbody.mid');
+    this.centred = ''; // the symbol whose spread row was scrolled to the middle
     this.askRows = makeRows(this.table.querySelector('tbody.asks'), 'a');
     this.bidRows = makeRows(this.table.querySelector('tbody.bids'), 'b');
     this.drawn = { generation: -1, sym: '', seq: 0 };
@@ -59,6 +64,17 @@ export class Ladder {
     this.lastEl.textContent = last || '—';
     this.table.dataset.seq = String(book.seq);
     this.table.dataset.sym = book.sym;
+    if (this.centred !== book.sym && book.bids.length + book.asks.length > 0) {
+      this.centred = book.sym;
+      this.centreSpread();
+    }
+  }
+
+  /** Scroll the spread row to the middle of the panel (once per symbol: it reads layout). */
+  centreSpread() {
+    const row = this.mid.getBoundingClientRect();
+    const view = this.wrap.getBoundingClientRect();
+    this.wrap.scrollTop += row.top + row.height / 2 - (view.top + view.height / 2);
   }
 }
 
