@@ -1,4 +1,5 @@
-//! The depth ladder beside the chart: it shows the charted symbol's book,
+//! The depth ladder beside the chart (`web/js/book.js`, `web/js/ladder.js`):
+//! the page's book model alone, then the ladder on a live server. It shows the charted symbol's book,
 //! level for level the book event of the seq it drew (as a reference
 //! client of the book channel received it), best first, with the spread
 //! ask1 - bid1 and the last trade price marked; choosing another symbol
@@ -158,6 +159,50 @@ fn assert_well_drawn(l: &Ladder) {
             "the last trade's level: {l:?}"
         );
     }
+}
+
+/// The page's book model alone: what it asks the server for when it
+/// follows a symbol, which events it keeps, and the seq check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_book_feed_subscribes_keeps_the_latest_book_and_counts_gaps() {
+    let (server, b) = open("/?symbols=").await;
+    let got = b
+        .js_with(
+            "const sent = []; const feed = new tickfeed.BookFeed((r) => { sent.push(r); return true; });              feed.follow('A');              for (const ev of arguments[0]) feed.record(ev);              feed.trade({ sym: 'A', px: 5.1 }); feed.trade({ sym: 'B', px: 9 });              const held = feed.snapshot(); feed.follow('B');              return { held, spread: Math.round(held.asks[0][0] * 100 - held.bids[0][0] * 100),                sent: sent.map(({ id, ...r }) => r), after: feed.snapshot() };",
+            vec![json!([
+                {"ev": "book", "sym": "A", "seq": 5, "ts": 1, "bids": [[5.0, 100]], "asks": [[5.2, 300]], "snap": true, "n": 0},
+                {"ev": "book", "sym": "A", "seq": 5, "ts": 1, "bids": [[1.0, 1]], "asks": [[2.0, 1]], "n": 0},
+                {"ev": "book", "sym": "B", "seq": 9, "ts": 2, "bids": [[1.0, 1]], "asks": [[2.0, 1]], "n": 0},
+                {"ev": "book", "sym": "A", "seq": 8, "ts": 3, "bids": [[5.0, 200]], "asks": [[5.1, 100]], "n": 2},
+                {"ev": "book", "sym": "A", "seq": 10, "ts": 4, "bids": [[4.95, 200], [4.9, 700]], "asks": [[5.1, 100]], "n": 0},
+            ])],
+        )
+        .await;
+    let held = &got["held"];
+    assert_eq!(
+        (&held["seq"], &held["events"], &held["nSum"], &held["gaps"]),
+        (&json!(10), &json!(3), &json!(2), &json!(1)),
+        "the repeat and B's book left out, 10 after 8 with n 0 a gap: {held}"
+    );
+    assert_eq!(held["bids"], json!([[4.95, 200], [4.9, 700]]));
+    assert_eq!((&held["last"], &got["spread"]), (&json!(5.1), &json!(15)));
+    assert_eq!(
+        got["sent"],
+        json!([
+            {"op": "subscribe", "channel": "book", "symbols": ["A"], "depth": 10, "max_hz": 10},
+            {"op": "unsubscribe", "channel": "book", "symbols": ["A"]},
+            {"op": "subscribe", "channel": "book", "symbols": ["B"], "depth": 10, "max_hz": 10},
+        ])
+    );
+    let after = &got["after"];
+    assert_eq!(
+        (&after["sym"], &after["seq"], &after["bids"], &after["subscribes"]),
+        (&json!("B"), &json!(0), &json!([]), &json!(2)),
+        "B starts empty: {after}"
+    );
+    b.assert_no_page_errors().await;
+    b.release().await;
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,7 @@
 //   setAll(on), select(s), held(s) (the full values of s's last tick, deltas applied),
 //   bars() (BarBook.snapshot, with `drawn`: the candles the chart's last frame drew),
 //   setTf(tf), mergeBar, book() (BookFeed.snapshot with `draws`: ladder
-//   redraws, `frames`: animation frames, `drawnSeq`) };
+//   redraws, `frames`: animation frames, `drawnSeq`), BookFeed };
 //   page errors are in window.__tickfeedErrors (js/errors.js).
 
 import { Auth } from './auth.js';
@@ -394,6 +394,7 @@ window.tickfeed = {
   setTf,
   mergeBar,
   book: () => ({ ...book.snapshot(), draws: ladder.draws, drawnSeq: ladder.drawn.seq, frames: work.frames }),
+  BookFeed,
   sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
   resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
   msgpackDecode,
