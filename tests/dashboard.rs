@@ -70,6 +70,17 @@ async fn open_with(args: &[&str], path: &str) -> (TestServer, Lease) {
     (server, browser)
 }
 
+/// Narrows the window to a phone's and waits for the stacked layout
+/// (headless Chromium keeps at least 500 px; the layout stacks below 640).
+async fn phone_width(b: &Browser) {
+    b.client
+        .set_window_size(390, 844)
+        .await
+        .expect("resize the window");
+    b.wait_for("the stacked layout", "return innerWidth <= 640;")
+        .await;
+}
+
 async fn wait_live(b: &Browser) {
     b.wait_for(
         "the status to say connected",

@@ -313,12 +313,7 @@ async fn the_ladder_updates_at_its_display_rate_not_at_the_feeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_phone_the_ladder_stacks_under_the_chart() {
     let (server, b) = open("/?symbols=AAPL").await;
-    b.client
-        .set_window_size(390, 844)
-        .await
-        .expect("resize the window");
-    b.wait_for("the stacked layout", "return innerWidth <= 640;")
-        .await;
+    super::phone_width(&b).await;
     b.wait_for(
         "AAPL's book on the ladder",
         "return document.querySelectorAll('#ladder tr[data-px]').length > 0;",
