@@ -377,6 +377,7 @@ impl ServeArgs {
                 to: self.to,
             },
             strict: self.strict,
+            depth: self.depth,
         }
     }
 }

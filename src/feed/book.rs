@@ -1,12 +1,14 @@
 //! A limit order book rebuilt from order events (LOBSTER message files):
 //! resting orders by id and the total size at each price on each side, so
-//! the best bid and ask with their sizes can be read after every event.
+//! the best bid and ask with their sizes, and the top levels of each side
+//! ([`Levels`]), can be read after every event.
 //!
 //! A file starts in the middle of a trading day, so it refers to orders
 //! placed before its first row. Events on such unknown orders are counted
 //! and otherwise ignored: those orders were never in this book, so taking
 //! them out again must not touch it either.
 
+use crate::protocol::Depth;
 use std::collections::{BTreeMap, HashMap};
 
 /// Prices stay integers (LOBSTER's dollars x 10,000) inside the book.
@@ -27,6 +29,39 @@ struct Order {
 
 /// Best price and the total size resting there.
 pub type Level = (Price, u64);
+
+/// The top levels of both sides, best first: bids falling, asks rising.
+/// Filled in place (from a rebuilt [`Book`] or a LOBSTER orderbook row),
+/// so reading them after every event reuses two buffers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+}
+
+impl Levels {
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// The best level of each side.
+    pub fn touch(&self) -> Touch {
+        Touch {
+            bid: self.bids.first().copied(),
+            ask: self.asks.first().copied(),
+        }
+    }
+
+    /// The levels as sent, prices in dollars (`scale` units a dollar).
+    pub fn to_depth(&self, scale: f64) -> Depth {
+        let dollars = |side: &[Level]| side.iter().map(|(p, s)| (*p as f64 / scale, *s)).collect();
+        Depth {
+            bids: dollars(&self.bids),
+            asks: dollars(&self.asks),
+        }
+    }
+}
 
 /// The top of the book.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,6 +133,15 @@ impl Book {
         }
     }
 
+    /// The best `n` levels of each side into `out`.
+    pub fn top(&self, n: usize, out: &mut Levels) {
+        out.clear();
+        out.bids
+            .extend(self.bids.iter().rev().take(n).map(|(p, s)| (*p, *s)));
+        out.asks
+            .extend(self.asks.iter().take(n).map(|(p, s)| (*p, *s)));
+    }
+
     fn levels(&mut self, side: Side) -> &mut BTreeMap<Price, u64> {
         match side {
             Side::Bid => &mut self.bids,
@@ -147,6 +191,26 @@ mod tests {
         );
         book.reduce(3, 2);
         assert_eq!(book.touch().bid, Some((101, 5)));
+        let mut top = Levels::default();
+        book.top(1, &mut top);
+        assert_eq!(
+            (&top.bids[..], &top.asks[..]),
+            (&[(101, 5)][..], &[(103, 4)][..])
+        );
+        book.top(5, &mut top);
+        assert_eq!(
+            top.bids,
+            [(101, 5), (100, 10)],
+            "best first, only what rests"
+        );
+        assert_eq!(top.touch(), book.touch());
+        assert_eq!(
+            top.to_depth(100.0),
+            Depth {
+                bids: vec![(1.01, 5), (1.0, 10)],
+                asks: vec![(1.03, 4)]
+            }
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `tickfeed feed check`: reads feed files through, prints every bad row as
 //! `file:line:column: what`, and summarises each file (rows, symbols, time
-//! span, rates, and for LOBSTER files how the rebuilt book held up).
+//! span, rates, and for LOBSTER files how the book held up and how often
+//! its top levels change).
 //!
 //! [`scan`] is also the replay's startup pass (`source::replay`): one read
 //! of each file that finds bad rows, time-order breaks and the symbols to
@@ -12,6 +13,7 @@ use super::lobster::BookStats;
 use super::merge::FeedFile;
 use super::time::{NS_PER_SEC, Window, format_rfc3339};
 use super::{BadRow, FeedError, reader};
+use crate::protocol::DEFAULT_DEPTH;
 use indicatif::ProgressBar;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -82,19 +84,22 @@ impl Rates {
     }
 }
 
-/// Reads `file` through. Bad rows (out-of-order ones included) go to
-/// `on_bad`; only an unreadable file is an error.
+/// Reads `file` through, following the top `depth` levels of a book (0:
+/// ticks alone). Bad rows (out-of-order ones included) go to `on_bad`; only
+/// an unreadable file is an error.
 pub fn scan(
     file: &FeedFile,
     window: Window,
+    depth: usize,
     mut on_bad: impl FnMut(&BadRow),
     bar: &ProgressBar,
 ) -> Result<Scan, FeedError> {
-    let mut reader = reader::open(&file.path, &file.format)?;
+    let mut reader = reader::open_with_books(&file.path, &file.format, depth)?;
     let (mut rates, mut seen, mut symbols) = (Rates::default(), HashSet::new(), Vec::new());
     let (mut updates, mut bad_rows, mut in_window, mut first_out_of_order) = (0, 0, 0, None);
     while let Some(item) = reader.next() {
         match item {
+            Ok(update) if !update.tick => {}
             Ok(update) => {
                 updates += 1;
                 rates.add(update.xt);
@@ -172,6 +177,7 @@ pub fn run(args: &CheckArgs) -> Result<(), FeedError> {
         let scan = scan(
             &file,
             Window::ALL,
+            DEFAULT_DEPTH,
             |bad| match args.json {
                 // Standard output holds the JSON and nothing else.
                 true => bar.suspend(|| eprintln!("{bad}")),
@@ -237,6 +243,15 @@ pub fn render(s: &Summary) -> String {
             "  book     {} events on orders placed before the file, {} crossed quotes, {} trades outside the touch, {} halts\n",
             book.unknown_orders, book.crossed_quotes, book.trades_outside_touch, book.halts
         );
+        out += &format!(
+            "  depth    {} book updates (top {} levels) from the {}\n",
+            book.book_updates,
+            book.depth,
+            match book.orderbook_file {
+                true => "orderbook file beside it",
+                false => "rebuilt book",
+            }
+        );
     }
     out
 }
@@ -264,7 +279,14 @@ mod tests {
             from: NS_PER_SEC,
             to: 2 * NS_PER_SEC,
         };
-        let scan = scan(&file, window, |b| bad.push(b.line), &ProgressBar::hidden()).unwrap();
+        let scan = scan(
+            &file,
+            window,
+            0,
+            |b| bad.push(b.line),
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
         assert_eq!(bad, [4]);
         assert_eq!(
             scan.symbols.iter().map(|s| &**s).collect::<Vec<_>>(),

@@ -125,6 +125,8 @@ impl Reader {
             sym: state.sym.clone(),
             quote: state.quote,
             traded,
+            tick: true,
+            book: None,
         })
     }
 }

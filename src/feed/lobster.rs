@@ -3,15 +3,23 @@
 //! decimal seconds after midnight US Eastern on the date in the file name,
 //! prices in dollars x 10,000.
 //!
-//! Executions (types 4 and 5) and cross trades (6) are trades. The best bid
-//! and ask come from a [`Book`] rebuilt from the order events, so a row
-//! yields an update only when it trades or changes the touch (price or
-//! size); events deeper in the book change nothing a client sees. While
-//! reading, the book is checked: the bid must stay below the ask, and a
-//! trade price must lie at or inside the touch. Violations are counted,
-//! not fatal, because the file starts with orders this book never saw.
+//! Executions (types 4 and 5) and cross trades (6) are trades. The best
+//! bid and ask come from a [`Book`] rebuilt from the order events, so a row
+//! yields a tick only when it trades or changes the touch (price or size).
+//! Read with a depth, a row that changes only deeper levels of the top
+//! `depth` yields a book update without a tick. While reading, the book is
+//! checked: the bid must stay below the ask, and a trade price must lie at
+//! or inside the touch. Violations are counted, not fatal, because the file
+//! starts with orders this book never saw.
+//!
+//! When the orderbook file lies beside the message file (`orderbook.rs`),
+//! it is read in step and is the book of record: the touch, the levels and
+//! the checks come from its rows, and the rebuilt book only counts events
+//! on orders placed before the file. A row count that differs between the
+//! two files is an error that ends the file.
 
-use super::book::{Book, Price, Side, Touch};
+use super::book::{Book, Levels, Price, Side, Touch};
+use super::orderbook::OrderbookFile;
 use super::reader::{CsvFile, Row, TimeOrder};
 use super::time::{eastern_midnight, parse_seconds};
 use super::{BadRow, FeedError, Update};
@@ -63,6 +71,12 @@ pub struct BookStats {
     pub trades_outside_touch: u64,
     /// Trading-halt rows (type 7).
     pub halts: u64,
+    /// The book of record came from the orderbook file beside the messages.
+    pub orderbook_file: bool,
+    /// Levels per side read out (0: ticks alone).
+    pub depth: usize,
+    /// Events that changed the top `depth` levels.
+    pub book_updates: u64,
 }
 
 /// One message row, parsed.
@@ -77,27 +91,49 @@ struct Message {
 
 pub struct Reader {
     pub(crate) csv: CsvFile,
+    /// The book of record, when its file lies beside the messages.
+    orderbook: Option<OrderbookFile>,
     order: TimeOrder,
     name: FileName,
     book: Book,
+    /// The touch after the last event.
     touch: Touch,
+    /// The top levels last yielded, and the buffer the next are read into.
+    shown: Levels,
+    next: Levels,
     last_trade: Option<(Price, u64)>,
     vol: u64,
     stats: BookStats,
 }
 
 impl Reader {
-    pub(crate) fn new(csv: CsvFile, name: &FileName) -> Reader {
-        Reader {
+    /// Reads the messages in `csv` (the file at `path`) and, when it lies
+    /// beside them, its orderbook file; yields the top `depth` levels when
+    /// they change (0: ticks alone).
+    pub(crate) fn open(
+        csv: CsvFile,
+        path: &Path,
+        name: &FileName,
+        depth: usize,
+    ) -> Result<Reader, FeedError> {
+        let orderbook = OrderbookFile::beside(path)?;
+        Ok(Reader {
             csv,
+            stats: BookStats {
+                orderbook_file: orderbook.is_some(),
+                depth,
+                ..BookStats::default()
+            },
+            orderbook,
             order: TimeOrder::default(),
             name: name.clone(),
             book: Book::default(),
             touch: Touch::default(),
+            shown: Levels::default(),
+            next: Levels::default(),
             last_trade: None,
             vol: 0,
-            stats: BookStats::default(),
-        }
+        })
     }
 
     pub fn stats(&self) -> BookStats {
@@ -107,10 +143,10 @@ impl Reader {
         }
     }
 
-    /// The next row that trades or moves the touch.
+    /// The next row that trades, moves the touch or changes the top levels.
     pub fn next_update(&mut self) -> Option<Result<Update, FeedError>> {
         loop {
-            if let Err(e) = self.csv.advance()? {
+            if let Err(e) = self.advance()? {
                 return Some(Err(e));
             }
             match self.event() {
@@ -121,21 +157,58 @@ impl Reader {
         }
     }
 
+    /// Reads the next message row and its orderbook row; `None` when both
+    /// files end together.
+    fn advance(&mut self) -> Option<Result<(), FeedError>> {
+        let message = self.csv.advance();
+        let Some(orderbook) = &mut self.orderbook else {
+            return message;
+        };
+        let recorded = orderbook.advance();
+        let rows = orderbook.rows() - u64::from(recorded.is_some());
+        match (message, recorded) {
+            (None, None) => None,
+            (Some(_), None) => Some(Err(FeedError::OrderbookShort {
+                orderbook: orderbook.path().to_string(),
+                rows,
+                messages: self.csv.path.to_string(),
+                line: self.csv.row().line,
+            })),
+            (None, Some(_)) => Some(Err(FeedError::OrderbookLong {
+                orderbook: orderbook.path().to_string(),
+                rows,
+                messages: self.csv.path.to_string(),
+            })),
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
+            (Some(Ok(())), Some(Ok(()))) => Some(Ok(())),
+        }
+    }
+
     fn event(&mut self) -> Result<Option<Update>, BadRow> {
         let row = self.csv.row();
         let message = parse(&row)?;
         let xt = self.name.midnight + message.time;
         self.order.accept(xt, &row, 0)?;
         let line = row.line;
+        if matches!(message.kind, 4 | 5) && !self.touch.admits(message.price) {
+            self.stats.trades_outside_touch += 1;
+        }
         let traded = self.apply(&message);
-        let touch = self.book.touch();
+        let touch = self.read_book()?;
         if touch.crossed() {
             self.stats.crossed_quotes += 1;
         }
-        if !traded && touch == self.touch {
+        let book = self.stats.depth > 0 && self.next != self.shown;
+        let tick = traded || touch != self.touch;
+        self.touch = touch;
+        if !tick && !book {
             return Ok(None);
         }
-        self.touch = touch;
+        let book = book.then(|| {
+            std::mem::swap(&mut self.shown, &mut self.next);
+            self.stats.book_updates += 1;
+            self.shown.to_depth(PRICE_SCALE)
+        });
         let dollars = |p: Price| p as f64 / PRICE_SCALE;
         Ok(Some(Update {
             line,
@@ -151,19 +224,40 @@ impl Reader {
                 vol: self.vol,
             },
             traded,
+            tick,
+            book,
         }))
     }
 
-    /// Applies one message to the book; true when it is a trade.
+    /// The book after the current event, from the orderbook row when there
+    /// is one, else from the rebuilt book: its touch, and its top levels
+    /// into `self.next` (when reading with a depth).
+    fn read_book(&mut self) -> Result<Touch, BadRow> {
+        let depth = self.stats.depth;
+        match &mut self.orderbook {
+            Some(orderbook) => {
+                orderbook.parse(depth)?;
+                if depth > 0 {
+                    self.next.clone_from(&orderbook.levels);
+                }
+                Ok(orderbook.levels.touch())
+            }
+            None => {
+                if depth > 0 {
+                    self.book.top(depth, &mut self.next);
+                }
+                Ok(self.book.touch())
+            }
+        }
+    }
+
+    /// Applies one message to the rebuilt book; true when it is a trade.
     fn apply(&mut self, m: &Message) -> bool {
         match m.kind {
             1 => self.book.add(m.id, m.side, m.price, m.size),
             2 => self.book.reduce(m.id, m.size),
             3 => self.book.delete(m.id),
             4 | 5 => {
-                if !self.book.touch().admits(m.price) {
-                    self.stats.trades_outside_touch += 1;
-                }
                 if m.kind == 4 {
                     self.book.reduce(m.id, m.size);
                 }

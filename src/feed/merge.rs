@@ -26,10 +26,17 @@ pub struct Merge {
 }
 
 impl Merge {
+    /// Merges the ticks of `files`.
     pub fn open(files: &[FeedFile]) -> Result<Merge, FeedError> {
+        Merge::open_with_books(files, 0)
+    }
+
+    /// Merges the ticks of `files` and the top `depth` levels of their
+    /// books (see [`reader::open_with_books`]).
+    pub fn open_with_books(files: &[FeedFile], depth: usize) -> Result<Merge, FeedError> {
         let readers = files
             .iter()
-            .map(|f| reader::open(&f.path, &f.format))
+            .map(|f| reader::open_with_books(&f.path, &f.format, depth))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Merge {
             pending: vec![None; readers.len()],

@@ -6,7 +6,8 @@
 //! `protocol` and `units`).
 //!
 //! Every format becomes the same stream of [`Update`]s: the state of one
-//! symbol after one event, stamped with the event's original time. Files
+//! symbol after one event, stamped with the event's original time, and for
+//! LOBSTER (read with a depth) the top levels of its book. Files
 //! are read as streams (one CSV record buffer each), so memory does not
 //! grow with the file.
 
@@ -18,10 +19,11 @@ pub mod detect;
 pub mod generic;
 pub mod lobster;
 pub mod merge;
+pub mod orderbook;
 pub mod reader;
 pub mod time;
 
-use crate::protocol::Quote;
+use crate::protocol::{Depth, Quote};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,6 +41,12 @@ pub struct Update {
     pub quote: Quote,
     /// This event is a trade (its `px` and `sz` are new).
     pub traded: bool,
+    /// A replay emits a tick for this event: it traded or changed the
+    /// quote. False only for book events that changed deeper levels alone.
+    pub tick: bool,
+    /// The top levels of the symbol's book after the event, when they
+    /// changed (read with a depth, from a format with a book).
+    pub book: Option<Depth>,
 }
 
 /// Which format a file is in.
@@ -105,6 +113,23 @@ pub enum FeedError {
     },
     #[error("{0}")]
     BadRow(BadRow),
+    #[error(
+        "{orderbook}: ends after {rows} rows, but {messages} goes on at line {line}; an orderbook file has one row per message (row i is the book after message i)"
+    )]
+    OrderbookShort {
+        orderbook: String,
+        rows: u64,
+        messages: String,
+        line: u64,
+    },
+    #[error(
+        "{orderbook}: has more rows than the {rows} of {messages}; an orderbook file has one row per message (row i is the book after message i)"
+    )]
+    OrderbookLong {
+        orderbook: String,
+        rows: u64,
+        messages: String,
+    },
     #[error(
         "{from}..{to}: no rows in this --from/--to window; the files run from {first} to {last}"
     )]

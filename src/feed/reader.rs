@@ -25,12 +25,24 @@ enum Inner {
     Lobster(lobster::Reader),
 }
 
-/// Opens `path` in `format` (see `detect` to find it).
+/// Opens `path` in `format` (see `detect` to find it), for its ticks
+/// alone: no book levels are read out.
 pub fn open(path: &Path, format: &Format) -> Result<FeedReader, FeedError> {
+    open_with_books(path, format, 0)
+}
+
+/// Opens `path` in `format`, also yielding the top `depth` levels of a
+/// book whenever they change (formats with a book: LOBSTER). Depth 0
+/// yields ticks alone.
+pub fn open_with_books(
+    path: &Path,
+    format: &Format,
+    depth: usize,
+) -> Result<FeedReader, FeedError> {
     let csv = CsvFile::open(path, matches!(format, Format::Generic))?;
     let inner = match format {
         Format::Generic => Inner::Generic(generic::Reader::new(csv)?),
-        Format::Lobster(name) => Inner::Lobster(lobster::Reader::new(csv, name)),
+        Format::Lobster(name) => Inner::Lobster(lobster::Reader::open(csv, path, name, depth)?),
     };
     Ok(FeedReader {
         inner,
@@ -97,7 +109,7 @@ pub(crate) struct CsvFile {
 }
 
 impl CsvFile {
-    fn open(path: &Path, has_header: bool) -> Result<CsvFile, FeedError> {
+    pub(crate) fn open(path: &Path, has_header: bool) -> Result<CsvFile, FeedError> {
         let file = File::open(path).map_err(|e| FeedError::open(path, e))?;
         let reader = csv::ReaderBuilder::new()
             .has_headers(has_header)

@@ -101,6 +101,8 @@ pub fn run(args: &RecordArgs) -> Result<(), FeedError> {
             traded: tick.quote.vol > before,
             sym: tick.sym,
             quote: tick.quote,
+            tick: true,
+            book: None,
         };
         writer.write(&update).map_err(write_error)?;
         if i % PROGRESS_EVERY == 0 {

@@ -66,6 +66,8 @@ pub struct ReplayOptions {
     pub looping: bool,
     pub window: WindowArgs,
     pub strict: bool,
+    /// Book levels per side sent for files with a book (`--depth`).
+    pub depth: usize,
 }
 
 /// A replay whose files have been read through once and found usable.
@@ -76,6 +78,8 @@ pub struct ReplayConfig {
     pub looping: bool,
     pub window: Window,
     pub strict: bool,
+    /// Book levels per side sent for files with a book (`--depth`).
+    pub depth: usize,
     /// Every symbol of the files, declared before the first tick.
     pub symbols: Vec<Arc<str>>,
     /// Updates inside the window in one pass, for `position`.
@@ -114,6 +118,7 @@ impl ReplayConfig {
             let found = scan(
                 file,
                 window,
+                0,
                 |bad| {
                     first_bad.get_or_insert_with(|| bad.clone());
                     if warned < WARN_BAD_ROWS && !options.strict {
@@ -165,6 +170,7 @@ impl ReplayConfig {
             looping: options.looping,
             window,
             strict: options.strict,
+            depth: options.depth,
             symbols,
             updates,
             failure: Failure::default(),

@@ -1,13 +1,16 @@
 //! The replay thread: reads the merged files pass after pass, paces each
 //! tick to its original time divided by `--speed`, stamps `seq`, `ts` and
-//! `vol`, hands batches to the router, and publishes its status.
+//! `vol`, hands batches to the router, and publishes its status. Files
+//! with a book (LOBSTER) also give the top `--depth` levels whenever they
+//! change: each batch of ticks is followed by the books of the same events
+//! (`SourceMsg::Books`), stamped with the same `ts`.
 
 use super::{ReplayConfig, Speed};
 use crate::clock::now_ns;
 use crate::feed::merge::Merge;
 use crate::feed::time::{NS_PER_SEC, format_rfc3339};
 use crate::feed::{FeedError, Update};
-use crate::protocol::Tick;
+use crate::protocol::{BookUpdate, Depth, Tick};
 use crate::shutdown::Shutdown;
 use crate::source::{SourceMsg, SourceSender};
 use crate::stats::{Stats, new_histogram};
@@ -15,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most ticks handed to the router at once. At `--speed max` the source
+/// Most ticks (and most books) handed to the router at once. At `--speed max` the source
 /// channel stays full, so this bounds the ticks queued ahead of the router
 /// (64 batches: 32k ticks, tens of ms) and with them the `route` latency;
 /// larger batches were not faster.
@@ -34,6 +37,9 @@ struct Stamp {
     /// The file's own cumulative volume at the last row seen this pass.
     file_vol: u64,
     trade: (Option<f64>, Option<u64>),
+    /// The book after the last row before `--from`, sent with the
+    /// symbol's first event in the window.
+    held_book: Option<Depth>,
 }
 
 /// Maps original times to wall-clock emission times.
@@ -90,6 +96,9 @@ pub(super) struct Player {
     stamps: Vec<Stamp>,
     clock: Clock,
     batch: Vec<Tick>,
+    /// The books of the events in `batch`, and of events that changed
+    /// deeper levels alone.
+    books: Vec<BookUpdate>,
     dues: Vec<Instant>,
     at: Position,
     /// Emission lag behind the schedule, in microseconds.
@@ -126,6 +135,7 @@ impl Player {
             stamps: Vec::new(),
             clock,
             batch: Vec::with_capacity(MAX_BATCH),
+            books: Vec::new(),
             dues: Vec::with_capacity(MAX_BATCH),
             at: Position::default(),
             lag_us: new_histogram(),
@@ -154,7 +164,7 @@ impl Player {
 
     /// One pass over the files, within the window.
     fn pass(&mut self) -> Result<Flow, FeedError> {
-        for item in Merge::open(&self.config.files)? {
+        for item in Merge::open_with_books(&self.config.files, self.config.depth)? {
             let (file, update) = match item {
                 Ok(found) => found,
                 Err(FeedError::BadRow(bad)) if !self.config.strict => {
@@ -168,7 +178,11 @@ impl Player {
                 break;
             }
             if update.xt < self.config.window.from {
-                self.symbol(&update.sym).file_vol = update.quote.vol;
+                let stamp = self.symbol(&update.sym);
+                stamp.file_vol = update.quote.vol;
+                if update.book.is_some() {
+                    stamp.held_book = update.book;
+                }
                 continue;
             }
             let due = self.clock.due(update.xt);
@@ -178,11 +192,9 @@ impl Player {
                 return Ok(Flow::Stop);
             }
             (self.at.file, self.at.line, self.at.xt) = (file, update.line, update.xt);
-            self.at.in_pass += 1;
-            let tick = self.stamp(update);
-            self.batch.push(tick);
-            self.dues.extend(due);
-            if self.batch.len() >= MAX_BATCH && self.flush() == Flow::Stop {
+            self.emit(update, due);
+            let full = self.batch.len().max(self.books.len()) >= MAX_BATCH;
+            if full && self.flush() == Flow::Stop {
                 return Ok(Flow::Stop);
             }
         }
@@ -202,6 +214,27 @@ impl Player {
         &mut self.stamps[index]
     }
 
+    /// Adds an event in the window to the batch: its tick (when it makes
+    /// one) and its book (when it changed, or the book held from before
+    /// the window).
+    fn emit(&mut self, mut update: Update, due: Option<Instant>) {
+        let held = self.symbol(&update.sym).held_book.take();
+        if let Some(depth) = update.book.take().or(held) {
+            self.books.push(BookUpdate {
+                sym: update.sym.clone(),
+                ts: 0,
+                xt: Some(update.xt),
+                depth,
+            });
+        }
+        if update.tick {
+            self.at.in_pass += 1;
+            let tick = self.stamp(update);
+            self.batch.push(tick);
+            self.dues.extend(due);
+        }
+    }
+
     /// Numbers an update as the next tick of its symbol.
     fn stamp(&mut self, u: Update) -> Tick {
         let s = self.symbol(&u.sym);
@@ -219,11 +252,12 @@ impl Player {
         }
     }
 
-    /// Stamps `ts` on the batch and hands it to the router, waiting while
-    /// the channel is full.
+    /// Stamps `ts` on the batch and its books and hands them to the
+    /// router, waiting while the channel is full.
     fn flush(&mut self) -> Flow {
+        let ts = now_ns();
         if !self.batch.is_empty() {
-            let (now, ts) = (Instant::now(), now_ns());
+            let now = Instant::now();
             self.at.lag = self
                 .dues
                 .first()
@@ -236,6 +270,13 @@ impl Player {
             batch.iter_mut().for_each(|t| t.ts = ts);
             self.at.emitted += batch.len() as u64;
             if self.out.blocking_send(SourceMsg::Ticks(batch)).is_err() {
+                return Flow::Stop;
+            }
+        }
+        if !self.books.is_empty() {
+            let mut books = std::mem::take(&mut self.books);
+            books.iter_mut().for_each(|b| b.ts = ts);
+            if self.out.blocking_send(SourceMsg::Books(books)).is_err() {
                 return Flow::Stop;
             }
         }
