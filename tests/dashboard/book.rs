@@ -196,7 +196,12 @@ async fn the_book_feed_subscribes_keeps_the_latest_book_and_counts_gaps() {
     );
     let after = &got["after"];
     assert_eq!(
-        (&after["sym"], &after["seq"], &after["bids"], &after["subscribes"]),
+        (
+            &after["sym"],
+            &after["seq"],
+            &after["bids"],
+            &after["subscribes"]
+        ),
         (&json!("B"), &json!(0), &json!([]), &json!(2)),
         "B starts empty: {after}"
     );
