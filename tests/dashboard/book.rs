@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// One side of a book: `[px, sz]`, best first.
 type Levels = Vec<(f64, u64)>;
+/// Book events by symbol and seq: their bids and asks.
+type Books = HashMap<(String, u64), (Levels, Levels)>;
 
 /// The ladder as drawn: `#ladder`'s symbol and seq, its rows by side and
 /// level, the spread and last-trade cells, and the marked rows' prices.
@@ -51,7 +53,7 @@ async fn ladder(b: &Browser) -> Ladder {
 /// Every book event a client of the book channel received, by symbol and
 /// seq: a prompt reader (no `max_hz`), so it holds nearly every seq.
 struct Reference {
-    books: Arc<Mutex<HashMap<(String, u64), (Levels, Levels)>>>,
+    books: Arc<Mutex<Books>>,
     reader: JoinHandle<()>,
 }
 
@@ -111,16 +113,17 @@ async fn ladder_matching(b: &Browser, reference: &Reference, sym: &str, after_se
     let deadline = std::time::Instant::now() + crate::browser::PATIENCE;
     loop {
         let shown = ladder(b).await;
-        if shown.sym == sym && shown.seq > after_seq {
-            if let Some((bids, asks)) = reference.book(sym, shown.seq) {
-                assert_eq!(
-                    (&shown.bids, &shown.asks),
-                    (&bids, &asks),
-                    "the ladder of {sym} at seq {} is its book event",
-                    shown.seq
-                );
-                return shown;
-            }
+        if shown.sym == sym
+            && shown.seq > after_seq
+            && let Some((bids, asks)) = reference.book(sym, shown.seq)
+        {
+            assert_eq!(
+                (&shown.bids, &shown.asks),
+                (&bids, &asks),
+                "the ladder of {sym} at seq {} is its book event",
+                shown.seq
+            );
+            return shown;
         }
         assert!(
             std::time::Instant::now() < deadline,
