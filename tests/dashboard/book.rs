@@ -3,7 +3,8 @@
 //! level for level the book event of the seq it drew (as a reference
 //! client of the book channel received it), best first, with the spread
 //! ask1 - bid1 and the last trade price marked; choosing another symbol
-//! fills it with that symbol's book, and so does a reconnect; the page
+//! fills it with that symbol's book, and so does a reconnect; a symbol
+//! without a book gets a note and stays off the watchlist's business; the page
 //! asks for the book at its display rate, the server merges in between
 //! (`n`), and the ladder is drawn at most once per animation frame and
 //! only when something changed. Part of `tests/dashboard.rs`.
@@ -171,7 +172,18 @@ async fn the_book_feed_subscribes_keeps_the_latest_book_and_counts_gaps() {
     let (server, b) = open("/?symbols=").await;
     let got = b
         .js_with(
-            "const sent = []; const feed = new tickfeed.BookFeed((r) => { sent.push(r); return true; });              feed.follow('A');              for (const ev of arguments[0]) feed.record(ev);              feed.trade({ sym: 'A', px: 5.1 }); feed.trade({ sym: 'B', px: 9 });              const held = feed.snapshot(); feed.follow('B');              return { held, spread: Math.round(held.asks[0][0] * 100 - held.bids[0][0] * 100),                sent: sent.map(({ id, ...r }) => r), after: feed.snapshot() };",
+            "const sent = []; const feed = new tickfeed.BookFeed((r) => { sent.push(r); return true; }); \
+             feed.follow('A'); \
+             for (const ev of arguments[0]) feed.record(ev); \
+             feed.trade({ sym: 'A', px: 5.1 }); feed.trade({ sym: 'B', px: 9 }); \
+             const held = feed.snapshot(); feed.follow('B'); \
+             const after = feed.snapshot(); \
+             const answers = [feed.answered({ ev: 'ack', id: 999 }), \
+               feed.answered({ ev: 'error', id: sent[2].id, code: 'bad_request', msg: 'field depth' }), \
+               feed.answered({ ev: 'error', id: sent[3].id, code: 'unknown_symbol', symbols: ['B'] })]; \
+             return { held, after, answers, refusal: feed.snapshot().refusal, \
+               spread: Math.round(held.asks[0][0] * 100 - held.bids[0][0] * 100), \
+               sent: sent.map(({ id, ...r }) => r) };",
             vec![json!([
                 {"ev": "book", "sym": "A", "seq": 5, "ts": 1, "bids": [[5.0, 100]], "asks": [[5.2, 300]], "snap": true, "n": 0},
                 {"ev": "book", "sym": "A", "seq": 5, "ts": 1, "bids": [[1.0, 1]], "asks": [[2.0, 1]], "n": 0},
@@ -195,7 +207,14 @@ async fn the_book_feed_subscribes_keeps_the_latest_book_and_counts_gaps() {
             {"op": "subscribe", "channel": "book", "symbols": ["A"], "depth": 10, "max_hz": 10},
             {"op": "unsubscribe", "channel": "book", "symbols": ["A"]},
             {"op": "subscribe", "channel": "book", "symbols": ["B"], "depth": 10, "max_hz": 10},
-        ])
+            {"op": "subscribe", "channel": "book", "symbols": ["B"], "max_hz": 10},
+        ]),
+        "a depth the server refuses is asked again without one"
+    );
+    assert_eq!(
+        (&got["answers"], &got["refusal"]),
+        (&json!([false, true, true]), &json!("no such symbol")),
+        "only its own replies are the feed's; a refusal is noted"
     );
     let after = &got["after"];
     assert_eq!(
@@ -270,6 +289,16 @@ async fn the_ladder_shows_the_charted_book_and_refills_on_a_switch_and_a_reconne
     assert_well_drawn(&again);
     let page = b.js("return tickfeed.book();").await;
     assert_eq!(page["gaps"], 0, "every book event kept seq and n: {page}");
+
+    // A symbol without a book: the ladder says so; the watchlist stays.
+    b.js("tickfeed.select('NOSUCH'); return true;").await;
+    b.wait_for(
+        "the ladder's note",
+        "return document.querySelector('#book-note').textContent === 'no such symbol' \
+         && document.querySelectorAll('#ladder tr[data-px]').length === 0;",
+    )
+    .await;
+    assert_eq!(super::row_symbols(&b).await, ["AAPL", "MSFT"]);
     b.assert_no_page_errors().await;
     b.release().await;
     server.shutdown().await;

@@ -8,8 +8,11 @@
 // same invariant as ticks). The last trade price comes from the ticks the
 // page already receives. The subscription asks for BOOK_HZ events a
 // second: the server conflates in between, so the ladder changes at a rate
-// an eye can follow, whatever the symbol's pace. Pure data: ladder.js draws
-// what this keeps.
+// an eye can follow, whatever the symbol's pace. Its requests' replies
+// are its own: a refused subscribe is noted for the ladder and never
+// touches the watchlist, and a server that keeps fewer levels than the
+// ladder's (`serve --depth`) is asked again for all it keeps. Pure data:
+// ladder.js draws what this keeps.
 
 import { subscribeBook, unsubscribeBook } from './protocol.js';
 
@@ -23,6 +26,8 @@ export class BookFeed {
   constructor(send) {
     this.send = send;
     this.sym = '';
+    this.depth = BOOK_DEPTH; // levels asked for; null: as many as the server keeps
+    this.pending = new Set(); // ids of subscribes not yet answered
     this.clear();
     this.subscribes = 0; // subscriptions sent (one per follow and reconnect)
     this.events = 0;     // book events of the followed symbol received
@@ -38,6 +43,7 @@ export class BookFeed {
     this.seq = 0;
     this.ts = 0;
     this.last = NaN; // the last trade price
+    this.refusal = ''; // why the server refused this symbol's book ('' = it did not)
   }
 
   /** Follow `sym` ('' = none). */
@@ -52,12 +58,33 @@ export class BookFeed {
 
   /** A new connection: subscribe again; its snapshot replaces the book. */
   reconnected() {
+    this.pending.clear(); // the old connection's requests get no answer
     this.subscribe();
   }
 
   subscribe() {
     if (!this.sym) return;
-    if (this.send(subscribeBook([this.sym], BOOK_DEPTH, { maxHz: BOOK_HZ }))) this.subscribes += 1;
+    const req = subscribeBook([this.sym], this.depth, { maxHz: BOOK_HZ });
+    if (!this.send(req)) return;
+    this.subscribes += 1;
+    this.pending.add(req.id);
+  }
+
+  /**
+   * An `ack` or `error` (any request): true when it answers one of this
+   * book's subscribes, which it then handles.
+   */
+  answered(ev) {
+    if (!this.pending.delete(ev.id)) return false;
+    if (ev.ev !== 'error') return true;
+    if (ev.code === 'bad_request' && this.depth !== null) {
+      this.depth = null; // the server keeps fewer levels: take all it keeps
+      this.subscribe();
+    } else {
+      this.refusal = ev.code === 'unknown_symbol' ? 'no such symbol' : `${ev.code}: ${ev.msg || ''}`;
+      this.generation += 1;
+    }
+    return true;
   }
 
   /** One `book` event (any symbol). */
@@ -95,6 +122,7 @@ export class BookFeed {
       sym: this.sym,
       depth: BOOK_DEPTH,
       maxHz: BOOK_HZ,
+      refusal: this.refusal,
       seq: this.seq,
       bids: this.bids.map((l) => [...l]),
       asks: this.asks.map((l) => [...l]),

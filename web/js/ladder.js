@@ -35,6 +35,7 @@ export class Ladder {
     this.symEl = root.querySelector('#book-sym');
     this.spreadEl = root.querySelector('#book-spread');
     this.lastEl = root.querySelector('#book-last');
+    this.noteEl = root.querySelector('#book-note');
     this.table = root.querySelector('#ladder');
     this.wrap = root.querySelector('.table-wrap');
     this.mid = this.table.querySelector('tbody.mid');
@@ -52,6 +53,7 @@ export class Ladder {
     this.drawn = { generation: book.generation, sym: book.sym, seq: book.seq };
     this.draws += 1;
     if (this.symEl.textContent !== book.sym) this.symEl.textContent = book.sym;
+    if (this.noteEl.textContent !== book.refusal) this.noteEl.textContent = book.refusal;
     let biggest = 1;
     for (const [, sz] of book.bids) biggest = Math.max(biggest, sz);
     for (const [, sz] of book.asks) biggest = Math.max(biggest, sz);

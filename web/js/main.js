@@ -42,7 +42,8 @@
 //                        tr[data-side=a|b][data-i=0..9][data-px][data-sz] (level
 //                        i of the asks or bids, 0 the best; no data-px past the
 //                        book's depth), tr[data-last] on the last trade's level;
-//                        #book-spread (ask1 - bid1), #book-last (last trade px)
+//                        #book-spread (ask1 - bid1), #book-last (last trade px),
+//                        #book-note (why the server has no book for it)
 //   #share, #toast
 //   #token-dialog        the token prompt (a <dialog>, open while a token is
 //                        needed); #token-input, its submit button, and
@@ -155,6 +156,7 @@ function onHello(ev) {
 
 function onAck(ev) {
   counters.acks += 1;
+  if (book.answered(ev)) return;
   if (!ev.resumed) return;
   resume.acks.push(ev.resumed);
   paintResume();
@@ -210,6 +212,7 @@ function onTick(delta, now) {
 
 function onError(ev) {
   counters.errors += 1;
+  if (book.answered(ev)) return; // the ladder says why
   if (ev.code === 'unknown_symbol' && Array.isArray(ev.symbols)) {
     for (const sym of ev.symbols) dropLocal(sym);
     toast(`Unknown symbol: ${ev.symbols.join(', ')}`);

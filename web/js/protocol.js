@@ -66,9 +66,12 @@ export function unsubscribeBars(symbols, tf) {
   return { op: 'unsubscribe', id: newId(), channel: 'bars', tf, symbols };
 }
 
-/** The top `depth` levels of `symbols`' books (docs/protocol.md, "Book"). */
+/** The top `depth` levels of `symbols`' books (docs/protocol.md, "Book");
+ * `depth` null: the server's own depth. */
 export function subscribeBook(symbols, depth, { maxHz = 0 } = {}) {
-  return { op: 'subscribe', id: newId(), channel: 'book', symbols, depth, max_hz: maxHz };
+  const req = { op: 'subscribe', id: newId(), channel: 'book', symbols, max_hz: maxHz };
+  if (depth) req.depth = depth;
+  return req;
 }
 
 export function unsubscribeBook(symbols) {
