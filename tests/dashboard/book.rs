@@ -1,14 +1,14 @@
 //! The depth ladder beside the chart (`web/js/book.js`, `web/js/ladder.js`):
-//! the page's book model alone, then the ladder on a live server. It shows the charted symbol's book,
-//! level for level the book event of the seq it drew (as a reference
-//! client of the book channel received it), best first, with the spread
-//! ask1 - bid1 and the last trade price marked; choosing another symbol
-//! fills it with that symbol's book, and so does a reconnect; a symbol
-//! without a book gets a note and stays off the watchlist's business; the page
-//! asks for the book at its display rate, the server merges in between
-//! (`n`), and the ladder is drawn at most once per animation frame and
-//! only when something changed. Part of `tests/dashboard.rs`.
-
+//! first the page's book model alone, then the ladder on a live server. It
+//! shows the charted symbol's book, level for level the book event of the
+//! seq it drew (as a reference client of the book channel received it),
+//! best first, with the spread ask1 - bid1 and the last trade price
+//! marked; choosing another symbol fills it with that symbol's book, and so
+//! does a reconnect; a symbol without a book gets a note and the watchlist
+//! keeps its rows; the page asks for the book at its display rate, the
+//! server merges in between (`n`), and the ladder is drawn at most once per
+//! animation frame and only when something changed; on a phone it stacks
+//! under the chart. Part of `tests/dashboard.rs`.
 use super::{open, open_with, wait_live};
 use crate::browser::Browser;
 use crate::common::TestServer;
