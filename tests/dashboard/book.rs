@@ -9,6 +9,7 @@
 //! server merges in between (`n`), and the ladder is drawn at most once per
 //! animation frame and only when something changed; on a phone it stacks
 //! under the chart. Part of `tests/dashboard.rs`.
+
 use super::{open, open_with, wait_live};
 use crate::browser::Browser;
 use crate::common::TestServer;
