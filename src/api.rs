@@ -1,6 +1,7 @@
 //! HTTP API beside `/ws`: `/api/symbols` (latest tick of every symbol),
 //! `/api/ticks` (a symbol's retained recent updates), `/api/bars` (its
-//! bars, `api/bars.rs`), `/api/stats` (counters and latency percentiles as
+//! bars, `api/bars.rs`), `/api/book` (its current book, `api/book.rs`),
+//! `/api/stats` (counters and latency percentiles as
 //! JSON) and `/metrics` (the same, with histograms, in OpenMetrics or
 //! Prometheus text format). The server hands each handler an [`ApiState`];
 //! nothing here knows the rest of the server.
@@ -10,8 +11,10 @@
 //! it answers as the source would.
 
 mod bars;
+mod book;
 
 pub(crate) use bars::{BarsQuery, bars};
+pub(crate) use book::{BookQuery, book};
 
 use crate::history::{HistoryRange, Keep};
 use crate::metrics::Exposition;
@@ -19,6 +22,7 @@ use crate::protocol::{ErrorCode, FullTickEvent, Tick, is_valid_symbol};
 use crate::router::RouterHandle;
 use crate::session::Backfill;
 use crate::stats::Stats;
+use crate::symbols::{SymbolCell, SymbolId};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -148,6 +152,19 @@ fn symbol_param(params: &HashMap<String, String>) -> Result<String, ApiError> {
     Ok(sym.clone())
 }
 
+/// The symbol named `sym` and its id; 404 when there is none.
+fn find_symbol<'a>(app: &'a ApiState, sym: &str) -> Result<(SymbolId, &'a SymbolCell), ApiError> {
+    app.router
+        .table()
+        .iter()
+        .find(|(_, cell)| cell.name().is_some_and(|n| **n == *sym))
+        .ok_or_else(|| ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: ErrorCode::UnknownSymbol,
+            msg: format!("no such symbol: {sym}"),
+        })
+}
+
 /// The parameter `name` as an unsigned integer, if given.
 fn number_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     params
@@ -189,15 +206,7 @@ pub(crate) async fn ticks(
 ) -> Result<Response, ApiError> {
     let query = TicksQuery::parse(&params)?;
     let table = app.router.table();
-    let cell = table
-        .iter()
-        .find(|(_, cell)| cell.name().is_some_and(|n| **n == *query.sym))
-        .map(|(_, cell)| cell)
-        .ok_or_else(|| ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: ErrorCode::UnknownSymbol,
-            msg: format!("no such symbol: {}", query.sym),
-        })?;
+    let (_, cell) = find_symbol(&app, &query.sym)?;
     let epoch = table.epoch();
     let range = query.range();
     let local: Vec<Tick> = cell.read(&range).iter().map(|t| t.tick.clone()).collect();

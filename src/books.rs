@@ -165,4 +165,49 @@ mod tests {
             }
         }
     }
+
+    /// A simulated market's AAPL book at depth 10, as `/api/book` served
+    /// it: its size on the wire (`docs/protocol.md`, "Book").
+    #[test]
+    fn a_depth_10_book_event_takes_360_bytes_of_json_and_311_of_messagepack() {
+        let bids = [
+            (230.02, 2300),
+            (230.01, 2800),
+            (230.0, 2400),
+            (229.99, 600),
+            (229.98, 3100),
+            (229.97, 2200),
+            (229.96, 2900),
+            (229.95, 9400),
+            (229.94, 4000),
+            (229.93, 800),
+        ];
+        let asks = [
+            (230.03, 1800),
+            (230.04, 400),
+            (230.05, 1400),
+            (230.06, 4800),
+            (230.07, 2700),
+            (230.08, 3000),
+            (230.09, 6000),
+            (230.1, 2200),
+            (230.11, 3400),
+            (230.12, 200),
+        ];
+        let book = EncodedBook::new(BookEvent {
+            sym: "AAPL".into(),
+            seq: 1566,
+            ts: 1_796_200_925_140_856_217,
+            xt: None,
+            depth: Depth {
+                bids: bids.to_vec(),
+                asks: asks.to_vec(),
+            },
+            snap: None,
+            n: 0,
+        });
+        let json = book.bytes(Encoding::Json, 10).len();
+        let msgpack = book.bytes(Encoding::Msgpack, 10).len();
+        assert_eq!((json, msgpack), (360, 311));
+    }
 }

@@ -250,6 +250,7 @@ fn routes(state: Arc<AppState>, gate: TokenGate) -> axum::Router {
         .route("/api/symbols", get(api::symbols))
         .route("/api/ticks", get(api::ticks))
         .route("/api/bars", get(api::bars))
+        .route("/api/book", get(api::book))
         .route("/api/stats", get(api::stats))
         .route("/api/asyncapi.json", get(crate::contract::serve_asyncapi))
         .route("/api/openapi.json", get(crate::contract::serve_openapi))

@@ -5,10 +5,9 @@
 //! keeps the newest of those.
 
 use super::{ApiError, ApiState};
-use crate::protocol::{BarEvent, ErrorCode, HistoryBarEvent, Timeframe};
+use crate::protocol::{BarEvent, HistoryBarEvent, Timeframe};
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use std::collections::HashMap;
 
 /// Bars one request returns when it names no `limit`.
@@ -82,16 +81,7 @@ pub(crate) async fn bars(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<HistoryBarEvent>>, ApiError> {
     let query = BarsQuery::parse(&params)?;
-    let (id, cell) = app
-        .router
-        .table()
-        .iter()
-        .find(|(_, cell)| cell.name().is_some_and(|n| **n == *query.sym))
-        .ok_or_else(|| ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: ErrorCode::UnknownSymbol,
-            msg: format!("no such symbol: {}", query.sym),
-        })?;
+    let (id, cell) = super::find_symbol(&app, &query.sym)?;
     let sym = cell.name().expect("a named cell").clone();
     let (finals, open) = app.router.bars().history(
         id,

@@ -34,7 +34,7 @@ pub(super) fn document() -> Value {
         json!({
             "name": "events",
             "title": "Events",
-            "summary": "A frame of events: hello, ack, error, symbols, pong, tick, bar.",
+            "summary": "A frame of events: hello, ack, error, symbols, pong, tick, bar, book.",
             "payload": schema_ref("ServerFrame"),
         }),
     );
@@ -142,6 +142,7 @@ mod tests {
             "PongEvent",
             "TickEvent",
             "BarEvent",
+            "BookEvent",
         ] {
             assert!(schemas[name].is_object(), "{name}");
         }

@@ -4,8 +4,8 @@
 //! dialect), generated from those types.
 
 use super::generator;
-use crate::api::{ApiErrorBody, BarsQuery, EPOCH_HEADER, TicksQuery};
-use crate::protocol::{FullTickEvent, HistoryBarEvent};
+use crate::api::{ApiErrorBody, BarsQuery, BookQuery, EPOCH_HEADER, TicksQuery};
+use crate::protocol::{CurrentBookEvent, FullTickEvent, HistoryBarEvent};
 use crate::stats::StatsSnapshot;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
@@ -91,6 +91,24 @@ fn endpoints() -> Vec<Endpoint> {
                 "/api/bars",
                 "A symbol's retained bars in one timeframe, oldest first: the final ones, then the open one (final: false).",
                 schema_of::<Vec<HistoryBarEvent>>(),
+            )
+        },
+        Endpoint {
+            query: Some(fields_of::<BookQuery>()),
+            refusals: &[
+                (
+                    400,
+                    "A missing or malformed parameter, or a depth outside 1 to the server's --depth; named in msg.",
+                ),
+                (
+                    404,
+                    "No such symbol, or no book for it (its source sends none, or none yet); error: unknown_symbol.",
+                ),
+            ],
+            ..Endpoint::get(
+                "/api/book",
+                "A symbol's current book: its top levels per side, best first, as the book event a subscriber gets (n 0).",
+                schema_of::<CurrentBookEvent>(),
             )
         },
         Endpoint::get(

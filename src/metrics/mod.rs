@@ -259,10 +259,13 @@ mod tests {
     fn exposition_has_histograms_reasons_and_build_but_no_quantile_gauge() {
         let stats = Stats::new();
         stats.ticks_in.fetch_add(5, Ordering::Relaxed);
+        stats.books_in.fetch_add(4, Ordering::Relaxed);
         stats.outcomes.count_close(CloseReason::SlowConsumer);
         let text = render(&stats, 3, Exposition::OpenMetrics);
         for expected in [
             "tickfeed_ticks_in_total 5",
+            "tickfeed_books_in_total 4",
+            "tickfeed_books_out_total 0",
             "tickfeed_symbols 3",
             "# TYPE tickfeed_route_latency_seconds histogram",
             r#"tickfeed_deliver_latency_seconds_bucket{le="+Inf"} 0"#,

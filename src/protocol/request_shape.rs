@@ -7,7 +7,7 @@
 //! example of `docs/protocol.md` validates against these schemas and
 //! parses.
 
-use super::{SYMBOL_PATTERN, Timeframe};
+use super::{MAX_DEPTH, SYMBOL_PATTERN, Timeframe};
 use schemars::JsonSchema;
 use std::collections::BTreeMap;
 
@@ -19,17 +19,22 @@ const SYMBOL_OR_WILDCARD: &str = r"^(\*|[A-Za-z0-9._/:^=-]{1,32})$";
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RequestShape {
     /// Start streaming symbols: a snapshot of each, then every update; or,
-    /// with `"channel":"bars"`, their bars in the timeframe `tf`.
+    /// with `"channel":"bars"`, their bars in the timeframe `tf`; or, with
+    /// `"channel":"book"`, their books of `depth` levels.
     Subscribe {
         /// Any unsigned integer, echoed in the replies.
         id: Option<u64>,
-        /// `ticks` (the default) or `bars`.
+        /// `ticks` (the default), `bars` or `book`.
         channel: Option<Channel>,
         /// With `"channel":"bars"` (and only then, where it is required):
         /// the bars' timeframe.
         tf: Option<Timeframe>,
+        /// With `"channel":"book"`: levels per side, at most the server's
+        /// `--depth` (the default).
+        #[schemars(range(min = 1, max = MAX_DEPTH))]
+        depth: Option<usize>,
         /// The symbols; `["*"]` is every symbol, including later ones
-        /// (ticks only: bars take named symbols).
+        /// (ticks only: bars and books take named symbols).
         #[schemars(length(min = 1), inner(pattern(SYMBOL_OR_WILDCARD)))]
         symbols: Vec<String>,
         /// At most this many events per second per symbol, conflated in
@@ -47,11 +52,12 @@ pub enum RequestShape {
         from: Option<BTreeMap<SymbolKey, u64>>,
     },
     /// Stop streaming symbols; `["*"]` stops everything. With
-    /// `"channel":"bars"` and `tf`: stop those bars.
+    /// `"channel":"bars"` and `tf`: stop those bars; with
+    /// `"channel":"book"`: stop those books.
     Unsubscribe {
         /// Any unsigned integer, echoed in the ack.
         id: Option<u64>,
-        /// `ticks` (the default) or `bars`.
+        /// `ticks` (the default), `bars` or `book`.
         channel: Option<Channel>,
         /// With `"channel":"bars"`: the timeframe subscribed.
         tf: Option<Timeframe>,
@@ -87,4 +93,6 @@ pub enum Channel {
     Ticks,
     /// Bars: OHLCV aggregates in one timeframe.
     Bars,
+    /// Book: the top price levels of each symbol's order book.
+    Book,
 }

@@ -1,5 +1,5 @@
 //! The contract against a live server: every kind of event it sends,
-//! ticks and bars, validates against its schema in `docs/asyncapi.json`
+//! ticks, bars and books, validates against its schema in `docs/asyncapi.json`
 //! and declares no field the schema lacks, every `/api` answer validates against
 //! `docs/openapi.json`, and the server serves both documents.
 
@@ -100,6 +100,9 @@ impl EventChecker {
             }
             "ack" if event["resumed"].is_object() => "ack resumed",
             "ack" if event["channel"] == "bars" => "ack of bars",
+            "ack" if event["channel"] == "book" => "ack of book",
+            "book" if event["snap"] == true => "book snapshot",
+            "book" => "book update",
             "bar" if event["snap"] == true => "bar snapshot",
             "bar" if event["final"] == true => "final bar",
             "bar" => "bar update",
@@ -224,6 +227,19 @@ async fn every_kind_of_event_a_live_server_sends_validates_against_its_schema() 
         .await;
     checker.read_until(&mut client, id(11)).await;
 
+    // Books of 3 levels on the same connection: the snapshot, then a
+    // change.
+    client
+        .send(json!({"op": "subscribe", "id": 12, "channel": "book", "symbols": [a], "depth": 3}))
+        .await;
+    checker
+        .read_until(&mut client, |e| e["ev"] == "book" && e["snap"].is_null())
+        .await;
+    client
+        .send(json!({"op": "unsubscribe", "id": 13, "channel": "book", "symbols": [a]}))
+        .await;
+    checker.read_until(&mut client, id(13)).await;
+
     // A second connection resumes where the first stands, in the same
     // epoch and in another.
     let held = checker
@@ -260,6 +276,8 @@ async fn every_kind_of_event_a_live_server_sends_validates_against_its_schema() 
         "bar snapshot",
         "bar update",
         "final bar",
+        "ack of book",
+        "book snapshot",
     ] {
         assert!(
             seen.shapes.contains(shape),
@@ -309,6 +327,10 @@ async fn api_responses_validate_against_the_openapi_document() {
         ("/api/bars?sym=NO_SUCH&tf=1m".to_string(), 404),
         (format!("/api/bars?sym={sym}&tf=2m"), 400),
         (format!("/api/bars?sym={sym}&tf=1m&from=5&to=5"), 400),
+        (format!("/api/book?sym={sym}&depth=3"), 200),
+        ("/api/book?sym=NO_SUCH".to_string(), 404),
+        (format!("/api/book?sym={sym}&depth=0"), 400),
+        (format!("/api/book?sym={sym}&depth=11"), 400),
     ];
     for (path, expected) in requests {
         let (status, epoch, body) = get(&server, &path).await;
@@ -342,6 +364,13 @@ async fn api_responses_validate_against_the_openapi_document() {
     for event in bars.as_array().unwrap() {
         assert_declared(&bar, event, "/api/bars");
     }
+    let book = server.get_json(&format!("/api/book?sym={sym}")).await;
+    assert_eq!(book["bids"].as_array().map(Vec::len), Some(10), "{book}");
+    assert_declared(
+        &document.declared_by("CurrentBookEvent"),
+        &book,
+        "/api/book",
+    );
     server.shutdown().await;
 }
 

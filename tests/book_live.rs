@@ -1,0 +1,290 @@
+//! The book channel (`docs/protocol.md`, "Book") against the real server
+//! and its simulated market: a snapshot first, seqs that keep the
+//! conflation invariant, books cut to each client's depth, a slow client
+//! conflated with `n`, unsubscribe, the errors, and the top level equal to
+//! the quote of the tick the same event made.
+
+mod common;
+
+use common::{Client, check_seq, is_tick, start_server};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+use tickfeed::sequence::SeqByName;
+
+fn is_book(event: &Value) -> bool {
+    event["ev"] == "book"
+}
+
+/// `[[px, sz], ..]` as pairs.
+fn levels(side: &Value) -> Vec<(f64, u64)> {
+    side.as_array()
+        .expect("a side is an array")
+        .iter()
+        .map(|level| (level[0].as_f64().unwrap(), level[1].as_u64().unwrap()))
+        .collect()
+}
+
+/// Checks one book's shape: at most `depth` levels a side, best first
+/// (bids falling, asks rising), not crossed.
+fn check_shape(book: &Value, depth: usize) {
+    let (bids, asks) = (levels(&book["bids"]), levels(&book["asks"]));
+    assert!(bids.len() <= depth && asks.len() <= depth, "{book}");
+    assert!(
+        bids.windows(2).all(|w| w[0].0 > w[1].0),
+        "bids fall: {book}"
+    );
+    assert!(
+        asks.windows(2).all(|w| w[0].0 < w[1].0),
+        "asks rise: {book}"
+    );
+    if let (Some(bid), Some(ask)) = (bids.first(), asks.first()) {
+        assert!(bid.0 < ask.0, "not crossed: {book}");
+    }
+}
+
+/// A server whose simulated market makes books of `depth` levels.
+async fn market(depth: &str) -> common::TestServer {
+    start_server(&[
+        "--rate",
+        "400",
+        "--symbols",
+        "2",
+        "--skew",
+        "0",
+        "--depth",
+        depth,
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_book_subscriber_gets_a_snapshot_first_then_books_that_keep_the_invariant() {
+    let server = market("10").await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["AAPL"]}))
+        .await;
+    assert_eq!(
+        (ack["ev"].as_str(), ack["channel"].as_str()),
+        (Some("ack"), Some("book"))
+    );
+    let snapshot = client.wait_event(is_book).await;
+    assert_eq!(
+        (snapshot["snap"].as_bool(), snapshot["n"].as_u64()),
+        (Some(true), Some(0))
+    );
+    let mut seqs = SeqByName::new();
+    check_seq(&mut seqs, &snapshot);
+    let mut full = false;
+    for _ in 0..200 {
+        let book = client.wait_event(is_book).await;
+        assert_eq!(book["sym"], "AAPL");
+        assert!(book.get("snap").is_none(), "one snapshot: {book}");
+        check_seq(&mut seqs, &book);
+        check_shape(&book, 10);
+        full |= levels(&book["bids"]).len() == 10;
+    }
+    assert!(full, "the default depth is the server's --depth (10)");
+    let stats = server
+        .wait_for_stats("books counted", |s| s["books_out"].as_u64() >= Some(200))
+        .await;
+    assert!(stats["books_in"].as_u64().unwrap() >= 200);
+    server.shutdown_after(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smaller_depth_gets_the_same_books_cut_to_it() {
+    let server = market("10").await;
+    let mut deep = Client::connect(&server.ws_url()).await;
+    let mut shallow = Client::connect(&server.ws_url()).await;
+    deep.request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["MSFT"],"depth":10,"snapshot":false}))
+        .await;
+    shallow
+        .request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["MSFT"],"depth":3,"snapshot":false}))
+        .await;
+    // The deep client reads up to each seq the shallow one got: the two
+    // see the same seqs, except what conflation merged for either.
+    let (mut by_seq, mut deepest) = (HashMap::new(), 0);
+    let mut compared = 0;
+    while compared < 50 {
+        let cut = shallow.wait_event(is_book).await;
+        check_shape(&cut, 3);
+        let seq = cut["seq"].as_u64().unwrap();
+        while deepest < seq {
+            let book = deep.wait_event(is_book).await;
+            deepest = book["seq"].as_u64().unwrap();
+            by_seq.insert(deepest, book);
+        }
+        let Some(full) = by_seq.get(&seq) else {
+            continue;
+        };
+        for side in ["bids", "asks"] {
+            let expected: Vec<_> = levels(&full[side]).into_iter().take(3).collect();
+            assert_eq!(levels(&cut[side]), expected, "{side} of seq {}", cut["seq"]);
+        }
+        assert_eq!((&cut["ts"], &cut["sym"]), (&full["ts"], &full["sym"]));
+        compared += 1;
+    }
+    server.shutdown_after((deep, shallow)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_books_top_level_is_the_quote_of_the_tick_its_event_made() {
+    let server = market("5").await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL","MSFT"],"snapshot":false}))
+        .await;
+    client
+        .request(json!({"op":"subscribe","id":2,"channel":"book","symbols":["AAPL","MSFT"],"snapshot":false}))
+        .await;
+    // Quotes by (symbol, ts): a book and the tick of one event share both.
+    let mut quotes: HashMap<(String, u64), Vec<Value>> = HashMap::new();
+    let mut books = Vec::new();
+    while books.len() < 300 {
+        let event = client.next_event().await;
+        let key = (
+            event["sym"].as_str().unwrap_or_default().to_string(),
+            event["ts"].as_u64().unwrap_or_default(),
+        );
+        if is_tick(&event) {
+            quotes.entry(key).or_default().push(json!([
+                [event["bid"], event["bsz"]],
+                [event["ask"], event["asz"]]
+            ]));
+        } else if is_book(&event) {
+            books.push((key, json!([event["bids"][0], event["asks"][0]])));
+        }
+    }
+    let mut matched = 0;
+    for (key, top) in &books {
+        if let Some(candidates) = quotes.get(key) {
+            assert!(
+                candidates.contains(top),
+                "book {key:?} top {top} is none of {candidates:?}"
+            );
+            matched += 1;
+        }
+    }
+    assert!(
+        matched >= 250,
+        "{matched} of {} books met their tick",
+        books.len()
+    );
+    server.shutdown_after(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_book_reader_is_conflated_to_the_latest_with_n() {
+    let server = start_server(&[
+        "--rate",
+        "400",
+        "--symbols",
+        "2",
+        "--skew",
+        "0",
+        "--send-buffer",
+        "8KiB",
+        "--max-lag",
+        "100ms",
+    ])
+    .await;
+    let mut slow = Client::connect_small_buffer(&server.ws_url(), server.addr).await;
+    slow.request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["AAPL","MSFT"]}))
+        .await;
+    let (mut seqs, mut events, mut merged) = (SeqByName::new(), 0u64, 0u64);
+    while events < 20 || merged == 0 {
+        let frame = slow
+            .read_frame()
+            .await
+            .expect("the slow client stays connected");
+        for book in frame.iter().filter(|e| is_book(e)) {
+            merged += check_seq(&mut seqs, book);
+            events += 1;
+        }
+        // Deliberately slow reader (simulated work, not a wait).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown_after(slow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_book_unsubscribe_only_ticks_follow() {
+    let server = market("10").await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client
+        .request(json!({"op":"subscribe","id":1,"symbols":["AAPL"],"snapshot":false}))
+        .await;
+    client
+        .request(json!({"op":"subscribe","id":2,"channel":"book","symbols":["AAPL"]}))
+        .await;
+    client.wait_event(is_book).await;
+    let ack = client
+        .request(json!({"op":"unsubscribe","id":3,"channel":"book","symbols":["AAPL"]}))
+        .await;
+    assert_eq!(
+        (ack["op"].as_str(), ack["channel"].as_str()),
+        (Some("unsubscribe"), Some("book"))
+    );
+    // Books written before the ack may still be read; none after it.
+    let mut ticks = 0;
+    while ticks < 200 {
+        let event = client.next_event().await;
+        assert!(!is_book(&event), "a book after the unsubscribe: {event}");
+        ticks += u32::from(is_tick(&event));
+    }
+    server.shutdown_after(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_book_subscribes_are_refused_naming_what_is_wrong() {
+    let server = market("5").await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    for (request, code, says) in [
+        (
+            json!({"op":"subscribe","id":1,"channel":"book","symbols":["AAPL"],"depth":0}),
+            "bad_request",
+            "field depth",
+        ),
+        (
+            json!({"op":"subscribe","id":2,"channel":"book","symbols":["AAPL"],"depth":51}),
+            "bad_request",
+            "field depth",
+        ),
+        (
+            json!({"op":"subscribe","id":3,"channel":"book","symbols":["AAPL"],"depth":8}),
+            "bad_request",
+            "--depth 5",
+        ),
+        (
+            json!({"op":"subscribe","id":4,"channel":"book","symbols":["*"]}),
+            "bad_request",
+            "named symbols",
+        ),
+        (
+            json!({"op":"subscribe","id":5,"channel":"book","symbols":["NOPE"]}),
+            "unknown_symbol",
+            "NOPE",
+        ),
+        (
+            json!({"op":"subscribe","id":6,"channel":"books","symbols":["AAPL"]}),
+            "bad_request",
+            "field channel",
+        ),
+    ] {
+        let reply = client.request(request.clone()).await;
+        assert_eq!(reply["ev"], "error", "{request}");
+        assert_eq!(reply["code"], code, "{request}");
+        assert!(
+            reply["msg"].as_str().unwrap().contains(says),
+            "{request}: {reply}"
+        );
+    }
+    // The connection still serves.
+    let ack = client
+        .request(json!({"op":"subscribe","id":7,"channel":"book","symbols":["AAPL"],"depth":5}))
+        .await;
+    assert_eq!(ack["ev"], "ack");
+    server.shutdown_after(client).await;
+}
