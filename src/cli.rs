@@ -447,6 +447,30 @@ mod tests {
             panic!("the generator is the default source")
         };
         assert_eq!((g.rate, g.listings.len(), g.skew), (20_000.0, 1000, 0.0));
+        assert_eq!(g.depth, crate::protocol::DEFAULT_DEPTH);
+    }
+
+    #[test]
+    fn depth_reaches_the_source() {
+        let config = serve(&["--depth", "3"]).unwrap();
+        let SourceConfig::Generator(g) = config.source else {
+            panic!("the generator is the default source")
+        };
+        assert_eq!((config.depth, g.depth), (3, 3));
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ACME_2024-03-15_34200000_37800000_message_5.csv"
+        );
+        let config = serve(&["--replay", fixture, "--depth", "50"]).unwrap();
+        let SourceConfig::Replay(replay) = config.source else {
+            panic!("a replay")
+        };
+        assert_eq!(replay.depth, 50);
+        assert!(
+            serve(&["--depth", "51"])
+                .unwrap_err()
+                .contains("from 1 to 50")
+        );
     }
 
     #[test]

@@ -139,11 +139,7 @@ pub fn scan(
         first_time: rates.first.map(format_rfc3339),
         last_time: rates.last.map(format_rfc3339),
         span_s,
-        mean_updates_per_s: if span_s > 0.0 {
-            updates as f64 / span_s
-        } else {
-            0.0
-        },
+        mean_updates_per_s: per_second(updates, span_s),
         busiest_second_updates: rates.busiest.0,
         busiest_second_at: (rates.busiest.0 > 0).then(|| format_rfc3339(rates.busiest.1)),
         longest_gap_s: rates.longest_gap as f64 / NS_PER_SEC as f64,
@@ -157,6 +153,15 @@ pub fn scan(
         in_window,
         first_out_of_order,
     })
+}
+
+/// `count` events over `span_s` seconds as a rate (0 over no time).
+fn per_second(count: u64, span_s: f64) -> f64 {
+    if span_s > 0.0 {
+        count as f64 / span_s
+    } else {
+        0.0
+    }
 }
 
 /// `tickfeed feed check FILE...`: fails when any row is bad. With `--json`
@@ -244,8 +249,9 @@ pub fn render(s: &Summary) -> String {
             book.unknown_orders, book.crossed_quotes, book.trades_outside_touch, book.halts
         );
         out += &format!(
-            "  depth    {} book updates (top {} levels) from the {}\n",
+            "  depth    {} book updates ({:.1}/s) of the top {} levels, from the {}\n",
             book.book_updates,
+            per_second(book.book_updates, s.span_s),
             book.depth,
             match book.orderbook_file {
                 true => "orderbook file beside it",

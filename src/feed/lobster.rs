@@ -92,7 +92,7 @@ struct Message {
 pub struct Reader {
     pub(crate) csv: CsvFile,
     /// The book of record, when its file lies beside the messages.
-    orderbook: Option<OrderbookFile>,
+    orderbook: Option<Box<OrderbookFile>>,
     order: TimeOrder,
     name: FileName,
     book: Book,

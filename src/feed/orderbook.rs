@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The price LOBSTER writes in an empty level (negative on the bid side).
-pub const EMPTY_PRICE: Price = 9_999_999_999;
+const EMPTY_PRICE: Price = 9_999_999_999;
 /// Columns per level: ask price, ask size, bid price, bid size.
 const FIELDS_PER_LEVEL: usize = 4;
 
@@ -42,14 +42,15 @@ pub fn path_beside(message: &Path) -> Option<PathBuf> {
 
 impl OrderbookFile {
     /// Opens the orderbook file beside `message`; `None` when there is none.
-    pub(crate) fn beside(message: &Path) -> Result<Option<OrderbookFile>, FeedError> {
+    /// Boxed: most message files have none, and their readers stay small.
+    pub(crate) fn beside(message: &Path) -> Result<Option<Box<OrderbookFile>>, FeedError> {
         let Some(path) = path_beside(message).filter(|p| p.is_file()) else {
             return Ok(None);
         };
-        Ok(Some(OrderbookFile {
+        Ok(Some(Box::new(OrderbookFile {
             csv: CsvFile::open(&path, false)?,
             levels: Levels::default(),
-        }))
+        })))
     }
 
     pub fn path(&self) -> &Arc<str> {
@@ -72,7 +73,7 @@ impl OrderbookFile {
         self.levels.clear();
         let row = self.csv.row();
         let fields = row.record.len();
-        if fields == 0 || fields % FIELDS_PER_LEVEL != 0 {
+        if fields == 0 || !fields.is_multiple_of(FIELDS_PER_LEVEL) {
             return Err(row.bad(
                 fields.saturating_sub(1),
                 format!(
@@ -84,21 +85,14 @@ impl OrderbookFile {
         let (mut asks, mut bids) = (SideOrder::default(), SideOrder::default());
         for level in 0..fields / FIELDS_PER_LEVEL {
             let at = level * FIELDS_PER_LEVEL;
-            if let Some(ask) = side_level(&row, at, level, "ask")? {
-                asks.check(&row, at, level, "ask", ask.0, |new, last| new > last)?;
-                if self.levels.asks.len() < keep {
-                    self.levels.asks.push(ask);
+            let ask = side_level(&row, at, level, "ask")?;
+            asks.follow(&row, ask, at, level, "ask", |new, last| new > last)?;
+            let bid = side_level(&row, at + 2, level, "bid")?;
+            bids.follow(&row, bid, at + 2, level, "bid", |new, last| new < last)?;
+            for (side, level) in [(&mut self.levels.asks, ask), (&mut self.levels.bids, bid)] {
+                if side.len() < keep {
+                    side.extend(level);
                 }
-            } else {
-                asks.ended = true;
-            }
-            if let Some(bid) = side_level(&row, at + 2, level, "bid")? {
-                bids.check(&row, at + 2, level, "bid", bid.0, |new, last| new < last)?;
-                if self.levels.bids.len() < keep {
-                    self.levels.bids.push(bid);
-                }
-            } else {
-                bids.ended = true;
             }
         }
         Ok(())
@@ -114,17 +108,21 @@ struct SideOrder {
 }
 
 impl SideOrder {
-    /// A level at `price` (field `at`) may follow: no empty level before it,
-    /// and `worse(price, last)` than the level before.
-    fn check(
+    /// `next` (field `at`; `None` when empty) may follow: no level after an
+    /// empty one, and each `worse(price, last)` than the level before.
+    fn follow(
         &mut self,
         row: &Row,
+        next: Option<Level>,
         at: usize,
         level: usize,
         side: &str,
-        price: Price,
         worse: impl Fn(Price, Price) -> bool,
     ) -> Result<(), BadRow> {
+        let Some((price, _)) = next else {
+            self.ended = true;
+            return Ok(());
+        };
         let what = match self.last {
             _ if self.ended => "has an empty level before it",
             Some(last) if !worse(price, last) => "is not behind the level before it",

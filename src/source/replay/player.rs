@@ -10,7 +10,7 @@ use crate::clock::now_ns;
 use crate::feed::merge::Merge;
 use crate::feed::time::{NS_PER_SEC, format_rfc3339};
 use crate::feed::{FeedError, Update};
-use crate::protocol::{BookUpdate, Depth, Tick};
+use crate::protocol::{BookUpdate, Tick};
 use crate::shutdown::Shutdown;
 use crate::source::{SourceMsg, SourceSender};
 use crate::stats::{Stats, new_histogram};
@@ -18,10 +18,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most ticks (and most books) handed to the router at once. At `--speed max` the source
-/// channel stays full, so this bounds the ticks queued ahead of the router
-/// (64 batches: 32k ticks, tens of ms) and with them the `route` latency;
-/// larger batches were not faster.
+/// Most ticks (and most books) handed to the router at once. At `--speed
+/// max` the source channel stays full, so this bounds the ticks queued
+/// ahead of the router (64 batches: 32k ticks, tens of ms) and with them
+/// the `route` latency; larger batches were not faster.
 const MAX_BATCH: usize = 512;
 /// How often the replay publishes its status to `/api/stats`.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -37,9 +37,9 @@ struct Stamp {
     /// The file's own cumulative volume at the last row seen this pass.
     file_vol: u64,
     trade: (Option<f64>, Option<u64>),
-    /// The book after the last row before `--from`, sent with the
-    /// symbol's first event in the window.
-    held_book: Option<Depth>,
+    /// The book after the last row before `--from`, sent at the window's
+    /// start.
+    held_book: Option<BookUpdate>,
 }
 
 /// Maps original times to wall-clock emission times.
@@ -164,6 +164,7 @@ impl Player {
 
     /// One pass over the files, within the window.
     fn pass(&mut self) -> Result<Flow, FeedError> {
+        let mut in_window = false;
         for item in Merge::open_with_books(&self.config.files, self.config.depth)? {
             let (file, update) = match item {
                 Ok(found) => found,
@@ -178,12 +179,20 @@ impl Player {
                 break;
             }
             if update.xt < self.config.window.from {
+                let book = update
+                    .book
+                    .map(|depth| book_update(&update.sym, update.xt, depth));
                 let stamp = self.symbol(&update.sym);
                 stamp.file_vol = update.quote.vol;
-                if update.book.is_some() {
-                    stamp.held_book = update.book;
+                if book.is_some() {
+                    stamp.held_book = book;
                 }
                 continue;
+            }
+            if !in_window {
+                in_window = true;
+                let held = self.stamps.iter_mut().filter_map(|s| s.held_book.take());
+                self.books.extend(held);
             }
             let due = self.clock.due(update.xt);
             if let Some(due) = due.filter(|due| *due > Instant::now())
@@ -215,17 +224,10 @@ impl Player {
     }
 
     /// Adds an event in the window to the batch: its tick (when it makes
-    /// one) and its book (when it changed, or the book held from before
-    /// the window).
+    /// one) and its book (when it changed).
     fn emit(&mut self, mut update: Update, due: Option<Instant>) {
-        let held = self.symbol(&update.sym).held_book.take();
-        if let Some(depth) = update.book.take().or(held) {
-            self.books.push(BookUpdate {
-                sym: update.sym.clone(),
-                ts: 0,
-                xt: Some(update.xt),
-                depth,
-            });
+        if let Some(depth) = update.book.take() {
+            self.books.push(book_update(&update.sym, update.xt, depth));
         }
         if update.tick {
             self.at.in_pass += 1;
@@ -333,6 +335,16 @@ impl Player {
             "emitted_per_s": (self.at.emitted as f64 / self.started.elapsed().as_secs_f64().max(1e-9)).round(),
             "symbols": self.config.symbols.len(),
         }));
+    }
+}
+
+/// A file's book after the event at `xt`; `ts` is stamped when sent.
+fn book_update(sym: &Arc<str>, xt: u64, depth: crate::protocol::Depth) -> BookUpdate {
+    BookUpdate {
+        sym: sym.clone(),
+        ts: 0,
+        xt: Some(xt),
+        depth,
     }
 }
 
