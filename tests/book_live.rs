@@ -1,8 +1,9 @@
 //! The book channel (`docs/protocol.md`, "Book") against the real server
 //! and its simulated market: a snapshot first, seqs that keep the
-//! conflation invariant, books cut to each client's depth, a slow client
-//! conflated with `n`, unsubscribe, the errors, and the top level equal to
-//! the quote of the tick the same event made.
+//! conflation invariant, books cut to each client's depth and alike in
+//! both encodings, a slow client conflated with `n`, unsubscribe, the
+//! errors, and the top level equal to the quote of the tick the same
+//! event made.
 
 mod common;
 
@@ -93,6 +94,34 @@ async fn a_book_subscriber_gets_a_snapshot_first_then_books_that_keep_the_invari
     server.shutdown_after(client).await;
 }
 
+/// Checks that 50 books `other` got at `depth` are `reference`'s books of
+/// the same seq, cut to `depth`. The reference client reads up to each seq
+/// the other got: the two see the same seqs, except what conflation merged
+/// for either.
+async fn same_books(reference: &mut Client, other: &mut Client, depth: usize) {
+    let (mut by_seq, mut newest) = (HashMap::new(), 0);
+    let mut compared = 0;
+    while compared < 50 {
+        let cut = other.wait_event(is_book).await;
+        check_shape(&cut, depth);
+        let seq = cut["seq"].as_u64().unwrap();
+        while newest < seq {
+            let book = reference.wait_event(is_book).await;
+            newest = book["seq"].as_u64().unwrap();
+            by_seq.insert(newest, book);
+        }
+        let Some(full) = by_seq.get(&seq) else {
+            continue;
+        };
+        for side in ["bids", "asks"] {
+            let expected: Vec<_> = levels(&full[side]).into_iter().take(depth).collect();
+            assert_eq!(levels(&cut[side]), expected, "{side} of seq {seq}");
+        }
+        assert_eq!((&cut["ts"], &cut["sym"]), (&full["ts"], &full["sym"]));
+        compared += 1;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smaller_depth_gets_the_same_books_cut_to_it() {
     let server = market("10").await;
@@ -103,30 +132,22 @@ async fn a_smaller_depth_gets_the_same_books_cut_to_it() {
     shallow
         .request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["MSFT"],"depth":3,"snapshot":false}))
         .await;
-    // The deep client reads up to each seq the shallow one got: the two
-    // see the same seqs, except what conflation merged for either.
-    let (mut by_seq, mut deepest) = (HashMap::new(), 0);
-    let mut compared = 0;
-    while compared < 50 {
-        let cut = shallow.wait_event(is_book).await;
-        check_shape(&cut, 3);
-        let seq = cut["seq"].as_u64().unwrap();
-        while deepest < seq {
-            let book = deep.wait_event(is_book).await;
-            deepest = book["seq"].as_u64().unwrap();
-            by_seq.insert(deepest, book);
-        }
-        let Some(full) = by_seq.get(&seq) else {
-            continue;
-        };
-        for side in ["bids", "asks"] {
-            let expected: Vec<_> = levels(&full[side]).into_iter().take(3).collect();
-            assert_eq!(levels(&cut[side]), expected, "{side} of seq {}", cut["seq"]);
-        }
-        assert_eq!((&cut["ts"], &cut["sym"]), (&full["ts"], &full["sym"]));
-        compared += 1;
-    }
+    same_books(&mut deep, &mut shallow, 3).await;
     server.shutdown_after((deep, shallow)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messagepack_client_gets_the_same_books_as_a_json_one() {
+    let server = market("10").await;
+    let mut json_client = Client::connect(&server.ws_url()).await;
+    let mut msgpack = Client::connect(&format!("{}?encoding=msgpack", server.ws_url())).await;
+    assert_eq!(msgpack.hello["encoding"], "msgpack");
+    let subscribe =
+        json!({"op":"subscribe","id":1,"channel":"book","symbols":["AAPL"],"snapshot":false});
+    json_client.request(subscribe.clone()).await;
+    msgpack.request(subscribe).await;
+    same_books(&mut json_client, &mut msgpack, 10).await;
+    server.shutdown_after((json_client, msgpack)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
