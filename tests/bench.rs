@@ -91,6 +91,52 @@ async fn bench_against_the_in_process_server_reports_sane_figures() {
     assert!(!point["timeline"].as_array().unwrap().is_empty());
 }
 
+/// `--channel book`: every client subscribes to books of 10 levels, and
+/// the report's events, latency and bytes are of book events, whose seq
+/// and `n` pass the same check as ticks'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_of_the_book_channel_reports_book_latency_and_bytes_per_event() {
+    let scratch = Scratch::new("book");
+    let args = |channel: &'static str| {
+        [
+            "--clients",
+            "10",
+            "--symbols",
+            "20",
+            "--symbols-per-client",
+            "5",
+            "--rate",
+            "1k",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--channel",
+            channel,
+        ]
+    };
+    let report = bench(&args("book"), &scratch.file("book.json")).await;
+    let point = &report["points"][0];
+    assert_eq!(point["settings"]["channel"], "book", "{point}");
+    assert_eq!(point["settings"]["depth"], 10);
+    assert_eq!(point["connections"]["subscribed"], 10);
+    assert!(number(&point["delivery"]["events"]) > 0.0, "{point}");
+    assert_percentiles_ordered(&point["latency_fast"]);
+    assert_eq!(point["violations"]["total"], 0, "{}", point["violations"]);
+    assert_eq!(point["errors_received"], 0);
+    // Ten levels a side are many more bytes than a tick.
+    let ticks = bench(&args("ticks"), &scratch.file("ticks.json")).await;
+    let ticks = &ticks["points"][0];
+    assert_eq!(ticks["settings"]["channel"], "ticks");
+    assert!(ticks["settings"]["depth"].is_null());
+    let book_bytes = number(&point["delivery"]["bytes_per_event"]);
+    let tick_bytes = number(&ticks["delivery"]["bytes_per_event"]);
+    assert!(
+        book_bytes > tick_bytes,
+        "a book event of 20 levels ({book_bytes} bytes) against a tick ({tick_bytes})"
+    );
+}
+
 /// Ticks of one symbol with a gap not counted in `n` (seq 4 after 2) and a
 /// step backwards (3 after 4): one of each violation per symbol.
 fn broken_ticks(symbol: &str) -> String {

@@ -10,7 +10,10 @@
 //! window, trade detection and resume bookkeeping evaluated in the page.
 //! `dashboard/timesales.rs`: the time & sales panel filled from
 //! `/api/ticks`, then live. `dashboard/bars.rs`: the chart's timeframe
-//! selector, bars drawn from `/api/bars` after a reload, then live. `dashboard/resume.rs`: a dropped connection
+//! selector, bars drawn from `/api/bars` after a reload, then live.
+//! `dashboard/book.rs`: the depth ladder, level for level the book
+//! events, refilled on a switch and a reconnect, at its display rate, and
+//! stacked on a phone. `dashboard/resume.rs`: a dropped connection
 //! resumes, one away longer than the history says what it missed, a
 //! restarted server is a new session. `dashboard/frame_rate.rs`:
 //! 200 symbols at full rate, the printed frame rate and the
@@ -24,6 +27,8 @@
 
 #[path = "dashboard/bars.rs"]
 mod bars;
+#[path = "dashboard/book.rs"]
+mod book;
 #[path = "dashboard/browser.rs"]
 mod browser;
 mod common;
@@ -63,6 +68,17 @@ async fn open_with(args: &[&str], path: &str) -> (TestServer, Lease) {
     browser.goto(&format!("http://{}{path}", server.addr)).await;
     wait_live(&browser).await;
     (server, browser)
+}
+
+/// Narrows the window to a phone's and waits for the stacked layout
+/// (headless Chromium keeps at least 500 px; the layout stacks below 640).
+async fn phone_width(b: &Browser) {
+    b.client
+        .set_window_size(390, 844)
+        .await
+        .expect("resize the window");
+    b.wait_for("the stacked layout", "return innerWidth <= 640;")
+        .await;
 }
 
 async fn wait_live(b: &Browser) {

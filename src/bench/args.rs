@@ -4,6 +4,7 @@
 
 use super::connection::{BURST_PERIOD, SlowMode, SlowReading};
 use crate::codec::Encoding;
+use crate::protocol::{DEFAULT_DEPTH, MAX_DEPTH};
 use crate::source::args::GeneratorArgs;
 use crate::source::generator::{GeneratorConfig, GeneratorError, check_rate};
 use crate::units::{parse_duration, parse_rate, parse_size};
@@ -14,6 +15,25 @@ use std::time::Duration;
 /// Rate of the in-process server and the NATS publisher when `--rate` is
 /// not given: 10k updates/s is a lively market that any setup sustains.
 pub const DEFAULT_RATE: f64 = 10_000.0;
+
+/// What the clients subscribe to (`--channel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// `tick` events.
+    Ticks,
+    /// `book` events: the top `--depth` levels of each symbol's book.
+    Book,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Ticks => "ticks",
+            Channel::Book => "book",
+        }
+    }
+}
 
 /// What the bench measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -119,6 +139,17 @@ pub struct BenchArgs {
     /// what changed; compare bytes per event with and without.
     #[arg(long)]
     pub deltas: bool,
+    /// What the clients subscribe to: `ticks`, or `book` (order book
+    /// depth, tickfeed only): latency, bytes and the seq check are then
+    /// of book events.
+    #[arg(long, value_enum, default_value = "ticks")]
+    pub channel: Channel,
+    /// Levels per side of a book subscription (1 to 50; with
+    /// --channel book). An in-process server keeps this many; a server at
+    /// --url needs its --depth at least this.
+    #[arg(long, default_value_t = DEFAULT_DEPTH as u16,
+          value_parser = clap::value_parser!(u16).range(1..=MAX_DEPTH as i64))]
+    pub depth: u16,
     /// Write the whole report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -188,6 +219,9 @@ pub struct Plan {
     pub slow_recv_buffer: Option<usize>,
     pub max_hz: f64,
     pub deltas: bool,
+    pub channel: Channel,
+    /// Levels per side of a book subscription.
+    pub depth: usize,
     pub json: Option<PathBuf>,
     pub hdr: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -234,6 +268,18 @@ impl BenchArgs {
                     "NATS has no per-subscription rate limit; use 0 with --target nats",
                 ));
             }
+            if self.channel == Channel::Book {
+                return Err(invalid(
+                    "channel",
+                    "the NATS target publishes ticks only; use --target tickfeed with --channel book",
+                ));
+            }
+        }
+        if self.channel == Channel::Book && self.deltas {
+            return Err(invalid(
+                "deltas",
+                "field deltas are for ticks; a book event is always the full top of the book",
+            ));
         }
         if let Some(url) = &self.url {
             if !url.starts_with("ws://") {
@@ -290,6 +336,8 @@ impl BenchArgs {
             slow_recv_buffer: self.slow_recv_buffer,
             max_hz: self.max_hz,
             deltas: self.deltas,
+            channel: self.channel,
+            depth: usize::from(self.depth),
             json: self.json,
             hdr: self.hdr,
             plot: self.plot,
@@ -489,6 +537,36 @@ mod tests {
                 .unwrap_err()
                 .contains("--slow-delay")
         );
+        assert!(
+            plan(&["--channel", "book", "--deltas"])
+                .unwrap_err()
+                .contains("--deltas")
+        );
+        assert!(
+            plan(&[
+                "--channel",
+                "book",
+                "--target",
+                "nats",
+                "--nats-ws-url",
+                "ws://x:1"
+            ])
+            .unwrap_err()
+            .contains("--channel")
+        );
+        assert!(plan(&["--depth", "51"]).unwrap_err().contains("--depth"));
+        assert!(plan(&["--depth", "0"]).unwrap_err().contains("--depth"));
+    }
+
+    #[test]
+    fn the_book_channel_keeps_its_depth_and_ticks_are_the_default() {
+        let defaults = plan(&[]).unwrap();
+        assert_eq!(
+            (defaults.channel, defaults.depth),
+            (Channel::Ticks, DEFAULT_DEPTH)
+        );
+        let book = plan(&["--channel", "book", "--depth", "50"]).unwrap();
+        assert_eq!((book.channel, book.depth), (Channel::Book, 50));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Buffers are kept small so that 10,000 clients fit: tungstenite's default
 //! read buffer is 128 KiB per connection, allocated up front.
 
+use super::args::Channel;
 use crate::codec::Encoding;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -74,12 +75,33 @@ pub(super) enum ConnectError {
 }
 
 /// What each bench client asks for in its subscribe.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct SubscribeOptions {
     /// `max_hz`; 0 = as fast as the client reads.
     pub max_hz: f64,
     /// Field deltas (`"deltas": true`).
     pub deltas: bool,
+    /// Ticks, or books of `depth` levels per side.
+    pub channel: Channel,
+    pub depth: usize,
+}
+
+impl SubscribeOptions {
+    /// The one `subscribe` request (id 1) of a client of `symbols`.
+    fn request(&self, symbols: &[&str]) -> serde_json::Value {
+        let mut request = serde_json::json!({"op": "subscribe", "id": 1, "symbols": symbols});
+        if self.channel == Channel::Book {
+            request["channel"] = "book".into();
+            request["depth"] = self.depth.into();
+        }
+        if self.max_hz > 0.0 {
+            request["max_hz"] = self.max_hz.into();
+        }
+        if self.deltas {
+            request["deltas"] = true.into();
+        }
+        request
+    }
 }
 
 impl Endpoint {
@@ -146,13 +168,7 @@ impl Endpoint {
             if symbols.is_empty() {
                 return Ok(Box::new(ws));
             }
-            let mut request = serde_json::json!({"op": "subscribe", "id": 1, "symbols": symbols});
-            if options.max_hz > 0.0 {
-                request["max_hz"] = options.max_hz.into();
-            }
-            if options.deltas {
-                request["deltas"] = true.into();
-            }
+            let request = options.request(symbols);
             ws.send(Message::text(request.to_string())).await?;
             Ok(Box::new(ws))
         };
@@ -214,5 +230,28 @@ mod tests {
                 .is_err()
         );
         assert!(Endpoint::resolve("ws:///ws", Encoding::Json).await.is_err());
+    }
+
+    #[test]
+    fn a_book_client_names_the_channel_and_its_depth() {
+        let options = SubscribeOptions {
+            max_hz: 0.0,
+            deltas: false,
+            channel: Channel::Book,
+            depth: 10,
+        };
+        assert_eq!(
+            options.request(&["AAPL"]),
+            serde_json::json!({"op": "subscribe", "id": 1, "symbols": ["AAPL"], "channel": "book", "depth": 10})
+        );
+        let ticks = SubscribeOptions {
+            channel: Channel::Ticks,
+            max_hz: 4.0,
+            ..options
+        };
+        assert_eq!(
+            ticks.request(&["AAPL"]),
+            serde_json::json!({"op": "subscribe", "id": 1, "symbols": ["AAPL"], "max_hz": 4.0})
+        );
     }
 }

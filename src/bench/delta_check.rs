@@ -61,9 +61,13 @@ pub(super) struct DeltaChecker {
 }
 
 impl DeltaChecker {
-    /// Opens both connections to `endpoint`, subscribed to the first
-    /// listed of `symbols`.
-    pub(super) async fn start(endpoint: &Endpoint, symbols: &[String]) -> anyhow::Result<Self> {
+    /// Opens both connections to `endpoint`, subscribed like the measured
+    /// clients (`options`) to the first listed of `symbols`.
+    pub(super) async fn start(
+        endpoint: &Endpoint,
+        options: SubscribeOptions,
+        symbols: &[String],
+    ) -> anyhow::Result<Self> {
         let names: Vec<&str> = symbols
             .iter()
             .take(CHECKED_SYMBOLS)
@@ -76,6 +80,7 @@ impl DeltaChecker {
                 SubscribeOptions {
                     max_hz: 0.0,
                     deltas,
+                    ..options
                 },
                 None,
             )

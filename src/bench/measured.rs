@@ -2,7 +2,7 @@
 //! counters over the clients' window, server figures as differences
 //! between the samples taken around it.
 
-use super::args::{Plan, Point, TargetKind};
+use super::args::{Channel, Plan, Point, TargetKind};
 use super::delta_check::DeltaCheck;
 use super::report::{
     Conflation, Connections, Delivery, Latency, PointReport, Resources, ServerStages, Settings,
@@ -124,6 +124,8 @@ impl Measured<'_> {
             slow_recv_buffer_bytes: plan.slow_recv_buffer,
             max_hz: plan.max_hz,
             deltas: plan.deltas,
+            channel: plan.channel,
+            depth: (plan.channel == Channel::Book).then_some(plan.depth),
             seed: plan.market.seed,
         }
     }
@@ -164,8 +166,10 @@ impl Measured<'_> {
         let per_s = |count: u64| count as f64 / self.window.as_secs_f64().max(1e-9);
         let subscriptions = self.subscriptions as f64;
         Delivery {
-            expected_events_per_s: self
-                .source_rate()
+            // Not every update changes a book's top levels.
+            expected_events_per_s: (self.plan.channel == Channel::Ticks)
+                .then(|| self.source_rate())
+                .flatten()
                 .zip(self.spread_universe())
                 .map(|(rate, symbols)| rate * subscriptions / symbols as f64),
             events_per_s: per_s(c.events),

@@ -20,6 +20,7 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     Tick,
+    Book,
     Ack,
     Error,
     Other,
@@ -29,6 +30,7 @@ impl Kind {
     fn of(ev: &str) -> Self {
         match ev {
             "tick" => Kind::Tick,
+            "book" => Kind::Book,
             "ack" => Kind::Ack,
             "error" => Kind::Error,
             _ => Kind::Other,
@@ -539,6 +541,21 @@ mod tests {
         let frame = br#"[{"ev":"error","id":1,"code":"unknown_symbol","msg":"no \"X\" [here]","symbols":["X"]}, {"ev":"hello","nested":{"a":[1,{"b":"}"}]},"v":1}]"#;
         let kinds: Vec<Kind> = read(Encoding::Json, frame).iter().map(|e| e.0).collect();
         assert_eq!(kinds, [Kind::Error, Kind::Other]);
+    }
+
+    #[test]
+    fn a_book_event_is_read_with_its_levels_skipped() {
+        let book = serde_json::json!([{"ev": "book", "sym": "AAPL", "seq": 12, "ts": 99,
+            "bids": [[229.96, 400], [229.95, 100]], "asks": [[229.99, 2700]], "n": 3}]);
+        let json = serde_json::to_vec(&book).unwrap();
+        let msgpack = rmp_serde::to_vec_named(&book).unwrap();
+        for (encoding, frame) in [(Encoding::Json, json), (Encoding::Msgpack, msgpack)] {
+            assert_eq!(
+                read(encoding, &frame),
+                [(Kind::Book, "AAPL".into(), 12, 99, 3, false)],
+                "{encoding:?}"
+            );
+        }
     }
 
     #[test]

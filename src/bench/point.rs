@@ -125,6 +125,7 @@ async fn measure(
     let shared = Arc::new(Shared::new(
         &target.symbols,
         plan.encoding,
+        plan.channel,
         WORKERS.min(point.clients),
     ));
     let mut crew = Crew::spawn(runtime, &shared, point.clients);
@@ -151,7 +152,7 @@ async fn measure(
     }
     let delta_checker = match &target.clients {
         ClientSide::Tickfeed { endpoint, options } if options.deltas => {
-            Some(DeltaChecker::start(endpoint, &target.symbols).await?)
+            Some(DeltaChecker::start(endpoint, *options, &target.symbols).await?)
         }
         _ => None,
     };

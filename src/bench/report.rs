@@ -4,6 +4,7 @@
 //! (`table.rs`), JSON (`--json`), HdrHistogram text (`hdr.rs`) and SVG
 //! (`plot.rs`).
 
+use super::args::Channel;
 use super::connection::SlowMode;
 pub use super::delta_check::DeltaCheck;
 use super::tally::{AgeSpan, Merges};
@@ -104,6 +105,10 @@ pub struct Settings {
     pub max_hz: f64,
     /// Clients subscribed with field deltas.
     pub deltas: bool,
+    /// What was measured: `ticks` or `book` events.
+    pub channel: Channel,
+    /// Levels per side of each book subscription; `None` for ticks.
+    pub depth: Option<usize>,
     pub seed: u64,
 }
 

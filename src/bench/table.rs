@@ -93,6 +93,10 @@ fn rows(points: &[PointReport]) -> Rows {
     push(r, points, "subscriptions", |p| {
         p.settings.subscriptions.to_string()
     });
+    push(r, points, "channel", |p| match p.settings.depth {
+        Some(depth) => format!("{} ({depth} levels)", p.settings.channel.name()),
+        None => p.settings.channel.name().into(),
+    });
     push(r, points, "source updates/s asked", |p| {
         opt(p.source.asked_per_s.map(count))
     });

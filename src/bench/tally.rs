@@ -36,7 +36,8 @@ impl Merges {
 /// Counters of one worker (or of all, once merged).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Counters {
-    /// Tick events received in the measured window (snapshots excluded).
+    /// Events of the measured channel (ticks or books) received in the
+    /// measured window (snapshots excluded).
     pub events: u64,
     pub frames: u64,
     pub bytes: u64,

@@ -31,6 +31,8 @@ impl Plan {
         SubscribeOptions {
             max_hz: self.max_hz,
             deltas: self.deltas,
+            channel: self.channel,
+            depth: self.depth,
         }
     }
 }
@@ -135,11 +137,12 @@ impl Target {
 
     async fn start_in_process(plan: &Plan, point: &Point) -> anyhow::Result<Self> {
         let rate = point.rate.context("in-process runs need a rate")?;
-        let generator = plan.market.with_rate(rate)?;
+        let generator = plan.market.with_rate(rate)?.with_depth(plan.depth);
         let mut config = ServeConfig::with_source(SourceConfig::Generator(generator));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.limits.max_connections = DEFAULT_MAX_CONNECTIONS.max(point.clients + 100);
         config.max_symbols = DEFAULT_MAX_SYMBOLS.max(plan.symbols);
+        config.depth = plan.depth;
         let server = crate::server::start(config).await?;
         let endpoint =
             Endpoint::resolve(&format!("ws://{}/ws", server.addr), plan.encoding).await?;

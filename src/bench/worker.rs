@@ -1,10 +1,13 @@
 //! A worker drives a group of client connections in one task: it reads
-//! every frame as soon as it arrives, checks each tick, and records its
+//! every frame as soon as it arrives, checks each event of the measured
+//! channel (ticks, or books with `--channel book`: the same seq and `n`
+//! rule), and records its
 //! age (receive time minus `ts`) into the worker's own histograms; slow
 //! clients' ages also by second of the run, warm-up included. It sends
 //! the controller a [`Summary`] once a second, never a message per event,
 //! and a last one when told to stop, then hands its [`Tally`] back.
 
+use super::args::Channel;
 use super::connection::{Connection, Incoming, Pace};
 use super::parse::{self, EventView, Kind};
 use super::tally::{Summary, Tally};
@@ -48,13 +51,20 @@ pub(super) struct Shared {
     /// Symbol name to universe index.
     pub symbols: HashMap<Box<str>, u32>,
     pub encoding: Encoding,
+    /// The events measured: `tick`, or `book` with `--channel book`.
+    pub measured: Kind,
     /// Clients per worker: client `i` is slot `i / workers` of worker
     /// `i % workers`.
     pub workers: usize,
 }
 
 impl Shared {
-    pub(super) fn new(symbols: &[String], encoding: Encoding, workers: usize) -> Self {
+    pub(super) fn new(
+        symbols: &[String],
+        encoding: Encoding,
+        channel: Channel,
+        workers: usize,
+    ) -> Self {
         Self {
             phase: AtomicU8::new(Phase::Connecting as u8),
             window_start_ns: AtomicU64::new(0),
@@ -66,6 +76,10 @@ impl Shared {
                 .map(|(i, s)| (s.as_str().into(), i as u32))
                 .collect(),
             encoding,
+            measured: match channel {
+                Channel::Ticks => Kind::Tick,
+                Channel::Book => Kind::Book,
+            },
             workers,
         }
     }
@@ -225,7 +239,7 @@ impl Worker {
         };
         let mut ticks = 0;
         let mut on_event = |event: EventView<'_>| match event.kind {
-            Kind::Tick => {
+            kind if kind == shared.measured => {
                 ticks += 1;
                 let c = &mut tally.counters;
                 let Some(&sym) = shared.symbols.get(&*event.sym) else {
@@ -264,7 +278,7 @@ impl Worker {
                 }
             }
             Kind::Error => tally.counters.errors += 1,
-            Kind::Other => {}
+            Kind::Tick | Kind::Book | Kind::Other => {}
         };
         let parsed = parts.iter().try_for_each(|part| match shared.encoding {
             Encoding::Json => parse::json_events(part.as_ref(), &mut on_event),
@@ -311,9 +325,14 @@ mod tests {
     use super::*;
 
     fn worker() -> Worker {
+        worker_of(Channel::Ticks)
+    }
+
+    fn worker_of(channel: Channel) -> Worker {
         let shared = Arc::new(Shared::new(
             &["AAA".into(), "BBB".into()],
             Encoding::Json,
+            channel,
             1,
         ));
         let mut worker = Worker::new(shared, 1);
@@ -363,6 +382,23 @@ mod tests {
             Summary::default(),
             "each summary covers what is new"
         );
+    }
+
+    #[test]
+    fn a_book_client_checks_and_times_book_events_and_nothing_else() {
+        let mut w = worker_of(Channel::Book);
+        w.shared.set_phase(Phase::Measuring);
+        let snapshot = br#"[{"ev":"book","sym":"AAA","seq":4,"ts":100,"bids":[[1.5,10]],"asks":[],"snap":true,"n":0}]"#;
+        w.on_frame(0, &[snapshot], 1_000);
+        let frame = br#"[{"ev":"tick","sym":"AAA","seq":90,"ts":100,"n":0},{"ev":"book","sym":"AAA","seq":7,"ts":600,"bids":[[1.5,10]],"asks":[[1.6,5]],"n":2},{"ev":"book","sym":"AAA","seq":9,"ts":700,"bids":[],"asks":[],"n":0}]"#;
+        w.on_frame(0, &[frame], 1_000);
+        let c = &w.tally().counters;
+        assert_eq!(
+            (c.snapshots, c.events, c.fast_merges.updates_merged),
+            (1, 2, 2)
+        );
+        assert_eq!(c.gaps_not_counted, 1, "seq 9 after 7 with n 0");
+        assert_eq!(w.tally().fast.max(), 400, "from the book's ts");
     }
 
     #[test]

@@ -284,6 +284,8 @@ fn bars_subscribers_make_a_symbol_wanted_and_are_answered_after_its_seed() {
     );
     r.ready(&["AAPL".into()]);
     assert!(late.try_recv().is_ok());
+}
+
 fn book(sym: &str, bid: f64, levels: usize) -> BookUpdate {
     let side = |first: f64, step: f64| {
         (0..levels)

@@ -3,7 +3,7 @@
 //! artefacts `target/dashboard.png` and `target/dashboard-phone.png`. Part
 //! of `tests/dashboard.rs`.
 
-use super::{open, target_dir, wait_live};
+use super::{open, phone_width, target_dir, wait_live};
 
 /// Measures in the page: animation frames and ticks over ~300 frames (or 10 s).
 const MEASURE_FPS_JS: &str = "
@@ -72,13 +72,8 @@ async fn dashboard_with_200_symbols_at_full_rate_reports_its_frame_rate() {
     let shot = target_dir().join("dashboard.png");
     b.screenshot(&shot).await;
     println!("screenshot: {}", shot.display());
-    // And at a phone's width (headless Chromium keeps at least 500 px).
-    b.client
-        .set_window_size(390, 844)
-        .await
-        .expect("resize the window");
-    b.wait_for("the stacked layout", "return innerWidth <= 640;")
-        .await;
+    // And at a phone's width.
+    phone_width(&b).await;
     let phone = target_dir().join("dashboard-phone.png");
     b.screenshot(&phone).await;
     println!("screenshot: {}", phone.display());

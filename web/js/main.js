@@ -9,7 +9,9 @@
 //                                    --> Watchlist.applyTick / Chart.record /
 //                                        TimeSales.record / LatencyPanel.record (models)
 //                        --bar events--> BarBook.record (the chart's bars)
-//   requestAnimationFrame --> Chart.render, Watchlist.render, TimeSales.render (DOM)
+//                        --book events--> BookFeed.record (the depth ladder's book)
+//   requestAnimationFrame --> Chart.render, Watchlist.render, TimeSales.render,
+//                             Ladder.render (DOM)
 //
 // Stable ids and attributes (the browser tests in tests/dashboard.rs use them):
 //   #status              connection indicator; text contains "connected" when
@@ -35,6 +37,13 @@
 //                        newest first, cells td.t (HH:MM:SS.mmm) td.dir (▲ ▼)
 //                        td.px td.sz; data-n: updates the row stands for besides
 //                        its own (its size is their volume)
+//   #book                the depth ladder of the charted symbol (#book-sym):
+//                        #ladder[data-sym][data-seq] (the book drawn), rows
+//                        tr[data-side=a|b][data-i=0..9][data-px][data-sz] (level
+//                        i of the asks or bids, 0 the best; no data-px past the
+//                        book's depth), tr[data-last] on the last trade's level;
+//                        #book-spread (ask1 - bid1), #book-last (last trade px),
+//                        #book-note (why the server has no book for it)
 //   #share, #toast
 //   #token-dialog        the token prompt (a <dialog>, open while a token is
 //                        needed); #token-input, its submit button, and
@@ -48,7 +57,8 @@
 //   resumeNote, TradeTape, tradeOf, tickDirection, DeltaBook, add(s), remove(s),
 //   setAll(on), select(s), held(s) (the full values of s's last tick, deltas applied),
 //   bars() (BarBook.snapshot, with `drawn`: the candles the chart's last frame drew),
-//   setTf(tf), mergeBar };
+//   setTf(tf), mergeBar, book() (BookFeed.snapshot with `draws`: ladder
+//   redraws, `frames`: animation frames, `drawnSeq`), BookFeed };
 //   page errors are in window.__tickfeedErrors (js/errors.js).
 
 import { Auth } from './auth.js';
@@ -66,6 +76,8 @@ import { TimeSales } from './timesales.js';
 import { TradeTape, tradeOf, tickDirection } from './tape.js';
 import { DeltaBook } from './deltas.js';
 import { BarBook, mergeBar } from './bars.js';
+import { BookFeed } from './book.js';
+import { Ladder } from './ladder.js';
 
 const $ = (sel) => document.querySelector(sel);
 const store = new Store();
@@ -116,6 +128,8 @@ const latency = new LatencyPanel($('#latency'), () => counters, fps, auth);
 const timesales = new TimeSales($('#timesales'), auth);
 const bars = new BarBook(auth, (req) => conn.send(req));
 chart.setBook(bars);
+const book = new BookFeed((req) => conn.send(req));
+const ladder = new Ladder($('#book'), book);
 
 // ---- socket ----------------------------------------------------------------
 function onOpen() {
@@ -127,6 +141,7 @@ function onOpen() {
   resume = { kind: '', asked: reqs.some((r) => r.from), acks: [] };
   for (const req of reqs) conn.send(req);
   bars.reconnected();
+  book.reconnected();
 }
 
 /** The hello comes before any reply: a new epoch resets the seqs before its snapshots. */
@@ -141,6 +156,7 @@ function onHello(ev) {
 
 function onAck(ev) {
   counters.acks += 1;
+  if (book.answered(ev)) return;
   if (!ev.resumed) return;
   resume.acks.push(ev.resumed);
   paintResume();
@@ -162,6 +178,7 @@ function onEvents(events, bytes) {
     switch (ev.ev) {
       case 'tick': onTick(ev, now); break;
       case 'bar': bars.record(ev); break;
+      case 'book': book.record(ev); break;
       case 'symbols': search.setSymbols(ev.symbols || []); break;
       case 'ack': onAck(ev); break;
       case 'error': onError(ev); break;
@@ -190,10 +207,12 @@ function onTick(delta, now) {
   watchlist.applyTick(t);
   chart.record(t);
   timesales.record(t);
+  book.trade(t);
 }
 
 function onError(ev) {
   counters.errors += 1;
+  if (book.answered(ev)) return; // the ladder says why
   if (ev.code === 'unknown_symbol' && Array.isArray(ev.symbols)) {
     for (const sym of ev.symbols) dropLocal(sym);
     toast(`Unknown symbol: ${ev.symbols.join(', ')}`);
@@ -259,6 +278,7 @@ function select(sym) {
   chart.show(sym);
   timesales.show(sym);
   bars.follow(sym, st.tf, store.hzFor(sym));
+  book.follow(sym);
   rate.showSymbol(sym);
   if (sym !== st.selected) store.update((s) => { s.selected = sym; });
 }
@@ -322,6 +342,7 @@ function frame() {
   work.chartMs += performance.now() - t0;
   watchlist.render(t0);
   timesales.render();
+  ladder.render();
   if (watchlist.size !== shownCount) {
     shownCount = watchlist.size;
     $('#watch-count').textContent = shownCount ? `· ${shownCount}` : '';
@@ -375,6 +396,8 @@ window.tickfeed = {
   bars: () => ({ ...bars.snapshot(), drawn: { ...chart.drawnBars } }),
   setTf,
   mergeBar,
+  book: () => ({ ...book.snapshot(), draws: ladder.draws, drawnSeq: ladder.drawn.seq, frames: work.frames }),
+  BookFeed,
   sym: (s) => ({ ...(perSym.get(s) || { count: 0, nSum: 0, seq: 0, px: NaN, snaps: 0 }) }),
   resetRenderStats: () => { work.frames = 0; work.totalMs = 0; work.maxMs = 0; work.chartMs = 0; },
   msgpackDecode,

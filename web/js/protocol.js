@@ -66,6 +66,18 @@ export function unsubscribeBars(symbols, tf) {
   return { op: 'unsubscribe', id: newId(), channel: 'bars', tf, symbols };
 }
 
+/** The top `depth` levels of `symbols`' books (docs/protocol.md, "Book");
+ * `depth` null: the server's own depth. */
+export function subscribeBook(symbols, depth, { maxHz = 0 } = {}) {
+  const req = { op: 'subscribe', id: newId(), channel: 'book', symbols, max_hz: maxHz };
+  if (depth) req.depth = depth;
+  return req;
+}
+
+export function unsubscribeBook(symbols) {
+  return { op: 'unsubscribe', id: newId(), channel: 'book', symbols };
+}
+
 export function listSymbols() {
   return { op: 'symbols', id: newId() };
 }
