@@ -135,7 +135,7 @@ fn register_figures(registry: &mut Registry, snapshot: &StatsSnapshot) {
         ),
         (
             "events_out",
-            "Tick events written to clients",
+            "Events written to clients (ticks, bars and books)",
             snapshot.events_out,
         ),
         (
@@ -150,7 +150,7 @@ fn register_figures(registry: &mut Registry, snapshot: &StatsSnapshot) {
         ),
         (
             "snapshots_out",
-            "Snapshot ticks sent",
+            "Snapshots sent (ticks, bars and books)",
             snapshot.snapshots_out,
         ),
         ("frames_out", "Data frames written", snapshot.frames_out),

@@ -144,6 +144,7 @@ pub struct Stats {
     pub books_out: AtomicU64,
     pub events_conflated: AtomicU64,
     pub updates_merged: AtomicU64,
+    /// Snapshots sent: ticks, bars and books.
     pub snapshots_out: AtomicU64,
     pub frames_out: AtomicU64,
     pub bytes_out: AtomicU64,

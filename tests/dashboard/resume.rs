@@ -56,9 +56,11 @@ async fn server_seq(server: &TestServer, sym: &str) -> u64 {
 }
 
 /// Snapshots the page has taken of AAPL and MSFT.
+/// Snapshots the page took: ticks of both symbols and the ladder's books
+/// (the server counts both in `snapshots_out`).
 async fn snapshots_taken(b: &Browser) -> u64 {
     let n = b
-        .js("return tickfeed.sym('AAPL').snaps + tickfeed.sym('MSFT').snaps;")
+        .js("return tickfeed.sym('AAPL').snaps + tickfeed.sym('MSFT').snaps + tickfeed.book().snaps;")
         .await;
     n.as_u64().expect("a count")
 }

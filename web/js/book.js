@@ -31,6 +31,7 @@ export class BookFeed {
     this.clear();
     this.subscribes = 0; // subscriptions sent (one per follow and reconnect)
     this.events = 0;     // book events of the followed symbol received
+    this.snaps = 0;      // of them, snapshots
     this.nSum = 0;       // updates the server merged into them
     this.gaps = 0;       // events whose seq broke the invariant
     this.generation = 0; // bumps whenever what the ladder shows changes
@@ -91,6 +92,7 @@ export class BookFeed {
   record(ev) {
     if (ev.sym !== this.sym) return; // in flight after a switch
     const n = ev.n || 0;
+    if (ev.snap) this.snaps += 1;
     if (!ev.snap) {
       if (ev.seq <= this.seq) return; // already held
       if (this.seq && ev.seq - this.seq - 1 !== n) this.gaps += 1;
@@ -129,6 +131,7 @@ export class BookFeed {
       last: this.last,
       subscribes: this.subscribes,
       events: this.events,
+      snaps: this.snaps,
       nSum: this.nSum,
       gaps: this.gaps,
       generation: this.generation,
