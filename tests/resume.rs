@@ -66,6 +66,9 @@ async fn first_connection(server: &TestServer, seqs: &mut SeqByName) -> (String,
         .expect("hello has an epoch")
         .to_string();
     let sym = the_symbol(&mut client).await;
+    // A symbol with no value yet has no snapshot (protocol.md): wait for
+    // its first update, which a server just started may not have routed.
+    wait_for_updates_after(server, &sym, 0, 1).await;
     let ack = client
         .request(json!({"op": "subscribe", "id": 1, "symbols": [sym]}))
         .await;
