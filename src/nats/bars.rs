@@ -24,12 +24,12 @@
 //! [`FETCH_TIMEOUT`] for the edge's wait. Nothing of this runs until an
 //! edge asks.
 
+use super::responder::{self, Answers};
 use super::subject::{self, ALL_BARS};
 use crate::bars::BarSeed;
 use crate::router::RouterHandle;
-use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
+use crate::shutdown::ShutdownTrigger;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,57 +108,31 @@ impl Answerer {
 
     /// Starts answering bars requests from `router`, on the current runtime.
     pub fn spawn(self, router: RouterHandle, trigger: &ShutdownTrigger) {
-        tokio::spawn(respond(
+        tokio::spawn(responder::respond(
             self.client,
-            router,
+            BarsAnswers { router },
             trigger.subscribe(),
             trigger.guard(),
         ));
     }
 }
 
-/// The source's task: answers one request at a time (one router command
-/// and one encoding each).
-async fn respond(
-    client: async_nats::Client,
+/// The source's answers, from its router.
+struct BarsAnswers {
     router: RouterHandle,
-    mut shutdown: Shutdown,
-    done: DoneGuard,
-) {
-    let mut requests = match client.subscribe(ALL_BARS).await {
-        Ok(requests) => requests,
-        Err(e) => {
-            tracing::warn!("not answering bars requests: subscribing to {ALL_BARS}: {e}");
-            return;
-        }
-    };
-    let mut refused = 0u64;
-    loop {
-        let request = tokio::select! {
-            _ = shutdown.wait() => break,
-            request = requests.next() => match request {
-                Some(request) => request,
-                None => break,
-            },
-        };
-        let Some(reply) = request.reply.clone() else {
-            continue;
-        };
-        let answer = match answer(&router, &request.subject, &request.payload).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                if refused == 0 {
-                    tracing::warn!("answering nothing to a bars request: {e}");
-                }
-                refused += 1;
-                encode_reply(None)
-            }
-        };
-        if let Err(e) = client.publish(reply, answer).await {
-            tracing::debug!("answering a bars request: {e}");
-        }
+}
+
+impl Answers for BarsAnswers {
+    const SUBJECTS: &'static str = ALL_BARS;
+    const WHAT: &'static str = "bars";
+
+    async fn answer(&mut self, subject: &str, request: &[u8]) -> Result<Bytes, String> {
+        answer(&self.router, subject, request).await
     }
-    drop(done);
+
+    fn nothing() -> Bytes {
+        encode_reply(None)
+    }
 }
 
 /// The reply to one request: the symbol's bars once the router has

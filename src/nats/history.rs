@@ -15,14 +15,14 @@
 //! ```
 
 use super::payload;
+use super::responder::{self, Answers};
 use super::subject::{self, ALL_HISTORY};
 use crate::history::{HistoryRange, Keep};
 use crate::protocol::Tick;
 use crate::session::{FetchError, HistoryFetch};
-use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
+use crate::shutdown::ShutdownTrigger;
 use crate::symbols::{SymbolId, SymbolTable};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,11 +37,11 @@ pub(super) fn answer_requests(
     table: Arc<SymbolTable>,
     trigger: &ShutdownTrigger,
 ) {
-    let answers = Answers {
+    let answers = HistoryAnswers {
         table,
         ids: HashMap::new(),
     };
-    tokio::spawn(respond(
+    tokio::spawn(responder::respond(
         client,
         answers,
         trigger.subscribe(),
@@ -49,60 +49,30 @@ pub(super) fn answer_requests(
     ));
 }
 
-/// The source's task: answers one request at a time (each is a few ring
-/// reads and one encoding).
-async fn respond(
-    client: async_nats::Client,
-    mut answers: Answers,
-    mut shutdown: Shutdown,
-    done: DoneGuard,
-) {
-    let mut requests = match client.subscribe(ALL_HISTORY).await {
-        Ok(requests) => requests,
-        Err(e) => {
-            tracing::warn!("not answering history requests: subscribing to {ALL_HISTORY}: {e}");
-            return;
-        }
-    };
-    let mut refused = 0u64;
-    loop {
-        let request = tokio::select! {
-            _ = shutdown.wait() => break,
-            request = requests.next() => match request {
-                Some(request) => request,
-                None => break,
-            },
-        };
-        let Some(reply) = request.reply.clone() else {
-            continue;
-        };
-        let answer = answers
-            .answer(&request.subject, &request.payload)
-            .unwrap_or_else(|e| {
-                if refused == 0 {
-                    tracing::warn!("answering nothing to a history request: {e}");
-                }
-                refused += 1;
-                payload::encode_ticks([])
-            });
-        if let Err(e) = client.publish(reply, answer).await {
-            tracing::debug!("answering a history request: {e}");
-        }
-    }
-    drop(done);
-}
-
 /// What the source answers, read from its table.
-struct Answers {
+struct HistoryAnswers {
     table: Arc<SymbolTable>,
     /// Symbol ids by name, filled as requests name them (ids never change).
     ids: HashMap<Arc<str>, SymbolId>,
 }
 
-impl Answers {
+impl Answers for HistoryAnswers {
+    const SUBJECTS: &'static str = ALL_HISTORY;
+    const WHAT: &'static str = "history";
+
+    async fn answer(&mut self, subject: &str, request: &[u8]) -> Result<Bytes, String> {
+        self.reply(subject, request)
+    }
+
+    fn nothing() -> Bytes {
+        payload::encode_ticks([])
+    }
+}
+
+impl HistoryAnswers {
     /// The reply to one request: the retained ticks it asks for (none for
     /// an unknown symbol or another epoch), or why it cannot be read.
-    fn answer(&mut self, subject: &str, request: &[u8]) -> Result<Bytes, String> {
+    fn reply(&mut self, subject: &str, request: &[u8]) -> Result<Bytes, String> {
         let symbol = subject::symbol_of_history(subject)
             .ok_or_else(|| format!("{subject} names no symbol"))?;
         let (epoch, mut range) =
@@ -206,7 +176,7 @@ mod tests {
     use crate::router::Retention;
 
     /// A source's table: AAPL with updates 1 to 100 retained.
-    fn answers() -> Answers {
+    fn answers() -> HistoryAnswers {
         let table = Arc::new(SymbolTable::new(4));
         table.push("AAPL".into()).unwrap();
         let mut retention = Retention::new(1024, usize::MAX);
@@ -215,7 +185,7 @@ mod tests {
             retention.store(&table, 0, &tick);
             table.store(0, tick);
         }
-        Answers {
+        HistoryAnswers {
             table,
             ids: HashMap::new(),
         }
@@ -231,14 +201,14 @@ mod tests {
     }
 
     fn seqs_answered(
-        answers: &mut Answers,
+        answers: &mut HistoryAnswers,
         epoch: &str,
         symbol: &str,
         range: &HistoryRange,
     ) -> Vec<u64> {
         let request = payload::encode_history_request(epoch, range);
         let reply = answers
-            .answer(&subject::history_of(symbol), &request)
+            .reply(&subject::history_of(symbol), &request)
             .unwrap();
         payload::decode_ticks(&symbol.into(), &reply)
             .unwrap()
@@ -262,10 +232,8 @@ mod tests {
     #[test]
     fn a_request_that_cannot_be_read_is_refused_with_a_reason() {
         let mut answers = answers();
-        let err = answers
-            .answer("tickfeed.history.AAPL", b"junk")
-            .unwrap_err();
+        let err = answers.reply("tickfeed.history.AAPL", b"junk").unwrap_err();
         assert!(err.contains("not a tickfeed payload"), "{err}");
-        assert!(answers.answer("tickfeed.other", b"").is_err());
+        assert!(answers.reply("tickfeed.other", b"").is_err());
     }
 }

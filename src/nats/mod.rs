@@ -26,6 +26,7 @@ pub mod history;
 pub mod inbound;
 pub mod payload;
 pub mod publisher;
+mod responder;
 pub mod store;
 pub mod subject;
 
