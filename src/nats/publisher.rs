@@ -418,4 +418,55 @@ mod tests {
             "a store from before epochs"
         );
     }
+
+    fn update(bid: f64) -> BookUpdate {
+        BookUpdate {
+            sym: "AAPL".into(),
+            ts: 7,
+            xt: None,
+            depth: crate::protocol::Depth {
+                bids: vec![(bid, 100), (bid - 0.01, 200), (bid - 0.02, 300)],
+                asks: vec![(bid + 0.02, 100)],
+            },
+        }
+    }
+
+    #[test]
+    fn books_are_numbered_after_the_stored_one_and_published_once_each() {
+        let (queue, mut queued) = mpsc::channel(8);
+        let stored = books::number(None, update(10.0), 2).map(|book| BookEvent { seq: 41, ..book });
+        let mut tee = Tee {
+            epoch: None,
+            routes: HashMap::new(),
+            book_routes: HashMap::from([(
+                Arc::from("AAPL"),
+                BookRoute {
+                    subject: subject::book_of("AAPL").into(),
+                    last: stored,
+                },
+            )]),
+            depth: 2,
+            universe: Vec::new(),
+            declared: HashSet::new(),
+            queue,
+            dropped: 0,
+        };
+        // The stored book again, then one whose third level alone moved
+        // (beyond --depth 2): no change. Then a change: 42.
+        let mut deeper = update(10.0);
+        deeper.depth.bids[2].1 = 1;
+        assert!(tee.publish_books(vec![update(10.0), deeper]).is_empty());
+        assert!(queued.try_recv().is_err(), "nothing published");
+        let books = tee.publish_books(vec![update(10.5)]);
+        assert_eq!(books.iter().map(|b| b.seq).collect::<Vec<_>>(), [42]);
+        assert_eq!(books[0].depth.bids.len(), 2, "cut to --depth");
+        let published = queued.try_recv().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].0.as_str(), "tickfeed.book.AAPL");
+        assert_eq!(
+            book::decode_book("AAPL".into(), &published[0].1).unwrap(),
+            books[0],
+            "the router's book is the one published"
+        );
+    }
 }
