@@ -147,3 +147,49 @@ async fn a_fresh_edges_books_are_the_sources_with_the_same_seqs() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_source_continues_each_books_seq_and_an_edges_client_sees_no_reset() {
+    let scratch = Scratch::new("book-restart");
+    let broker = Broker::start(&scratch).await;
+    let market = ["--rate", "400", "--symbols", "2", "--skew", "0"];
+    let first = Node::start(&scratch, "source1", "source", &broker.url(), &market).await;
+    poll("AAPL's first book on the source", || async {
+        (first.get_json("/api/book?sym=AAPL").await["ev"] == "book").then_some(())
+    })
+    .await;
+    let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
+    let mut client = Client::connect(&edge.ws_url()).await;
+    let ack = client
+        .request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["AAPL"]}))
+        .await;
+    assert_eq!(ack["ev"], "ack", "{ack}");
+    let mut seqs = SeqByName::new();
+    let mut before = 0;
+    for _ in 0..20 {
+        let book = client.wait_event(is_book).await;
+        check_seq(&mut seqs, &book);
+        before = book["seq"].as_u64().unwrap();
+    }
+    first.kill().await;
+    let second = Node::start(&scratch, "source2", "source", &broker.url(), &market).await;
+    let restarted = poll("AAPL's first book on the restarted source", || async {
+        let book = second.get_json("/api/book?sym=AAPL").await;
+        book["seq"].as_u64()
+    })
+    .await;
+    // The edge's client stays connected (same epoch) and its books go on
+    // from where they were: seqs never go back (check_seq), and the
+    // restarted source numbers after the stored book.
+    let mut last = 0;
+    for _ in 0..50 {
+        let book = client.wait_event(is_book).await;
+        check_seq(&mut seqs, &book);
+        last = book["seq"].as_u64().unwrap();
+    }
+    assert!(last >= restarted, "{last} follows the restarted source's {restarted}");
+    assert!(
+        restarted > before,
+        "seq {restarted} continues the first source's, past the {before} the edge had"
+    );
+}
