@@ -106,6 +106,30 @@ mod tests {
         );
     }
 
+    /// The simulated market's AAPL book at depth 10 (`books.rs` pins its
+    /// client event at 311 bytes of MessagePack): its size on the broker.
+    #[test]
+    fn a_depth_10_book_takes_277_bytes_on_the_broker() {
+        let side = |first: f64, step: f64| {
+            (0..10)
+                .map(|i| (first + step * i as f64, 100 * (i + 1) as u64 + 1200))
+                .collect()
+        };
+        let book = BookEvent {
+            xt: None,
+            depth: Depth {
+                bids: side(230.02, -0.01),
+                asks: side(230.03, 0.01),
+            },
+            ..book()
+        };
+        let bytes = encode_book(&book).len();
+        println!("a depth-10 book: {bytes} bytes on the broker");
+        // 20 levels of 13 bytes (array header, f64, u16 size) and a
+        // header: the client's event less its names and the symbol.
+        assert_eq!(bytes, 277);
+    }
+
     #[test]
     fn garbage_and_future_formats_are_refused_with_a_reason() {
         assert!(decode_book("AAPL".into(), b"junk").is_err());
