@@ -156,15 +156,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
                 trigger.guard(),
             )?,
             Some(node) => {
-                if let Some(interest) =
-                    node.spawn(
-                        &config.source,
-                        config.depth,
-                        source_tx,
-                        stats.clone(),
-                        &trigger,
-                    )?
-                {
+                if let Some(interest) = node.spawn(
+                    &config.source,
+                    config.depth,
+                    source_tx,
+                    stats.clone(),
+                    &trigger,
+                )? {
                     router = router.with_interest(interest);
                 }
             }

@@ -133,8 +133,9 @@ mod tests {
     #[test]
     fn garbage_and_future_formats_are_refused_with_a_reason() {
         assert!(decode_book("AAPL".into(), b"junk").is_err());
-        let newer = rmp_serde::to_vec(&(2u8, 1u64, 2u64, None::<u64>, [(1.0, 1u64)], [(2.0, 1u64)]))
-            .unwrap();
+        let newer =
+            rmp_serde::to_vec(&(2u8, 1u64, 2u64, None::<u64>, [(1.0, 1u64)], [(2.0, 1u64)]))
+                .unwrap();
         let error = decode_book("AAPL".into(), &newer).unwrap_err().to_string();
         assert!(error.contains("book format 2"), "{error}");
     }

@@ -9,15 +9,15 @@
 //! direct get per symbol, answered by any server holding the stream), for
 //! the universe and for the epoch.
 
-use super::payload::{self, PayloadError};
 use super::book;
+use super::payload::{self, PayloadError};
 use super::subject::{self, ALL_BOOKS, ALL_TICKS, EPOCH, UNIVERSE};
 use crate::protocol::{BookEvent, Tick};
-use std::borrow::Cow;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::stream::{self, DirectGetErrorKind, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use futures_util::StreamExt;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -41,7 +41,10 @@ impl Reference {
     async fn book(&mut self, client: &mut Client, sym: &str, seq: u64) -> Option<&Value> {
         while self.newest.get(sym).copied().unwrap_or(0) < seq {
             let book = client.wait_event(is_book).await;
-            let (name, at) = (book["sym"].as_str().unwrap().to_string(), book["seq"].as_u64().unwrap());
+            let (name, at) = (
+                book["sym"].as_str().unwrap().to_string(),
+                book["seq"].as_u64().unwrap(),
+            );
             self.newest.insert(name.clone(), at);
             self.by_seq.insert((name, at), book);
         }
@@ -82,7 +85,10 @@ async fn a_fresh_edges_books_are_the_sources_with_the_same_seqs() {
     let mut reference = Reference::default();
 
     let edge = Node::start(&scratch, "edge", "edge", &broker.url(), &[]).await;
-    assert!(book_subjects(&edge).await.is_empty(), "no book subscriber yet");
+    assert!(
+        book_subjects(&edge).await.is_empty(),
+        "no book subscriber yet"
+    );
 
     // /api/book of a symbol whose books the edge does not receive: the
     // last book the source stored.
@@ -187,7 +193,10 @@ async fn a_restarted_source_continues_each_books_seq_and_an_edges_client_sees_no
         check_seq(&mut seqs, &book);
         last = book["seq"].as_u64().unwrap();
     }
-    assert!(last >= restarted, "{last} follows the restarted source's {restarted}");
+    assert!(
+        last >= restarted,
+        "{last} follows the restarted source's {restarted}"
+    );
     assert!(
         restarted > before,
         "seq {restarted} continues the first source's, past the {before} the edge had"

@@ -367,8 +367,7 @@ impl EdgeState {
         if self.out.send(SourceMsg::Epoch(epoch)).await.is_err() {
             return false;
         }
-        if first && self.wanted.is_empty() && !self.wildcard && self.book_subscriptions.is_empty()
-        {
+        if first && self.wanted.is_empty() && !self.wildcard && self.book_subscriptions.is_empty() {
             return true;
         }
         let latest = self.read_latest(self.wildcard, self.wanted_names()).await;
@@ -421,7 +420,11 @@ impl EdgeState {
                     subject::for_symbol(key)
                 }
             })
-            .chain(self.book_subscriptions.keys().map(|key| subject::book_of(key)))
+            .chain(
+                self.book_subscriptions
+                    .keys()
+                    .map(|key| subject::book_of(key)),
+            )
             .collect();
         subjects.sort();
         self.stats.set_source_status(serde_json::json!({
