@@ -5,11 +5,13 @@
 
 use super::subscriptions::open;
 use super::{EdgeState, MAX_BATCH};
+use crate::clock::now_ns;
 use crate::nats::book::decode_book;
 use crate::nats::store::FETCH_TIMEOUT;
 use crate::nats::subject;
 use crate::protocol::BookEvent;
 use crate::source::SourceMsg;
+use crate::stats::{Stage, record_latencies};
 use async_nats::connection::State;
 use futures_util::{FutureExt, StreamExt};
 use std::sync::Arc;
@@ -69,7 +71,7 @@ impl EdgeState {
     }
 
     /// Forwards live books: the first, and whatever else is already
-    /// waiting, as one batch.
+    /// waiting, as one batch. Their broker hop is recorded as the ticks'.
     pub(super) async fn live_books(&mut self, first: async_nats::Message) -> bool {
         let mut books = Vec::new();
         self.decode_book_into(&first, &mut books);
@@ -79,6 +81,12 @@ impl EdgeState {
                 _ => break,
             }
         }
+        record_latencies(
+            &self.stats,
+            Stage::Hop,
+            now_ns(),
+            books.iter().map(|b| b.ts),
+        );
         self.forward_books(books).await
     }
 

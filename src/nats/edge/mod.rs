@@ -13,7 +13,8 @@
 //! subscription; the edge then reads the universe and the last value of
 //! every wanted symbol again. Every tick passes `inbound`'s `seq` filter,
 //! so nothing is duplicated and an outage shows as a jump in `seq` (`n`).
-//! The broker hop (source `ts` to receipt here) is recorded as `hop`.
+//! The broker hop (source `ts` to receipt here) of ticks and books is
+//! recorded as `hop`.
 //!
 //! Epoch: the edge announces its source's epoch to its router
 //! (`SourceMsg::Epoch`), read from the broker at start and after a
