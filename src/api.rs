@@ -40,6 +40,9 @@ pub(crate) struct ApiState {
     pub backfill: Option<Backfill>,
     /// On a NATS edge: where the bars of symbols it does not serve are.
     pub source_bars: Option<crate::nats::bars::SourceBars>,
+    /// On a NATS edge: where the latest books of symbols whose books it
+    /// does not receive are.
+    pub stored_books: Option<crate::nats::book::StoredBooks>,
 }
 
 pub(crate) async fn symbols(State(app): State<ApiState>) -> Json<Vec<FullTickEvent>> {

@@ -12,7 +12,7 @@
 //! (`FrameBuilder::push_with_n`), as for ticks.
 
 use crate::codec::{Encoding, FrameBuilder, encode_event};
-use crate::protocol::{BookEvent, Event};
+use crate::protocol::{BookEvent, BookUpdate, Event};
 use crate::symbols::SymbolId;
 use arc_swap::{ArcSwapOption, Guard};
 use bytes::Bytes;
@@ -71,6 +71,29 @@ impl EncodedBook {
     }
 }
 
+/// The book `update` makes after `previous` (its symbol's latest), cut to
+/// `depth` levels per side and numbered `previous.seq + 1` (or 1); `None`
+/// when those levels are `previous`'s, which is then no change. The one
+/// numbering rule, used by the router and by a NATS source's publisher
+/// (which numbers books before it publishes them).
+pub fn number(previous: Option<&BookEvent>, update: BookUpdate, depth: usize) -> Option<BookEvent> {
+    let depth = update.depth.truncated(depth);
+    let seq = match previous {
+        Some(previous) if previous.depth == depth => return None,
+        Some(previous) => previous.seq + 1,
+        None => 1,
+    };
+    Some(BookEvent {
+        sym: update.sym,
+        seq,
+        ts: update.ts,
+        xt: update.xt,
+        depth,
+        snap: None,
+        n: 0,
+    })
+}
+
 /// The latest book of every symbol, shared as `Arc<BookStore>`.
 #[derive(Debug)]
 pub struct BookStore {
@@ -106,6 +129,12 @@ impl BookStore {
     /// Stores the latest book of `id` (router only).
     pub(crate) fn store(&self, id: SymbolId, book: Arc<EncodedBook>) {
         self.cells[id as usize].store(Some(book));
+    }
+
+    /// Forgets the latest book of `id` (router only): it is of an old seq
+    /// space, or an edge no longer receives it.
+    pub(crate) fn clear(&self, id: SymbolId) {
+        self.cells[id as usize].store(None);
     }
 }
 

@@ -63,6 +63,8 @@ pub struct AppState {
     readiness: Readiness,
     /// On a NATS edge: where `/api/bars` asks for what it does not serve.
     source_bars: Option<nats::bars::SourceBars>,
+    /// On a NATS edge: where `/api/book` reads books it does not receive.
+    stored_books: Option<nats::book::StoredBooks>,
     send_buffer: usize,
     next_client: AtomicU64,
     shutdown: Shutdown,
@@ -82,6 +84,7 @@ impl axum::extract::FromRef<Arc<AppState>> for crate::api::ApiState {
             router: app.router.clone(),
             backfill: app.settings.backfill.clone(),
             source_bars: app.source_bars.clone(),
+            stored_books: app.stored_books.clone(),
         }
     }
 }
@@ -136,6 +139,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
     // Bars: a source answers edges from its router; an edge asks it.
     let bars_answerer = nats.as_ref().and_then(nats::Node::bars_answerer);
     let source_bars = nats.as_ref().and_then(nats::Node::source_bars);
+    let stored_books = nats.as_ref().and_then(nats::Node::stored_books);
     let feed = FeedThread::start(trigger.subscribe()).map_err(ServeError::FeedThread)?;
     let (router, first_message) = feed.enter(|| {
         let mut router = Router::new(table, stats.clone())
@@ -152,9 +156,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
                 trigger.guard(),
             )?,
             Some(node) => {
-                if let Some(interest) =
-                    node.spawn(&config.source, source_tx, stats.clone(), &trigger)?
-                {
+                if let Some(interest) = node.spawn(
+                    &config.source,
+                    config.depth,
+                    source_tx,
+                    stats.clone(),
+                    &trigger,
+                )? {
                     router = router.with_interest(interest);
                 }
             }
@@ -194,6 +202,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, ServeError> {
         router: router.clone(),
         origins: config.allowed_origins.clone(),
         source_bars,
+        stored_books,
         readiness: Readiness {
             stats: stats.clone(),
             router: router.clone(),

@@ -5,13 +5,15 @@
 //! in `scale_out/failover.rs`. Tests wait for conditions with deadlines, never for
 //! fixed times, and compare seqs and counts, never timings. Resuming
 //! through edges and the epoch are in `scale_out/resume.rs`, bars through
-//! edges in `scale_out/bars.rs`.
+//! edges in `scale_out/bars.rs`, books in `scale_out/book.rs`.
 //!
 //! Needs Debian's `nats-server` (`apt-get install -y nats-server`; `.ci/run`
 //! installs it); the tests fail, never skip, when it is missing.
 
 #[path = "scale_out/bars.rs"]
 mod bars;
+#[path = "scale_out/book.rs"]
+mod book;
 #[path = "scale_out/cluster.rs"]
 mod cluster;
 mod common;

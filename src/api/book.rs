@@ -1,13 +1,16 @@
 //! `GET /api/book?sym=AAPL&depth=10`: a symbol's current book, as the
 //! `book` event a subscriber would get (`n` 0, no `snap`), cut to `depth`
-//! levels per side (default and most: the server's `--depth`).
+//! levels per side (default and most: the server's `--depth`). On a NATS
+//! edge that does not receive the symbol's books (no local book
+//! subscriber), the latest book the source stored in the broker.
 
 use super::{ApiError, ApiState};
-use crate::protocol::{CurrentBookEvent, ErrorCode, MAX_DEPTH};
+use crate::protocol::{BookEvent, CurrentBookEvent, ErrorCode, MAX_DEPTH};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What `/api/book` was asked: its query parameters, which
 /// [`BookQuery::parse`] reads (naming a bad one) and whose schema is the
@@ -46,7 +49,22 @@ pub(crate) async fn book(
     let store = app.router.books();
     let query = BookQuery::parse(&params, store.depth())?;
     let (id, _) = super::find_symbol(&app, &query.sym)?;
-    let latest = store.latest(id).ok_or_else(|| ApiError {
+    let depth = query.depth.unwrap_or(store.depth());
+    let latest = match (store.latest(id), &app.stored_books) {
+        (Some(latest), _) => Some(latest.at_depth(depth)),
+        (None, Some(stored)) => match stored.latest(&Arc::from(query.sym.as_str())).await {
+            Ok(book) => book.map(|book| BookEvent {
+                depth: book.depth.truncated(depth),
+                ..book
+            }),
+            Err(e) => {
+                tracing::warn!("{e}; /api/book answers with this edge's own books");
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let latest = latest.ok_or_else(|| ApiError {
         status: StatusCode::NOT_FOUND,
         code: ErrorCode::UnknownSymbol,
         msg: format!(
@@ -54,8 +72,7 @@ pub(crate) async fn book(
             query.sym
         ),
     })?;
-    let depth = query.depth.unwrap_or(store.depth());
-    Ok(Json(CurrentBookEvent::Book(latest.at_depth(depth))))
+    Ok(Json(CurrentBookEvent::Book(latest)))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! ```text
 //! source node: source -> publisher -+-> router -> sessions
 //!                                   +-> NATS tickfeed.ticks.<SYMBOL>
+//!                                            tickfeed.book.<SYMBOL>
 //!                                        (stream TICKFEED: last value each)
 //! edge node:   NATS -> edge -> router -> sessions
 //!                      ^        |
@@ -13,7 +14,8 @@
 //!
 //! `subject` names subjects, `payload` encodes messages, `store` is the
 //! broker's last-value stream (and the source's epoch), `publisher` the
-//! source role, `edge` the edge role, `inbound` the edge's decoding and
+//! source role, `edge` the edge role, `book` the bytes of numbered books
+//! (and an edge's reads of stored ones), `inbound` the edge's decoding and
 //! `seq` filter, `history` the source's answers to edges that resume
 //! clients past their own rings, and `bars` the source's bars handed to
 //! edges whose clients want a symbol's bars. Both roles need the broker at start (they
@@ -21,6 +23,7 @@
 //! that.
 
 pub mod bars;
+pub mod book;
 pub mod edge;
 pub mod history;
 pub mod inbound;
@@ -219,6 +222,15 @@ impl Node {
         }
     }
 
+    /// On an edge, where `/api/book` reads the latest book of a symbol
+    /// whose books the edge does not receive.
+    pub fn stored_books(&self) -> Option<book::StoredBooks> {
+        match self {
+            Node::Edge(edge) => Some(book::StoredBooks::new(edge.store().clone())),
+            Node::Source(_) => None,
+        }
+    }
+
     /// On a source, starts answering edges' history requests from
     /// `table`'s rings, on the current runtime.
     pub fn answer_history(&self, table: Arc<SymbolTable>, trigger: &ShutdownTrigger) {
@@ -228,12 +240,14 @@ impl Node {
     }
 
     /// Starts the role's tasks on the current runtime: on a source, the
-    /// configured source feeding the publisher; on an edge, the edge in
-    /// place of a source. Returns the interest hook the router must report
-    /// to (edge only).
+    /// configured source feeding the publisher, which numbers books at
+    /// `depth` levels (`--depth`); on an edge, the edge in place of a
+    /// source. Returns the interest hook the router must report to (edge
+    /// only).
     pub fn spawn(
         self,
         source: &SourceConfig,
+        depth: usize,
         out: SourceSender,
         stats: Arc<Stats>,
         trigger: &ShutdownTrigger,
@@ -248,7 +262,7 @@ impl Node {
                     trigger.subscribe(),
                     trigger.guard(),
                 )?;
-                publisher.spawn(source_rx, out, trigger);
+                publisher.spawn(source_rx, out, depth, trigger);
                 Ok(None)
             }
             Node::Edge(edge) => {

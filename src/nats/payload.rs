@@ -30,6 +30,8 @@ pub enum PayloadError {
         "tick format {0} is not supported (this build reads format {FORMAT}); upgrade this node"
     )]
     Format(u8),
+    #[error("book format {0} is not supported (this build reads format 1); upgrade this node")]
+    BookFormat(u8),
     #[error("not an epoch: {0:?}")]
     Epoch(String),
 }

@@ -3,6 +3,13 @@
 //! subject and the universe on `tickfeed.symbols`. The broker's stream
 //! (`store`) keeps the last message of each, for edges' snapshots.
 //!
+//! Books are numbered here, before they are published (the rule is
+//! `books::number`, at this node's `--depth`), and go to the local router
+//! numbered (`SourceMsg::NumberedBooks`) and to `tickfeed.book.<SYMBOL>`
+//! (`book.rs`), so every node serves the same `seq` for the same levels.
+//! A restart in the same epoch continues each symbol's book `seq` from
+//! its stored last book.
+//!
 //! `seq` continues across source restarts: at start the publisher reads the
 //! last stored tick of every symbol and offsets that symbol's `seq` by it,
 //! so a restarted generator or replay carries on where the previous one
@@ -20,12 +27,14 @@
 //! that queue fills and further batches are dropped and counted. Edges see
 //! the outage as a jump in `seq`, which their clients see as `n`.
 
+use super::book;
 use super::payload;
 use super::store::LastValues;
 use super::subject::{self, UNIVERSE};
 use super::{Connection, NatsError};
+use crate::books;
 use crate::epoch::new_epoch;
-use crate::protocol::Tick;
+use crate::protocol::{BookEvent, BookUpdate, Tick};
 use crate::shutdown::{DoneGuard, Shutdown, ShutdownTrigger};
 use crate::source::{SourceMsg, SourceReceiver, SourceSender};
 use async_nats::Subject;
@@ -52,11 +61,20 @@ struct Route {
     base: u64,
 }
 
-/// A connected publisher that knows where each symbol's `seq` stands and
-/// in which epoch.
+/// Per-symbol book publishing state.
+struct BookRoute {
+    subject: Subject,
+    /// The last book numbered (or stored, at start): the one the next
+    /// update is compared with and numbered after.
+    last: Option<BookEvent>,
+}
+
+/// A connected publisher that knows where each symbol's `seq` and book
+/// `seq` stand and in which epoch.
 pub struct Publisher {
     connection: Connection,
     routes: HashMap<Arc<str>, Route>,
+    book_routes: HashMap<Arc<str>, BookRoute>,
     epoch: String,
     /// The stream's copies, to recreate it as it was after a reconnect.
     replicas: usize,
@@ -73,10 +91,13 @@ impl Publisher {
     /// stores a new epoch when seqs start afresh.
     pub async fn prepare(connection: Connection, store: LastValues) -> Result<Self, NatsError> {
         let stored = store.all_last().await?;
+        let mut stored_books = Vec::new();
         let epoch = match continued_epoch(!stored.is_empty(), store.epoch().await?) {
             Some(epoch) => {
+                stored_books = store.all_last_books().await?;
                 tracing::info!(
                     symbols = stored.len(),
+                    books = stored_books.len(),
                     %epoch,
                     "continuing seq and epoch from the broker's last values"
                 );
@@ -101,9 +122,22 @@ impl Publisher {
                 )
             })
             .collect();
+        let book_routes = stored_books
+            .into_iter()
+            .map(|book| {
+                (
+                    book.sym.clone(),
+                    BookRoute {
+                        subject: subject::book_of(&book.sym).into(),
+                        last: Some(book),
+                    },
+                )
+            })
+            .collect();
         Ok(Self {
             connection,
             routes,
+            book_routes,
             epoch,
             replicas: store.replicas(),
         })
@@ -115,12 +149,21 @@ impl Publisher {
     }
 
     /// Starts the forwarding task (source to router) and the writer task
-    /// (queue to broker).
-    pub fn spawn(self, input: SourceReceiver, out: SourceSender, trigger: &ShutdownTrigger) {
+    /// (queue to broker); books are numbered at `depth` levels per side
+    /// (`--depth`).
+    pub fn spawn(
+        self,
+        input: SourceReceiver,
+        out: SourceSender,
+        depth: usize,
+        trigger: &ShutdownTrigger,
+    ) {
         let (queue_tx, queue_rx) = mpsc::channel(PUBLISH_QUEUE_BATCHES);
         let tee = Tee {
             epoch: Some(self.epoch.clone()),
             routes: self.routes,
+            book_routes: self.book_routes,
+            depth,
             universe: Vec::new(),
             declared: HashSet::new(),
             queue: queue_tx,
@@ -142,6 +185,9 @@ struct Tee {
     /// Told the router before anything else, then `None`.
     epoch: Option<String>,
     routes: HashMap<Arc<str>, Route>,
+    book_routes: HashMap<Arc<str>, BookRoute>,
+    /// Book levels per side numbered and published (`--depth`).
+    depth: usize,
     /// Every symbol declared so far, in order, and as a set.
     universe: Vec<Arc<str>>,
     declared: HashSet<Arc<str>>,
@@ -177,9 +223,10 @@ impl Tee {
                     self.publish_universe(&names);
                     SourceMsg::Declare(names)
                 }
+                SourceMsg::Books(updates) => SourceMsg::NumberedBooks(self.publish_books(updates)),
                 other @ (SourceMsg::Ready(_)
                 | SourceMsg::Epoch(_)
-                | SourceMsg::Books(_)
+                | SourceMsg::NumberedBooks(_)
                 | SourceMsg::Bars(_)) => other,
             };
             if out.send(msg).await.is_err() {
@@ -205,6 +252,32 @@ impl Tee {
         }
         self.queue_for_broker(outgoing);
         batch
+    }
+
+    /// Numbers each update that changed its symbol's top levels and
+    /// queues those books for the broker; returns them for the router.
+    fn publish_books(&mut self, updates: Vec<BookUpdate>) -> Vec<BookEvent> {
+        let mut books = Vec::with_capacity(updates.len());
+        let mut outgoing = Vec::with_capacity(updates.len());
+        for update in updates {
+            let route = self
+                .book_routes
+                .entry(update.sym.clone())
+                .or_insert_with(|| BookRoute {
+                    subject: subject::book_of(&update.sym).into(),
+                    last: None,
+                });
+            let Some(numbered) = books::number(route.last.as_ref(), update, self.depth) else {
+                continue;
+            };
+            outgoing.push((route.subject.clone(), book::encode_book(&numbered)));
+            route.last = Some(numbered.clone());
+            books.push(numbered);
+        }
+        if !outgoing.is_empty() {
+            self.queue_for_broker(outgoing);
+        }
+        books
     }
 
     fn publish_universe(&mut self, names: &[Arc<str>]) {
@@ -343,6 +416,57 @@ mod tests {
             continued_epoch(true, None),
             None,
             "a store from before epochs"
+        );
+    }
+
+    fn update(bid: f64) -> BookUpdate {
+        BookUpdate {
+            sym: "AAPL".into(),
+            ts: 7,
+            xt: None,
+            depth: crate::protocol::Depth {
+                bids: vec![(bid, 100), (bid - 0.01, 200), (bid - 0.02, 300)],
+                asks: vec![(bid + 0.02, 100)],
+            },
+        }
+    }
+
+    #[test]
+    fn books_are_numbered_after_the_stored_one_and_published_once_each() {
+        let (queue, mut queued) = mpsc::channel(8);
+        let stored = books::number(None, update(10.0), 2).map(|book| BookEvent { seq: 41, ..book });
+        let mut tee = Tee {
+            epoch: None,
+            routes: HashMap::new(),
+            book_routes: HashMap::from([(
+                Arc::from("AAPL"),
+                BookRoute {
+                    subject: subject::book_of("AAPL").into(),
+                    last: stored,
+                },
+            )]),
+            depth: 2,
+            universe: Vec::new(),
+            declared: HashSet::new(),
+            queue,
+            dropped: 0,
+        };
+        // The stored book again, then one whose third level alone moved
+        // (beyond --depth 2): no change. Then a change: 42.
+        let mut deeper = update(10.0);
+        deeper.depth.bids[2].1 = 1;
+        assert!(tee.publish_books(vec![update(10.0), deeper]).is_empty());
+        assert!(queued.try_recv().is_err(), "nothing published");
+        let books = tee.publish_books(vec![update(10.5)]);
+        assert_eq!(books.iter().map(|b| b.seq).collect::<Vec<_>>(), [42]);
+        assert_eq!(books[0].depth.bids.len(), 2, "cut to --depth");
+        let published = queued.try_recv().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].0.as_str(), "tickfeed.book.AAPL");
+        assert_eq!(
+            book::decode_book("AAPL".into(), &published[0].1).unwrap(),
+            books[0],
+            "the router's book is the one published"
         );
     }
 }

@@ -1,5 +1,5 @@
 //! The last value per symbol, kept by the broker: the JetStream stream
-//! `TICKFEED` over every tick subject, the universe and the epoch, holding
+//! `TICKFEED` over every tick and book subject, the universe and the epoch, holding
 //! one message per subject (`max_msgs_per_subject = 1`) in file storage, so
 //! it survives a broker restart with the same store directory.
 //!
@@ -9,13 +9,15 @@
 //! direct get per symbol, answered by any server holding the stream), for
 //! the universe and for the epoch.
 
+use super::book;
 use super::payload::{self, PayloadError};
-use super::subject::{self, ALL_TICKS, EPOCH, UNIVERSE};
-use crate::protocol::Tick;
+use super::subject::{self, ALL_BOOKS, ALL_TICKS, EPOCH, UNIVERSE};
+use crate::protocol::{BookEvent, Tick};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::stream::{self, DirectGetErrorKind, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use futures_util::StreamExt;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +70,15 @@ fn config(replicas: usize) -> stream::Config {
     stream::Config {
         name: STREAM.into(),
         description: Some(
-            "tickfeed: last value per symbol, the universe and the epoch (docs/scaling.md)".into(),
+            "tickfeed: last tick and book per symbol, the universe and the epoch (docs/scaling.md)"
+                .into(),
         ),
-        subjects: vec![ALL_TICKS.into(), UNIVERSE.into(), EPOCH.into()],
+        subjects: vec![
+            ALL_TICKS.into(),
+            ALL_BOOKS.into(),
+            UNIVERSE.into(),
+            EPOCH.into(),
+        ],
         max_messages_per_subject: 1,
         discard: DiscardPolicy::Old,
         storage: StorageType::File,
@@ -168,6 +176,22 @@ impl LastValues {
         }
     }
 
+    /// The latest book of `symbol`, if the stream has one.
+    pub async fn last_book(&self, symbol: &Arc<str>) -> Result<Option<BookEvent>, StoreError> {
+        let subject = subject::book_of(symbol);
+        match self
+            .stream
+            .direct_get_last_for_subject(subject.as_str())
+            .await
+        {
+            Ok(message) => book::decode_book(symbol.clone(), &message.payload)
+                .map(Some)
+                .map_err(|cause| StoreError::Payload { subject, cause }),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(broker("direct get")(e.into())),
+        }
+    }
+
     /// The universe the source last declared (empty before it did).
     pub async fn universe(&self) -> Result<Vec<Arc<str>>, StoreError> {
         match self.stream.direct_get_last_for_subject(UNIVERSE).await {
@@ -182,15 +206,34 @@ impl LastValues {
         }
     }
 
-    /// The latest tick of every symbol, read through a temporary consumer
-    /// that delivers the last message of each tick subject. Messages that
-    /// cannot be read are skipped with a warning.
+    /// The latest tick of every symbol. Ticks that cannot be read are
+    /// skipped with a warning.
     pub async fn all_last(&self) -> Result<Vec<Tick>, StoreError> {
+        self.last_per_subject(ALL_TICKS, subject::symbol_of, payload::decode_tick)
+            .await
+    }
+
+    /// The latest book of every symbol, as [`all_last`](Self::all_last).
+    pub async fn all_last_books(&self) -> Result<Vec<BookEvent>, StoreError> {
+        self.last_per_subject(ALL_BOOKS, subject::symbol_of_book, book::decode_book)
+            .await
+    }
+
+    /// The last message of every subject under `filter`, read through a
+    /// temporary consumer that delivers the last message of each, decoded
+    /// with the symbol its subject names; messages that cannot be read are
+    /// skipped with a warning.
+    async fn last_per_subject<T>(
+        &self,
+        filter: &str,
+        symbol_of: fn(&str) -> Option<Cow<'_, str>>,
+        decode: fn(Arc<str>, &[u8]) -> Result<T, PayloadError>,
+    ) -> Result<Vec<T>, StoreError> {
         let reader = self
             .stream
             .create_consumer(pull::Config {
                 deliver_policy: DeliverPolicy::LastPerSubject,
-                filter_subject: ALL_TICKS.into(),
+                filter_subject: filter.into(),
                 ack_policy: AckPolicy::None,
                 inactive_threshold: READER_IDLE,
                 memory_storage: true,
@@ -200,7 +243,7 @@ impl LastValues {
             .map_err(|e| broker("create reader")(e.into()))?;
         let name = reader.cached_info().name.clone();
         let mut left = reader.cached_info().num_pending as usize;
-        let mut ticks = Vec::with_capacity(left);
+        let mut values = Vec::with_capacity(left);
         while left > 0 {
             let mut batch = reader
                 .fetch()
@@ -212,13 +255,13 @@ impl LastValues {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(broker("fetch last values"))?;
                 left = left.saturating_sub(1);
-                let Some(symbol) = subject::symbol_of(&message.subject) else {
+                let Some(symbol) = symbol_of(&message.subject) else {
                     continue;
                 };
-                match payload::decode_tick(Arc::from(&*symbol), &message.payload) {
-                    Ok(tick) => ticks.push(tick),
+                match decode(Arc::from(&*symbol), &message.payload) {
+                    Ok(value) => values.push(value),
                     Err(e) => {
-                        tracing::warn!(subject = %message.subject, "skipping a stored tick: {e}")
+                        tracing::warn!(subject = %message.subject, "skipping a stored value: {e}")
                     }
                 }
             }
@@ -229,6 +272,6 @@ impl LastValues {
         if let Err(e) = self.stream.delete_consumer(&name).await {
             tracing::debug!("removing reader {name}: {e}");
         }
-        Ok(ticks)
+        Ok(values)
     }
 }

@@ -1,5 +1,6 @@
 //! NATS subject names: `tickfeed.ticks.<SYMBOL>` for a symbol's updates,
-//! `tickfeed.symbols` for the universe, `tickfeed.epoch` for the source's
+//! `tickfeed.book.<SYMBOL>` for its numbered books, `tickfeed.symbols` for
+//! the universe, `tickfeed.epoch` for the source's
 //! epoch, `tickfeed.history.<SYMBOL>` for requests of a symbol's recent
 //! updates and `tickfeed.bars.<SYMBOL>` for requests of its bars. Used by the publisher (source role) and the edge, so both
 //! spell subjects the same way.
@@ -26,6 +27,10 @@ pub const EPOCH: &str = "tickfeed.epoch";
 pub const HISTORY_PREFIX: &str = "tickfeed.history.";
 /// Every history subject (the source's subscription).
 pub const ALL_HISTORY: &str = "tickfeed.history.>";
+/// Prefix of every book subject.
+pub const BOOK_PREFIX: &str = "tickfeed.book.";
+/// Every book subject (kept by the last-value stream).
+pub const ALL_BOOKS: &str = "tickfeed.book.>";
 /// Prefix of the subjects on which the source answers bars requests.
 pub const BARS_PREFIX: &str = "tickfeed.bars.";
 /// Every bars subject (the source's subscription).
@@ -40,6 +45,11 @@ fn needs_escape(byte: u8) -> bool {
 /// The subject carrying `symbol`'s updates.
 pub fn for_symbol(symbol: &str) -> String {
     with_prefix(TICKS_PREFIX, symbol)
+}
+
+/// The subject carrying `symbol`'s numbered books.
+pub fn book_of(symbol: &str) -> String {
+    with_prefix(BOOK_PREFIX, symbol)
 }
 
 /// The subject on which `symbol`'s recent updates are asked for.
@@ -75,6 +85,11 @@ pub fn symbol_of(subject: &str) -> Option<Cow<'_, str>> {
 /// The symbol a history subject asks about, as [`symbol_of`] reads it.
 pub fn symbol_of_history(subject: &str) -> Option<Cow<'_, str>> {
     symbol_after(HISTORY_PREFIX, subject)
+}
+
+/// The symbol a book subject carries, as [`symbol_of`] reads it.
+pub fn symbol_of_book(subject: &str) -> Option<Cow<'_, str>> {
+    symbol_after(BOOK_PREFIX, subject)
 }
 
 /// The symbol a bars subject asks about, as [`symbol_of`] reads it.
@@ -150,6 +165,9 @@ mod tests {
         assert_eq!(bars_of("BRK.B"), "tickfeed.bars.BRK%2EB");
         assert_eq!(symbol_of_bars(&bars_of("a*b c")).as_deref(), Some("a*b c"));
         assert_eq!(symbol_of_bars(&history_of("AAPL")), None);
+        assert_eq!(book_of("BRK.B"), "tickfeed.book.BRK%2EB");
+        assert_eq!(symbol_of_book(&book_of("a*b c")).as_deref(), Some("a*b c"));
+        assert_eq!(symbol_of_book(&for_symbol("AAPL")), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The router's part in books: each `BookUpdate` a source sends is cut to
 //! `--depth` levels, numbered in its symbol's own book sequence (+1 per
 //! change of those levels; an update that changed none of them is not a
-//! change) and stored as the symbol's latest book (`books`), encoded at
-//! most once per encoding and depth, on first use.
+//! change; `books::number`) and stored as the symbol's latest book
+//! (`books`), encoded at most once per encoding and depth, on first use.
+//! Behind NATS, books come numbered already (the source's publisher
+//! numbers them before publishing) and are stored with their `seq`.
 //!
 //! It also holds who subscribes to which books: a change marks the
 //! symbol's book bit in each subscriber's mailbox (`conflate`), which never
@@ -10,7 +12,7 @@
 //! it merged from the seqs.
 
 use super::{ClientId, Subscriber};
-use crate::books::{BookStore, EncodedBook};
+use crate::books::{self, BookStore, EncodedBook};
 use crate::conflate::Mailbox;
 use crate::protocol::{BookEvent, BookUpdate};
 use crate::symbols::SymbolId;
@@ -41,30 +43,55 @@ impl BookRouting {
     }
 
     /// One source update of symbol `id`: stored, numbered and marked when
-    /// its top `--depth` levels differ from the latest book's. Returns the
-    /// stored book, if it was a change.
-    pub(super) fn update(&mut self, id: SymbolId, update: BookUpdate) -> Option<Arc<EncodedBook>> {
-        let depth = update.depth.truncated(self.store.depth());
+    /// its top `--depth` levels differ from the latest book's. Returns
+    /// whether it was a change.
+    pub(super) fn update(&mut self, id: SymbolId, update: BookUpdate) -> bool {
         let previous = self.store.load(id);
-        let seq = match previous.as_ref() {
-            Some(previous) if previous.book.depth == depth => return None,
-            Some(previous) => previous.seq() + 1,
-            None => 1,
+        let previous = previous.as_ref().map(|latest| &latest.book);
+        match books::number(previous, update, self.store.depth()) {
+            Some(book) => {
+                self.keep(id, book);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A book numbered already (by a NATS source's publisher), cut to
+    /// `--depth`: stored and marked unless the latest book's `seq` is as
+    /// far (an edge may receive a book both live and as its snapshot).
+    /// Returns whether it was news.
+    pub(super) fn numbered(&mut self, id: SymbolId, book: BookEvent) -> bool {
+        if let Some(latest) = self.store.load(id).as_ref()
+            && latest.seq() >= book.seq
+        {
+            return false;
+        }
+        let depth = self.store.depth();
+        let book = if book.depth.levels() > depth {
+            BookEvent {
+                depth: book.depth.truncated(depth),
+                ..book
+            }
+        } else {
+            book
         };
-        let book = Arc::new(EncodedBook::new(BookEvent {
-            sym: update.sym,
-            seq,
-            ts: update.ts,
-            xt: update.xt,
-            depth,
-            snap: None,
-            n: 0,
-        }));
-        self.store.store(id, book.clone());
+        self.keep(id, book);
+        true
+    }
+
+    fn keep(&mut self, id: SymbolId, book: BookEvent) {
+        self.store.store(id, Arc::new(EncodedBook::new(book)));
         for sub in self.subscribers.get(id as usize).into_iter().flatten() {
             sub.mailbox.mark_book(id);
         }
-        Some(book)
+    }
+
+    /// Some local client subscribes to the books of `id`.
+    pub(super) fn serves(&self, id: SymbolId) -> bool {
+        self.subscribers
+            .get(id as usize)
+            .is_some_and(|subs| !subs.is_empty())
     }
 
     /// Registers `client` for the books of `id`; returns the latest book
@@ -87,20 +114,26 @@ impl BookRouting {
         self.store.latest(id)
     }
 
-    /// Removes `client`'s subscription to the books of `id`, if held.
-    pub(super) fn unsubscribe(&mut self, client: ClientId, id: SymbolId) {
+    /// Removes `client`'s subscription to the books of `id`, if held;
+    /// returns whether it was.
+    pub(super) fn unsubscribe(&mut self, client: ClientId, id: SymbolId) -> bool {
         if let Some(held) = self.held.get_mut(&client)
             && held.remove(&id)
         {
             self.subscribers[id as usize].retain(|s| s.client != client);
+            return true;
         }
+        false
     }
 
-    /// Forgets every book subscription of a client that left.
-    pub(super) fn leave(&mut self, client: ClientId) {
-        for id in self.held.remove(&client).into_iter().flatten() {
+    /// Forgets every book subscription of a client that left; returns the
+    /// ids it held.
+    pub(super) fn leave(&mut self, client: ClientId) -> Vec<SymbolId> {
+        let held: Vec<SymbolId> = self.held.remove(&client).into_iter().flatten().collect();
+        for &id in &held {
             self.subscribers[id as usize].retain(|s| s.client != client);
         }
+        held
     }
 
     /// Book subscriptions held (for tests and stats).

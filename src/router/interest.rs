@@ -1,12 +1,12 @@
 //! Interest and warming, for an on-demand source (the NATS edge): the
 //! router reports a symbol's first and last local subscriber (of ticks or
-//! bars) as [`Interest`], and a bars subscriber of a symbol whose bars here
-//! are not the source's yet; it holds a subscribe that caused a report
+//! bars) as [`Interest`], a bars subscriber of a symbol whose bars here
+//! are not the source's yet, and a symbol's first and last book subscriber; it holds a subscribe that caused a report
 //! until the source has routed the symbol's latest value (and handed over
 //! its bars) and answered with `SourceMsg::Ready`, so that its snapshot is
 //! current. With a local source none of this runs.
 
-use super::{BarsSubscribed, Router, Subscribed};
+use super::{BarsSubscribed, BookSubscribed, Router, Subscribed};
 use crate::bars::Timeframe;
 use crate::symbols::SymbolId;
 use std::sync::Arc;
@@ -28,6 +28,12 @@ pub enum Interest {
     WantedBars(Arc<str>),
     /// The last subscriber of a symbol (or of `*`) left.
     Unwanted(Arc<str>),
+    /// The first book subscriber of a symbol. The source starts delivering
+    /// its books, routes its latest book (`SourceMsg::NumberedBooks`), then
+    /// answers with `SourceMsg::Ready`.
+    WantedBook(Arc<str>),
+    /// The last book subscriber of a symbol left; its book here is dropped.
+    UnwantedBook(Arc<str>),
 }
 
 /// Where the router reports [`Interest`]. Unbounded on purpose: the router
@@ -59,6 +65,10 @@ enum ParkedReply {
     Bars {
         tf: Timeframe,
         reply: oneshot::Sender<BarsSubscribed>,
+    },
+    /// Books: their snapshots are the latest books when answered.
+    Book {
+        reply: oneshot::Sender<BookSubscribed>,
     },
 }
 
@@ -101,13 +111,61 @@ impl Router {
         }
     }
 
+    /// Reports names that just got their first book subscriber.
+    pub(super) fn want_book(&mut self, names: impl IntoIterator<Item = Arc<str>>) {
+        self.report_warming(names, Interest::WantedBook);
+    }
+
     /// Reports names whose last subscriber left.
     pub(super) fn unwant(&self, names: impl IntoIterator<Item = Arc<str>>) {
+        self.report_leaving(names, Interest::Unwanted);
+    }
+
+    /// Reports names whose last book subscriber left.
+    pub(super) fn unwant_book(&self, names: impl IntoIterator<Item = Arc<str>>) {
+        self.report_leaving(names, Interest::UnwantedBook);
+    }
+
+    fn report_leaving(
+        &self,
+        names: impl IntoIterator<Item = Arc<str>>,
+        make: fn(Arc<str>) -> Interest,
+    ) {
         let Some(interest) = &self.interest else {
             return;
         };
         for name in names {
-            let _ = interest.send(Interest::Unwanted(name));
+            let _ = interest.send(make(name));
+        }
+    }
+
+    /// Answers a book subscribe of `ids` now, or once every one of them
+    /// that is still warming is [`ready`](Self::ready).
+    pub(super) fn reply_book_when_warm(
+        &mut self,
+        ids: Vec<SymbolId>,
+        unknown: Vec<String>,
+        reply: oneshot::Sender<BookSubscribed>,
+    ) {
+        let waiting = self.still_warming(&ids);
+        if waiting.is_empty() {
+            let _ = reply.send(self.book_granted(ids, unknown));
+            return;
+        }
+        self.parked.push(Parked {
+            waiting,
+            ids,
+            unknown,
+            reply: ParkedReply::Book { reply },
+        });
+    }
+
+    /// A book subscribe's answer: each symbol with its latest book.
+    fn book_granted(&self, ids: Vec<SymbolId>, unknown: Vec<String>) -> BookSubscribed {
+        let store = self.book.store();
+        BookSubscribed {
+            granted: ids.into_iter().map(|id| (id, store.latest(id))).collect(),
+            unknown,
         }
     }
 
@@ -222,6 +280,9 @@ impl Router {
                 }
                 ParkedReply::Bars { tf, reply } => {
                     let _ = reply.send(self.bars_granted(parked.ids, tf, parked.unknown));
+                }
+                ParkedReply::Book { reply } => {
+                    let _ = reply.send(self.book_granted(parked.ids, parked.unknown));
                 }
             }
         }

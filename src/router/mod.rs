@@ -39,7 +39,7 @@ use crate::clock::now_ns;
 use crate::codec::EncodedTick;
 use crate::conflate::Mailbox;
 use crate::history::{DEFAULT_HISTORY, DEFAULT_HISTORY_MEMORY};
-use crate::protocol::{BookUpdate, Changed, DEFAULT_DEPTH, SymbolSet, Tick, WILDCARD};
+use crate::protocol::{BookEvent, BookUpdate, Changed, DEFAULT_DEPTH, SymbolSet, Tick, WILDCARD};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::source::{SourceMsg, SourceReceiver};
 use crate::stats::{Stage, Stats, record_latencies};
@@ -238,6 +238,7 @@ impl Router {
                             }
                         }
                         Some(SourceMsg::Books(updates)) => self.route_books(updates),
+                        Some(SourceMsg::NumberedBooks(books)) => self.route_numbered_books(books),
                         Some(SourceMsg::Epoch(epoch)) => {
                             // Comes first, before the symbols that start
                             // the server taking clients.
@@ -273,6 +274,7 @@ impl Router {
         self.bars.forget_seeds();
         for id in 0..self.topics.len() as SymbolId {
             self.table.clear(id);
+            self.book.store().clear(id);
         }
         for (id, subscribers) in self.topics.iter().enumerate() {
             for sub in subscribers {
@@ -347,7 +349,24 @@ impl Router {
             let Some(id) = self.intern(&update.sym) else {
                 continue;
             };
-            changes += u64::from(self.book.update(id, update).is_some());
+            changes += u64::from(self.book.update(id, update));
+        }
+        self.stats.books_in.fetch_add(changes, Ordering::Relaxed);
+    }
+
+    /// Stores and marks books numbered already (`SourceMsg::NumberedBooks`).
+    /// On an edge, only those of symbols it serves books of: it drops the
+    /// book of a symbol whose last book subscriber left.
+    pub fn route_numbered_books(&mut self, books: Vec<BookEvent>) {
+        let mut changes = 0;
+        for book in books {
+            let Some(id) = self.intern(&book.sym) else {
+                continue;
+            };
+            if self.interest.is_some() && !self.book.serves(id) {
+                continue;
+            }
+            changes += u64::from(self.book.numbered(id, book));
         }
         self.stats.books_in.fetch_add(changes, Ordering::Relaxed);
     }
@@ -416,17 +435,21 @@ impl Router {
                 symbols,
                 reply,
             } => {
-                let mut subscribed = BookSubscribed::default();
+                let (mut ids, mut first, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
                 for name in symbols {
                     match self.ids.get(name.as_str()) {
                         Some(&id) => {
-                            let latest = self.book.subscribe(client, &mailbox, id);
-                            subscribed.granted.push((id, latest));
+                            if !self.book.serves(id) {
+                                first.push(id);
+                            }
+                            self.book.subscribe(client, &mailbox, id);
+                            ids.push(id);
                         }
-                        None => subscribed.unknown.push(name),
+                        None => unknown.push(name),
                     }
                 }
-                let _ = reply.send(subscribed);
+                self.want_book(self.names(&first));
+                self.reply_book_when_warm(ids, unknown, reply);
             }
             Command::UnsubscribeBook {
                 client,
@@ -434,16 +457,20 @@ impl Router {
                 reply,
             } => {
                 let ids = self.known_ids(&symbols);
-                for &id in &ids {
-                    self.book.unsubscribe(client, id);
-                }
+                let held = ids
+                    .iter()
+                    .copied()
+                    .filter(|&id| self.book.unsubscribe(client, id))
+                    .collect();
+                self.release_books(held);
                 let _ = reply.send(ids);
             }
             Command::Leave { client } => {
                 self.unsubscribe(client, SymbolSet::All);
                 let ids = self.bars.leave(client);
                 self.release(ids);
-                self.book.leave(client);
+                let held = self.book.leave(client);
+                self.release_books(held);
             }
             Command::BarSeed { symbol, reply } => {
                 let taken = self.ids.get(symbol.as_str()).map(|&id| {
@@ -471,6 +498,22 @@ impl Router {
             self.bars.released(id);
         }
         self.unwant(self.names(&ids));
+    }
+
+    /// Of `ids`, whose book subscriptions just went, those with no book
+    /// subscriber left are unwanted; on an edge their books stop coming,
+    /// so the stale latest book is dropped.
+    fn release_books(&mut self, mut ids: Vec<SymbolId>) {
+        if self.interest.is_none() {
+            return;
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|&id| !self.book.serves(id));
+        for &id in &ids {
+            self.book.store().clear(id);
+        }
+        self.unwant_book(self.names(&ids));
     }
 
     /// The ids of the names that exist.

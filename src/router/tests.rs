@@ -334,3 +334,63 @@ fn books_are_numbered_per_change_of_the_top_levels_and_marked_for_subscribers() 
     r.handle(handle::Command::Leave { client: 1 });
     assert_eq!(r.book_subscription_count(), 0);
 }
+
+/// A book as a NATS source's publisher numbered it.
+fn numbered(sym: &str, seq: u64, bid: f64) -> BookEvent {
+    let update = book(sym, bid, 3);
+    BookEvent {
+        seq,
+        ..crate::books::number(None, update, 3).unwrap()
+    }
+}
+
+#[test]
+fn numbered_books_keep_their_seq_and_an_edge_holds_them_only_while_wanted() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut r = router().with_depth(2).with_interest(tx);
+    r.intern(&"AAPL".into());
+    let subscribe = |r: &mut Router, client| {
+        let (reply, rx) = oneshot::channel();
+        let mailbox = Arc::new(Mailbox::new(64));
+        mailbox.enable_books();
+        r.handle(Command::SubscribeBook {
+            client,
+            mailbox,
+            symbols: vec!["AAPL".into()],
+            reply,
+        });
+        rx
+    };
+    r.route_numbered_books(vec![numbered("AAPL", 40, 10.0)]);
+    assert_eq!(book_seqs(&r, 0), 0, "no book subscriber: not kept");
+
+    let mut first = subscribe(&mut r, 1);
+    assert_eq!(drain(&mut rx), [Interest::WantedBook("AAPL".into())]);
+    assert!(first.try_recv().is_err(), "held until the source is ready");
+    r.route_numbered_books(vec![numbered("AAPL", 41, 10.0)]);
+    r.ready(&["AAPL".into()]);
+    let granted = first.try_recv().unwrap().granted;
+    let snapshot = granted[0].1.as_ref().expect("the stored book");
+    assert_eq!(snapshot.seq(), 41, "the source's seq");
+    assert_eq!(snapshot.book.depth.bids.len(), 2, "cut to --depth");
+
+    // The same book live after the snapshot, and an older one: dropped.
+    r.route_numbered_books(vec![numbered("AAPL", 41, 10.5), numbered("AAPL", 39, 9.0)]);
+    assert_eq!(book_seqs(&r, 0), 41);
+    assert_eq!(r.book.store().latest(0).unwrap().book.depth.bids[0].0, 10.0);
+    r.route_numbered_books(vec![numbered("AAPL", 45, 10.5)]);
+    assert_eq!(book_seqs(&r, 0), 45, "a gap is the source's: kept as is");
+
+    assert!(subscribe(&mut r, 2).try_recv().is_ok(), "served already");
+    assert!(drain(&mut rx).is_empty());
+    r.handle(Command::Leave { client: 1 });
+    assert!(drain(&mut rx).is_empty(), "a book subscriber is left");
+    let (reply, _) = oneshot::channel();
+    r.handle(Command::UnsubscribeBook {
+        client: 2,
+        symbols: vec!["AAPL".into()],
+        reply,
+    });
+    assert_eq!(drain(&mut rx), [Interest::UnwantedBook("AAPL".into())]);
+    assert_eq!(book_seqs(&r, 0), 0, "no longer received: dropped");
+}

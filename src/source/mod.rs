@@ -18,7 +18,7 @@ pub mod replay;
 pub mod universe;
 
 use crate::bars::BarSeed;
-use crate::protocol::{BookUpdate, Tick};
+use crate::protocol::{BookEvent, BookUpdate, Tick};
 use crate::shutdown::{DoneGuard, Shutdown};
 use crate::stats::Stats;
 use std::sync::Arc;
@@ -45,6 +45,13 @@ pub enum SourceMsg {
     /// tick's quote), or of events that changed only deeper levels. Only
     /// sources with a book send them (the generator, LOBSTER replays).
     Books(Vec<BookUpdate>),
+    /// Books numbered already in their symbol's book sequence, in order:
+    /// from the NATS roles (a source's publisher numbers `Books` to
+    /// publish them; an edge receives them so, and reads the latest as the
+    /// snapshot of `router::Interest::WantedBook` before its `Ready`). The
+    /// router stores them with their `seq`, dropping any not past the
+    /// latest.
+    NumberedBooks(Vec<BookEvent>),
     /// The latest values of these symbols (or `*`) have been sent: the
     /// subscribes waiting for them can be answered. Sent only by on-demand
     /// sources, in reply to `router::Interest::Wanted`.

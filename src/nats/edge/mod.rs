@@ -13,7 +13,8 @@
 //! subscription; the edge then reads the universe and the last value of
 //! every wanted symbol again. Every tick passes `inbound`'s `seq` filter,
 //! so nothing is duplicated and an outage shows as a jump in `seq` (`n`).
-//! The broker hop (source `ts` to receipt here) is recorded as `hop`.
+//! The broker hop (source `ts` to receipt here) of ticks and books is
+//! recorded as `hop`.
 //!
 //! Epoch: the edge announces its source's epoch to its router
 //! (`SourceMsg::Epoch`), read from the broker at start and after a
@@ -29,10 +30,19 @@
 //! last one the edge has, before `Ready`; the router aggregates only later
 //! ticks (`nats::bars`, `router/bars.rs`).
 //!
+//! Books: on `WantedBook` (a symbol's first local book subscriber) the edge
+//! subscribes to `tickfeed.book.<SYMBOL>`, reads the symbol's last stored
+//! book, routes it (numbered already: `SourceMsg::NumberedBooks`; the
+//! router drops what is not past its latest) and sends `Ready`; on
+//! `UnwantedBook` it unsubscribes. Books carry the source's `seq`, so an
+//! edge's book events are the source node's.
+//!
 //! This file runs the edge task; `subscriptions.rs` turns interest into
-//! NATS subscriptions and snapshot reads, `bars.rs` fetches the bars.
+//! NATS subscriptions and snapshot reads, `bars.rs` fetches the bars,
+//! `books.rs` reads and forwards books.
 
 mod bars;
+mod books;
 mod subscriptions;
 
 use super::inbound::Inbound;
@@ -76,6 +86,10 @@ struct Counters {
     /// and times they did not (the source did not answer).
     bars_seeded: u64,
     bars_unseeded: u64,
+    /// Last books read for book snapshots, and book messages that could
+    /// not be read.
+    book_snapshots_read: u64,
+    books_unreadable: u64,
 }
 
 /// A connected edge that has read the universe and the epoch, ready to
@@ -136,6 +150,11 @@ impl Edge {
         &self.connection.client
     }
 
+    /// The last-value stream, for `/api/book`'s reads.
+    pub(crate) fn store(&self) -> &LastValues {
+        &self.store
+    }
+
     /// Starts the edge task, which first declares the universe to `out`.
     pub fn spawn(
         self,
@@ -155,6 +174,8 @@ impl Edge {
             wildcard: false,
             subscriptions: HashMap::new(),
             incoming: SelectAll::new(),
+            book_subscriptions: HashMap::new(),
+            book_incoming: SelectAll::new(),
             inbound: Inbound::default(),
             counters: Counters::default(),
             epoch: None,
@@ -203,6 +224,10 @@ struct EdgeState {
     /// Live subscriptions by symbol, or `*`.
     subscriptions: HashMap<Arc<str>, oneshot::Sender<()>>,
     incoming: SelectAll<Incoming>,
+    /// Book subscriptions by symbol (those with a local book subscriber),
+    /// and their messages.
+    book_subscriptions: HashMap<Arc<str>, oneshot::Sender<()>>,
+    book_incoming: SelectAll<Incoming>,
     inbound: Inbound,
     counters: Counters,
     /// The epoch told to the router, if any yet.
@@ -246,6 +271,7 @@ impl EdgeState {
                     self.apply(std::mem::take(&mut changes)).await
                 }
                 Some(message) = self.incoming.next(), if !self.incoming.is_empty() => self.live(message).await,
+                Some(message) = self.book_incoming.next(), if !self.book_incoming.is_empty() => self.live_books(message).await,
                 Some(message) = tasks.universe_updates.next() => self.declare(&message.payload).await,
                 Some(event) = tasks.events.recv() => self.connection_event(event, &mut lost).await,
                 _ = status.tick() => {
@@ -342,11 +368,11 @@ impl EdgeState {
         if self.out.send(SourceMsg::Epoch(epoch)).await.is_err() {
             return false;
         }
-        if first && self.wanted.is_empty() && !self.wildcard {
+        if first && self.wanted.is_empty() && !self.wildcard && self.book_subscriptions.is_empty() {
             return true;
         }
         let latest = self.read_latest(self.wildcard, self.wanted_names()).await;
-        self.forward(latest).await
+        self.forward(latest).await && self.refresh_books().await
     }
 
     /// Wanted symbols to read one by one (none while `*` reads them all).
@@ -380,7 +406,7 @@ impl EdgeState {
         }
         let latest = self.read_latest(self.wildcard, self.wanted_names()).await;
         self.report();
-        open && self.forward(latest).await
+        open && self.forward(latest).await && self.refresh_books().await
     }
 
     /// Publishes the edge's status as the `source` section of `/api/stats`.
@@ -395,6 +421,11 @@ impl EdgeState {
                     subject::for_symbol(key)
                 }
             })
+            .chain(
+                self.book_subscriptions
+                    .keys()
+                    .map(|key| subject::book_of(key)),
+            )
             .collect();
         subjects.sort();
         self.stats.set_source_status(serde_json::json!({
@@ -403,6 +434,7 @@ impl EdgeState {
             "connected": self.client.connection_state() == State::Connected,
             "wanted": self.wanted.len(),
             "wildcard": self.wildcard,
+            "books": self.book_subscriptions.len(),
             "epoch": self.epoch,
             "subjects": subjects,
             "counters": self.counters,

@@ -1,10 +1,11 @@
 //! The edge's subscription management: interest changes from the router
 //! become NATS subscriptions (one per wanted symbol, or one to every tick
-//! subject while someone holds `*`), and newly wanted symbols get their
-//! last values read from the broker's stream, and their bars from the
-//! source (`bars.rs`), before `Ready` is sent.
+//! subject while someone holds `*`; one per symbol whose books are wanted),
+//! and newly wanted symbols get their last values read from the broker's
+//! stream, their bars from the source (`bars.rs`) and their last books
+//! (`books.rs`), before `Ready` is sent.
 
-use super::EdgeState;
+use super::{EdgeState, Incoming};
 use crate::nats::store::FETCH_TIMEOUT;
 use crate::nats::subject::{self, ALL_TICKS};
 use crate::protocol::{Tick, WILDCARD};
@@ -27,6 +28,7 @@ impl EdgeState {
         let mut read = Vec::new();
         let mut read_all = false;
         let mut seed = Vec::new();
+        let mut read_books = Vec::new();
         for change in changes {
             match change {
                 Interest::Wanted(name) if &*name == WILDCARD => {
@@ -58,6 +60,13 @@ impl EdgeState {
                         self.subscriptions.remove(&name);
                     }
                 }
+                Interest::WantedBook(name) => {
+                    self.want_book(&name, &mut read_books).await;
+                    ready.push(name);
+                }
+                Interest::UnwantedBook(name) => {
+                    self.book_subscriptions.remove(&name);
+                }
             }
         }
         if self.wildcard {
@@ -65,8 +74,10 @@ impl EdgeState {
         }
         let latest = self.read_latest(read_all, read).await;
         let seeds = self.fetch_bars(seed, &latest).await;
+        let books = self.read_books(read_books).await;
         let open = self.forward(latest).await
             && (seeds.is_empty() || self.out.send(SourceMsg::Bars(seeds)).await.is_ok())
+            && self.forward_books(books).await
             && self.out.send(SourceMsg::Ready(ready)).await.is_ok();
         self.report();
         open
@@ -87,13 +98,9 @@ impl EdgeState {
         if self.subscriptions.contains_key(&key) {
             return;
         }
-        match self.client.subscribe(subject.clone()).await {
-            Ok(subscriber) => {
-                let (cancel, cancelled) = oneshot::channel();
-                self.incoming.push(subscriber.take_until(cancelled));
-                self.subscriptions.insert(key, cancel);
-            }
-            Err(e) => tracing::warn!("subscribing to {subject}: {e}"),
+        if let Some((messages, cancel)) = open(&self.client, subject).await {
+            self.incoming.push(messages);
+            self.subscriptions.insert(key, cancel);
         }
     }
 
@@ -137,5 +144,23 @@ impl EdgeState {
         }
         self.counters.snapshots_read += ticks.len() as u64;
         ticks
+    }
+}
+
+/// Subscribes to `subject`: its messages, which end (and unsubscribe) when
+/// the returned sender is dropped. `None`, logged, if the client refused.
+pub(super) async fn open(
+    client: &async_nats::Client,
+    subject: String,
+) -> Option<(Incoming, oneshot::Sender<()>)> {
+    match client.subscribe(subject.clone()).await {
+        Ok(subscriber) => {
+            let (cancel, cancelled) = oneshot::channel();
+            Some((subscriber.take_until(cancelled), cancel))
+        }
+        Err(e) => {
+            tracing::warn!("subscribing to {subject}: {e}");
+            None
+        }
     }
 }
