@@ -640,3 +640,44 @@ async fn deltas_that_disagree_with_the_full_stream_are_violations() {
     assert_eq!(point["violations"]["delta_mismatches"], 2);
     assert_eq!(point["violations"]["total"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_tokens_is_measured_with_token_and_refused_without() {
+    let scratch = Scratch::new("token");
+    let server =
+        common::start_server(&["--token", "s3cret", "--symbols", "20", "--rate", "1k"]).await;
+    let url = server.ws_url();
+    let args = [
+        "--url",
+        url.as_str(),
+        "--clients",
+        "4",
+        "--symbols",
+        "20",
+        "--symbols-per-client",
+        "5",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+    ];
+    let mut with_token = args.to_vec();
+    with_token.extend(["--token", "s3cret"]);
+    let report = bench(&with_token, &scratch.file("report.json")).await;
+    let point = &report["points"][0];
+    assert_eq!(point["connections"]["subscribed"], 4, "{point}");
+    assert!(
+        point["server_stages"]["deliver"]["count"].as_u64().unwrap() > 0,
+        "/api/stats read with the token: {point}"
+    );
+
+    let argv: Vec<&str> = ["tickfeed", "bench"].into_iter().chain(args).collect();
+    let Some(Command::Bench(args)) = Cli::try_parse_from(&argv).unwrap().command else {
+        panic!("not bench")
+    };
+    let refused = tickfeed::bench::run(args)
+        .await
+        .expect_err("no token, no run");
+    assert!(format!("{refused:#}").contains("401"), "{refused:#}");
+    server.shutdown().await;
+}

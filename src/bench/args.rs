@@ -81,6 +81,16 @@ pub struct BenchArgs {
     /// Server to measure (`ws://HOST:PORT/ws`) instead of an in-process one.
     #[arg(long)]
     pub url: Option<String>,
+    /// Token for a server at --url started with --tokens: sent as
+    /// `Authorization: Bearer` on every connection and on its /api/stats and
+    /// /metrics. Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "TICKFEED_BENCH_TOKEN",
+        hide_env_values = true,
+        requires = "url"
+    )]
+    pub token: Option<String>,
     /// What to measure, comma-separated: tickfeed, nats.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "tickfeed")]
     pub target: Vec<TargetKind>,
@@ -199,6 +209,8 @@ fn invalid(flag: &'static str, msg: impl Into<String>) -> ArgsError {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub url: Option<String>,
+    /// `--token`, for the server at `url`.
+    pub token: Option<String>,
     /// Symbols the clients pick from (the market's, or the first the
     /// server at --url lists).
     pub symbols: usize,
@@ -320,6 +332,7 @@ impl BenchArgs {
         let points = sweep(&targets, &self.clients, rates);
         Ok(Plan {
             url: self.url,
+            token: self.token,
             symbols,
             symbols_per_client: self.symbols_per_client,
             hot_symbols: self.hot_symbols,

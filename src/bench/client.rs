@@ -31,6 +31,8 @@ pub(super) struct Endpoint {
     pub url: String,
     pub addr: SocketAddr,
     pub encoding: Encoding,
+    /// Sent as `Authorization: Bearer` on every handshake (`--token`).
+    pub token: Option<String>,
 }
 
 /// Opens a TCP connection without Nagle delay; `recv_buffer` sets
@@ -125,6 +127,7 @@ impl Endpoint {
             url: url.into(),
             addr,
             encoding,
+            token: None,
         })
     }
 
@@ -147,6 +150,11 @@ impl Endpoint {
             "sec-websocket-protocol",
             HeaderValue::from_static(encoding.subprotocol()),
         );
+        if let Some(token) = &self.token {
+            let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ConnectError::Reply("--token: not a valid header value".into()))?;
+            request.headers_mut().insert("authorization", bearer);
+        }
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(0);

@@ -70,6 +70,8 @@ enum Server {
     InProcess(RunningServer),
     External {
         http_base: String,
+        /// `--token`, for its /api/stats and /metrics.
+        token: Option<String>,
         pid: Option<u32>,
     },
     Nats {
@@ -159,7 +161,8 @@ impl Target {
     }
 
     async fn start_external(plan: &Plan, url: &str) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::resolve(url, plan.encoding).await?;
+        let mut endpoint = Endpoint::resolve(url, plan.encoding).await?;
+        endpoint.token = plan.token.clone();
         let (name, symbols) = list_symbols(&endpoint, plan.symbols).await?;
         if symbols.len() < plan.symbols {
             anyhow::bail!(
@@ -173,6 +176,7 @@ impl Target {
             symbols,
             server: Server::External {
                 http_base: endpoint.http_base(),
+                token: plan.token.clone(),
                 pid: plan.server_pid,
             },
             clients: ClientSide::Tickfeed {
@@ -228,8 +232,13 @@ impl Target {
                     Some([Stage::Route, Stage::Deliver].map(|s| server.stats.histograms(s).0));
                 sample.server_cpu_s = split.map(|s| s.2);
             }
-            Server::External { http_base, pid } => {
-                sample.stats = fetch_stats(http_base).await;
+            Server::External {
+                http_base,
+                token,
+                pid,
+            } => {
+                let token = token.as_deref();
+                sample.stats = fetch_stats(http_base, token).await;
                 sample.source_updates = sample.stats.as_ref().map(|s| s.ticks_in);
                 match pid {
                     Some(pid) => {
@@ -238,7 +247,7 @@ impl Target {
                     }
                     None => {
                         (sample.server_cpu_s, sample.server_rss_bytes) =
-                            fetch_process_metrics(http_base).await
+                            fetch_process_metrics(http_base, token).await
                     }
                 }
                 sample.bench_rss_bytes = procfs::rss_bytes(Pid::This);
@@ -304,17 +313,21 @@ async fn list_symbols(endpoint: &Endpoint, count: usize) -> anyhow::Result<(Stri
     }
 }
 
-async fn http_get(url: &str) -> Option<reqwest::Response> {
+async fn http_get(url: &str, token: Option<&str>) -> Option<reqwest::Response> {
     let client = reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .build()
         .ok()?;
-    client.get(url).send().await.ok()?.error_for_status().ok()
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.ok()?.error_for_status().ok()
 }
 
 /// `/api/stats`, or `None` for a server that has none in this shape.
-async fn fetch_stats(http_base: &str) -> Option<StatsSnapshot> {
-    http_get(&format!("{http_base}/api/stats"))
+async fn fetch_stats(http_base: &str, token: Option<&str>) -> Option<StatsSnapshot> {
+    http_get(&format!("{http_base}/api/stats"), token)
         .await?
         .json()
         .await
@@ -322,8 +335,8 @@ async fn fetch_stats(http_base: &str) -> Option<StatsSnapshot> {
 }
 
 /// Process CPU seconds and RSS from Prometheus' standard process metrics.
-async fn fetch_process_metrics(http_base: &str) -> (Option<f64>, Option<u64>) {
-    let Some(response) = http_get(&format!("{http_base}/metrics")).await else {
+async fn fetch_process_metrics(http_base: &str, token: Option<&str>) -> (Option<f64>, Option<u64>) {
+    let Some(response) = http_get(&format!("{http_base}/metrics"), token).await else {
         return (None, None);
     };
     let text = response.text().await.unwrap_or_default();
