@@ -81,7 +81,7 @@ pub struct BenchArgs {
     /// Server to measure (`ws://HOST:PORT/ws`) instead of an in-process one.
     #[arg(long)]
     pub url: Option<String>,
-    /// Token for a server at --url started with --tokens: sent as
+    /// Token for a server at --url started with --token: sent as
     /// `Authorization: Bearer` on every connection and on its /api/stats and
     /// /metrics. Prefer the environment variable: a flag shows in `ps`.
     #[arg(
