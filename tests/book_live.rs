@@ -75,6 +75,7 @@ async fn a_book_subscriber_gets_a_snapshot_first_then_books_that_keep_the_invari
         (ack["ev"].as_str(), ack["channel"].as_str()),
         (Some("ack"), Some("book"))
     );
+    assert_eq!(ack["depth"], 10, "the server's --depth when none is asked");
     let snapshot = client.wait_event(is_book).await;
     assert_eq!(
         (snapshot["snap"].as_bool(), snapshot["n"].as_u64()),
@@ -134,9 +135,10 @@ async fn a_smaller_depth_gets_the_same_books_cut_to_it() {
     let mut shallow = Client::connect(&server.ws_url()).await;
     deep.request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["MSFT"],"depth":10,"snapshot":false}))
         .await;
-    shallow
+    let ack = shallow
         .request(json!({"op":"subscribe","id":1,"channel":"book","symbols":["MSFT"],"depth":3,"snapshot":false}))
         .await;
+    assert_eq!(ack["depth"], 3, "the depth granted: {ack}");
     same_books(&mut deep, &mut shallow, 3).await;
     server.shutdown_after((deep, shallow)).await;
 }
@@ -165,40 +167,61 @@ fn top(px: &Value, sz: &Value) -> Value {
 }
 
 /// Reads ticks and `books` book events from `client`, which subscribed to
-/// both for the same symbols; checks that each book whose event also made
-/// a tick (the two share symbol, `ts` and `xt`: a replay stamps one `ts`
-/// on a whole batch) has that tick's quote as its top level, and never
-/// crosses. Returns how many books met their tick.
+/// both for the same symbols, and checks each book against the ticks of
+/// its symbol that share its `ts` and `xt` (a replay stamps one `ts` on a
+/// whole batch, and LOBSTER rows share times): its top level is one of
+/// those ticks' quotes, or the quote in force before them (an event that
+/// changed only deeper levels made the book and no tick). Books are
+/// checked once a tick of a later event was read (ticks and books travel
+/// apart) and while no tick was merged (a merged tick hides the quotes of
+/// the events merged into it). Returns how many books met a tick of their
+/// own event time.
 async fn tops_meet_their_ticks(client: &mut Client, books: usize) -> usize {
-    let mut quotes: HashMap<(String, u64, Option<u64>), Vec<Value>> = HashMap::new();
+    type Key = (u64, Option<u64>);
+    // Per symbol, every tick's (ts, xt) and quote, in arrival (= event) order.
+    let mut ticks: HashMap<String, Vec<(Key, Value)>> = HashMap::new();
     let mut tops = Vec::new();
+    let mut merged_ticks = false;
     while tops.len() < books {
         let event = client.next_event().await;
+        let sym = event["sym"].as_str().unwrap_or_default().to_string();
         let key = (
-            event["sym"].as_str().unwrap_or_default().to_string(),
             event["ts"].as_u64().unwrap_or_default(),
             event["xt"].as_u64(),
         );
         if is_tick(&event) {
+            merged_ticks |= event["n"].as_u64() > Some(0);
             let quote = json!([
                 top(&event["bid"], &event["bsz"]),
                 top(&event["ask"], &event["asz"])
             ]);
-            quotes.entry(key).or_default().push(quote);
+            ticks.entry(sym).or_default().push((key, quote));
         } else if is_book(&event) {
             check_shape(&event, usize::MAX);
-            tops.push((key, json!([event["bids"][0], event["asks"][0]])));
+            tops.push((sym, key, json!([event["bids"][0], event["asks"][0]])));
         }
     }
     let mut matched = 0;
-    for (key, top) in &tops {
-        if let Some(candidates) = quotes.get(key) {
-            assert!(
-                candidates.contains(top),
-                "book {key:?} top {top} is none of {candidates:?}"
-            );
-            matched += 1;
+    for (sym, key, top) in &tops {
+        let Some(ticks) = ticks.get(sym) else {
+            continue;
+        };
+        let all_in = ticks.last().is_some_and(|(last, _)| last > key);
+        let own: Vec<&Value> = ticks
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, q)| q)
+            .collect();
+        if !all_in || own.is_empty() || merged_ticks {
+            continue;
         }
+        let before = ticks.iter().rev().find(|(k, _)| k < key).map(|(_, q)| q);
+        let met = own.contains(&top);
+        assert!(
+            met || before == Some(top),
+            "book {sym} {key:?} top {top} is none of {own:?} nor the quote before them {before:?}"
+        );
+        matched += usize::from(met);
     }
     matched
 }

@@ -529,6 +529,7 @@ mod tests {
                     op: "subscribe".into(),
                     channel: None,
                     tf: None,
+                    depth: None,
                     symbols: Some(vec!["A".into(), "B".into()]),
                     resumed: Some(std::collections::BTreeMap::from([
                         ("A".to_string(), Some(3)),

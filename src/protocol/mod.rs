@@ -200,6 +200,11 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         #[schemars(with = "Timeframe")]
         tf: Option<Timeframe>,
+        /// For a subscribe of books: the levels per side its book events
+        /// carry (the `depth` asked, or the server's `--depth`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        #[schemars(with = "u64")]
+        depth: Option<usize>,
         /// For a subscribe or unsubscribe: the symbols it applied to.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         #[schemars(with = "Vec<String>")]

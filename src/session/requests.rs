@@ -216,6 +216,7 @@ impl RequestContext<'_> {
                 op: "subscribe".into(),
                 channel: None,
                 tf: None,
+                depth: None,
                 symbols: Some(acked),
                 resumed: asked.resume.is_some().then_some(resumed),
             });
@@ -358,6 +359,7 @@ impl RequestContext<'_> {
                 op: "unsubscribe".into(),
                 channel: None,
                 tf: None,
+                depth: None,
                 symbols: Some(acked),
                 resumed: None,
             }],

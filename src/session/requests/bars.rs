@@ -15,6 +15,7 @@ fn ack(id: Option<u64>, op: &str, tf: Timeframe, symbols: Vec<String>) -> Event 
         op: op.into(),
         channel: Some("bars".into()),
         tf: Some(tf),
+        depth: None,
         symbols: Some(symbols),
         resumed: None,
     }

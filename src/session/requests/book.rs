@@ -9,13 +9,14 @@ use crate::router::RouterGone;
 use crate::session::outbox::Delivery;
 use tokio::time::Instant;
 
-/// The ack of a book request.
-fn ack(id: Option<u64>, op: &str, symbols: Vec<String>) -> Event {
+/// The ack of a book request; a subscribe's names the depth granted.
+fn ack(id: Option<u64>, op: &str, depth: Option<usize>, symbols: Vec<String>) -> Event {
     Event::Ack {
         id,
         op: op.into(),
         channel: Some("book".into()),
         tf: None,
+        depth,
         symbols: Some(symbols),
         resumed: None,
     }
@@ -96,7 +97,7 @@ impl RequestContext<'_> {
             .filter(|n| !granted.unknown.contains(n))
             .collect();
         if !acked.is_empty() {
-            reply.events.push(ack(id, "subscribe", acked));
+            reply.events.push(ack(id, "subscribe", Some(depth), acked));
         }
         reply.unknown_symbols(id, unknown);
         reply.events.append(&mut snapshots);
@@ -116,7 +117,7 @@ impl RequestContext<'_> {
             self.outbox.remove_books(&removed);
         }
         Ok(Reply {
-            events: vec![ack(id, "unsubscribe", names)],
+            events: vec![ack(id, "unsubscribe", None, names)],
             ..Reply::default()
         })
     }
