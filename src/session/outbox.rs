@@ -306,15 +306,10 @@ impl Outbox {
                 continue;
             }
             if let Some(interval) = sub.interval {
-                if now < sub.next_due {
+                if !take_slot(interval, &mut sub.next_due, now, &mut self.deferred_until) {
                     mailbox.defer(id);
-                    self.deferred_until = Some(
-                        self.deferred_until
-                            .map_or(sub.next_due, |t| t.min(sub.next_due)),
-                    );
                     continue;
                 }
-                sub.next_due = now + interval;
             } else if latest.seq() > sub.last_seq + 1 {
                 let read_at = now + read_delay;
                 let replay =
@@ -444,6 +439,24 @@ pub fn reply_frame(encoding: Encoding, events: &[Event]) -> Bytes {
         frame.push_encoded(&encode_event(encoding, event));
     }
     frame.finish()
+}
+
+/// The `max_hz` slot of a paced subscription (ticks, bars or books): true,
+/// with the next slot set `interval` on, when `next_due` has come;
+/// otherwise false, and `deferred_until` holds the earliest slot waited for
+/// so the session wakes then.
+fn take_slot(
+    interval: Duration,
+    next_due: &mut Instant,
+    now: Instant,
+    deferred_until: &mut Option<Instant>,
+) -> bool {
+    if now < *next_due {
+        *deferred_until = Some(deferred_until.map_or(*next_due, |t| t.min(*next_due)));
+        return false;
+    }
+    *next_due = now + interval;
+    true
 }
 
 #[cfg(test)]

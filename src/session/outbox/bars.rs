@@ -9,7 +9,7 @@
 //! subscription is one index and a pacing slot, whatever the client's
 //! speed.
 
-use super::{Delivery, Emitter, Outbox};
+use super::{Delivery, Emitter, Outbox, take_slot};
 use crate::bars::BarStore;
 use crate::conflate::{Mailbox, bar_key, from_bar_key};
 use crate::protocol::{Bar, BarEvent, Event, Timeframe};
@@ -106,17 +106,11 @@ pub(super) fn collect_bars(
         if index != sub.next_final {
             return;
         }
-        if let Some(interval) = sub.interval {
-            if now < sub.next_due {
-                mailbox.defer_bar(key);
-                *outbox.deferred_until = Some(
-                    outbox
-                        .deferred_until
-                        .map_or(sub.next_due, |t| t.min(sub.next_due)),
-                );
-                return;
-            }
-            sub.next_due = now + interval;
+        if let Some(interval) = sub.interval
+            && !take_slot(interval, &mut sub.next_due, now, outbox.deferred_until)
+        {
+            mailbox.defer_bar(key);
+            return;
         }
         emit.event(&bar_event(outbox.table, id, tf, bar, None, false));
     });

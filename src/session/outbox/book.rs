@@ -9,7 +9,7 @@
 //! bytes are the book's shared encoding at that depth; only a non-zero
 //! `n` is written per client.
 
-use super::{Delivery, Emitter, Outbox};
+use super::{Delivery, Emitter, Outbox, take_slot};
 use crate::books::{BookStore, EncodedBook};
 use crate::conflate::Mailbox;
 use crate::protocol::{BookEvent, Event};
@@ -118,16 +118,11 @@ pub(super) fn collect_books(
         if latest.seq() <= sub.last_seq {
             return;
         }
-        if let Some(interval) = sub.interval {
-            if now < sub.next_due {
-                mailbox.defer_book(id);
-                *view.deferred_until = Some(
-                    view.deferred_until
-                        .map_or(sub.next_due, |t| t.min(sub.next_due)),
-                );
-                return;
-            }
-            sub.next_due = now + interval;
+        if let Some(interval) = sub.interval
+            && !take_slot(interval, &mut sub.next_due, now, view.deferred_until)
+        {
+            mailbox.defer_book(id);
+            return;
         }
         emit.book(latest, sub);
     });
