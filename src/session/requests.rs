@@ -79,6 +79,36 @@ impl SubscribeAsked {
 }
 
 impl RequestContext<'_> {
+    /// Refuses, in `reply`, a subscribe that would take the connection's
+    /// subscriptions (ticks, bars and books together) past
+    /// `--max-subscriptions`; `adding` of `what` are new. True if refused.
+    fn refuse_over_limit(
+        &self,
+        id: Option<u64>,
+        adding: usize,
+        what: &str,
+        reply: &mut Reply,
+    ) -> bool {
+        let (held, most) = (
+            self.outbox.subscription_count(),
+            self.limits.max_subscriptions,
+        );
+        if held + adding <= most {
+            return false;
+        }
+        reply.refused = true;
+        reply.events.push(Event::Error {
+            id,
+            code: ErrorCode::TooManySubscriptions,
+            msg: format!(
+                "{adding} more {what} would make {} subscriptions; the limit is {most} per connection",
+                held + adding
+            ),
+            symbols: None,
+        });
+        true
+    }
+
     pub(super) async fn handle(&mut self, request: Request) -> Result<Reply, RouterGone> {
         match request {
             Request::Subscribe {
@@ -179,20 +209,8 @@ impl RequestContext<'_> {
                 vec![WILDCARD.to_string()]
             }
             SymbolSet::Named(names) => {
-                let held = self.outbox.subscription_count();
-                let adding = self.outbox.new_count(&names);
-                if held + adding > self.limits.max_subscriptions {
-                    reply.refused = true;
-                    reply.events.push(Event::Error {
-                        id,
-                        code: ErrorCode::TooManySubscriptions,
-                        msg: format!(
-                            "{adding} more symbols would make {} subscriptions; the limit is {} per connection",
-                            held + adding,
-                            self.limits.max_subscriptions
-                        ),
-                        symbols: None,
-                    });
+                if self.refuse_over_limit(id, self.outbox.new_count(&names), "symbols", &mut reply)
+                {
                     return Ok(reply);
                 }
                 if names.is_empty() {

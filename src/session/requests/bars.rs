@@ -3,7 +3,7 @@
 //! follow the ack as snapshots (see `outbox/bars.rs` for what comes next).
 
 use super::{Reply, RequestContext};
-use crate::protocol::{ErrorCode, Event, Timeframe};
+use crate::protocol::{Event, Timeframe};
 use crate::router::RouterGone;
 use crate::session::outbox::Delivery;
 use tokio::time::Instant;
@@ -32,20 +32,7 @@ impl RequestContext<'_> {
         snapshot: bool,
     ) -> Result<Reply, RouterGone> {
         let mut reply = Reply::default();
-        let held = self.outbox.subscription_count();
-        if held + names.len() > self.limits.max_subscriptions {
-            reply.refused = true;
-            reply.events.push(Event::Error {
-                id,
-                code: ErrorCode::TooManySubscriptions,
-                msg: format!(
-                    "{} more bars subscriptions would make {}; the limit is {} per connection",
-                    names.len(),
-                    held + names.len(),
-                    self.limits.max_subscriptions
-                ),
-                symbols: None,
-            });
+        if self.refuse_over_limit(id, names.len(), "bars", &mut reply) {
             return Ok(reply);
         }
         let mailbox = self.outbox.mailbox();

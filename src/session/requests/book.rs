@@ -60,20 +60,7 @@ impl RequestContext<'_> {
             });
             return Ok(reply);
         }
-        let held = self.outbox.subscription_count();
-        let adding = self.outbox.new_book_count(&names);
-        if held + adding > self.limits.max_subscriptions {
-            reply.refused = true;
-            reply.events.push(Event::Error {
-                id,
-                code: ErrorCode::TooManySubscriptions,
-                msg: format!(
-                    "{adding} more book subscriptions would make {}; the limit is {} per connection",
-                    held + adding,
-                    self.limits.max_subscriptions
-                ),
-                symbols: None,
-            });
+        if self.refuse_over_limit(id, self.outbox.new_book_count(&names), "books", &mut reply) {
             return Ok(reply);
         }
         let mailbox = self.outbox.mailbox();
